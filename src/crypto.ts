@@ -1,0 +1,127 @@
+/**
+ * Web Crypto primitives used across the service. Pure functions: keys come in as strings from
+ * Worker secrets; nothing here touches bindings.
+ */
+
+const encoder = new TextEncoder()
+
+const CODE_RANGE = 1_000_000
+// Largest multiple of 10^6 below 2^32: draws at or above it are rejected so every code is equally likely.
+const CODE_DRAW_LIMIT = 2 ** 32 - (2 ** 32 % CODE_RANGE)
+
+/** A uniform 6-digit code by rejection sampling over crypto.getRandomValues (no modulo bias). */
+export function generateCode(): string {
+  const draw = new Uint32Array(1)
+  for (;;) {
+    crypto.getRandomValues(draw)
+    const value = draw[0] ?? CODE_DRAW_LIMIT
+    if (value < CODE_DRAW_LIMIT) return String(value % CODE_RANGE).padStart(6, '0')
+  }
+}
+
+/** `bytes` random bytes, base64url without padding (tokens, secrets). */
+export function randomToken(bytes = 32): string {
+  const buf = new Uint8Array(bytes)
+  crypto.getRandomValues(buf)
+  return toBase64Url(buf)
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  let s = ''
+  for (const b of bytes) s += String.fromCharCode(b)
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+export function fromBase64Url(text: string): Uint8Array {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/')
+  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4))
+  const out = new Uint8Array(bin.length)
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
+  return out
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let s = ''
+  for (const b of bytes) s += b.toString(16).padStart(2, '0')
+  return s
+}
+
+export function fromHex(hex: string): Uint8Array | null {
+  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) return null
+  const out = new Uint8Array(hex.length / 2)
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16)
+  return out
+}
+
+export async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(text)))
+}
+
+/**
+ * Constant-time equality of two byte strings. Lengths are compared first (length is not secret for
+ * our fixed-size digests); contents go through crypto.subtle.timingSafeEqual.
+ */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  return crypto.subtle.timingSafeEqual(a, b)
+}
+
+const hmacKeys = new Map<string, Promise<CryptoKey>>()
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = hmacKeys.get(secret)
+  if (!key) {
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+    ])
+    hmacKeys.set(secret, key)
+  }
+  return key
+}
+
+/** HMAC-SHA-256(secret, message) as raw bytes. Imported keys are cached per isolate. */
+export async function hmacSha256(secret: string, message: string | Uint8Array): Promise<Uint8Array> {
+  const data = typeof message === 'string' ? encoder.encode(message) : message
+  return new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), data))
+}
+
+const aesKeys = new Map<string, Promise<CryptoKey>>()
+
+function aesKey(secretBase64: string): Promise<CryptoKey> {
+  let key = aesKeys.get(secretBase64)
+  if (!key) {
+    const raw = fromBase64Url(secretBase64.trim())
+    if (raw.byteLength !== 32) {
+      return Promise.reject(new Error('CODE_ENCRYPTION_KEY must be 32 bytes, base64-encoded'))
+    }
+    key = crypto.subtle.importKey('raw', raw, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt'])
+    aesKeys.set(secretBase64, key)
+  }
+  return key
+}
+
+export interface Sealed {
+  iv: string
+  ct: string
+}
+
+/** AES-256-GCM encryption; `aad` binds the ciphertext to its context (it must match on open). */
+export async function seal(keyBase64: string, plaintext: string, aad: string): Promise<Sealed> {
+  const iv = new Uint8Array(12)
+  crypto.getRandomValues(iv)
+  const ct = await crypto.subtle.encrypt(
+    { name: 'AES-GCM', iv, additionalData: encoder.encode(aad) },
+    await aesKey(keyBase64),
+    encoder.encode(plaintext),
+  )
+  return { iv: toBase64Url(iv), ct: toBase64Url(new Uint8Array(ct)) }
+}
+
+export async function open(keyBase64: string, sealed: Sealed, aad: string): Promise<string> {
+  const pt = await crypto.subtle.decrypt(
+    { name: 'AES-GCM', iv: fromBase64Url(sealed.iv), additionalData: encoder.encode(aad) },
+    await aesKey(keyBase64),
+    fromBase64Url(sealed.ct),
+  )
+  return new TextDecoder().decode(pt)
+}

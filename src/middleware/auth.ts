@@ -1,0 +1,48 @@
+import type { MiddlewareHandler } from 'hono'
+import { now } from '../clock'
+import { bytesEqual, sha256 } from '../crypto'
+import { findProject } from '../db/projects'
+import type { AppEnv } from '../env'
+import { StytchError } from '../errors'
+import { parseId } from '../ids'
+
+const MAX_AUTHORIZATION_LENGTH = 1_024
+
+/**
+ * HTTP Basic `project_id:secret`. The secret is hashed and compared with the stored SHA-256 in
+ * constant time; every failure (missing, malformed, unknown project, wrong secret) is the same
+ * `401 unauthorized_credentials`, so the reply does not reveal which projects exist.
+ */
+export function projectAuth(): MiddlewareHandler<AppEnv> {
+  return async function projectAuthMiddleware(c, next) {
+    const credentials = parseBasic(c.req.header('authorization'))
+    if (!credentials) throw new StytchError('unauthorized_credentials')
+    const env = parseId('project', credentials.projectId)
+    if (!env) throw new StytchError('unauthorized_credentials')
+    const [project, presented] = await Promise.all([
+      findProject(c.env.DB, credentials.projectId, now()),
+      sha256(credentials.secret),
+    ])
+    // Compare against a dummy hash when the project is unknown so both paths do the same work.
+    const expected = project?.secretHash ?? new Uint8Array(32)
+    const ok = bytesEqual(presented, expected) && project !== null && project.env === env
+    if (!ok || !project) throw new StytchError('unauthorized_credentials')
+    c.set('project', project)
+    await next()
+  }
+}
+
+function parseBasic(header: string | undefined): { projectId: string; secret: string } | null {
+  if (!header || header.length > MAX_AUTHORIZATION_LENGTH) return null
+  const match = /^Basic ([A-Za-z0-9+/]+={0,2})$/i.exec(header.trim())
+  if (!match?.[1]) return null
+  let decoded: string
+  try {
+    decoded = atob(match[1])
+  } catch {
+    return null
+  }
+  const colon = decoded.indexOf(':')
+  if (colon <= 0 || colon === decoded.length - 1) return null
+  return { projectId: decoded.slice(0, colon), secret: decoded.slice(colon + 1) }
+}

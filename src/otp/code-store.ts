@@ -1,0 +1,125 @@
+import { now } from '../clock'
+import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
+import { requireSecret } from '../env'
+import type { AttributesInput, Locale } from '../schemas'
+import { type WhatsAppJob, jobAad } from '../whatsapp/job'
+
+/**
+ * A freshly issued code, before it is stored. `code` is the only plaintext copy; it leaves this
+ * module either as a keyed hash (KV) or encrypted (the delivery job).
+ */
+export interface PendingCode {
+  code: string
+  codeId: string
+  createdAt: number
+  expiresAt: number
+  expirationMinutes: number
+  locale: Locale
+  attributes: AttributesInput | undefined
+}
+
+/** What KV holds under otp:<phone_id>: never the code, only its keyed hash. */
+export interface StoredCode {
+  v: 1
+  code_id: string
+  mac: string
+  expires_at: number
+  ip_address?: string
+  user_agent?: string
+}
+
+export const codeKey = (phoneId: string) => `otp:${phoneId}`
+
+export function newPendingCode(
+  expirationMinutes: number,
+  locale: Locale,
+  attributes: AttributesInput | undefined,
+): PendingCode {
+  const createdAt = now()
+  return {
+    code: generateCode(),
+    codeId: crypto.randomUUID(),
+    createdAt,
+    expiresAt: createdAt + expirationMinutes * 60_000,
+    expirationMinutes,
+    locale,
+    attributes,
+  }
+}
+
+/** HMAC-SHA-256 with the pepper over the phone, the code's id and the code: bound to both. */
+export async function codeMac(env: Env, phoneId: string, codeId: string, code: string): Promise<Uint8Array> {
+  return hmacSha256(requireSecret(env, 'OTP_PEPPER'), `otp:v1:${phoneId}:${codeId}:${code}`)
+}
+
+/**
+ * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
+ * row (attempts reset, not consumed) and the delivery record. The phone is addressed by number so
+ * the statements work in the same batch that creates it.
+ */
+export function codeStatements(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  pending: PendingCode,
+): D1PreparedStatement[] {
+  return [
+    db
+      .prepare(
+        `INSERT INTO otp_codes (phone_id, project_id, code_id, expires_at, attempts, consumed_at, consumed_by, created_at)
+         SELECT id, ?1, ?3, ?4, 0, NULL, NULL, ?5 FROM phones WHERE project_id = ?1 AND phone_number = ?2
+         ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, expires_at = excluded.expires_at,
+           attempts = 0, consumed_at = NULL, consumed_by = NULL, created_at = excluded.created_at`,
+      )
+      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt),
+    db
+      .prepare(
+        `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
+         SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones WHERE project_id = ?1 AND phone_number = ?2`,
+      )
+      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt),
+  ]
+}
+
+/**
+ * After the D1 batch committed: the keyed hash goes to KV (one key per phone, so a new code
+ * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum), then exactly one
+ * delivery job with the code encrypted goes on the queue.
+ */
+export async function storeAndEnqueue(
+  env: Env,
+  projectId: string,
+  phoneId: string,
+  phoneNumber: string,
+  pending: PendingCode,
+): Promise<void> {
+  const stored: StoredCode = {
+    v: 1,
+    code_id: pending.codeId,
+    mac: toBase64Url(await codeMac(env, phoneId, pending.codeId, pending.code)),
+    expires_at: pending.expiresAt,
+  }
+  if (pending.attributes?.ip_address) stored.ip_address = pending.attributes.ip_address
+  if (pending.attributes?.user_agent) stored.user_agent = pending.attributes.user_agent
+  const ids = { id: pending.codeId, phone_id: phoneId, phone_number: phoneNumber }
+  const [, code] = await Promise.all([
+    env.OTP_KV.put(codeKey(phoneId), JSON.stringify(stored), {
+      expirationTtl: Math.max(60, pending.expirationMinutes * 60),
+    }),
+    seal(requireSecret(env, 'CODE_ENCRYPTION_KEY'), pending.code, jobAad(ids)),
+  ])
+  const job: WhatsAppJob = {
+    v: 1,
+    ...ids,
+    project_id: projectId,
+    locale: pending.locale,
+    expires_at: pending.expiresAt,
+    code,
+  }
+  await env.WHATSAPP_QUEUE.send(job, { contentType: 'json' })
+}
+
+export async function readStoredCode(env: Env, phoneId: string): Promise<StoredCode | null> {
+  const stored = await env.OTP_KV.get<StoredCode>(codeKey(phoneId), 'json')
+  return stored && stored.v === 1 ? stored : null
+}

@@ -1,0 +1,44 @@
+import { now } from '../clock'
+import type { Project } from '../db/projects'
+import { type PhoneOwnerRow, findOrCreateStatements } from '../db/users'
+import { StytchError } from '../errors'
+import { newId } from '../ids'
+import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
+import type { LoginOrCreateInput } from '../schemas'
+import { codeStatements, newPendingCode, storeAndEnqueue } from './code-store'
+
+export interface LoginOrCreateResult {
+  user_id: string
+  phone_id: string
+  user_created: boolean
+}
+
+/**
+ * POST /v1/otps/whatsapp/login_or_create: find or create the user owning the phone and issue a new
+ * code, all in one D1 batch; then the code's hash goes to KV and one delivery job to the queue.
+ * The sandbox number (test projects only) gets a stable user and phone and no code or job.
+ */
+export async function loginOrCreate(env: Env, project: Project, input: LoginOrCreateInput): Promise<LoginOrCreateResult> {
+  const sandbox = project.env === 'test' && input.phone_number === SANDBOX_PHONE_NUMBER
+  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null } : parsePhone(input.phone_number)
+  if (!phone) throw new StytchError('invalid_phone_number')
+
+  const at = now()
+  const mintedUserId = newId('user', project.env)
+  const { statements, owner } = findOrCreateStatements(env.DB, {
+    projectId: project.id,
+    phoneNumber: phone.e164,
+    userId: mintedUserId,
+    phoneId: newId('phone', project.env),
+    status: input.create_user_as_pending ? 'pending' : 'active',
+    now: at,
+  })
+  const pending = sandbox ? null : newPendingCode(input.expiration_minutes, input.locale, input.attributes)
+  const batch = [...statements, ...(pending ? codeStatements(env.DB, project.id, phone.e164, pending) : []), owner]
+  const results = await env.DB.batch(batch)
+  const row = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
+  if (!row) throw new Error('find-or-create returned no owner row')
+
+  if (pending) await storeAndEnqueue(env, project.id, row.phone_id, phone.e164, pending)
+  return { user_id: row.user_id, phone_id: row.phone_id, user_created: row.user_created === 1 }
+}

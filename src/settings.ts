@@ -1,0 +1,57 @@
+import { z } from 'zod'
+
+/**
+ * Per-project settings, stored as JSON in projects.settings. Every key is optional in storage and
+ * takes the default below, so new settings never need a data migration. The README's limits table
+ * is generated from the same descriptions.
+ */
+export const ProjectSettingsSchema = z.object({
+  otp_max_attempts: z
+    .number().int().min(1).max(20).default(5)
+    .describe('Wrong guesses a single code survives; after that it is dead even for the right code.'),
+  user_lock_threshold: z
+    .number().int().min(1).max(100).default(10)
+    .describe('Consecutive failed authentications that lock a user (Stytch user lock).'),
+  user_lock_seconds: z
+    .number().int().min(300).max(604_800).default(3_600)
+    .describe('How long a user lock lasts.'),
+  phone_send_cooldown_seconds: z
+    .number().int().min(0).max(3_600).default(30)
+    .describe('Minimum time between two sends to one phone number.'),
+  phone_sends_per_hour: z
+    .number().int().min(1).max(1_000).default(5)
+    .describe('Sends to one phone number per hour.'),
+  phone_sends_per_day: z
+    .number().int().min(1).max(10_000).default(10)
+    .describe('Sends to one phone number per 24 hours.'),
+  ip_sends_per_hour: z
+    .number().int().min(1).max(1_000_000).default(20)
+    .describe('Sends per end-user IP (attributes.ip_address) per hour.'),
+  ip_failed_auths_per_hour: z
+    .number().int().min(1).max(1_000_000).default(30)
+    .describe('Failed authentications per end-user IP per hour.'),
+  allowed_countries: z
+    .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
+    .default(['US', 'CA'])
+    .describe('ISO 3166-1 alpha-2 countries that may receive codes, or "*" for all.'),
+  country_sends_per_hour: z
+    .number().int().min(1).max(10_000_000).default(1_000)
+    .describe('Sends per destination country per hour (pumping circuit-breaker).'),
+  new_users_per_hour: z
+    .number().int().min(1).max(10_000_000).default(1_000)
+    .describe('Users a project may create per hour.'),
+})
+
+export type ProjectSettings = z.infer<typeof ProjectSettingsSchema>
+
+/** Parses stored settings; an unreadable value falls back to the defaults (and is logged). */
+export function parseSettings(json: string): ProjectSettings {
+  try {
+    const result = ProjectSettingsSchema.safeParse(JSON.parse(json))
+    if (result.success) return result.data
+    console.error('project settings invalid, using defaults', result.error.issues)
+  } catch {
+    console.error('project settings are not JSON, using defaults')
+  }
+  return ProjectSettingsSchema.parse({})
+}

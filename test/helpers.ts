@@ -1,0 +1,158 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { expect } from 'vitest'
+import { sha256, toHex } from '../src/crypto'
+import { clearProjectCache } from '../src/db/projects'
+import worker from '../src/index'
+
+export interface TestProject {
+  id: string
+  secret: string
+  env: 'test' | 'live'
+  settings?: Record<string, unknown>
+}
+
+/** The local development project documented in the README (local only). */
+export const TEST_PROJECT: TestProject = {
+  id: 'project-test-00000000-0000-4000-8000-000000000000',
+  secret: 'secret-test-local-development-only-0000000000',
+  env: 'test',
+}
+
+export async function seedProject(project: TestProject): Promise<TestProject> {
+  const hash = toHex(await sha256(project.secret))
+  await env.DB.prepare(
+    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (?1, ?2, 'test', ?3, ?4, ?5)
+     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings`,
+  )
+    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now())
+    .run()
+  clearProjectCache()
+  return project
+}
+
+/** A fresh project of its own, so a test does not share rows or limits with others. */
+export async function newProject(projectEnv: 'test' | 'live' = 'test', settings?: Record<string, unknown>) {
+  return seedProject({
+    id: `project-${projectEnv}-${crypto.randomUUID()}`,
+    secret: `secret-${projectEnv}-${crypto.randomUUID()}`,
+    env: projectEnv,
+    ...(settings ? { settings } : {}),
+  })
+}
+
+export function basicAuth(project: Pick<TestProject, 'id' | 'secret'> = TEST_PROJECT): string {
+  return `Basic ${btoa(`${project.id}:${project.secret}`)}`
+}
+
+export interface CallOptions {
+  body?: unknown
+  /** A raw body string sent as is (for malformed-JSON tests). */
+  rawBody?: string | Uint8Array
+  project?: Pick<TestProject, 'id' | 'secret'> | null
+  headers?: Record<string, string>
+  env?: Env
+}
+
+/** Calls the real Worker's fetch handler in workerd with the test bindings (or `options.env`). */
+export async function call(method: string, path: string, options: CallOptions = {}): Promise<Response> {
+  const headers = new Headers(options.headers)
+  if (options.project !== null && !headers.has('authorization')) {
+    headers.set('authorization', basicAuth(options.project ?? TEST_PROJECT))
+  }
+  let body: BodyInit | undefined
+  if (options.rawBody !== undefined) body = options.rawBody
+  else if (options.body !== undefined) {
+    body = JSON.stringify(options.body)
+    if (!headers.has('content-type')) headers.set('content-type', 'application/json')
+  }
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(new Request(`http://localhost${path}`, { method, headers, body }), options.env ?? env, ctx)
+  await waitOnExecutionContext(ctx)
+  return res
+}
+
+export async function callJson<T = Record<string, unknown>>(method: string, path: string, options: CallOptions = {}) {
+  const res = await call(method, path, options)
+  expect(res.headers.get('content-type')).toMatch(/^application\/json/)
+  return { status: res.status, headers: res.headers, body: (await res.json()) as T }
+}
+
+export const loginOrCreate = (body: unknown, options: CallOptions = {}) =>
+  callJson('POST', '/v1/otps/whatsapp/login_or_create', { ...options, body })
+
+/** Asserts the Stytch error shape and returns the body. */
+export function expectStytchError(
+  result: { status: number; headers: Headers; body: Record<string, unknown> },
+  status: number,
+  errorType: string,
+) {
+  expect(result.status).toBe(status)
+  expect(result.body).toEqual({
+    status_code: status,
+    request_id: expect.stringMatching(/^request-id-(test|live)-[0-9a-f-]{36}$/),
+    error_type: errorType,
+    error_message: expect.any(String),
+    error_url: expect.stringContaining('https://stytch.com/docs/api/errors/'),
+  })
+  expect(result.headers.get('x-request-id')).toBe(result.body.request_id)
+  expect(result.body).not.toHaveProperty('error')
+  return result.body
+}
+
+/** Wraps env so every D1 round trip (batch or single statement execution) is counted. */
+export function countingEnv(base: Env = env): { env: Env; d1: () => number; queueSends: unknown[]; kvPuts: string[] } {
+  let d1 = 0
+  const queueSends: unknown[] = []
+  const kvPuts: string[] = []
+  const wrapStmt = (stmt: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(stmt, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver)
+        if (prop === 'bind') return (...args: unknown[]) => wrapStmt(target.bind(...args))
+        if (prop === 'first' || prop === 'run' || prop === 'all' || prop === 'raw') {
+          return (...args: unknown[]) => {
+            d1++
+            return (value as (...a: unknown[]) => unknown).apply(target, args)
+          }
+        }
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+  const db = new Proxy(base.DB, {
+    get(target, prop, receiver) {
+      if (prop === 'prepare') return (sql: string) => wrapStmt(target.prepare(sql))
+      if (prop === 'batch') {
+        return (stmts: D1PreparedStatement[]) => {
+          d1++
+          return target.batch(stmts)
+        }
+      }
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const queue: Queue = {
+    send: async (body: unknown, opts?: QueueSendOptions) => {
+      queueSends.push(body)
+      return base.WHATSAPP_QUEUE.send(body, opts)
+    },
+    sendBatch: async (msgs: Iterable<MessageSendRequest>, opts?: QueueSendBatchOptions) => {
+      for (const m of msgs) queueSends.push(m.body)
+      return base.WHATSAPP_QUEUE.sendBatch(msgs, opts)
+    },
+  } as Queue
+  const kv = new Proxy(base.OTP_KV, {
+    get(target, prop, receiver) {
+      if (prop === 'put') {
+        return (key: string, ...rest: unknown[]) => {
+          kvPuts.push(key)
+          return (target.put as (...a: unknown[]) => Promise<void>)(key, ...rest)
+        }
+      }
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { env: { ...base, DB: db, WHATSAPP_QUEUE: queue, OTP_KV: kv }, d1: () => d1, queueSends, kvPuts }
+}
