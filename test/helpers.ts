@@ -1,9 +1,10 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
-import { sha256, toHex } from '../src/crypto'
+import { open, sha256, toHex } from '../src/crypto'
 import { clearProjectCache } from '../src/db/projects'
 import worker from '../src/index'
+import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
 
 export interface TestProject {
   id: string
@@ -155,4 +156,20 @@ export function countingEnv(base: Env = env): { env: Env; d1: () => number; queu
     },
   })
   return { env: { ...base, DB: db, WHATSAPP_QUEUE: queue, OTP_KV: kv }, d1: () => d1, queueSends, kvPuts }
+}
+
+/**
+ * login_or_create for `phone` and the plain code it issued, read the way the consumer reads it:
+ * by decrypting the delivery job that was put on the queue.
+ */
+export async function sendCode(
+  phoneNumber: string,
+  options: CallOptions & { extra?: Record<string, unknown> } = {},
+): Promise<{ status: number; body: Record<string, unknown>; code: string; job: WhatsAppJob }> {
+  const counting = countingEnv(options.env ?? env)
+  const res = await loginOrCreate({ phone_number: phoneNumber, ...options.extra }, { ...options, env: counting.env })
+  expect(res.status).toBe(200)
+  const job = WhatsAppJobSchema.parse(counting.queueSends.at(-1))
+  const code = await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
+  return { status: res.status, body: res.body, code, job }
 }
