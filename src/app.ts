@@ -4,7 +4,9 @@ import type { AppEnv } from './env'
 import { StytchError, errorBody } from './errors'
 import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
+import { devRoutes } from './routes/dev'
 import { otpRoutes } from './routes/otps'
+import { webhookRoutes } from './routes/webhooks'
 
 /**
  * The HTTP application: request ids, project authentication, routes, and the single exit for
@@ -20,6 +22,13 @@ app.use('*', async function noStore(c, next) {
 app.use('/v1/otps/*', projectAuth())
 
 app.route('/v1/otps', otpRoutes)
+// Meta's webhook authenticates by signature, and the dev outbox needs none: no projectAuth on either.
+app.route('/v1/webhooks', webhookRoutes)
+app.route('/dev', devRoutes)
+
+// Liveness: answers from the isolate alone (no D1, KV or Queue access), so it is also the baseline
+// route of the benchmark.
+app.get('/health', (c) => c.json({ request_id: c.var.requestId, status: 'ok', status_code: 200 as const }))
 
 app.notFound((c) => {
   const allowed = allowedMethods(c.req.path)

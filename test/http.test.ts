@@ -119,3 +119,14 @@ describe('every failure is a Stytch-shaped JSON error', () => {
     expect(res.headers.get('cache-control')).toBe('no-store')
   })
 })
+
+describe('GET /health', () => {
+  it('answers without credentials or storage', async () => {
+    const spy = vi.spyOn(env.DB, 'prepare')
+    const res = await callJson('GET', '/health', { project: null })
+    expect(res.status).toBe(200)
+    expect(res.body).toEqual({ request_id: expect.stringMatching(/^request-id-test-/), status: 'ok', status_code: 200 })
+    expect(spy).not.toHaveBeenCalled()
+    spy.mockRestore()
+  })
+})
