@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS otp_codes (
 
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that
 -- issues the code. The consumer moves it forward; wamid links Meta's status webhooks back to it.
--- status: queued -> sent -> delivered -> read, or failed / expired. Transitions never move backwards.
+-- status: queued -> sending -> sent -> delivered -> read, or failed / expired. Transitions never move
+-- backwards (src/whatsapp/deliveries.ts); a webhook 'failed' ranks below 'delivered' (multi-device).
+-- lease_until: while a consumer holds the job (status 'sending'), a redelivered copy waits instead of
+-- sending again; NULL when no attempt is in flight. attempts counts provider calls; error_code is Meta's
+-- error.code of the last failure and error_detail our label for it (never Meta's free text).
 CREATE TABLE IF NOT EXISTS deliveries (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL,
@@ -70,6 +74,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   attempts INTEGER NOT NULL DEFAULT 0,
   error_code INTEGER,
   error_detail TEXT,
+  lease_until INTEGER,
   expires_at INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL

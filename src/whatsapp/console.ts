@@ -1,0 +1,74 @@
+import { now } from '../clock'
+import type { Locale } from '../schemas'
+import type { OutgoingCode, WhatsAppProvider } from './provider'
+
+/**
+ * The local development provider: "delivers" a code by printing the message to the Worker's log
+ * and keeping it in the dev_outbox table, read by GET /dev/whatsapp/outbox. It is selected only when
+ * WHATSAPP_PROVIDER is exactly "console", so a deployed Worker (default "meta") never stores or
+ * prints codes.
+ */
+export function consoleProvider(db: D1Database): WhatsAppProvider {
+  return {
+    name: 'console',
+    async send(message) {
+      const text = messageText(message.locale, message.code, minutesLeft(message.expiresAt))
+      const createdAt = now()
+      // Keyed by the delivery id, so a re-run of the same job cannot add a second entry.
+      await db
+        .prepare(
+          `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+           ON CONFLICT (id) DO NOTHING`,
+        )
+        .bind(message.deliveryId, message.phoneNumber, message.code, message.locale, text, createdAt)
+        .run()
+      // The one place a plaintext code is logged: this provider exists to show it to the developer.
+      console.log(`[whatsapp console] to ${message.phoneNumber} (${message.locale}): ${text}`)
+      return { kind: 'sent', wamid: null }
+    },
+  }
+}
+
+function minutesLeft(expiresAt: number): number {
+  return Math.max(1, Math.ceil((expiresAt - now()) / 60_000))
+}
+
+/**
+ * The wording of WhatsApp's preset authentication template (body, security recommendation, expiry
+ * footer) in each supported language, so the local message reads like the real one.
+ */
+export function messageText(locale: Locale, code: string, minutes: number): string {
+  const one = minutes === 1
+  switch (locale) {
+    case 'es':
+      return `${code} es tu código de verificación. Por tu seguridad, no lo compartas. Este código caduca en ${minutes} ${one ? 'minuto' : 'minutos'}.`
+    case 'fr':
+      return `${code} est votre code de vérification. Pour votre sécurité, ne le partagez pas. Ce code expire dans ${minutes} ${one ? 'minute' : 'minutes'}.`
+    case 'pt-br':
+      return `${code} é o seu código de verificação. Para sua segurança, não o compartilhe. Este código expira em ${minutes} ${one ? 'minuto' : 'minutos'}.`
+    case 'en':
+      return `${code} is your verification code. For your security, do not share this code. This code expires in ${minutes} ${one ? 'minute' : 'minutes'}.`
+  }
+}
+
+export interface OutboxMessage {
+  id: string
+  phone_number: string
+  code: string
+  locale: string
+  text: string
+  created_at: number
+}
+
+/** Newest first; `phoneNumber` (E.164) narrows to one recipient. */
+export async function listOutbox(db: D1Database, phoneNumber: string | undefined, limit: number): Promise<OutboxMessage[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT id, phone_number, code, locale, text, created_at FROM dev_outbox
+       WHERE ?1 IS NULL OR phone_number = ?1
+       ORDER BY created_at DESC, rowid DESC LIMIT ?2`,
+    )
+    .bind(phoneNumber ?? null, limit)
+    .all<OutboxMessage>()
+  return results
+}

@@ -1,0 +1,194 @@
+import { z } from 'zod'
+import { LOCALES, type Locale } from '../schemas'
+import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
+
+/**
+ * The WhatsApp Business Cloud API provider: one AUTHENTICATION template message (copy-code button)
+ * per code, `POST https://graph.facebook.com/<version>/<phone-number-id>/messages`.
+ * See shared/docs/platform.md §1.2 (request), §1.5 (languages) and §1.6 (error codes).
+ */
+
+export const GRAPH_API_ORIGIN = 'https://graph.facebook.com'
+
+/** Meta answers in well under a second; past this the attempt is retried (the same code, harmless). */
+const META_TIMEOUT_MS = 10_000
+
+/** Our locale → the template language approved in WhatsApp Manager, unless configured otherwise. */
+export const DEFAULT_TEMPLATE_LANGUAGES: Record<Locale, string> = { en: 'en_US', es: 'es', fr: 'fr', 'pt-br': 'pt_BR' }
+
+export interface MetaConfig {
+  graphVersion: string
+  phoneNumberId: string
+  accessToken: string
+  templateName: string
+  languages: Record<Locale, string>
+}
+
+// Meta's codes are case-sensitive with an underscore (en_US, pt_BR), never a hyphen.
+const TemplateLanguages = z.partialRecord(z.enum(LOCALES), z.string().regex(/^[a-z]{2,3}(_[A-Z][A-Za-z]{1,3})?$/))
+
+/**
+ * Reads and checks the provider's configuration. Values end up in a URL and a request body, so each
+ * is held to its documented shape; the reason names the variable but never its value.
+ */
+export function metaConfig(env: Env): { ok: true; config: MetaConfig } | { ok: false; reason: string } {
+  const accessToken = (env.WHATSAPP_ACCESS_TOKEN ?? '').trim()
+  if (!accessToken) return { ok: false, reason: 'WHATSAPP_ACCESS_TOKEN is not set' }
+  const phoneNumberId = (env.WHATSAPP_PHONE_NUMBER_ID ?? '').trim()
+  if (!/^[0-9]{1,32}$/.test(phoneNumberId)) return { ok: false, reason: 'WHATSAPP_PHONE_NUMBER_ID must be digits' }
+  const graphVersion = (env.WHATSAPP_GRAPH_VERSION ?? '').trim()
+  if (!/^v[0-9]{1,3}\.[0-9]{1,2}$/.test(graphVersion)) {
+    return { ok: false, reason: 'WHATSAPP_GRAPH_VERSION must look like v26.0' }
+  }
+  const templateName = (env.WHATSAPP_TEMPLATE_NAME ?? '').trim()
+  if (!/^[a-z0-9_]{1,512}$/.test(templateName)) {
+    return { ok: false, reason: 'WHATSAPP_TEMPLATE_NAME must be lowercase letters, digits and underscores' }
+  }
+  const languages = parseLanguages(env.WHATSAPP_TEMPLATE_LANGUAGES)
+  if (!languages) {
+    return { ok: false, reason: 'WHATSAPP_TEMPLATE_LANGUAGES must be a JSON object like {"en":"en_US","pt-br":"pt_BR"}' }
+  }
+  return { ok: true, config: { graphVersion, phoneNumberId, accessToken, templateName, languages } }
+}
+
+function parseLanguages(raw: string | undefined): Record<Locale, string> | null {
+  if (!raw || !raw.trim()) return { ...DEFAULT_TEMPLATE_LANGUAGES }
+  let json: unknown
+  try {
+    json = JSON.parse(raw)
+  } catch {
+    return null
+  }
+  const parsed = TemplateLanguages.safeParse(json)
+  return parsed.success ? { ...DEFAULT_TEMPLATE_LANGUAGES, ...parsed.data } : null
+}
+
+/** The exact Graph API request for one code: the code goes in the body and in the URL button. */
+export function buildSendRequest(config: MetaConfig, message: OutgoingCode): { url: string; init: RequestInit } {
+  const body = {
+    messaging_product: 'whatsapp',
+    recipient_type: 'individual',
+    // Meta's documented form: the E.164 digits without '+'.
+    to: message.phoneNumber.replace(/^\+/, ''),
+    type: 'template',
+    template: {
+      name: config.templateName,
+      language: { code: config.languages[message.locale] },
+      components: [
+        { type: 'body', parameters: [{ type: 'text', text: message.code }] },
+        // A copy-code button is stored as a URL button; its parameter carries the code to copy.
+        { type: 'button', sub_type: 'url', index: '0', parameters: [{ type: 'text', text: message.code }] },
+      ],
+    },
+  }
+  return {
+    url: `${GRAPH_API_ORIGIN}/${config.graphVersion}/${config.phoneNumberId}/messages`,
+    init: {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${config.accessToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    },
+  }
+}
+
+interface MetaErrorRule {
+  retry: boolean
+  label: string
+  /** Retries wait at least this long (131056: one message per 6 s to the same user). */
+  minDelaySeconds?: number
+  /** Permanent and caused by our side (token, template, account): an operator has to act. */
+  alert?: boolean
+}
+
+/**
+ * Meta's `error.code` → what to do (platform.md §1.6). Meta says to branch on the code, not on the
+ * HTTP status, whose mapping its own tables disagree on.
+ */
+export const META_ERROR_RULES: Readonly<Record<number, MetaErrorRule>> = {
+  130429: { retry: true, label: 'throughput_limit' },
+  131056: { retry: true, label: 'pair_rate_limit', minDelaySeconds: 6 },
+  80007: { retry: true, label: 'account_rate_limit' },
+  4: { retry: true, label: 'app_rate_limit' },
+  131000: { retry: true, label: 'meta_unknown_error' },
+  131016: { retry: true, label: 'meta_service_unavailable' },
+  1: { retry: true, label: 'meta_api_unknown' },
+  2: { retry: true, label: 'meta_api_service' },
+  131048: { retry: false, label: 'spam_rate_limit', alert: true },
+  100: { retry: false, label: 'invalid_parameter', alert: true },
+  131008: { retry: false, label: 'required_parameter_missing', alert: true },
+  131009: { retry: false, label: 'parameter_value_invalid', alert: true },
+  132000: { retry: false, label: 'template_parameter_count_mismatch', alert: true },
+  132001: { retry: false, label: 'template_not_found', alert: true },
+  132012: { retry: false, label: 'template_parameter_format_mismatch', alert: true },
+  132015: { retry: false, label: 'template_paused', alert: true },
+  132016: { retry: false, label: 'template_disabled', alert: true },
+  131026: { retry: false, label: 'undeliverable' },
+  131030: { retry: false, label: 'recipient_not_allowed' },
+  131047: { retry: false, label: 'reengagement_required' },
+  190: { retry: false, label: 'access_token_expired', alert: true },
+  0: { retry: false, label: 'auth_exception', alert: true },
+  3: { retry: false, label: 'capability_missing', alert: true },
+  10: { retry: false, label: 'permission_denied', alert: true },
+  368: { retry: false, label: 'account_restricted', alert: true },
+  131031: { retry: false, label: 'account_locked', alert: true },
+  131042: { retry: false, label: 'payment_issue', alert: true },
+}
+
+const MetaErrorBody = z.object({ error: z.object({ code: z.number().int() }) })
+const MetaSuccessBody = z.object({ messages: z.array(z.object({ id: z.string().min(1) })).min(1) })
+
+/** Classifies a non-2xx Graph API reply by `error.code`, falling back to the HTTP status without one. */
+export function classifyMetaError(httpStatus: number, body: unknown): Exclude<SendResult, { kind: 'sent' }> {
+  const parsed = MetaErrorBody.safeParse(body)
+  if (parsed.success) {
+    const code = parsed.data.error.code
+    const rule: MetaErrorRule | undefined =
+      META_ERROR_RULES[code] ??
+      (code >= 200 && code <= 299 ? { retry: false, label: 'permission_denied', alert: true } : undefined)
+    if (rule?.retry) return { kind: 'retry', errorCode: code, detail: rule.label, minDelaySeconds: rule.minDelaySeconds ?? 0 }
+    if (rule) return { kind: 'failed', errorCode: code, detail: rule.label, alert: rule.alert ?? false }
+    // A code missing from Meta's table: only an outage status makes it worth another try.
+    if (httpStatus >= 500) return { kind: 'retry', errorCode: code, detail: 'meta_error', minDelaySeconds: 0 }
+    return { kind: 'failed', errorCode: code, detail: 'meta_error', alert: true }
+  }
+  if (httpStatus >= 500 || httpStatus === 429 || httpStatus === 408) {
+    return { kind: 'retry', errorCode: null, detail: `http_${httpStatus}`, minDelaySeconds: 0 }
+  }
+  return { kind: 'failed', errorCode: null, detail: `http_${httpStatus}`, alert: true }
+}
+
+/** The Meta provider over an injectable `fetch` (tests mock the Graph API at this boundary). */
+export function metaProvider(config: MetaConfig, fetchFn: typeof fetch): WhatsAppProvider {
+  return {
+    name: 'meta',
+    async send(message) {
+      const { url, init } = buildSendRequest(config, message)
+      let status: number
+      let text: string
+      try {
+        const res = await fetchFn(url, { ...init, signal: AbortSignal.timeout(META_TIMEOUT_MS) })
+        status = res.status
+        text = await res.text()
+      } catch (err) {
+        // Ambiguous: Meta may have accepted it. A retry sends the same code, so a duplicate is harmless.
+        const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+        return { kind: 'retry', errorCode: null, detail: timedOut ? 'timeout' : 'network_error', minDelaySeconds: 0 }
+      }
+      const body = parseJson(text)
+      if (status >= 200 && status < 300) {
+        const ok = MetaSuccessBody.safeParse(body)
+        // Accepted without a readable id: still sent (resending would duplicate), just untrackable.
+        return { kind: 'sent', wamid: ok.success ? (ok.data.messages[0]?.id ?? null) : null }
+      }
+      return classifyMetaError(status, body)
+    },
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
