@@ -26,7 +26,25 @@ export interface StoredCode {
   expires_at: number
   ip_address?: string
   user_agent?: string
+  /** Live codes this one replaced (newest first), so presenting one is told apart from a wrong guess. */
+  superseded?: SupersededCode[]
 }
+
+/** A code that was still live when a newer one replaced it: its id, keyed hash and expiry. */
+export interface SupersededCode {
+  code_id: string
+  mac: string
+  expires_at: number
+}
+
+/** The phone's live code as the issuing batch found it before replacing it. */
+export interface LiveCodeRow {
+  code_id: string
+  expires_at: number
+}
+
+// Codes live at most 10 minutes and sends are rate limited, so a handful covers every live code.
+const MAX_SUPERSEDED = 5
 
 export const codeKey = (phoneId: string) => `otp:${phoneId}`
 
@@ -55,36 +73,60 @@ export async function codeMac(env: Env, phoneId: string, codeId: string, code: s
 /**
  * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
  * row (attempts reset, not consumed) and the delivery record. The phone is addressed by number so
- * the statements work in the same batch that creates it.
+ * the statements work in the same batch that creates it. With `ownerUserId` they write nothing
+ * unless that user owns the number (/send attaching a number must not issue a code for another user).
  */
 export function codeStatements(
   db: D1Database,
   projectId: string,
   phoneNumber: string,
   pending: PendingCode,
+  ownerUserId: string | null = null,
 ): D1PreparedStatement[] {
   return [
     db
       .prepare(
         `INSERT INTO otp_codes (phone_id, project_id, code_id, expires_at, attempts, consumed_at, consumed_by, created_at)
-         SELECT id, ?1, ?3, ?4, 0, NULL, NULL, ?5 FROM phones WHERE project_id = ?1 AND phone_number = ?2
+         SELECT id, ?1, ?3, ?4, 0, NULL, NULL, ?5 FROM phones
+         WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, expires_at = excluded.expires_at,
            attempts = 0, consumed_at = NULL, consumed_by = NULL, created_at = excluded.created_at`,
       )
-      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt),
+      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt, ownerUserId),
     db
       .prepare(
         `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
-         SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones WHERE project_id = ?1 AND phone_number = ?2`,
+         SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
+         WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)`,
       )
-      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt),
+      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt, ownerUserId),
   ]
+}
+
+/**
+ * The phone's live code (unconsumed, unexpired) before the batch replaces it; goes right before
+ * codeStatements. Only when there is one does storeAndEnqueue read the old KV record, so a first
+ * send never looks up a missing key (KV caches negative lookups).
+ */
+export function liveCodeStatement(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  at: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT c.code_id, c.expires_at FROM otp_codes c JOIN phones p ON p.id = c.phone_id
+       WHERE p.project_id = ?1 AND p.phone_number = ?2 AND c.consumed_at IS NULL AND c.expires_at > ?3`,
+    )
+    .bind(projectId, phoneNumber, at)
 }
 
 /**
  * After the D1 batch committed: the keyed hash goes to KV (one key per phone, so a new code
  * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum), then exactly one
- * delivery job with the code encrypted goes on the queue.
+ * delivery job with the code encrypted goes on the queue. `replaced` is the live code the batch
+ * replaced (liveCodeStatement); its hash is carried over so authenticate can answer "superseded".
  */
 export async function storeAndEnqueue(
   env: Env,
@@ -92,15 +134,16 @@ export async function storeAndEnqueue(
   phoneId: string,
   phoneNumber: string,
   pending: PendingCode,
+  replaced: LiveCodeRow | null = null,
 ): Promise<void> {
-  const stored: StoredCode = {
-    v: 1,
-    code_id: pending.codeId,
-    mac: toBase64Url(await codeMac(env, phoneId, pending.codeId, pending.code)),
-    expires_at: pending.expiresAt,
-  }
+  const [mac, superseded] = await Promise.all([
+    codeMac(env, phoneId, pending.codeId, pending.code),
+    replaced ? supersededCodes(env, phoneId, pending) : [],
+  ])
+  const stored: StoredCode = { v: 1, code_id: pending.codeId, mac: toBase64Url(mac), expires_at: pending.expiresAt }
   if (pending.attributes?.ip_address) stored.ip_address = pending.attributes.ip_address
   if (pending.attributes?.user_agent) stored.user_agent = pending.attributes.user_agent
+  if (superseded.length > 0) stored.superseded = superseded
   const ids = { id: pending.codeId, phone_id: phoneId, phone_number: phoneNumber }
   const [, code] = await Promise.all([
     env.OTP_KV.put(codeKey(phoneId), JSON.stringify(stored), {
@@ -122,4 +165,14 @@ export async function storeAndEnqueue(
 export async function readStoredCode(env: Env, phoneId: string): Promise<StoredCode | null> {
   const stored = await env.OTP_KV.get<StoredCode>(codeKey(phoneId), 'json')
   return stored && stored.v === 1 ? stored : null
+}
+
+/** The still-live codes of the record being replaced, newest first. A stale read only loses history. */
+async function supersededCodes(env: Env, phoneId: string, pending: PendingCode): Promise<SupersededCode[]> {
+  const previous = await readStoredCode(env, phoneId)
+  if (!previous) return []
+  const { code_id, mac, expires_at } = previous
+  return [{ code_id, mac, expires_at }, ...(previous.superseded ?? [])]
+    .filter((c) => c.expires_at > pending.createdAt && c.code_id !== pending.codeId)
+    .slice(0, MAX_SUPERSEDED)
 }

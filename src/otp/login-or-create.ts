@@ -3,9 +3,10 @@ import type { Project } from '../db/projects'
 import { type PhoneOwnerRow, findOrCreateStatements } from '../db/users'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
+import { assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { LoginOrCreateInput } from '../schemas'
-import { codeStatements, newPendingCode, storeAndEnqueue } from './code-store'
+import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
 
 export interface LoginOrCreateResult {
   user_id: string
@@ -22,6 +23,9 @@ export async function loginOrCreate(env: Env, project: Project, input: LoginOrCr
   const sandbox = project.env === 'test' && input.phone_number === SANDBOX_PHONE_NUMBER
   const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null } : parsePhone(input.phone_number)
   if (!phone) throw new StytchError('invalid_phone_number')
+  // The sandbox number has no country and nothing is sent to it: no allowlist, no country cap.
+  const country = sandbox ? null : sendCountry(phone)
+  if (country) assertCountryAllowed(project.settings, country)
 
   const at = now()
   const mintedUserId = newId('user', project.env)
@@ -34,11 +38,26 @@ export async function loginOrCreate(env: Env, project: Project, input: LoginOrCr
     now: at,
   })
   const pending = sandbox ? null : newPendingCode(input.expiration_minutes, input.locale, input.attributes)
-  const batch = [...statements, ...(pending ? codeStatements(env.DB, project.id, phone.e164, pending) : []), owner]
-  const results = await env.DB.batch(batch)
+  const issue = pending
+    ? [liveCodeStatement(env.DB, project.id, phone.e164, at), ...codeStatements(env.DB, project.id, phone.e164, pending)]
+    : []
+  // Abuse limits ride in the same batch, after the writes they count; a tripped one rolls it all back.
+  const limits = sendLimitStatements(env.DB, {
+    projectId: project.id,
+    settings: project.settings,
+    phoneNumber: sandbox ? null : phone.e164,
+    country,
+    ipAddress: input.attributes?.ip_address,
+    mintedUserId,
+    now: at,
+  })
+  const results = await batchWithLimits(env.DB, [...statements, ...issue, ...limits, owner], project.id)
   const row = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
   if (!row) throw new Error('find-or-create returned no owner row')
 
-  if (pending) await storeAndEnqueue(env, project.id, row.phone_id, phone.e164, pending)
+  if (pending) {
+    const replaced = (results[statements.length]?.results[0] as LiveCodeRow | undefined) ?? null
+    await storeAndEnqueue(env, project.id, row.phone_id, phone.e164, pending, replaced)
+  }
   return { user_id: row.user_id, phone_id: row.phone_id, user_created: row.user_created === 1 }
 }
