@@ -92,3 +92,31 @@ CREATE TABLE IF NOT EXISTS dev_outbox (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
+
+-- Abuse limits (src/limits.ts). One row per counted event: a send to a phone ('phone', E.164), a send
+-- requested from an end-user IP ('ip_send'), a failed authentication from one ('ip_fail'; IPv4 as is,
+-- IPv6 by /64), a send to a country ('country', ISO code or '001'), a user created ('new_user', '').
+-- Every limit is a sliding window counted over these rows. expires_at = at + the longest window of
+-- the kind; batches that record events also delete a few expired rows, so no cron is needed.
+CREATE TABLE IF NOT EXISTS limit_events (
+  project_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('phone', 'ip_send', 'ip_fail', 'country', 'new_user')),
+  subject TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS limit_events_subject ON limit_events (project_id, kind, subject, at);
+CREATE INDEX IF NOT EXISTS limit_events_expiry ON limit_events (expires_at);
+
+-- Never holds a row. A batch's guard statement inserts one only when a limit is exceeded, with 1 in
+-- that limit's column; the named CHECK then fails, D1 rolls back the whole batch, and the constraint
+-- name in the error tells which limit tripped (mapped to 429 too_many_requests).
+CREATE TABLE IF NOT EXISTS limit_guard (
+  phone_cooldown INTEGER CONSTRAINT limit_phone_cooldown CHECK (phone_cooldown = 0),
+  phone_sends_per_hour INTEGER CONSTRAINT limit_phone_sends_per_hour CHECK (phone_sends_per_hour = 0),
+  phone_sends_per_day INTEGER CONSTRAINT limit_phone_sends_per_day CHECK (phone_sends_per_day = 0),
+  ip_sends_per_hour INTEGER CONSTRAINT limit_ip_sends_per_hour CHECK (ip_sends_per_hour = 0),
+  country_sends_per_hour INTEGER CONSTRAINT limit_country_sends_per_hour CHECK (country_sends_per_hour = 0),
+  new_users_per_hour INTEGER CONSTRAINT limit_new_users_per_hour CHECK (new_users_per_hour = 0),
+  ip_failed_auths_per_hour INTEGER CONSTRAINT limit_ip_failed_auths_per_hour CHECK (ip_failed_auths_per_hour = 0)
+);

@@ -13,11 +13,31 @@ export interface TestProject {
   settings?: Record<string, unknown>
 }
 
-/** The local development project documented in the README (local only). */
+/**
+ * Abuse limits raised far beyond what any test sends, for tests about other features: they send
+ * many codes to one phone, in parallel, to any country. The limits themselves are tested in
+ * test/limits*.test.ts with projects of their own (newProject), which keep the safe defaults.
+ */
+export const LENIENT_LIMITS: Record<string, unknown> = {
+  phone_send_cooldown_seconds: 0,
+  phone_sends_per_hour: 1_000,
+  phone_sends_per_day: 10_000,
+  ip_sends_per_hour: 1_000_000,
+  ip_failed_auths_per_hour: 1_000_000,
+  allowed_countries: '*',
+  country_sends_per_hour: 10_000_000,
+  new_users_per_hour: 10_000_000,
+}
+
+/**
+ * The local development project documented in the README (local only). Tests seed it with
+ * LENIENT_LIMITS; `npm run dev` seeds it with the defaults.
+ */
 export const TEST_PROJECT: TestProject = {
   id: 'project-test-00000000-0000-4000-8000-000000000000',
   secret: 'secret-test-local-development-only-0000000000',
   env: 'test',
+  settings: LENIENT_LIMITS,
 }
 
 export async function seedProject(project: TestProject): Promise<TestProject> {
