@@ -6,6 +6,7 @@ import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
 import { devRoutes } from './routes/dev'
 import { otpRoutes } from './routes/otps'
+import { userRoutes } from './routes/users'
 import { webhookRoutes } from './routes/webhooks'
 
 /**
@@ -20,8 +21,10 @@ app.use('*', async function noStore(c, next) {
   c.header('Cache-Control', 'no-store')
 })
 app.use('/v1/otps/*', projectAuth())
+app.use('/v1/users/*', projectAuth())
 
 app.route('/v1/otps', otpRoutes)
+app.route('/v1/users', userRoutes)
 // Meta's webhook authenticates by signature, and the dev outbox needs none: no projectAuth on either.
 app.route('/v1/webhooks', webhookRoutes)
 app.route('/dev', devRoutes)

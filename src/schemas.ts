@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { parseId } from './ids'
 
 /**
  * Request and response schemas: the one source for validation and for the OpenAPI document.
@@ -52,4 +53,118 @@ export const ErrorResponse = z.object({
   error_message: z.string(),
   error_url: z.string(),
   error_details: z.record(z.string(), z.unknown()).optional(),
+})
+
+const UserId = z
+  .string()
+  .max(100)
+  .refine((id) => parseId('user', id) !== null, 'expected a user id such as user-test-<uuid>')
+  .describe('The user id (`user-test-…` / `user-live-…`). External ids are not supported.')
+
+const PhoneId = z
+  .string()
+  .max(100)
+  .refine((id) => parseId('phone', id) !== null, 'expected a phone id such as phone-number-test-<uuid>')
+  .describe('The phone id (`phone-number-test-…` / `phone-number-live-…`).')
+
+const SessionToken = z.string().max(1_024).describe('Accepted for compatibility; sessions are not enabled yet.')
+const SessionJwt = z.string().max(8_192).describe('Accepted for compatibility; sessions are not enabled yet.')
+
+export const SendRequest = z.object({
+  phone_number: PhoneNumber,
+  expiration_minutes: optional(ExpirationMinutes).transform((v) => v ?? 2),
+  attributes: optional(Attributes),
+  locale: optional(Locale).transform((v) => v ?? 'en'),
+  user_id: optional(UserId).describe('Attach the number, unverified, to this user (kept if verified within 5 minutes).'),
+  session_token: optional(SessionToken),
+  session_jwt: optional(SessionJwt),
+})
+export type SendInput = z.infer<typeof SendRequest>
+
+export const SendResponse = z.object({
+  request_id: z.string(),
+  user_id: z.string(),
+  phone_id: z.string(),
+  status_code: z.literal(200),
+})
+
+export const AuthenticateOptions = z
+  .object({
+    ip_match_required: optional(z.boolean()).transform((v) => v ?? false),
+    user_agent_match_required: optional(z.boolean()).transform((v) => v ?? false),
+  })
+  .describe('Require the IP address / user agent of this request to equal those given when the code was sent.')
+
+export const AuthenticateRequest = z.object({
+  method_id: PhoneId.describe('The phone_id returned by login_or_create or send.'),
+  code: z
+    .string()
+    .regex(/^[0-9]{6}$/, 'expected 6 digits')
+    .describe('The 6-digit code. 000000 authenticates the sandbox number in test projects.'),
+  attributes: optional(Attributes),
+  options: optional(AuthenticateOptions),
+  session_token: optional(SessionToken),
+  session_jwt: optional(SessionJwt),
+  session_duration_minutes: optional(z.number().int().min(5).max(527_040)).describe(
+    'Validated (5-527040); no session is started until sessions are enabled.',
+  ),
+  session_custom_claims: optional(
+    z
+      .record(z.string(), z.unknown())
+      .refine((claims) => JSON.stringify(claims).length <= 4_096, 'custom claims exceed 4 KB'),
+  ),
+  telemetry_id: optional(z.string().max(1_024)).describe('Accepted and ignored (no device fingerprinting).'),
+})
+export type AuthenticateInput = z.infer<typeof AuthenticateRequest>
+
+const none = (what: string) => z.array(z.unknown()).max(0).describe(`Always empty: this service has no ${what}.`)
+
+export const UserPhoneNumber = z.object({ phone_id: z.string(), phone_number: z.string(), verified: z.boolean() })
+
+/** Stytch's User object (api_user_v1_User): every always-present array, empty where there is no such factor. */
+export const User = z.object({
+  user_id: z.string(),
+  emails: none('emails'),
+  status: z.enum(['active', 'pending']),
+  phone_numbers: z.array(UserPhoneNumber),
+  webauthn_registrations: none('WebAuthn'),
+  providers: none('OAuth providers'),
+  totps: none('TOTPs'),
+  crypto_wallets: none('crypto wallets'),
+  biometric_registrations: none('biometrics'),
+  is_locked: z.boolean(),
+  roles: z.array(z.string()),
+  name: z.object({ first_name: z.string(), middle_name: z.string(), last_name: z.string() }),
+  created_at: z.string().describe('RFC 3339 UTC, e.g. 2021-12-29T12:33:09Z.'),
+  trusted_metadata: z.record(z.string(), z.unknown()),
+  untrusted_metadata: z.record(z.string(), z.unknown()),
+  lock_created_at: z.string().optional().describe('Only while the user is locked.'),
+  lock_expires_at: z.string().optional().describe('Only while the user is locked.'),
+})
+export type StytchUser = z.infer<typeof User>
+
+export const AuthenticateResponse = z.object({
+  request_id: z.string(),
+  status_code: z.literal(200),
+  user_id: z.string(),
+  method_id: z.string(),
+  user: User,
+  reset_sessions: z.literal(false),
+  session_token: z.string(),
+  session_jwt: z.string(),
+  session: z.null().describe('Null until sessions are enabled.'),
+})
+
+export const UserIdParam = z.object({ user_id: UserId })
+export const PhoneIdParam = z.object({ phone_id: PhoneId })
+
+export const GetUserResponse = User.extend({ request_id: z.string(), status_code: z.literal(200) })
+
+export const DeleteUserResponse = z.object({ request_id: z.string(), user_id: z.string(), status_code: z.literal(200) })
+
+export const DeletePhoneNumberResponse = z.object({
+  request_id: z.string(),
+  user_id: z.string(),
+  user: User,
+  status_code: z.literal(200),
 })

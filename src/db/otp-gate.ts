@@ -1,0 +1,104 @@
+import type { UserRow } from '../users/user-object'
+import { USER_COLUMNS } from './phones'
+
+/**
+ * The authenticate gates. KV has no compare-and-set, so every decision that must hold under
+ * concurrency is a conditional UPDATE here: D1 runs a batch as one transaction and statements one at
+ * a time, so of N parallel batches presenting the right code exactly one consumes the gate, and
+ * attempt and failure counters never pass their limits.
+ *
+ * Gate parameters: ?1 phone id, ?2 project id, ?3 now (ms), ?4 request id, ?5 the code_id of the KV
+ * record the presented code was checked against, ?6 the project's otp_max_attempts.
+ */
+export interface GateArgs {
+  projectId: string
+  phoneId: string
+  requestId: string
+  at: number
+  codeId: string
+  maxAttempts: number
+}
+
+// The gate is open: the code checked is still the phone's current code, unused, unexpired, not
+// out of attempts, and its user is not locked.
+const GATE_OPEN = `phone_id = ?1 AND project_id = ?2 AND code_id = ?5 AND consumed_at IS NULL
+  AND attempts < ?6 AND expires_at > ?3
+  AND NOT EXISTS (SELECT 1 FROM phones p JOIN users u ON u.id = p.user_id WHERE p.id = ?1 AND u.locked_until > ?3)`
+
+const gateParams = (a: GateArgs) => [a.phoneId, a.projectId, a.at, a.requestId, a.codeId, a.maxAttempts] as const
+
+/** The presented code matched: consume the gate, marking it with this request's id. */
+export function consumeStatement(db: D1Database, a: GateArgs): D1PreparedStatement {
+  return db
+    .prepare(`UPDATE otp_codes SET consumed_at = ?3, consumed_by = ?4 WHERE ${GATE_OPEN}`)
+    .bind(...gateParams(a))
+}
+
+/**
+ * The presented code was wrong: [count the attempt on the open gate (`meta.changes` 1 = counted),
+ * count a consecutive failure on the user]. A failure counts when the code was checked against the
+ * phone's current code (a stale KV record proves nothing) and the user is not locked; reaching
+ * `lockThreshold` locks the user for `lockMs`. After an expired lock the count starts again at 1.
+ */
+export function wrongCodeStatements(
+  db: D1Database,
+  a: GateArgs & { lockThreshold: number; lockMs: number },
+): D1PreparedStatement[] {
+  const failures = 'CASE WHEN locked_until IS NULL THEN failed_authentications + 1 ELSE 1 END'
+  return [
+    db.prepare(`UPDATE otp_codes SET attempts = attempts + 1 WHERE ${GATE_OPEN}`).bind(...gateParams(a)),
+    // Own numbering: ?1 phone id, ?2 project id, ?3 now, ?4 code_id, ?5 threshold, ?6 lock length.
+    db
+      .prepare(
+        `UPDATE users SET failed_authentications = ${failures},
+           lock_created_at = CASE WHEN ${failures} >= ?5 THEN ?3 END,
+           locked_until = CASE WHEN ${failures} >= ?5 THEN ?3 + ?6 END
+         WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2)
+           AND (locked_until IS NULL OR locked_until <= ?3)
+           AND EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND code_id = ?4)`,
+      )
+      .bind(a.phoneId, a.projectId, a.at, a.codeId, a.lockThreshold, a.lockMs),
+  ]
+}
+
+/**
+ * The effects of a success, in the same batch after consumeStatement: only if this request consumed
+ * the gate (or, with `sandbox`, the phone is the sandbox number) the phone becomes verified and stays
+ * on its user, a pending user becomes active and the user's failure count and lock are cleared.
+ */
+export function successStatements(
+  db: D1Database,
+  args: { projectId: string; phoneId: string; requestId: string; sandboxNumber: string | null },
+): D1PreparedStatement[] {
+  const succeeded = `(EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND consumed_by = ?3)
+    OR EXISTS (SELECT 1 FROM phones WHERE id = ?1 AND project_id = ?2 AND phone_number = ?4))`
+  const params = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber] as const
+  return [
+    db
+      .prepare(`UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`)
+      .bind(...params),
+    db
+      .prepare(
+        `UPDATE users SET status = 'active', failed_authentications = 0, lock_created_at = NULL, locked_until = NULL
+         WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2) AND ${succeeded}`,
+      )
+      .bind(...params),
+  ]
+}
+
+/** Read back after the gates: the phone, its user and who consumed the gate. */
+export interface AuthStateRow extends UserRow {
+  phone_number: string
+  consumed_by: string | null
+}
+
+/** The phone, its user and the gate's consumer, read in the authenticate batch after the gates. */
+export function authStateStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT p.phone_number, c.consumed_by, ${USER_COLUMNS}
+       FROM phones p JOIN users u ON u.id = p.user_id LEFT JOIN otp_codes c ON c.phone_id = p.id
+       WHERE p.id = ?1 AND p.project_id = ?2`,
+    )
+    .bind(phoneId, projectId)
+}

@@ -1,0 +1,146 @@
+/**
+ * D1 statements for phone numbers attached by /send and for reading a user with its phones. Like
+ * src/db/users.ts, builders return prepared statements so callers can batch them.
+ *
+ * An unverified number attached to an existing user (attach_expires_at set) belongs to that user
+ * only until attach_expires_at; afterwards it is released: deleted on every write path that touches
+ * it, and left out of every read.
+ */
+
+/** How long a number attached by /send stays on the user without a successful authenticate. */
+export const ATTACH_WINDOW_MS = 5 * 60_000
+
+// A phone row is visible unless it is an attachment whose window has passed (?3 = now).
+const VISIBLE = '(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ?3)'
+/** The UserRow columns of `users u` (src/users/user-object.ts). */
+export const USER_COLUMNS = 'u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until'
+
+/** Releases the number if it is an attachment whose window has passed (the gate row goes with it). */
+export function releaseExpiredByNumber(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  at: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?2 AND verified = 0
+         AND attach_expires_at IS NOT NULL AND attach_expires_at <= ?3`,
+    )
+    .bind(projectId, phoneNumber, at)
+}
+
+/** As releaseExpiredByNumber, for a phone id; `meta.changes` is 1 when it released the phone. */
+export function releaseExpiredById(db: D1Database, projectId: string, phoneId: string, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND verified = 0
+         AND attach_expires_at IS NOT NULL AND attach_expires_at <= ?3`,
+    )
+    .bind(projectId, phoneId, at)
+}
+
+/**
+ * Attaches a number nobody in the project has to an existing user of the project, unverified, for
+ * the attach window; a user of the same project that already holds it unverified gets a fresh window.
+ */
+export function attachStatements(
+  db: D1Database,
+  args: { projectId: string; phoneNumber: string; phoneId: string; userId: string; at: number },
+): D1PreparedStatement[] {
+  const { projectId, phoneNumber, phoneId, userId, at } = args
+  return [
+    db
+      .prepare(
+        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, attach_expires_at, created_at)
+         SELECT ?3, ?1, ?4, ?2, 0, ?5 + ?6, ?5
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4 AND project_id = ?1)
+           AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?2)`,
+      )
+      .bind(projectId, phoneNumber, phoneId, userId, at, ATTACH_WINDOW_MS),
+    db
+      .prepare(
+        `UPDATE phones SET attach_expires_at = ?4 + ?5
+         WHERE project_id = ?1 AND phone_number = ?2 AND user_id = ?3 AND verified = 0
+           AND attach_expires_at IS NOT NULL`,
+      )
+      .bind(projectId, phoneNumber, userId, at, ATTACH_WINDOW_MS),
+  ]
+}
+
+/** 1 when the user exists in the project. */
+export function userExistsStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db.prepare('SELECT 1 AS found FROM users WHERE id = ?2 AND project_id = ?1').bind(projectId, userId)
+}
+
+/** The user (UserRow columns) by id. */
+export function userByIdStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db
+    .prepare(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = ?2 AND u.project_id = ?1`)
+    .bind(projectId, userId)
+}
+
+/** The owner of a phone (UserRow columns), if the phone is visible. */
+export function userByPhoneStatement(
+  db: D1Database,
+  projectId: string,
+  phoneId: string,
+  at: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT ${USER_COLUMNS} FROM phones p JOIN users u ON u.id = p.user_id
+       WHERE p.id = ?2 AND p.project_id = ?1 AND ${VISIBLE}`,
+    )
+    .bind(projectId, phoneId, at)
+}
+
+/**
+ * A user's visible phones (PhoneRow columns), oldest first. The user is given by id or as the owner
+ * of `phoneId`, so the statement can run in the same batch that changes that phone.
+ */
+export function userPhonesStatement(
+  db: D1Database,
+  projectId: string,
+  owner: { userId: string } | { phoneId: string },
+  at: number,
+): D1PreparedStatement {
+  const user = 'userId' in owner ? '?2' : '(SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1)'
+  return db
+    .prepare(
+      `SELECT p.id AS phone_id, p.phone_number, p.verified FROM phones p
+       WHERE p.project_id = ?1 AND p.user_id = ${user} AND ${VISIBLE}
+       ORDER BY p.created_at, p.id`,
+    )
+    .bind(projectId, 'userId' in owner ? owner.userId : owner.phoneId, at)
+}
+
+/**
+ * Deletes a user with its phones and their gates, explicitly rather than through ON DELETE CASCADE
+ * so the order is visible. `meta.changes` of the last statement is 1 when the user existed.
+ */
+export function deleteUserStatements(db: D1Database, projectId: string, userId: string): D1PreparedStatement[] {
+  return [
+    db
+      .prepare(
+        `DELETE FROM otp_codes WHERE project_id = ?1
+           AND phone_id IN (SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2)`,
+      )
+      .bind(projectId, userId),
+    db.prepare('DELETE FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId),
+    db.prepare('DELETE FROM users WHERE project_id = ?1 AND id = ?2').bind(projectId, userId),
+  ]
+}
+
+/** Deletes one phone and its gate. */
+export function deletePhoneStatements(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement[] {
+  return [
+    db.prepare('DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2').bind(projectId, phoneId),
+    db.prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2').bind(projectId, phoneId),
+  ]
+}
+
+/** The ids of a user's phones (for their KV keys). */
+export function phoneIdsStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db.prepare('SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId)
+}

@@ -1,0 +1,66 @@
+import { now } from '../clock'
+import { attachStatements, releaseExpiredByNumber, userExistsStatement } from '../db/phones'
+import type { Project } from '../db/projects'
+import { type PhoneOwnerRow, phoneOwnerStatement } from '../db/users'
+import { StytchError } from '../errors'
+import { newId } from '../ids'
+import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
+import type { SendInput } from '../schemas'
+import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
+import { loginOrCreate } from './login-or-create'
+import { rejectSessionCredentials } from './session-result'
+
+export interface SendResult {
+  user_id: string
+  phone_id: string
+}
+
+/**
+ * POST /v1/otps/whatsapp/send: a code for a number that belongs to a user, issued exactly as
+ * login_or_create issues it (same code rules, same job; the new code supersedes the old). With
+ * `user_id` a number nobody has is first attached to that user, unverified, for 5 minutes. One D1
+ * batch decides everything; its writes are conditioned so that a refused request changes nothing.
+ */
+export async function sendCode(env: Env, project: Project, input: SendInput): Promise<SendResult> {
+  rejectSessionCredentials(input)
+  const sandbox = project.env === 'test' && input.phone_number === SANDBOX_PHONE_NUMBER
+  // The sandbox number behaves as on login_or_create (a stable user, no code, no job).
+  if (sandbox && !input.user_id) {
+    const { user_id, phone_id } = await loginOrCreate(env, project, { ...input, create_user_as_pending: false })
+    return { user_id, phone_id }
+  }
+  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER } : parsePhone(input.phone_number)
+  if (!phone) throw new StytchError('invalid_phone_number')
+
+  const at = now()
+  const userId = input.user_id ?? null
+  const pending = sandbox ? null : newPendingCode(input.expiration_minutes, input.locale, input.attributes)
+  const statements = [releaseExpiredByNumber(env.DB, project.id, phone.e164, at)]
+  if (userId) {
+    const phoneId = newId('phone', project.env)
+    statements.push(...attachStatements(env.DB, { projectId: project.id, phoneNumber: phone.e164, phoneId, userId, at }))
+  }
+  const liveAt = statements.length
+  if (pending) {
+    statements.push(
+      liveCodeStatement(env.DB, project.id, phone.e164, at),
+      ...codeStatements(env.DB, project.id, phone.e164, pending, userId),
+    )
+  }
+  if (userId) statements.push(userExistsStatement(env.DB, project.id, userId))
+  statements.push(phoneOwnerStatement(env.DB, project.id, phone.e164))
+  const results = await env.DB.batch(statements)
+
+  const owner = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
+  if (userId) {
+    if (results.at(-2)?.results.length === 0) throw new StytchError('user_not_found')
+    if (owner && owner.user_id !== userId) throw new StytchError('duplicate_phone_number')
+  }
+  if (!owner) throw new StytchError('phone_number_not_found')
+
+  if (pending) {
+    const replaced = (results[liveAt]?.results[0] as LiveCodeRow | undefined) ?? null
+    await storeAndEnqueue(env, project.id, owner.phone_id, phone.e164, pending, replaced)
+  }
+  return { user_id: owner.user_id, phone_id: owner.phone_id }
+}
