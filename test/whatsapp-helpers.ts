@@ -10,7 +10,11 @@ import { type CallOptions, type TestProject, loginOrCreate, newProject } from '.
 export { DEAD_LETTER_QUEUE, DELIVERY_QUEUE }
 
 /** The test bindings with the Meta provider selected (the Graph API is mocked at fetch). */
-export const metaEnv = (overrides: Partial<Env> = {}): Env => ({ ...env, WHATSAPP_PROVIDER: 'meta', ...overrides })
+export const metaEnv = (overrides: Partial<Env> = {}): Env => ({
+  ...env,
+  WHATSAPP_PROVIDER: 'meta',
+  ...overrides,
+})
 
 // Settings that keep other features' limits out of the way of delivery tests.
 const RELAXED_LIMITS = {
@@ -148,7 +152,9 @@ export async function signWebhook(body: string, secret: string = env.WHATSAPP_AP
 }
 
 /** A status webhook payload as Meta sends it. */
-export function statusPayload(statuses: { id: string; status: string; errors?: { code: number }[] }[]): unknown {
+export function statusPayload(
+  statuses: { id: string; status: string; errors?: { code: number }[] }[],
+): unknown {
   return {
     object: 'whatsapp_business_account',
     entry: [
@@ -165,7 +171,14 @@ export function statusPayload(statuses: { id: string; status: string; errors?: {
                 timestamp: '1750857384',
                 recipient_id: '12025550100',
                 ...(s.errors
-                  ? { errors: s.errors.map((e) => ({ ...e, title: 'title', message: 'message', href: 'https://x' })) }
+                  ? {
+                      errors: s.errors.map((e) => ({
+                        ...e,
+                        title: 'title',
+                        message: 'message',
+                        href: 'https://x',
+                      })),
+                    }
                   : {}),
               })),
             },

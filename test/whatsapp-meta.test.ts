@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { type MockInstance, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { META_ERROR_RULES } from '../src/whatsapp/meta'
 import {
   DEAD_LETTER_QUEUE,
@@ -14,7 +14,7 @@ import {
 
 const GRAPH_URL = 'https://graph.facebook.com/v26.0/106540352242922/messages'
 
-let fetchSpy: ReturnType<typeof vi.spyOn<typeof globalThis, 'fetch'>>
+let fetchSpy: MockInstance<typeof fetch>
 
 beforeEach(() => {
   // No network here: any call not mocked by the test fails loudly.
@@ -129,8 +129,12 @@ describe('Meta provider: retry policy by error.code', () => {
     .map(([code]) => Number(code))
 
   it('covers the platform table', () => {
-    expect(retryable.map(([code]) => code).sort((a, b) => a - b)).toEqual([1, 2, 4, 80007, 130429, 131000, 131016, 131056])
-    expect(permanent).toEqual(expect.arrayContaining([100, 131008, 131009, 132000, 132001, 132012, 131026, 131030]))
+    expect(retryable.map(([code]) => code).sort((a, b) => a - b)).toEqual([
+      1, 2, 4, 80007, 130429, 131000, 131016, 131056,
+    ])
+    expect(permanent).toEqual(
+      expect.arrayContaining([100, 131008, 131009, 132000, 132001, 132012, 131026, 131030]),
+    )
     expect(permanent).toEqual(expect.arrayContaining([190, 0, 10, 368, 131031, 131042, 131048]))
   })
 
@@ -144,7 +148,12 @@ describe('Meta provider: retry policy by error.code', () => {
     expect(result.explicitAcks).toEqual([])
     expect(result.retryMessages).toEqual([{ msgId: ids[0] }])
     expect(retry[0]).toHaveBeenCalledWith({ delaySeconds: Math.max(2, minDelay) })
-    expect(await deliveryRow(job.id)).toMatchObject({ status: 'sending', attempts: 1, error_code: code, lease_until: null })
+    expect(await deliveryRow(job.id)).toMatchObject({
+      status: 'sending',
+      attempts: 1,
+      error_code: code,
+      lease_until: null,
+    })
   })
 
   it.each([...permanent, 200, 299])('acks %i as a permanent failure and records the code', async (code) => {
@@ -155,7 +164,12 @@ describe('Meta provider: retry policy by error.code', () => {
 
     expect(result.explicitAcks).toEqual(ids)
     expect(retry[0]).not.toHaveBeenCalled()
-    expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', attempts: 1, error_code: code, lease_until: null })
+    expect(await deliveryRow(job.id)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error_code: code,
+      lease_until: null,
+    })
   })
 
   it('waits at least 6 s before retrying the pair rate limit 131056, plus jitter', async () => {
@@ -179,7 +193,11 @@ describe('Meta provider: retry policy by error.code', () => {
 
   it.each([
     ['a network error', () => Promise.reject(new TypeError('Network connection lost.')), 'network_error'],
-    ['a timeout', () => Promise.reject(new DOMException('The operation timed out.', 'TimeoutError')), 'timeout'],
+    [
+      'a timeout',
+      () => Promise.reject(new DOMException('The operation timed out.', 'TimeoutError')),
+      'timeout',
+    ],
     ['a 502 without JSON', () => Promise.resolve(metaReply(502, '<html>Bad Gateway</html>')), 'http_502'],
     ['a 500 with an unknown code', () => Promise.resolve(metaError(500, 999_999)), 'meta_error'],
   ])('retries %s', async (_name, reply, detail) => {
@@ -188,7 +206,11 @@ describe('Meta provider: retry policy by error.code', () => {
     const { result, retry } = await runQueue([job], { env: metaEnv() })
     expect(result.retryMessages).toHaveLength(1)
     expect(retry[0]).toHaveBeenCalledWith({ delaySeconds: 2 })
-    expect(await deliveryRow(job.id)).toMatchObject({ status: 'sending', error_detail: detail, lease_until: null })
+    expect(await deliveryRow(job.id)).toMatchObject({
+      status: 'sending',
+      error_detail: detail,
+      lease_until: null,
+    })
   })
 
   it.each([
@@ -199,7 +221,11 @@ describe('Meta provider: retry policy by error.code', () => {
     fetchSpy.mockResolvedValueOnce(reply())
     const { result, ids } = await runQueue([job], { env: metaEnv() })
     expect(result.explicitAcks).toEqual(ids)
-    expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', error_code: errorCode, error_detail: detail })
+    expect(await deliveryRow(job.id)).toMatchObject({
+      status: 'failed',
+      error_code: errorCode,
+      error_detail: detail,
+    })
   })
 
   it('sends on the next attempt after a retryable error, counting both attempts', async () => {
@@ -259,7 +285,10 @@ describe('Meta provider configuration', () => {
     const { result, ids } = await runQueue([job], { env: metaEnv(overrides) })
     expect(fetchSpy).not.toHaveBeenCalled()
     expect(result.explicitAcks).toEqual(ids)
-    expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', error_detail: 'provider_not_configured' })
+    expect(await deliveryRow(job.id)).toMatchObject({
+      status: 'failed',
+      error_detail: 'provider_not_configured',
+    })
     expect(errors).toHaveBeenCalledWith(expect.stringContaining('whatsapp.provider_not_configured'))
   })
 
@@ -268,7 +297,10 @@ describe('Meta provider configuration', () => {
     const { job } = await issueJob()
     await runQueue([job], { env: metaEnv({ WHATSAPP_PROVIDER: 'Console' }) })
     expect(fetchSpy).not.toHaveBeenCalled()
-    expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', error_detail: 'provider_not_configured' })
+    expect(await deliveryRow(job.id)).toMatchObject({
+      status: 'failed',
+      error_detail: 'provider_not_configured',
+    })
     const outbox = await env.DB.prepare('SELECT count(*) AS n FROM dev_outbox').first<{ n: number }>()
     expect(outbox?.n).toBe(0)
   })

@@ -46,7 +46,9 @@ webhookRoutes.post(
   bodyLimit({
     maxSize: MAX_WEBHOOK_BYTES,
     onError: () => {
-      throw new StytchError('request_too_large', { message: `The request body is larger than ${MAX_WEBHOOK_BYTES} bytes.` })
+      throw new StytchError('request_too_large', {
+        message: `The request body is larger than ${MAX_WEBHOOK_BYTES} bytes.`,
+      })
     },
   }),
   async (c) => {

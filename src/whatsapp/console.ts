@@ -17,7 +17,8 @@ export function consoleProvider(db: D1Database): WhatsAppProvider {
       // Keyed by the delivery id, so a re-run of the same job cannot add a second entry.
       await db
         .prepare(
-          `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+          `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6)
            ON CONFLICT (id) DO NOTHING`,
         )
         .bind(message.deliveryId, message.phoneNumber, message.code, message.locale, text, createdAt)
@@ -61,7 +62,11 @@ export interface OutboxMessage {
 }
 
 /** Newest first; `phoneNumber` (E.164) narrows to one recipient. */
-export async function listOutbox(db: D1Database, phoneNumber: string | undefined, limit: number): Promise<OutboxMessage[]> {
+export async function listOutbox(
+  db: D1Database,
+  phoneNumber: string | undefined,
+  limit: number,
+): Promise<OutboxMessage[]> {
   const { results } = await db
     .prepare(
       `SELECT id, phone_number, code, locale, text, created_at FROM dev_outbox

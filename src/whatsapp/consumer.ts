@@ -44,7 +44,11 @@ export function selectProvider(env: Env, deps: ConsumerDeps = defaultDeps): What
   if (env.WHATSAPP_PROVIDER === 'meta') {
     const checked = metaConfig(env)
     if (checked.ok) return metaProvider(checked.config, deps.fetch)
-    logEvent('error', 'whatsapp.provider_not_configured', { provider: 'meta', reason: checked.reason, alert: true })
+    logEvent('error', 'whatsapp.provider_not_configured', {
+      provider: 'meta',
+      reason: checked.reason,
+      alert: true,
+    })
     return unconfiguredProvider('meta')
   }
   if (env.WHATSAPP_PROVIDER === 'console') return consoleProvider(env.DB)
@@ -56,7 +60,11 @@ export function selectProvider(env: Env, deps: ConsumerDeps = defaultDeps): What
 }
 
 /** The Worker's `queue()` handler: delivery jobs and their dead letters. */
-export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerDeps = defaultDeps): Promise<void> {
+export async function handleQueue(
+  batch: MessageBatch,
+  env: Env,
+  deps: ConsumerDeps = defaultDeps,
+): Promise<void> {
   if (batch.queue === DELIVERY_QUEUE) return deliverBatch(batch, env, deps)
   if (batch.queue === DEAD_LETTER_QUEUE) return recordDeadLetters(batch, env)
   // A queue wired to this Worker that it does not know: keep the messages (they reach that
@@ -80,7 +88,12 @@ function parseJob(message: Message): WhatsAppJob | null {
   return null
 }
 
-async function deliverOne(message: Message, env: Env, provider: WhatsAppProvider, deps: ConsumerDeps): Promise<void> {
+async function deliverOne(
+  message: Message,
+  env: Env,
+  provider: WhatsAppProvider,
+  deps: ConsumerDeps,
+): Promise<void> {
   const job = parseJob(message)
   if (!job) return
   const ids = { delivery_id: job.id, phone_id: job.phone_id, provider: provider.name }
@@ -93,7 +106,8 @@ async function deliverOne(message: Message, env: Env, provider: WhatsAppProvider
     }
     if (claim.kind !== 'claimed') {
       if (claim.kind === 'dropped') logEvent('warn', 'whatsapp.job_dropped', { ...ids, reason: claim.reason })
-      else if (claim.kind === 'done') logEvent('info', 'whatsapp.job_duplicate', { ...ids, status: claim.status })
+      else if (claim.kind === 'done')
+        logEvent('info', 'whatsapp.job_duplicate', { ...ids, status: claim.status })
       else logEvent('warn', 'whatsapp.job_without_delivery', ids)
       message.ack()
       return
@@ -105,7 +119,12 @@ async function deliverOne(message: Message, env: Env, provider: WhatsAppProvider
     } catch (err) {
       // Wrong key or tampered job: no attempt can succeed.
       await recordFailed(env.DB, job.id, null, 'code_decrypt_failed', now())
-      logEvent('error', 'whatsapp.failed', { ...ids, detail: 'code_decrypt_failed', error: errorName(err), alert: true })
+      logEvent('error', 'whatsapp.failed', {
+        ...ids,
+        detail: 'code_decrypt_failed',
+        error: errorName(err),
+        alert: true,
+      })
       message.ack()
       return
     }
@@ -123,18 +142,32 @@ async function deliverOne(message: Message, env: Env, provider: WhatsAppProvider
         await recordSent(env.DB, job.id, result.wamid, now())
       } catch (err) {
         // The message is out: a retry would send it again, so the failure to record is only logged.
-        logEvent('error', 'whatsapp.sent_unrecorded', { ...fields, wamid: result.wamid, error: errorName(err) })
+        logEvent('error', 'whatsapp.sent_unrecorded', {
+          ...fields,
+          wamid: result.wamid,
+          error: errorName(err),
+        })
       }
       logEvent('info', 'whatsapp.sent', { ...fields, wamid: result.wamid })
       message.ack()
     } else if (result.kind === 'retry') {
       await recordRetry(env.DB, job.id, result.errorCode, result.detail, now())
       const delaySeconds = backoffSeconds(message.attempts, result.minDelaySeconds, deps.random)
-      logEvent('warn', 'whatsapp.retry', { ...fields, error_code: result.errorCode, detail: result.detail, delay_seconds: delaySeconds })
+      logEvent('warn', 'whatsapp.retry', {
+        ...fields,
+        error_code: result.errorCode,
+        detail: result.detail,
+        delay_seconds: delaySeconds,
+      })
       message.retry({ delaySeconds })
     } else {
       await recordFailed(env.DB, job.id, result.errorCode, result.detail, now())
-      logEvent('error', 'whatsapp.failed', { ...fields, error_code: result.errorCode, detail: result.detail, alert: result.alert })
+      logEvent('error', 'whatsapp.failed', {
+        ...fields,
+        error_code: result.errorCode,
+        detail: result.detail,
+        alert: result.alert,
+      })
       message.ack()
     }
   } catch (err) {

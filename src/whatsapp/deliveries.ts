@@ -32,10 +32,16 @@ const CLAIMABLE = `status IN ('queued', 'sending') AND (lease_until IS NULL OR l
  * phone's current code (otp_codes.code_id): a job that waited in the queue while the user asked for
  * a new code would only deliver a code that can no longer log in.
  */
-export async function claimDelivery(db: D1Database, id: string, provider: string, at: number): Promise<Claim> {
+export async function claimDelivery(
+  db: D1Database,
+  id: string,
+  provider: string,
+  at: number,
+): Promise<Claim> {
   const claimed = await db
     .prepare(
-      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3, lease_until = ?2 + ?4,
+      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
+         lease_until = ?2 + ?4,
          updated_at = ?2
        WHERE id = ?1 AND ${CLAIMABLE} AND expires_at > ?2
          AND id = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
@@ -69,10 +75,16 @@ export async function claimDelivery(db: D1Database, id: string, provider: string
 }
 
 /** The provider accepted the message. Clears the last attempt's error: it no longer describes the row. */
-export async function recordSent(db: D1Database, id: string, wamid: string | null, at: number): Promise<void> {
+export async function recordSent(
+  db: D1Database,
+  id: string,
+  wamid: string | null,
+  at: number,
+): Promise<void> {
   await db
     .prepare(
-      `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL, error_code = NULL, error_detail = NULL,
+      `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
+         error_code = NULL, error_detail = NULL,
          updated_at = ?3
        WHERE id = ?1 AND status = 'sending'`,
     )
@@ -107,7 +119,8 @@ export async function recordFailed(
 ): Promise<void> {
   await db
     .prepare(
-      `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_code = ?2, error_detail = ?3, updated_at = ?4
+      `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_code = ?2, error_detail = ?3,
+         updated_at = ?4
        WHERE id = ?1 AND status = 'sending'`,
     )
     .bind(id, errorCode, detail, at)
@@ -118,10 +131,15 @@ export async function recordFailed(
  * The queue gave up on the job (retries exhausted): the row fails, keeping the last attempt's error
  * code. Returns that code, or undefined when the row was no longer pending (nothing recorded).
  */
-export async function recordExhausted(db: D1Database, id: string, at: number): Promise<number | null | undefined> {
+export async function recordExhausted(
+  db: D1Database,
+  id: string,
+  at: number,
+): Promise<number | null | undefined> {
   const row = await db
     .prepare(
-      `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_detail = 'retries_exhausted', updated_at = ?2
+      `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_detail = 'retries_exhausted',
+         updated_at = ?2
        WHERE id = ?1 AND ${CLAIMABLE}
        RETURNING error_code`,
     )
@@ -142,14 +160,19 @@ export interface StatusEvent {
 // message can fail on one of the user's devices and still reach another; rows not (yet) sent through
 // Meta, or finished without it, rank above everything and are never touched by a webhook.
 const RANK: Record<WebhookStatus, number> = { sent: 1, failed: 2, delivered: 3, read: 4 }
-const ROW_RANK = `CASE status WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 99 END`
+const ROW_RANK = `CASE status
+  WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 99 END`
 
 /**
  * Applies status webhooks by wamid in one D1 round trip. Each update only moves a row up the rank,
  * so duplicates and out-of-order arrivals are no-ops; unknown wamids match nothing. Returns how many
  * rows changed.
  */
-export async function applyStatuses(db: D1Database, events: readonly StatusEvent[], at: number): Promise<number> {
+export async function applyStatuses(
+  db: D1Database,
+  events: readonly StatusEvent[],
+  at: number,
+): Promise<number> {
   if (events.length === 0) return 0
   const statement = db.prepare(
     `UPDATE deliveries SET status = ?2, updated_at = ?5,
@@ -157,6 +180,8 @@ export async function applyStatuses(db: D1Database, events: readonly StatusEvent
        error_detail = CASE WHEN ?2 = 'failed' THEN 'meta_status_failed' ELSE error_detail END
      WHERE wamid = ?1 AND ${ROW_RANK} < ?4`,
   )
-  const results = await db.batch(events.map((e) => statement.bind(e.wamid, e.status, e.errorCode, RANK[e.status], at)))
+  const results = await db.batch(
+    events.map((e) => statement.bind(e.wamid, e.status, e.errorCode, RANK[e.status], at)),
+  )
   return results.reduce((sum, r) => sum + (r.meta.changes ?? 0), 0)
 }

@@ -14,7 +14,12 @@ export const GRAPH_API_ORIGIN = 'https://graph.facebook.com'
 const META_TIMEOUT_MS = 10_000
 
 /** Our locale → the template language approved in WhatsApp Manager, unless configured otherwise. */
-export const DEFAULT_TEMPLATE_LANGUAGES: Record<Locale, string> = { en: 'en_US', es: 'es', fr: 'fr', 'pt-br': 'pt_BR' }
+export const DEFAULT_TEMPLATE_LANGUAGES: Record<Locale, string> = {
+  en: 'en_US',
+  es: 'es',
+  fr: 'fr',
+  'pt-br': 'pt_BR',
+}
 
 export interface MetaConfig {
   graphVersion: string
@@ -25,7 +30,10 @@ export interface MetaConfig {
 }
 
 // Meta's codes are case-sensitive with an underscore (en_US, pt_BR), never a hyphen.
-const TemplateLanguages = z.partialRecord(z.enum(LOCALES), z.string().regex(/^[a-z]{2,3}(_[A-Z][A-Za-z]{1,3})?$/))
+const TemplateLanguages = z.partialRecord(
+  z.enum(LOCALES),
+  z.string().regex(/^[a-z]{2,3}(_[A-Z][A-Za-z]{1,3})?$/),
+)
 
 /**
  * Reads and checks the provider's configuration. Values end up in a URL and a request body, so each
@@ -35,7 +43,8 @@ export function metaConfig(env: Env): { ok: true; config: MetaConfig } | { ok: f
   const accessToken = (env.WHATSAPP_ACCESS_TOKEN ?? '').trim()
   if (!accessToken) return { ok: false, reason: 'WHATSAPP_ACCESS_TOKEN is not set' }
   const phoneNumberId = (env.WHATSAPP_PHONE_NUMBER_ID ?? '').trim()
-  if (!/^[0-9]{1,32}$/.test(phoneNumberId)) return { ok: false, reason: 'WHATSAPP_PHONE_NUMBER_ID must be digits' }
+  if (!/^[0-9]{1,32}$/.test(phoneNumberId))
+    return { ok: false, reason: 'WHATSAPP_PHONE_NUMBER_ID must be digits' }
   const graphVersion = (env.WHATSAPP_GRAPH_VERSION ?? '').trim()
   if (!/^v[0-9]{1,3}\.[0-9]{1,2}$/.test(graphVersion)) {
     return { ok: false, reason: 'WHATSAPP_GRAPH_VERSION must look like v26.0' }
@@ -46,7 +55,10 @@ export function metaConfig(env: Env): { ok: true; config: MetaConfig } | { ok: f
   }
   const languages = parseLanguages(env.WHATSAPP_TEMPLATE_LANGUAGES)
   if (!languages) {
-    return { ok: false, reason: 'WHATSAPP_TEMPLATE_LANGUAGES must be a JSON object like {"en":"en_US","pt-br":"pt_BR"}' }
+    return {
+      ok: false,
+      reason: 'WHATSAPP_TEMPLATE_LANGUAGES must be a JSON object like {"en":"en_US","pt-br":"pt_BR"}',
+    }
   }
   return { ok: true, config: { graphVersion, phoneNumberId, accessToken, templateName, languages } }
 }
@@ -64,7 +76,10 @@ function parseLanguages(raw: string | undefined): Record<Locale, string> | null 
 }
 
 /** The exact Graph API request for one code: the code goes in the body and in the URL button. */
-export function buildSendRequest(config: MetaConfig, message: OutgoingCode): { url: string; init: RequestInit } {
+export function buildSendRequest(
+  config: MetaConfig,
+  message: OutgoingCode,
+): { url: string; init: RequestInit } {
   const body = {
     messaging_product: 'whatsapp',
     recipient_type: 'individual',
@@ -145,7 +160,13 @@ export function classifyMetaError(httpStatus: number, body: unknown): Exclude<Se
     const rule: MetaErrorRule | undefined =
       META_ERROR_RULES[code] ??
       (code >= 200 && code <= 299 ? { retry: false, label: 'permission_denied', alert: true } : undefined)
-    if (rule?.retry) return { kind: 'retry', errorCode: code, detail: rule.label, minDelaySeconds: rule.minDelaySeconds ?? 0 }
+    if (rule?.retry)
+      return {
+        kind: 'retry',
+        errorCode: code,
+        detail: rule.label,
+        minDelaySeconds: rule.minDelaySeconds ?? 0,
+      }
     if (rule) return { kind: 'failed', errorCode: code, detail: rule.label, alert: rule.alert ?? false }
     // A code missing from Meta's table: only an outage status makes it worth another try.
     if (httpStatus >= 500) return { kind: 'retry', errorCode: code, detail: 'meta_error', minDelaySeconds: 0 }
@@ -172,7 +193,12 @@ export function metaProvider(config: MetaConfig, fetchFn: typeof fetch): WhatsAp
       } catch (err) {
         // Ambiguous: Meta may have accepted it. A retry sends the same code, so a duplicate is harmless.
         const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
-        return { kind: 'retry', errorCode: null, detail: timedOut ? 'timeout' : 'network_error', minDelaySeconds: 0 }
+        return {
+          kind: 'retry',
+          errorCode: null,
+          detail: timedOut ? 'timeout' : 'network_error',
+          minDelaySeconds: 0,
+        }
       }
       const body = parseJson(text)
       if (status >= 200 && status < 300) {

@@ -13,7 +13,11 @@ const SIGNATURE = /^sha256=([0-9a-f]{64})$/i
  * True when `header` is `sha256=<hex>` of HMAC-SHA-256(app secret, raw body bytes). The body must be
  * the bytes as received: Meta signs its own serialisation, which a re-encoded JSON would not match.
  */
-export async function verifySignature(appSecret: string, rawBody: Uint8Array, header: string | undefined): Promise<boolean> {
+export async function verifySignature(
+  appSecret: string,
+  rawBody: Uint8Array,
+  header: string | undefined,
+): Promise<boolean> {
   const match = header ? SIGNATURE.exec(header.trim()) : null
   const presented = match?.[1] ? fromHex(match[1]) : null
   if (!presented) return false
@@ -36,7 +40,9 @@ const StatusItem = z.object({
 const Payload = z.object({
   entry: z.array(
     z.object({
-      changes: z.array(z.object({ value: z.object({ statuses: z.array(z.unknown()).optional() }).optional() })),
+      changes: z.array(
+        z.object({ value: z.object({ statuses: z.array(z.unknown()).optional() }).optional() }),
+      ),
     }),
   ),
 })
