@@ -52,6 +52,12 @@ export interface SendSubject {
   ipAddress: string | undefined
   /** The user id this batch mints if the number is new; counted only if that user is created. */
   mintedUserId: string | null
+  /**
+   * The delivery (= code) id the batch inserts when it issues a code: the send counts only if that
+   * row exists by then, so a send the caller's own conditions refuse (unknown number, number of
+   * another user) counts nothing. Null when no code is issued at all (sandbox): always counts.
+   */
+  deliveryId: string | null
   now: number
 }
 
@@ -107,21 +113,23 @@ function ipv6Groups(ip: string): number[] | null {
 /**
  * Statements for one send (login_or_create or /send), to go into the caller's batch after its
  * writes: record the send's events, trip the guard if any limit is now exceeded, and sweep a few
- * expired events. The new-user event is recorded only when `mintedUserId` exists by then, i.e. when
- * this very batch created the user, so place these after the find-or-create statements.
+ * expired events. The events are recorded only when the batch issued the code (`deliveryId`) and
+ * the new-user event only when `mintedUserId` exists by then, i.e. this very batch created the user;
+ * so place these after the find-or-create and code statements.
  */
 export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedStatement[] {
   const ip = s.ipAddress === undefined ? null : ipSubject(s.ipAddress)
+  const sent = '(?7 IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = ?7))'
   const record = db
     .prepare(
       `INSERT INTO limit_events (project_id, kind, subject, at, expires_at)
-       SELECT ?1, 'phone', ?3, ?2, ?2 + ${DAY_MS} WHERE ?3 IS NOT NULL
-       UNION ALL SELECT ?1, 'ip_send', ?4, ?2, ?2 + ${HOUR_MS} WHERE ?4 IS NOT NULL
-       UNION ALL SELECT ?1, 'country', ?5, ?2, ?2 + ${HOUR_MS} WHERE ?5 IS NOT NULL
+       SELECT ?1, 'phone', ?3, ?2, ?2 + ${DAY_MS} WHERE ?3 IS NOT NULL AND ${sent}
+       UNION ALL SELECT ?1, 'ip_send', ?4, ?2, ?2 + ${HOUR_MS} WHERE ?4 IS NOT NULL AND ${sent}
+       UNION ALL SELECT ?1, 'country', ?5, ?2, ?2 + ${HOUR_MS} WHERE ?5 IS NOT NULL AND ${sent}
        UNION ALL SELECT ?1, 'new_user', '', ?2, ?2 + ${HOUR_MS}
          WHERE ?6 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE id = ?6)`,
     )
-    .bind(s.projectId, s.now, s.phoneNumber, ip, s.country, s.mintedUserId)
+    .bind(s.projectId, s.now, s.phoneNumber, ip, s.country, s.mintedUserId, s.deliveryId)
   // Counts include the events just recorded, hence "> limit" (and "> 1" for the cooldown).
   const count = (kind: string, subject: string, window: string) =>
     `(SELECT COUNT(*) FROM limit_events WHERE project_id = ?1 AND kind = '${kind}' AND subject = ${subject}
@@ -158,51 +166,50 @@ export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedS
   return [record, guard, sweepStatement(db, s.now)]
 }
 
+/** What an authenticate attempt is counted against, and how its batch tells success. */
+export interface AuthSubject {
+  projectId: string
+  settings: ProjectSettings
+  /** attributes.ip_address; no per-IP limit applies without it. */
+  ipAddress: string | undefined
+  /** The method_id presented. */
+  phoneId: string
+  /** This request's id: the gate records it in otp_codes.consumed_by when the code is consumed. */
+  requestId: string
+  /** The sandbox number when the sandbox code was presented in a test project, else null. */
+  sandboxNumber: string | null
+  now: number
+}
+
 /**
- * Statements that reserve one failed-authentication slot for an end-user IP, for the batch that
- * reserves the attempt on the code: record the event, then trip the guard if the IP already has
- * `ip_failed_auths_per_hour` in the last hour. The slot counts as a failure unless the attempt
- * succeeds and failedAuthRefundStatement gives it back, so parallel guesses cannot overshoot.
- * Returns no statements without an IP.
+ * Per-IP failed authentications, for authenticate's one batch, after its gate statements: the guard
+ * first trips if the IP already has `ip_failed_auths_per_hour` failures in the last hour, whatever
+ * this attempt's outcome (so a 429 tells nothing about the code and, rolling the batch back, counts
+ * no attempt on it); then the attempt is recorded as a failure unless the batch consumed the code
+ * for this request or authenticated the sandbox number. Batches run one at a time, so parallel
+ * guesses from one IP get exactly the allowed number of verdicts. No statements without an IP.
  */
-export function failedAuthReserveStatements(
-  db: D1Database,
-  args: { projectId: string; settings: ProjectSettings; ipAddress: string | undefined; now: number },
-): D1PreparedStatement[] {
-  if (args.ipAddress === undefined) return []
-  const ip = ipSubject(args.ipAddress)
+export function failedAuthStatements(db: D1Database, a: AuthSubject): D1PreparedStatement[] {
+  if (a.ipAddress === undefined) return []
+  const ip = ipSubject(a.ipAddress)
   return [
-    db
-      .prepare(
-        `INSERT INTO limit_events (project_id, kind, subject, at, expires_at) VALUES (?1, 'ip_fail', ?2, ?3, ?3 + ${HOUR_MS})`,
-      )
-      .bind(args.projectId, ip, args.now),
     db
       .prepare(
         `INSERT INTO limit_guard (ip_failed_auths_per_hour) SELECT 1 WHERE
            (SELECT COUNT(*) FROM limit_events WHERE project_id = ?1 AND kind = 'ip_fail' AND subject = ?2
-             AND at > ?3 - ${HOUR_MS}) > ?4`,
+             AND at > ?3 - ${HOUR_MS}) >= ?4`,
       )
-      .bind(args.projectId, ip, args.now, args.settings.ip_failed_auths_per_hour),
-    sweepStatement(db, args.now),
+      .bind(a.projectId, ip, a.now, a.settings.ip_failed_auths_per_hour),
+    db
+      .prepare(
+        `INSERT INTO limit_events (project_id, kind, subject, at, expires_at)
+         SELECT ?1, 'ip_fail', ?2, ?3, ?3 + ${HOUR_MS}
+         WHERE NOT EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?4 AND project_id = ?1 AND consumed_by = ?5)
+           AND NOT EXISTS (SELECT 1 FROM phones WHERE id = ?4 AND project_id = ?1 AND phone_number = ?6)`,
+      )
+      .bind(a.projectId, ip, a.now, a.phoneId, a.requestId, a.sandboxNumber),
+    sweepStatement(db, a.now),
   ]
-}
-
-/**
- * Gives back the slot failedAuthReserveStatements took (same project, IP and `now`) once the
- * attempt succeeded, so only failures count. Null without an IP.
- */
-export function failedAuthRefundStatement(
-  db: D1Database,
-  args: { projectId: string; ipAddress: string | undefined; now: number },
-): D1PreparedStatement | null {
-  if (args.ipAddress === undefined) return null
-  return db
-    .prepare(
-      `DELETE FROM limit_events WHERE rowid = (SELECT rowid FROM limit_events
-         WHERE project_id = ?1 AND kind = 'ip_fail' AND subject = ?2 AND at = ?3 LIMIT 1)`,
-    )
-    .bind(args.projectId, ipSubject(args.ipAddress), args.now)
 }
 
 /**

@@ -49,6 +49,7 @@ export async function loginOrCreate(env: Env, project: Project, input: LoginOrCr
     country,
     ipAddress: input.attributes?.ip_address,
     mintedUserId,
+    deliveryId: pending?.codeId ?? null,
     now: at,
   })
   const results = await batchWithLimits(env.DB, [...statements, ...issue, ...limits, owner], project.id)
