@@ -96,8 +96,8 @@ export function userByPhoneStatement(
 }
 
 /**
- * A user's visible phones (PhoneRow columns), oldest first. The user is given by id or as the owner
- * of `phoneId`, so the statement can run in the same batch that changes that phone.
+ * A user's visible phones (PhoneRow columns), in the order they were added. The user is given by id
+ * or as the owner of `phoneId`, so the statement can run in the same batch that changes that phone.
  */
 export function userPhonesStatement(
   db: D1Database,
@@ -110,7 +110,7 @@ export function userPhonesStatement(
     .prepare(
       `SELECT p.id AS phone_id, p.phone_number, p.verified FROM phones p
        WHERE p.project_id = ?1 AND p.user_id = ${user} AND ${VISIBLE}
-       ORDER BY p.created_at, p.id`,
+       ORDER BY p.created_at, p.rowid`,
     )
     .bind(projectId, 'userId' in owner ? owner.userId : owner.phoneId, at)
 }
