@@ -160,9 +160,11 @@ describe('end to end: login_or_create → queue consumer → outbox', () => {
   })
 
   it('is reachable without the console provider only as a 404, even right after a delivery', async () => {
-    await deliverViaConsole()
+    const { code } = await deliverViaConsole()
     const res = await call('GET', '/dev/whatsapp/outbox', { project: null, env: metaEnv() })
     expect(res.status).toBe(404)
-    expect(await res.text()).not.toMatch(/\d{6}/)
+    const text = await res.text()
+    expect(JSON.parse(text)).toMatchObject({ error_type: 'route_not_found' })
+    expect(text).not.toContain(code)
   })
 })

@@ -52,6 +52,7 @@ export function messageText(locale: Locale, code: string, minutes: number): stri
   }
 }
 
+/** A dev_outbox row (created_at in epoch ms). */
 export interface OutboxMessage {
   id: string
   phone_number: string

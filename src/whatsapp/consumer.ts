@@ -104,11 +104,10 @@ async function deliverOne(
       message.retry({ delaySeconds: Math.ceil(claim.retryInMs / 1000) })
       return
     }
+    if (claim.kind === 'dropped') logEvent('warn', 'whatsapp.job_dropped', { ...ids, reason: claim.reason })
+    if (claim.kind === 'done') logEvent('info', 'whatsapp.job_duplicate', { ...ids, status: claim.status })
+    if (claim.kind === 'missing') logEvent('warn', 'whatsapp.job_without_delivery', ids)
     if (claim.kind !== 'claimed') {
-      if (claim.kind === 'dropped') logEvent('warn', 'whatsapp.job_dropped', { ...ids, reason: claim.reason })
-      else if (claim.kind === 'done')
-        logEvent('info', 'whatsapp.job_duplicate', { ...ids, status: claim.status })
-      else logEvent('warn', 'whatsapp.job_without_delivery', ids)
       message.ack()
       return
     }

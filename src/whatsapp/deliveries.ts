@@ -4,6 +4,7 @@
  * copy of a job, or of a webhook, finds nothing to update.
  */
 
+/** deliveries.status; the CHECK constraint in schema.sql lists the same values. */
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'expired'
 
 /**
@@ -12,6 +13,7 @@ export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'read
  */
 export const LEASE_MS = 30_000
 
+/** What claiming a job found, and so what the consumer does with the message. */
 export type Claim =
   /** This consumer holds the job and may send it (`attempts` includes this one). */
   | { kind: 'claimed'; attempts: number }
@@ -148,8 +150,10 @@ export async function recordExhausted(
   return row ? row.error_code : undefined
 }
 
+/** The message statuses Meta reports that a delivery records. */
 export type WebhookStatus = 'sent' | 'delivered' | 'read' | 'failed'
 
+/** One status from a webhook: Meta's message id, the status, and the error code on 'failed'. */
 export interface StatusEvent {
   wamid: string
   status: WebhookStatus

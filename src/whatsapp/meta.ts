@@ -8,6 +8,7 @@ import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
  * See shared/docs/platform.md §1.2 (request), §1.5 (languages) and §1.6 (error codes).
  */
 
+/** The Graph API host; the version and phone-number id follow in the path. */
 export const GRAPH_API_ORIGIN = 'https://graph.facebook.com'
 
 /** Meta answers in well under a second; past this the attempt is retried (the same code, harmless). */
@@ -21,6 +22,7 @@ export const DEFAULT_TEMPLATE_LANGUAGES: Record<Locale, string> = {
   'pt-br': 'pt_BR',
 }
 
+/** The provider's configuration, checked by metaConfig(). */
 export interface MetaConfig {
   graphVersion: string
   phoneNumberId: string

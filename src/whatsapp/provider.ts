@@ -23,6 +23,7 @@ export type SendResult =
   | { kind: 'retry'; errorCode: number | null; detail: string; minDelaySeconds: number }
   | { kind: 'failed'; errorCode: number | null; detail: string; alert: boolean }
 
+/** Delivers one code. Every answer of the provider is classified; only a local failure (D1) throws. */
 export interface WhatsAppProvider {
   /** Stored in deliveries.provider. */
   readonly name: string
