@@ -11,6 +11,7 @@ import {
 import { releaseExpiredById, userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { type ErrorType, StytchError } from '../errors'
+import { batchWithLimits, failedAuthStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
@@ -71,8 +72,21 @@ export async function authenticateCode(
     const sandboxNumber = sandbox ? SANDBOX_PHONE_NUMBER : null
     statements.push(...successStatements(env.DB, { projectId: project.id, phoneId, requestId, sandboxNumber }))
   }
+  // Per-IP failed authentications (after the gates, in this batch): a 429 if the IP is already at its
+  // limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
+  statements.push(
+    ...failedAuthStatements(env.DB, {
+      projectId: project.id,
+      settings,
+      ipAddress: input.attributes?.ip_address,
+      phoneId,
+      requestId,
+      sandboxNumber: sandbox ? SANDBOX_PHONE_NUMBER : null,
+      now: at,
+    }),
+  )
   statements.push(authStateStatement(env.DB, project.id, phoneId), userPhonesStatement(env.DB, project.id, { phoneId }, at))
-  const results = await env.DB.batch(statements)
+  const results = await batchWithLimits(env.DB, statements, project.id)
 
   const state = results.at(-2)?.results[0] as AuthStateRow | undefined
   // The number was attached by /send and its 5-minute window passed: released, so the code is void.

@@ -4,6 +4,7 @@ import type { Project } from '../db/projects'
 import { type PhoneOwnerRow, phoneOwnerStatement } from '../db/users'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
+import { assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { SendInput } from '../schemas'
 import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
@@ -29,8 +30,11 @@ export async function sendCode(env: Env, project: Project, input: SendInput): Pr
     const { user_id, phone_id } = await loginOrCreate(env, project, { ...input, create_user_as_pending: false })
     return { user_id, phone_id }
   }
-  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER } : parsePhone(input.phone_number)
+  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null } : parsePhone(input.phone_number)
   if (!phone) throw new StytchError('invalid_phone_number')
+  // As on login_or_create: the sandbox number has no country and is sent nothing.
+  const country = sandbox ? null : sendCountry(phone)
+  if (country) assertCountryAllowed(project.settings, country)
 
   const at = now()
   const userId = input.user_id ?? null
@@ -47,9 +51,23 @@ export async function sendCode(env: Env, project: Project, input: SendInput): Pr
       ...codeStatements(env.DB, project.id, phone.e164, pending, userId),
     )
   }
+  // The send limits, as on login_or_create; a send refused by the conditions above issues no
+  // delivery row and so counts nothing.
+  statements.push(
+    ...sendLimitStatements(env.DB, {
+      projectId: project.id,
+      settings: project.settings,
+      phoneNumber: sandbox ? null : phone.e164,
+      country,
+      ipAddress: input.attributes?.ip_address,
+      mintedUserId: null,
+      deliveryId: pending?.codeId ?? null,
+      now: at,
+    }),
+  )
   if (userId) statements.push(userExistsStatement(env.DB, project.id, userId))
   statements.push(phoneOwnerStatement(env.DB, project.id, phone.e164))
-  const results = await env.DB.batch(statements)
+  const results = await batchWithLimits(env.DB, statements, project.id)
 
   const owner = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
   if (userId) {
