@@ -7,12 +7,12 @@ import type { ProjectSettings } from './settings'
  *
  * Each counted event is a row in limit_events; every window is a sliding window over those rows
  * (`at > now - window`), which is exact, unlike fixed buckets that let 2x through at a boundary.
- * A batch first records its events, then runs one guard INSERT into limit_guard that selects a row
- * only when a count is over its limit. That row violates a named CHECK constraint, the statement
- * fails, and D1 rolls back the whole batch (a batch is one transaction): the user, phone, code,
- * delivery and the events themselves are all undone. D1 runs statements one at a time, so
+ * A send's batch first records its events, then runs one guard INSERT into limit_guard that
+ * selects a row only when a count is over its limit. That row violates a named CHECK constraint, the
+ * statement fails, and D1 rolls back the whole batch (a batch is one transaction): the user, phone,
+ * code, delivery and the events themselves are all undone. D1 runs statements one at a time, so
  * concurrent batches see each other's events and exactly as many pass as the limits allow.
- * The constraint's name in the error says which limit tripped (see limitError).
+ * The constraint's name in the error says which limit tripped (trippedLimit, batchWithLimits).
  */
 
 const HOUR_MS = 3_600_000
@@ -235,7 +235,7 @@ export function trippedLimit(err: unknown): LimitName | null {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
     const match = /CHECK constraint failed: limit_([a-z_]+)/.exec(e.message)
     const name = match?.[1]
-    if (name && name in LIMITS) return name as LimitName
+    if (name && Object.hasOwn(LIMITS, name)) return name as LimitName
   }
   return null
 }

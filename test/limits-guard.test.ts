@@ -160,6 +160,7 @@ describe('trippedLimit', () => {
   it('ignores every other error', () => {
     expect(trippedLimit(new Error('D1_ERROR: CHECK constraint failed: kind IN (...): SQLITE_CONSTRAINT'))).toBeNull()
     expect(trippedLimit(new Error('CHECK constraint failed: limit_unknown_thing'))).toBeNull()
+    expect(trippedLimit(new Error('CHECK constraint failed: limit_constructor'))).toBeNull()
     expect(trippedLimit(new Error('D1_ERROR: UNIQUE constraint failed: users.id'))).toBeNull()
     expect(trippedLimit('CHECK constraint failed: limit_phone_cooldown')).toBeNull()
     expect(trippedLimit(null)).toBeNull()
