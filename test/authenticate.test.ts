@@ -129,7 +129,11 @@ describe('POST /v1/otps/authenticate', () => {
     const first = await loginCode(p, PHONE)
     const second = await loginCode(p, PHONE)
     expect(second.code === first.code).toBe(false)
-    expectStytchError(await authenticate(p, { method_id: first.phoneId, code: first.code }), 401, 'unable_to_auth_otp_code')
+    expectStytchError(
+      await authenticate(p, { method_id: first.phoneId, code: first.code }),
+      401,
+      'unable_to_auth_otp_code',
+    )
     // Presenting the superseded code is not a wrong guess: nothing was counted.
     expect(await dbGate(first.phoneId)).toMatchObject({ attempts: 0 })
     expect((await dbUser(first.userId))?.failed_authentications).toBe(0)
@@ -142,7 +146,11 @@ describe('POST /v1/otps/authenticate', () => {
     const last = codes[2]
     for (const old of codes.slice(0, 2)) {
       if (old.code === last?.code) continue
-      expectStytchError(await authenticate(p, { method_id: old.phoneId, code: old.code }), 401, 'unable_to_auth_otp_code')
+      expectStytchError(
+        await authenticate(p, { method_id: old.phoneId, code: old.code }),
+        401,
+        'unable_to_auth_otp_code',
+      )
     }
     expect((await authenticate(p, { method_id: last?.phoneId, code: last?.code })).status).toBe(200)
   })
@@ -154,7 +162,11 @@ describe('POST /v1/otps/authenticate', () => {
     const second = await loginCode(p, PHONE)
     // A KV read elsewhere may still return the old record for a while: simulate that.
     await env.OTP_KV.put(`otp:${first.phoneId}`, staleRecord ?? '', { expirationTtl: 120 })
-    expectStytchError(await authenticate(p, { method_id: first.phoneId, code: first.code }), 401, 'unable_to_auth_otp_code')
+    expectStytchError(
+      await authenticate(p, { method_id: first.phoneId, code: first.code }),
+      401,
+      'unable_to_auth_otp_code',
+    )
     // The new code cannot be checked against the stale record: refused, but not counted as a failure.
     const res = await authenticate(p, { method_id: second.phoneId, code: second.code })
     expectStytchError(res, 401, 'unable_to_auth_otp_code')
@@ -234,7 +246,11 @@ describe('POST /v1/otps/authenticate', () => {
     const other = await project()
     const { code, phoneId, userId } = await loginCode(owner, PHONE)
     expectStytchError(await authenticate(other, { method_id: phoneId, code }), 404, 'phone_number_not_found')
-    expectStytchError(await authenticate(other, { method_id: phoneId, code: wrong(code) }), 404, 'phone_number_not_found')
+    expectStytchError(
+      await authenticate(other, { method_id: phoneId, code: wrong(code) }),
+      404,
+      'phone_number_not_found',
+    )
     expect(await dbGate(phoneId)).toMatchObject({ attempts: 0, consumed_at: null })
     expect((await dbUser(userId))?.failed_authentications).toBe(0)
     expect((await authenticate(owner, { method_id: phoneId, code })).status).toBe(200)
@@ -287,7 +303,9 @@ describe('POST /v1/otps/authenticate', () => {
     const first = await loginCode(p, PHONE)
     const second = await loginCode(p, PHONE)
     const stored = await env.OTP_KV.get<StoredCode>(`otp:${second.phoneId}`, 'json')
-    expect(stored?.superseded).toEqual([{ code_id: expect.any(String), mac: expect.any(String), expires_at: expect.any(Number) }])
+    expect(stored?.superseded).toEqual([
+      { code_id: expect.any(String), mac: expect.any(String), expires_at: expect.any(Number) },
+    ])
     expect(JSON.stringify(stored)).not.toContain(first.code)
     expect(JSON.stringify(stored)).not.toContain(second.code)
   })
@@ -313,7 +331,11 @@ describe('user lock', () => {
     const p = await project()
     const replies = await failTimes(p, 10)
     expect(replies.slice(0, 9).map((r) => r.status)).toEqual(Array(9).fill(404))
-    const locked = expectStytchError(replies[9] ?? { status: 0, headers: new Headers(), body: {} }, 429, 'user_lock_limit_reached')
+    const locked = expectStytchError(
+      replies[9] ?? { status: 0, headers: new Headers(), body: {} },
+      429,
+      'user_lock_limit_reached',
+    )
     expect(locked.error_message).toMatch(/locked/)
 
     // Even the right code is refused while the lock lasts, and it is not consumed.
@@ -418,7 +440,10 @@ describe('request validation', () => {
   it('refuses session_token and session_jwt until sessions exist, saying so', async () => {
     const p = await project()
     const { code, phoneId } = await loginCode(p, PHONE)
-    for (const extra of [{ session_token: 'mZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q' }, { session_jwt: 'eyJ.x.y' }]) {
+    for (const extra of [
+      { session_token: 'mZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q' },
+      { session_jwt: 'eyJ.x.y' },
+    ]) {
       const body = expectStytchError(await authenticate(p, { method_id: phoneId, code, ...extra }), 400, 'bad_request')
       expect(body.error_message).toMatch(/Sessions are not enabled/)
     }
@@ -437,12 +462,22 @@ describe('request validation', () => {
   it('accepts the nulls some SDKs send for unset fields', async () => {
     const p = await project()
     const { code, phoneId } = await loginCode(p, PHONE)
-    const nulls = { attributes: null, options: null, session_token: null, session_jwt: null, session_duration_minutes: null }
+    const nulls = {
+      attributes: null,
+      options: null,
+      session_token: null,
+      session_jwt: null,
+      session_duration_minutes: null,
+    }
     expect((await authenticate(p, { method_id: phoneId, code, ...nulls })).status).toBe(200)
   })
 
   it('requires project credentials', async () => {
-    const res = await authenticate(await project(), { method_id: methodId, code: '123456' }, { headers: { authorization: 'Basic eDp5' } })
+    const res = await authenticate(
+      await project(),
+      { method_id: methodId, code: '123456' },
+      { headers: { authorization: 'Basic eDp5' } },
+    )
     expectStytchError(res, 401, 'unauthorized_credentials')
   })
 })

@@ -33,8 +33,7 @@ export const send = (p: TestProject, body: unknown, options: CallOptions = {}) =
 
 export const getUser = (p: TestProject, userId: string) => callJson('GET', `/v1/users/${userId}`, { project: p })
 
-export const deleteUser = (p: TestProject, userId: string) =>
-  callJson('DELETE', `/v1/users/${userId}`, { project: p })
+export const deleteUser = (p: TestProject, userId: string) => callJson('DELETE', `/v1/users/${userId}`, { project: p })
 
 export const deletePhone = (p: TestProject, phoneId: string) =>
   callJson('DELETE', `/v1/users/phone_numbers/${phoneId}`, { project: p })

@@ -1,17 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { countingEnv, expectStytchError, loginOrCreate } from './helpers'
-import {
-  authenticate,
-  countingKv,
-  dbGate,
-  dbPhone,
-  getUser,
-  issue,
-  loginCode,
-  project,
-  send,
-} from './otp-helpers'
+import { authenticate, countingKv, dbGate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
 
 const PHONE = '+12025550150'
 const OTHER_PHONE = '+12025550151'
@@ -42,7 +32,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
     })
     // The new code supersedes the one login_or_create sent.
     if (login.code !== sent.code) {
-      expectStytchError(await authenticate(p, { method_id: login.phoneId, code: login.code }), 401, 'unable_to_auth_otp_code')
+      expectStytchError(
+        await authenticate(p, { method_id: login.phoneId, code: login.code }),
+        401,
+        'unable_to_auth_otp_code',
+      )
     }
     expect((await authenticate(p, { method_id: sent.phoneId, code: sent.code })).status).toBe(200)
   })
@@ -138,7 +132,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
       // Verified: it stays with the user after the window.
       vi.setSystemTime(T0.getTime() + 60 * 60_000)
       const later = await getUser(p, userId)
-      expect(later.body.phone_numbers).toContainEqual({ phone_id: attached.phoneId, phone_number: OTHER_PHONE, verified: true })
+      expect(later.body.phone_numbers).toContainEqual({
+        phone_id: attached.phoneId,
+        phone_number: OTHER_PHONE,
+        verified: true,
+      })
       const relogin = await loginOrCreate({ phone_number: OTHER_PHONE }, { project: p })
       expect(relogin.body).toMatchObject({ user_id: userId, phone_id: attached.phoneId, user_created: false })
     })
@@ -154,10 +152,18 @@ describe('POST /v1/otps/whatsapp/send', () => {
       const user = await getUser(p, userId)
       expect((user.body.phone_numbers as unknown[]).length).toBe(1)
       // The code outlives the window, but the number is no longer the user's.
-      expectStytchError(await authenticate(p, { method_id: attached.phoneId, code: attached.code }), 401, 'unable_to_auth_otp_code')
+      expectStytchError(
+        await authenticate(p, { method_id: attached.phoneId, code: attached.code }),
+        401,
+        'unable_to_auth_otp_code',
+      )
       expect(await dbPhone(attached.phoneId)).toBeNull()
       expect(await dbGate(attached.phoneId)).toBeNull()
-      expectStytchError(await authenticate(p, { method_id: attached.phoneId, code: attached.code }), 404, 'phone_number_not_found')
+      expectStytchError(
+        await authenticate(p, { method_id: attached.phoneId, code: attached.code }),
+        404,
+        'phone_number_not_found',
+      )
       // A later login with that number creates a new user.
       const login = await loginOrCreate({ phone_number: OTHER_PHONE }, { project: p })
       expect(login.body).toMatchObject({ user_created: true })
@@ -171,7 +177,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
       const first = await loginCode(p, PHONE)
       const second = await loginCode(p, '+12025550152')
       await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: first.userId })
-      expectStytchError(await send(p, { phone_number: OTHER_PHONE, user_id: second.userId }), 409, 'duplicate_phone_number')
+      expectStytchError(
+        await send(p, { phone_number: OTHER_PHONE, user_id: second.userId }),
+        409,
+        'duplicate_phone_number',
+      )
       vi.setSystemTime(T0.getTime() + 5 * 60_000 + 1)
       const claimed = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: second.userId })
       expect(claimed.body.user_id).toBe(second.userId)
@@ -217,7 +227,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
       const foreign = await loginCode(elsewhere, OTHER_PHONE)
       for (const userId of [`user-test-${crypto.randomUUID()}`, foreign.userId]) {
         const counting = countingEnv(env)
-        expectStytchError(await send(p, { phone_number: PHONE, user_id: userId }, { env: counting.env }), 404, 'user_not_found')
+        expectStytchError(
+          await send(p, { phone_number: PHONE, user_id: userId }, { env: counting.env }),
+          404,
+          'user_not_found',
+        )
         expect(counting.queueSends).toEqual([])
       }
       expect(await phonesWithNumber(p.id, PHONE)).toEqual([])
@@ -246,7 +260,9 @@ describe('POST /v1/otps/whatsapp/send', () => {
       expect(counting.queueSends).toEqual([])
       const ok = await authenticate(p, { method_id: res.body.phone_id, code: '000000' })
       expect(ok.status).toBe(200)
-      expect(ok.body.user).toMatchObject({ phone_numbers: [{ verified: false }, { phone_number: '+10000000000', verified: true }] })
+      expect(ok.body.user).toMatchObject({
+        phone_numbers: [{ verified: false }, { phone_number: '+10000000000', verified: true }],
+      })
     })
 
     it('is an invalid number in a live project', async () => {
@@ -275,7 +291,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
     it('refuses session_token and session_jwt until sessions exist, saying so', async () => {
       const p = await project()
       await loginOrCreate({ phone_number: PHONE }, { project: p })
-      for (const extra of [{ session_token: 'token' }, { session_jwt: 'eyJ.x.y' }, { session_token: 't', user_id: userId }]) {
+      for (const extra of [
+        { session_token: 'token' },
+        { session_jwt: 'eyJ.x.y' },
+        { session_token: 't', user_id: userId },
+      ]) {
         const body = expectStytchError(await send(p, { phone_number: PHONE, ...extra }), 400, 'bad_request')
         expect(body.error_message).toMatch(/Sessions are not enabled/)
       }
@@ -284,7 +304,14 @@ describe('POST /v1/otps/whatsapp/send', () => {
     it('accepts nulls for unset fields', async () => {
       const p = await project()
       await loginOrCreate({ phone_number: PHONE }, { project: p })
-      const nulls = { expiration_minutes: null, attributes: null, locale: null, user_id: null, session_token: null, session_jwt: null }
+      const nulls = {
+        expiration_minutes: null,
+        attributes: null,
+        locale: null,
+        user_id: null,
+        session_token: null,
+        session_jwt: null,
+      }
       expect((await send(p, { phone_number: PHONE, ...nulls })).status).toBe(200)
     })
   })

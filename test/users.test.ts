@@ -87,7 +87,11 @@ describe('GET /v1/users/{user_id}', () => {
   it('answers 405 for methods the route does not have', async () => {
     const p = await project()
     const { userId } = await loginCode(p, PHONE)
-    expectStytchError(await callJson('POST', `/v1/users/${userId}`, { project: p, body: {} }), 405, 'method_not_allowed')
+    expectStytchError(
+      await callJson('POST', `/v1/users/${userId}`, { project: p, body: {} }),
+      405,
+      'method_not_allowed',
+    )
   })
 })
 
@@ -145,12 +149,19 @@ describe('DELETE /v1/users/phone_numbers/{phone_id}', () => {
     expect(res.body).toMatchObject({
       user_id: first.userId,
       status_code: 200,
-      user: { user_id: first.userId, phone_numbers: [{ phone_id: first.phoneId, phone_number: PHONE, verified: false }] },
+      user: {
+        user_id: first.userId,
+        phone_numbers: [{ phone_id: first.phoneId, phone_number: PHONE, verified: false }],
+      },
     })
     expect(await dbPhone(second.phoneId)).toBeNull()
     expect(await dbGate(second.phoneId)).toBeNull()
     expect(await env.OTP_KV.get(`otp:${second.phoneId}`)).toBeNull()
-    expectStytchError(await authenticate(p, { method_id: second.phoneId, code: second.code }), 404, 'phone_number_not_found')
+    expectStytchError(
+      await authenticate(p, { method_id: second.phoneId, code: second.code }),
+      404,
+      'phone_number_not_found',
+    )
     expect((await getUser(p, first.userId)).body.phone_numbers).toHaveLength(1)
     // The user's other number is untouched.
     expect((await authenticate(p, { method_id: first.phoneId, code: first.code })).status).toBe(200)

@@ -29,9 +29,7 @@ const gateParams = (a: GateArgs) => [a.phoneId, a.projectId, a.at, a.requestId, 
 
 /** The presented code matched: consume the gate, marking it with this request's id. */
 export function consumeStatement(db: D1Database, a: GateArgs): D1PreparedStatement {
-  return db
-    .prepare(`UPDATE otp_codes SET consumed_at = ?3, consumed_by = ?4 WHERE ${GATE_OPEN}`)
-    .bind(...gateParams(a))
+  return db.prepare(`UPDATE otp_codes SET consumed_at = ?3, consumed_by = ?4 WHERE ${GATE_OPEN}`).bind(...gateParams(a))
 }
 
 /**
@@ -75,7 +73,9 @@ export function successStatements(
   const params = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber] as const
   return [
     db
-      .prepare(`UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`)
+      .prepare(
+        `UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,
+      )
       .bind(...params),
     db
       .prepare(

@@ -31,7 +31,12 @@ export function releaseExpiredByNumber(
 }
 
 /** As releaseExpiredByNumber, for a phone id; `meta.changes` is 1 when it released the phone. */
-export function releaseExpiredById(db: D1Database, projectId: string, phoneId: string, at: number): D1PreparedStatement {
+export function releaseExpiredById(
+  db: D1Database,
+  projectId: string,
+  phoneId: string,
+  at: number,
+): D1PreparedStatement {
   return db
     .prepare(
       `DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND verified = 0
@@ -75,9 +80,7 @@ export function userExistsStatement(db: D1Database, projectId: string, userId: s
 
 /** The user (UserRow columns) by id. */
 export function userByIdStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
-  return db
-    .prepare(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = ?2 AND u.project_id = ?1`)
-    .bind(projectId, userId)
+  return db.prepare(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = ?2 AND u.project_id = ?1`).bind(projectId, userId)
 }
 
 /** The owner of a phone (UserRow columns), if the phone is visible. */
@@ -97,22 +100,29 @@ export function userByPhoneStatement(
 
 /**
  * A user's visible phones (PhoneRow columns), in the order they were added. The user is given by id
- * or as the owner of `phoneId`, so the statement can run in the same batch that changes that phone.
+ * or as the owner of `phoneId`, so the statement can run in the same batch that changes that phone,
+ * or as the owner of the session whose token hashes to `sessionTokenHash` (sessions/authenticate).
  */
 export function userPhonesStatement(
   db: D1Database,
   projectId: string,
-  owner: { userId: string } | { phoneId: string },
+  owner: { userId: string } | { phoneId: string } | { sessionTokenHash: string },
   at: number,
 ): D1PreparedStatement {
-  const user = 'userId' in owner ? '?2' : '(SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1)'
+  const user =
+    'userId' in owner
+      ? '?2'
+      : 'phoneId' in owner
+        ? '(SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1)'
+        : '(SELECT user_id FROM sessions WHERE token_hash = ?2 AND project_id = ?1)'
+  const key = 'userId' in owner ? owner.userId : 'phoneId' in owner ? owner.phoneId : owner.sessionTokenHash
   return db
     .prepare(
       `SELECT p.id AS phone_id, p.phone_number, p.verified FROM phones p
        WHERE p.project_id = ?1 AND p.user_id = ${user} AND ${VISIBLE}
        ORDER BY p.created_at, p.rowid`,
     )
-    .bind(projectId, 'userId' in owner ? owner.userId : owner.phoneId, at)
+    .bind(projectId, key, at)
 }
 
 /**

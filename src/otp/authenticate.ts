@@ -85,7 +85,10 @@ export async function authenticateCode(
       now: at,
     }),
   )
-  statements.push(authStateStatement(env.DB, project.id, phoneId), userPhonesStatement(env.DB, project.id, { phoneId }, at))
+  statements.push(
+    authStateStatement(env.DB, project.id, phoneId),
+    userPhonesStatement(env.DB, project.id, { phoneId }, at),
+  )
   const results = await batchWithLimits(env.DB, statements, project.id)
 
   const state = results.at(-2)?.results[0] as AuthStateRow | undefined

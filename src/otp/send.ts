@@ -42,7 +42,9 @@ export async function sendCode(env: Env, project: Project, input: SendInput): Pr
   const statements = [releaseExpiredByNumber(env.DB, project.id, phone.e164, at)]
   if (userId) {
     const phoneId = newId('phone', project.env)
-    statements.push(...attachStatements(env.DB, { projectId: project.id, phoneNumber: phone.e164, phoneId, userId, at }))
+    statements.push(
+      ...attachStatements(env.DB, { projectId: project.id, phoneNumber: phone.e164, phoneId, userId, at }),
+    )
   }
   const liveAt = statements.length
   if (pending) {

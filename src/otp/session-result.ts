@@ -20,8 +20,12 @@ export function sessionResult(): SessionResult {
  * A session_token or session_jwt names a session this service cannot have issued. Refused clearly
  * (400) rather than answered as an unknown session, so callers see that the feature is missing.
  */
-export function rejectSessionCredentials(input: { session_token?: string | undefined; session_jwt?: string | undefined }) {
-  const given = input.session_token !== undefined ? 'session_token' : input.session_jwt !== undefined ? 'session_jwt' : null
+export function rejectSessionCredentials(input: {
+  session_token?: string | undefined
+  session_jwt?: string | undefined
+}) {
+  const given =
+    input.session_token !== undefined ? 'session_token' : input.session_jwt !== undefined ? 'session_jwt' : null
   if (given) {
     throw new StytchError('bad_request', {
       message: `Sessions are not enabled on this service, so ${given} cannot be used. Omit it.`,

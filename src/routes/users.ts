@@ -31,5 +31,7 @@ userRoutes.delete('/phone_numbers/:phone_id', validate('param', PhoneIdParam), a
 
 userRoutes.delete('/:user_id', validate('param', UserIdParam), async (c) => {
   const userId = await deleteUser(c.env, c.var.project, c.req.valid('param').user_id)
-  return c.json({ request_id: c.var.requestId, user_id: userId, status_code: 200 } satisfies z.infer<typeof DeleteUserResponse>)
+  return c.json({ request_id: c.var.requestId, user_id: userId, status_code: 200 } satisfies z.infer<
+    typeof DeleteUserResponse
+  >)
 })

@@ -34,7 +34,11 @@ export function userObject(user: UserRow, phones: readonly PhoneRow[], at: numbe
     user_id: user.user_id,
     emails: [],
     status: user.status,
-    phone_numbers: phones.map((p) => ({ phone_id: p.phone_id, phone_number: p.phone_number, verified: p.verified === 1 })),
+    phone_numbers: phones.map((p) => ({
+      phone_id: p.phone_id,
+      phone_number: p.phone_number,
+      verified: p.verified === 1,
+    })),
     webauthn_registrations: [],
     providers: [],
     totps: [],
