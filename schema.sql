@@ -120,3 +120,52 @@ CREATE TABLE IF NOT EXISTS limit_guard (
   new_users_per_hour INTEGER CONSTRAINT limit_new_users_per_hour CHECK (new_users_per_hour = 0),
   ip_failed_auths_per_hour INTEGER CONSTRAINT limit_ip_failed_auths_per_hour CHECK (ip_failed_auths_per_hour = 0)
 );
+
+-- Session JWT signing keys (RS256), one active per project (retired_at NULL; the partial unique index
+-- makes concurrent key creation race-safe). private_key_* is the PKCS#8 key sealed with AES-256-GCM
+-- under the SESSION_KEY_ENCRYPTION_KEY secret, bound to project and kid; public_jwk is the JWKS entry.
+-- A retired key stays published and trusted until its JWTs have expired (src/sessions/keys.ts).
+CREATE TABLE IF NOT EXISTS session_signing_keys (
+  kid TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  public_jwk TEXT NOT NULL,
+  private_key_iv TEXT NOT NULL,
+  private_key_ct TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  retired_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS session_signing_keys_active ON session_signing_keys (project_id)
+  WHERE retired_at IS NULL;
+CREATE INDEX IF NOT EXISTS session_signing_keys_project ON session_signing_keys (project_id, retired_at);
+
+-- A session is live while expires_at > now. The token is stored only as SHA-256 (hex): it has 264
+-- bits of entropy, so no pepper is needed. Revocation deletes the row, and deleting the user deletes
+-- its sessions (cascade). custom_claims is a JSON object of at most 4 KB without reserved claims.
+-- ip_address / user_agent are the attributes given when the session started ('' when absent).
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,
+  started_at INTEGER NOT NULL,
+  last_accessed_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  ip_address TEXT NOT NULL DEFAULT '',
+  user_agent TEXT NOT NULL DEFAULT '',
+  custom_claims TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, expires_at);
+
+-- The factors a session was authenticated with: one row per (session, factor kind, phone), refreshed
+-- by each new authentication with the same phone. phone_number is the number at that time.
+CREATE TABLE IF NOT EXISTS session_factors (
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  delivery_method TEXT NOT NULL,
+  phone_id TEXT NOT NULL,
+  phone_number TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_authenticated_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, type, delivery_method, phone_id)
+);

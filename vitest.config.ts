@@ -19,6 +19,7 @@ export default defineConfig({
           WHATSAPP_PROVIDER: 'console',
           OTP_PEPPER: 'test-pepper-0123456789abcdef0123456789abcdef',
           CODE_ENCRYPTION_KEY: 'dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA=',
+          SESSION_KEY_ENCRYPTION_KEY: 'dGVzdC1zZXNzaW9uLWtleS1lbmNyeXB0aW9uLTAwMDA=',
           WHATSAPP_ACCESS_TOKEN: 'test-access-token-EAAJB0000000000000000',
           WHATSAPP_APP_SECRET: 'test-app-secret-000000000000',
           WHATSAPP_VERIFY_TOKEN: 'test-verify-token',

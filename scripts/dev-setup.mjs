@@ -1,7 +1,7 @@
 // Local state for `npm run dev`: .dev.vars (local-only secrets), the schema, and the documented
 // local test project. Idempotent: runs on every start.
 import { createHash } from 'node:crypto'
-import { copyFileSync, existsSync } from 'node:fs'
+import { appendFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { d1Execute, lit } from './d1.mjs'
 
 export const LOCAL_PROJECT_ID = 'project-test-00000000-0000-4000-8000-000000000000'
@@ -11,6 +11,18 @@ export function ensureDevVars() {
   if (!existsSync('.dev.vars')) {
     copyFileSync('.dev.vars.example', '.dev.vars')
     console.log('created .dev.vars from .dev.vars.example (local development values)')
+    return
+  }
+  // A .dev.vars from before a new variable was added gets that variable (never overwrites a value).
+  const names = (text) => new Set(text.split('\n').map((line) => /^([A-Z0-9_]+)=/.exec(line)?.[1]).filter(Boolean))
+  const have = names(readFileSync('.dev.vars', 'utf8'))
+  const missing = readFileSync('.dev.vars.example', 'utf8')
+    .split('\n')
+    .filter((line) => /^[A-Z0-9_]+=/.test(line) && !have.has(line.slice(0, line.indexOf('='))))
+  if (missing.length > 0) {
+    const current = readFileSync('.dev.vars', 'utf8')
+    appendFileSync('.dev.vars', `${current.endsWith('\n') ? '' : '\n'}${missing.join('\n')}\n`)
+    console.log(`added to .dev.vars from .dev.vars.example: ${missing.map((l) => l.split('=')[0]).join(', ')}`)
   }
 }
 

@@ -10,7 +10,10 @@ export interface AppEnv {
 }
 
 /** A secret that must be set for the service to work; a missing one is a deploy error, logged loudly. */
-export function requireSecret(env: Env, name: 'OTP_PEPPER' | 'CODE_ENCRYPTION_KEY'): string {
+export function requireSecret(
+  env: Env,
+  name: 'OTP_PEPPER' | 'CODE_ENCRYPTION_KEY' | 'SESSION_KEY_ENCRYPTION_KEY',
+): string {
   const value = env[name]
   if (typeof value !== 'string' || value.length < 32) {
     throw new Error(`Worker secret ${name} is missing or shorter than 32 characters`)

@@ -9,6 +9,8 @@ export const ID_PREFIXES = {
   request: 'request-id',
   session: 'session',
   project: 'project',
+  /** A session JWT signing key's kid, as in Stytch's JWKS. */
+  signingKey: 'jwk',
 } as const
 
 export type IdKind = keyof typeof ID_PREFIXES

@@ -1,7 +1,10 @@
 import { applyD1Migrations } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
+import { clearSessionKeyCache } from '../src/sessions/keys'
 import { seedProject, TEST_PROJECT } from './helpers'
 
 // Storage is isolated per test file; this runs before each file (and is idempotent).
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS)
 await seedProject(TEST_PROJECT)
+// Signing keys live in D1, which starts empty in every file; a key cached by an earlier file is gone.
+clearSessionKeyCache()

@@ -1,0 +1,227 @@
+import { fromBase64Url, open, seal, toBase64Url } from '../crypto'
+import { requireSecret } from '../env'
+import { type ProjectEnv, newId } from '../ids'
+import { JWT_LIFETIME_MS } from './jwt'
+
+/**
+ * Per-project RS256 signing keys for session JWTs. The key pair is generated with Web Crypto inside
+ * the Worker; the private half is stored only sealed (AES-256-GCM under SESSION_KEY_ENCRYPTION_KEY,
+ * bound to its project and kid) and the public half as a JWK.
+ *
+ * Rotation: a project has at most one active key (retired_at NULL, enforced by a partial unique
+ * index). A key older than KEY_MAX_AGE_MS is retired when a signer next loads it, or at once by
+ * `npm run session-keys:rotate`; the next signer then creates a fresh key. A retired key stays in the
+ * JWKS, and is trusted by this server, for RETIRED_KEY_TRUST_MS: long enough for every JWT it signed
+ * to expire, including JWTs from isolates that still had it cached.
+ */
+
+/** How long an isolate reuses a loaded key set before asking D1 again. */
+export const KEY_CACHE_TTL_MS = 60_000
+/** Retired keys stay trusted this long: JWT lifetime, the signer cache, and a margin for clock skew. */
+export const RETIRED_KEY_TRUST_MS = JWT_LIFETIME_MS + KEY_CACHE_TTL_MS + 4 * 60_000
+/** Keys are rotated automatically at this age (Stytch rotates about every six months). */
+export const KEY_MAX_AGE_MS = 180 * 24 * 60 * 60_000
+
+const ALGORITHM = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const
+const KEY_GEN = { ...ALGORITHM, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
+
+/** A public key as published in the JWKS (the fields Stytch's JWKS carries, minus certificates). */
+export interface PublicJwk {
+  kty: 'RSA'
+  use: 'sig'
+  key_ops: ['verify']
+  alg: 'RS256'
+  kid: string
+  n: string
+  e: string
+}
+
+export interface SigningKey {
+  kid: string
+  privateKey: CryptoKey
+}
+
+interface KeyRow {
+  kid: string
+  public_jwk: string
+  private_key_iv: string
+  private_key_ct: string
+  created_at: number
+  retired_at: number | null
+}
+
+const SELECT_KEY = `SELECT kid, public_jwk, private_key_iv, private_key_ct, created_at, retired_at
+  FROM session_signing_keys`
+
+const keyAad = (projectId: string, kid: string) => `session-signing-key:v1:${projectId}:${kid}`
+
+interface TrustedKey {
+  jwk: PublicJwk
+  retiredAt: number | null
+  key?: Promise<CryptoKey>
+}
+
+const signers = new Map<string, { key: SigningKey; fetchedAt: number }>()
+const verifiers = new Map<string, { keys: TrustedKey[]; fetchedAt: number }>()
+
+const fresh = (fetchedAt: number, at: number) => fetchedAt <= at && at - fetchedAt < KEY_CACHE_TTL_MS
+
+// The JWKS route is public, so any project id can reach the cache: it is bounded.
+const CACHE_MAX_PROJECTS = 1_000
+
+function remember<V>(cache: Map<string, V>, projectId: string, value: V): void {
+  cache.delete(projectId)
+  if (cache.size >= CACHE_MAX_PROJECTS) {
+    const oldest = cache.keys().next()
+    if (!oldest.done) cache.delete(oldest.value)
+  }
+  cache.set(projectId, value)
+}
+
+/** Forgets cached keys (tests reset storage between files and rotate keys under a moved clock). */
+export function clearSessionKeyCache(): void {
+  signers.clear()
+  verifiers.clear()
+}
+
+/**
+ * The project's current signing key: from the isolate cache, else D1; creates the first key, or
+ * the successor of one past KEY_MAX_AGE_MS. Concurrent creators race safely: the insert is
+ * conditional on the partial unique index and everybody then reads whichever key won.
+ */
+export async function signingKey(
+  env: Env,
+  projectId: string,
+  projectEnv: ProjectEnv,
+  at: number,
+): Promise<SigningKey> {
+  const hit = signers.get(projectId)
+  if (hit && fresh(hit.fetchedAt, at)) return hit.key
+  let row = await env.DB.prepare(`${SELECT_KEY} WHERE project_id = ?1 AND retired_at IS NULL`)
+    .bind(projectId)
+    .first<KeyRow>()
+  if (!row || row.created_at + KEY_MAX_AGE_MS <= at) {
+    row = await createKey(env, projectId, projectEnv, at, row?.kid)
+  }
+  let privateKey = await unsealPrivateKey(env, projectId, row)
+  if (!privateKey) {
+    // Sealed under another SESSION_KEY_ENCRYPTION_KEY (the secret was changed): the key is unusable
+    // for signing, so it is retired like an old one and replaced.
+    const event = { level: 'error', event: 'session_key_unreadable', project_id: projectId, kid: row.kid }
+    console.error(JSON.stringify(event))
+    row = await createKey(env, projectId, projectEnv, at, row.kid)
+    privateKey = await unsealPrivateKey(env, projectId, row)
+    if (!privateKey) throw new Error('a freshly created session signing key cannot be unsealed')
+  }
+  const key = { kid: row.kid, privateKey }
+  remember(signers, projectId, { key, fetchedAt: at })
+  return key
+}
+
+async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at: number, retire?: string) {
+  const pair = await crypto.subtle.generateKey(KEY_GEN, true, ['sign', 'verify'])
+  if (!('privateKey' in pair)) throw new Error('RSA key generation returned a single key')
+  const kid = newId('signingKey', projectEnv)
+  const [pkcs8, jwk] = await Promise.all([
+    crypto.subtle.exportKey('pkcs8', pair.privateKey),
+    crypto.subtle.exportKey('jwk', pair.publicKey),
+  ])
+  if (!(pkcs8 instanceof ArrayBuffer) || jwk instanceof ArrayBuffer || !jwk.n || !jwk.e) {
+    throw new Error('RSA key export returned an unexpected shape')
+  }
+  const publicJwk: PublicJwk = {
+    kty: 'RSA', use: 'sig', key_ops: ['verify'], alg: 'RS256',
+    kid,
+    n: jwk.n, e: jwk.e,
+  }
+  const sealed = await seal(
+    requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY'),
+    toBase64Url(new Uint8Array(pkcs8)),
+    keyAad(projectId, kid),
+  )
+  const retireOld = retire
+    ? [
+        env.DB.prepare(
+          `UPDATE session_signing_keys SET retired_at = ?3
+           WHERE project_id = ?1 AND kid = ?2 AND retired_at IS NULL`,
+        ).bind(projectId, retire, at),
+      ]
+    : []
+  const results = await env.DB.batch([
+    ...retireOld,
+    // Loses quietly to a concurrent creator (the partial unique index on the active key).
+    env.DB.prepare(
+      `INSERT INTO session_signing_keys
+         (kid, project_id, public_jwk, private_key_iv, private_key_ct, created_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
+    ).bind(kid, projectId, JSON.stringify(publicJwk), sealed.iv, sealed.ct, at),
+    env.DB.prepare(`${SELECT_KEY} WHERE project_id = ?1 AND retired_at IS NULL`).bind(projectId),
+  ])
+  const winner = results.at(-1)?.results[0] as KeyRow | undefined
+  if (!winner) throw new Error('no active session signing key after creating one')
+  verifiers.delete(projectId)
+  return winner
+}
+
+/** The signing key, or null when it does not decrypt under the current secret. */
+async function unsealPrivateKey(env: Env, projectId: string, row: KeyRow): Promise<CryptoKey | null> {
+  const secret = requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')
+  let pkcs8: string
+  try {
+    pkcs8 = await open(secret, { iv: row.private_key_iv, ct: row.private_key_ct }, keyAad(projectId, row.kid))
+  } catch {
+    return null
+  }
+  return crypto.subtle.importKey('pkcs8', fromBase64Url(pkcs8), ALGORITHM, false, ['sign'])
+}
+
+/**
+ * The project's trusted public keys, active key first: the active key and keys retired less than
+ * RETIRED_KEY_TRUST_MS ago. This is both what the JWKS publishes and what this server verifies JWTs
+ * against. A JWKS request never creates a key: a project that has signed nothing has an empty set.
+ */
+export async function trustedKeys(env: Env, projectId: string, at: number): Promise<PublicJwk[]> {
+  return (await loadTrusted(env, projectId, at, false)).map((k) => k.jwk)
+}
+
+/**
+ * The public key with `kid` if the project trusts it. An unknown kid reloads the set once (another
+ * isolate may have created the key since this one cached the set).
+ */
+export async function verificationKey(
+  env: Env,
+  projectId: string,
+  kid: string,
+  at: number,
+): Promise<CryptoKey | null> {
+  let found = (await loadTrusted(env, projectId, at, false)).find((k) => k.jwk.kid === kid)
+  if (!found) found = (await loadTrusted(env, projectId, at, true)).find((k) => k.jwk.kid === kid)
+  if (!found) return null
+  const { kty, n, e, alg } = found.jwk
+  found.key ??= crypto.subtle.importKey('jwk', { kty, n, e, alg, ext: true }, ALGORITHM, false, ['verify'])
+  return found.key
+}
+
+async function loadTrusted(env: Env, projectId: string, at: number, reload: boolean): Promise<TrustedKey[]> {
+  let entry = verifiers.get(projectId)
+  if (!entry || reload || !fresh(entry.fetchedAt, at)) {
+    const { results } = await env.DB.prepare(
+      `SELECT kid, public_jwk, retired_at FROM session_signing_keys
+       WHERE project_id = ?1 AND (retired_at IS NULL OR retired_at > ?2)
+       ORDER BY retired_at IS NOT NULL, created_at DESC, rowid DESC`,
+    )
+      .bind(projectId, at - RETIRED_KEY_TRUST_MS)
+      .all<Pick<KeyRow, 'kid' | 'public_jwk' | 'retired_at'>>()
+    const imported = new Map((entry?.keys ?? []).map((k) => [k.jwk.kid, k.key]))
+    const keys = results.map((r): TrustedKey => {
+      const key = imported.get(r.kid)
+      const trusted: TrustedKey = { jwk: JSON.parse(r.public_jwk) as PublicJwk, retiredAt: r.retired_at }
+      if (key) trusted.key = key
+      return trusted
+    })
+    entry = { keys, fetchedAt: at }
+    remember(verifiers, projectId, entry)
+  }
+  // A cached set may hold a key whose trust window closed since it was read.
+  return entry.keys.filter((k) => k.retiredAt === null || k.retiredAt > at - RETIRED_KEY_TRUST_MS)
+}
