@@ -1,8 +1,10 @@
 import { app } from './app'
+import { withStorageCounting } from './bench/storage-count'
 import { handleQueue } from './whatsapp/consumer'
 
 export default {
-  fetch: app.fetch,
+  // Storage accounting only under the bench's BENCH_COUNT_STORAGE=1; otherwise app.fetch as is.
+  fetch: withStorageCounting(app.fetch),
   // Delivery jobs (WHATSAPP_QUEUE) and their dead letters (WHATSAPP_DLQ), told apart by queue name.
   queue: (batch, env) => handleQueue(batch, env),
 } satisfies ExportedHandler<Env>

@@ -1,0 +1,156 @@
+/**
+ * Opt-in storage accounting for the benchmark (`npm run bench`). Only when the Worker runs with the
+ * variable BENCH_COUNT_STORAGE=1 (passed by the bench with `wrangler dev --var`; wrangler.toml does
+ * not declare it, so a deployed Worker never has it) is every request given a copy of its bindings
+ * that counts D1 round trips, KV reads/writes/deletes and queue sends, reported in the response
+ * header X-Storage-Ops. Otherwise the request goes straight to the app: one property read.
+ */
+
+export const STORAGE_OPS_HEADER = 'X-Storage-Ops'
+
+/** Operations one request made, by kind. A D1 `batch()` is one round trip, as is each statement run. */
+export interface StorageCounts {
+  d1: number
+  kv_read: number
+  kv_write: number
+  kv_delete: number
+  queue_send: number
+}
+
+type FetchHandler = (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>
+type Method = (...args: unknown[]) => unknown
+
+/** True only when the dev-only variable is set to exactly "1". */
+export function storageCountingEnabled(env: Env): boolean {
+  // Not part of Env on purpose (see above): read without widening the type of every binding.
+  return (env as Partial<Record<'BENCH_COUNT_STORAGE', unknown>>).BENCH_COUNT_STORAGE === '1'
+}
+
+/** Wraps a fetch handler: counting when enabled, the handler itself otherwise. */
+export function withStorageCounting(handler: FetchHandler): FetchHandler {
+  return async (request, env, ctx) => {
+    if (!storageCountingEnabled(env)) return handler(request, env, ctx)
+    const { env: counted, counts } = countingBindings(env)
+    const res = await handler(request, counted, ctx)
+    const headers = new Headers(res.headers)
+    headers.set(STORAGE_OPS_HEADER, formatCounts(counts))
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
+  }
+}
+
+/** `d1=1, kv_read=0, …`: the header value, parsed back by parseCounts. */
+export function formatCounts(counts: StorageCounts): string {
+  return Object.entries(counts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ')
+}
+
+/** The counts in an X-Storage-Ops header value, or null if it is absent or malformed. */
+export function parseCounts(header: string | null): StorageCounts | null {
+  if (!header) return null
+  const counts: StorageCounts = { d1: 0, kv_read: 0, kv_write: 0, kv_delete: 0, queue_send: 0 }
+  for (const part of header.split(',')) {
+    const match = /^\s*([a-z0-9_]+)=([0-9]+)\s*$/.exec(part)
+    if (!match?.[1] || !match[2] || !(match[1] in counts)) return null
+    counts[match[1] as keyof StorageCounts] = Number(match[2])
+  }
+  return counts
+}
+
+/**
+ * A copy of env whose D1, KV and Queue bindings (recognised by their methods, so bindings added
+ * later are counted too) count each call; every other value is passed through untouched.
+ */
+export function countingBindings(env: Env): { env: Env; counts: StorageCounts } {
+  const counts: StorageCounts = { d1: 0, kv_read: 0, kv_write: 0, kv_delete: 0, queue_send: 0 }
+  const bump = (kind: keyof StorageCounts) => () => {
+    counts[kind]++
+  }
+  const wrapped: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(env)) {
+    if (!isObject(value)) wrapped[name] = value
+    else if (hasMethods(value, 'prepare', 'batch')) wrapped[name] = countD1(value, bump('d1'))
+    else if (hasMethods(value, 'get', 'put', 'delete', 'list')) {
+      wrapped[name] = counting(value, {
+        get: bump('kv_read'),
+        getWithMetadata: bump('kv_read'),
+        list: bump('kv_read'),
+        put: bump('kv_write'),
+        delete: bump('kv_delete'),
+      })
+    } else if (hasMethods(value, 'send', 'sendBatch')) {
+      wrapped[name] = counting(value, { send: bump('queue_send'), sendBatch: bump('queue_send') })
+    } else wrapped[name] = value
+  }
+  return { env: wrapped as unknown as Env, counts }
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null
+}
+
+function hasMethods(value: object, ...names: string[]): boolean {
+  return names.every((name) => typeof Reflect.get(value, name) === 'function')
+}
+
+/** A proxy calling `onCall[name]` before each listed method; everything else passes through. */
+function counting<T extends object>(target: T, onCall: Record<string, () => void>): T {
+  return new Proxy(target, {
+    get(obj, prop) {
+      const value: unknown = Reflect.get(obj, prop)
+      if (typeof value !== 'function') return value
+      const before = typeof prop === 'string' ? onCall[prop] : undefined
+      const method = value as Method
+      return (...args: unknown[]) => {
+        before?.()
+        return method.apply(obj, args)
+      }
+    },
+  })
+}
+
+/** D1: batch() and exec() are round trips; so is running a prepared (possibly bound) statement. */
+function countD1<T extends object>(db: T, roundTrip: () => void): T {
+  const originals = new WeakMap<object, object>()
+  const unwrap = (stmt: unknown) => (isObject(stmt) ? (originals.get(stmt) ?? stmt) : stmt)
+  const statement = (stmt: object): object => {
+    const proxy = new Proxy(stmt, {
+      get(obj, prop) {
+        const value: unknown = Reflect.get(obj, prop)
+        if (typeof value !== 'function') return value
+        const method = value as Method
+        if (prop === 'bind') return (...args: unknown[]) => statement(method.apply(obj, args) as object)
+        const runs = prop === 'first' || prop === 'run' || prop === 'all' || prop === 'raw'
+        return (...args: unknown[]) => {
+          if (runs) roundTrip()
+          return method.apply(obj, args)
+        }
+      },
+    })
+    originals.set(proxy, stmt)
+    return proxy
+  }
+  return new Proxy(db, {
+    get(obj, prop) {
+      const value: unknown = Reflect.get(obj, prop)
+      if (typeof value !== 'function') return value
+      const method = value as Method
+      if (prop === 'prepare') return (...args: unknown[]) => statement(method.apply(obj, args) as object)
+      // The statements of a batch are proxies: hand D1 the real ones (it checks their type).
+      if (prop === 'batch') {
+        return (stmts: unknown[]) => {
+          roundTrip()
+          return method.call(obj, stmts.map(unwrap))
+        }
+      }
+      if (prop === 'exec') {
+        return (...args: unknown[]) => {
+          roundTrip()
+          return method.apply(obj, args)
+        }
+      }
+      if (prop === 'withSession') return (...args: unknown[]) => countD1(method.apply(obj, args) as object, roundTrip)
+      return value.bind(obj)
+    },
+  })
+}
