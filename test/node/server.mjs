@@ -1,0 +1,155 @@
+// Starts the Worker for Node-side tests exactly as a developer does (`node scripts/dev.mjs`, i.e.
+// `wrangler dev` with local D1, KV and Queues), on a free port and a state directory of its own, and
+// stops it again. Shared by the tests that drive the official `stytch` SDK over real HTTP.
+//
+//   const server = await startServer({ projects: [{ id, secret, env: 'test' }] })
+//   const client = new Client({ project_id, secret, env: server.baseUrl })
+//   ...
+//   await server.stop()   // always, e.g. in after(); kills the process group it started
+//
+// Run from the repository root with Node 22 and node_modules/.bin on PATH (as `npm run` does).
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { d1Execute, lit } from '../../scripts/d1.mjs'
+import { LOCAL_PROJECT_ID, LOCAL_PROJECT_SECRET } from '../../scripts/dev-setup.mjs'
+
+/** The local test project `npm run dev` seeds (README). */
+export const LOCAL_PROJECT = { id: LOCAL_PROJECT_ID, secret: LOCAL_PROJECT_SECRET, env: 'test' }
+
+// 8787 is the developer's own `npm run dev`; test servers take the first free port from here.
+const FIRST_PORT = 8793
+const READY_TIMEOUT_MS = 120_000
+const STOP_TIMEOUT_MS = 10_000
+
+function portIsFree(port) {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.once('error', () => resolve(false))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+  })
+}
+
+async function freePort([first, last]) {
+  for (let port = first; port <= last; port++) {
+    if (await portIsFree(port)) return port
+  }
+  throw new Error(`no free port in ${first}-${last}`)
+}
+
+/** Kills the server's process group and removes its state if this process ends first (exit, Ctrl-C, kill). */
+function killOnExit(child, persistTo) {
+  const kill = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+    rmSync(persistTo, { recursive: true, force: true })
+  }
+  const onSignal = (signal) => {
+    kill()
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }
+  process.once('exit', kill)
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  return () => {
+    process.off('exit', kill)
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+/** Seeds extra projects into a state directory before the server opens it. */
+function seedProjects(persistTo, projects) {
+  if (projects.length === 0) return
+  const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }
+  d1Execute({ file: 'schema.sql', persistTo, env })
+  const rows = projects.map((p) => {
+    const hash = createHash('sha256').update(p.secret).digest('hex')
+    return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()})`
+  })
+  d1Execute({
+    persistTo,
+    env,
+    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES ${rows.join(', ')}`,
+  })
+}
+
+/**
+ * Starts the Worker and resolves once GET /health answers. `projects` are created besides the local
+ * test project; `vars` are extra `NAME:VALUE` Worker variables; `ports` is the [first, last] range
+ * the port is taken from. The caller must call stop(); if this process ends first, the server ends too.
+ */
+export async function startServer({ projects = [], vars = [], ports = [FIRST_PORT, FIRST_PORT + 199] } = {}) {
+  if (!existsSync('scripts/dev.mjs')) throw new Error('run from the repository root')
+  const persistTo = mkdtempSync(join(tmpdir(), 'whatsapp-otp-node-test-'))
+  seedProjects(persistTo, projects)
+  const port = await freePort(ports)
+  const args = ['scripts/dev.mjs', '--port', String(port), '--persist-to', persistTo]
+  for (const v of vars) args.push('--var', v)
+  // Its own process group, so stop() ends wrangler and the workerd it starts, and nothing else.
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const keep = (chunk) => {
+    output = (output + chunk).slice(-20_000)
+  }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  const forget = killOnExit(child, persistTo)
+
+  let stopped = false
+  async function stop() {
+    if (stopped) return
+    stopped = true
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid, 'SIGTERM')
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }, STOP_TIMEOUT_MS)
+      await exited
+      clearTimeout(timer)
+    }
+    // wrangler's own children (workerd) may outlive it by a moment: nothing of the group survives.
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // the group is empty
+    }
+    forget()
+    rmSync(persistTo, { recursive: true, force: true })
+  }
+
+  const baseUrl = `http://127.0.0.1:${port}/`
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}`)
+      try {
+        const res = await fetch(new URL('/health', baseUrl), { signal: AbortSignal.timeout(2_000) })
+        if (res.ok) break
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`the server did not answer within ${READY_TIMEOUT_MS} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  } catch (err) {
+    await stop()
+    throw new Error(`${err.message}\n--- server output ---\n${output}`)
+  }
+  return { baseUrl, port, persistTo, stop, output: () => output }
+}
