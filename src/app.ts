@@ -1,4 +1,5 @@
 import { Hono } from 'hono'
+import { except } from 'hono/combine'
 import { HTTPException } from 'hono/http-exception'
 import type { AppEnv } from './env'
 import { StytchError, errorBody } from './errors'
@@ -6,6 +7,7 @@ import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
 import { devRoutes } from './routes/dev'
 import { otpRoutes } from './routes/otps'
+import { sessionRoutes } from './routes/sessions'
 import { userRoutes } from './routes/users'
 import { webhookRoutes } from './routes/webhooks'
 
@@ -22,9 +24,12 @@ app.use('*', async function noStore(c, next) {
 })
 app.use('/v1/otps/*', projectAuth())
 app.use('/v1/users/*', projectAuth())
+// The JWKS is public (verifiers fetch it without a secret); every other sessions route needs credentials.
+app.use('/v1/sessions/*', except('/v1/sessions/jwks/*', projectAuth()))
 
 app.route('/v1/otps', otpRoutes)
 app.route('/v1/users', userRoutes)
+app.route('/v1/sessions', sessionRoutes)
 // Meta's webhook authenticates by signature, and the dev outbox needs none: no projectAuth on either.
 app.route('/v1/webhooks', webhookRoutes)
 app.route('/dev', devRoutes)

@@ -30,6 +30,16 @@ export const ERRORS = {
   invalid_session_token: [400, 'session_token format is invalid.'],
   invalid_session_jwt: [400, 'session_jwt format is invalid.'],
   invalid_session_custom_claims: [400, 'session_custom_claims is invalid.'],
+  invalid_session_id: [400, 'session_id format is invalid.'],
+  too_many_session_arguments: [400, 'Only one of session_token and session_jwt may be provided.'],
+  no_session_arguments: [400, 'One of session_token or session_jwt is required.'],
+  too_many_session_revoke_arguments: [
+    400,
+    'Only one of session_id, session_token and session_jwt may be provided.',
+  ],
+  no_session_revoke_arguments: [400, 'One of session_id, session_token or session_jwt is required.'],
+  custom_claims_too_large: [400, 'Total custom claims size cannot exceed four kilobytes.'],
+  user_id_mismatch: [400, 'The session belongs to a different user.'],
   duplicate_phone_number: [
     409,
     'A user with the specified phone number already exists for this project.',

@@ -67,8 +67,59 @@ const PhoneId = z
   .refine((id) => parseId('phone', id) !== null, 'expected a phone id such as phone-number-test-<uuid>')
   .describe('The phone id (`phone-number-test-…` / `phone-number-live-…`).')
 
-const SessionToken = z.string().max(1_024).describe('Accepted for compatibility; sessions are not enabled yet.')
-const SessionJwt = z.string().max(8_192).describe('Accepted for compatibility; sessions are not enabled yet.')
+/** Session tokens are 44 base64url characters; anything else cannot name a session. */
+export const SessionToken = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9_-]+$/, 'expected a session token')
+  .describe('An opaque session token returned when the session was started.')
+
+export const SessionJwt = z
+  .string()
+  .max(16_384)
+  .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'expected a compact JWT')
+  .describe('A session JWT; an expired one is accepted while its signature and its session are valid.')
+
+export const SessionDurationMinutes = z
+  .number()
+  .int()
+  .min(5)
+  .max(527_040)
+  .describe('Set the session to expire this many minutes from now (5-527040, i.e. up to 366 days).')
+
+export const SessionCustomClaims = z
+  .record(z.string(), z.unknown())
+  .describe(
+    'Claims added to the session and its JWTs (top level). A null value deletes a claim. Reserved claims ' +
+      '(iss, sub, aud, exp, nbf, iat, jti, https://stytch.com/...) are ignored; at most 4 KB in all.',
+  )
+
+const Timestamp = z.string().describe('RFC 3339 UTC, e.g. 2021-12-29T12:33:09Z.')
+
+export const AuthenticationFactor = z.object({
+  type: z.literal('otp'),
+  delivery_method: z.literal('whatsapp'),
+  last_authenticated_at: Timestamp,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  phone_number_factor: z.object({ phone_id: z.string(), phone_number: z.string() }),
+})
+export type StytchAuthenticationFactor = z.infer<typeof AuthenticationFactor>
+
+/** Stytch's Session object (api_session_v1_Session). */
+export const Session = z.object({
+  session_id: z.string(),
+  user_id: z.string(),
+  started_at: Timestamp,
+  last_accessed_at: Timestamp,
+  expires_at: Timestamp,
+  attributes: z.object({ ip_address: z.string(), user_agent: z.string() }),
+  authentication_factors: z.array(AuthenticationFactor),
+  custom_claims: z.record(z.string(), z.unknown()),
+  roles: z.array(z.string()),
+})
+export type StytchSession = z.infer<typeof Session>
 
 export const SendRequest = z.object({
   phone_number: PhoneNumber,
@@ -103,16 +154,12 @@ export const AuthenticateRequest = z.object({
     .describe('The 6-digit code. 000000 authenticates the sandbox number in test projects.'),
   attributes: optional(Attributes),
   options: optional(AuthenticateOptions),
-  session_token: optional(SessionToken),
-  session_jwt: optional(SessionJwt),
-  session_duration_minutes: optional(z.number().int().min(5).max(527_040)).describe(
-    'Validated (5-527040); no session is started until sessions are enabled.',
+  session_token: optional(SessionToken).describe('Add the WhatsApp OTP factor to this live session instead.'),
+  session_jwt: optional(SessionJwt).describe('Add the WhatsApp OTP factor to this live session instead.'),
+  session_duration_minutes: optional(SessionDurationMinutes).describe(
+    'Start a session lasting this many minutes (5-527040), or set a presented session to expire then.',
   ),
-  session_custom_claims: optional(
-    z
-      .record(z.string(), z.unknown())
-      .refine((claims) => JSON.stringify(claims).length <= 4_096, 'custom claims exceed 4 KB'),
-  ),
+  session_custom_claims: optional(SessionCustomClaims),
   telemetry_id: optional(z.string().max(1_024)).describe('Accepted and ignored (no device fingerprinting).'),
 })
 export type AuthenticateInput = z.infer<typeof AuthenticateRequest>
@@ -150,9 +197,9 @@ export const AuthenticateResponse = z.object({
   method_id: z.string(),
   user: User,
   reset_sessions: z.literal(false),
-  session_token: z.string(),
-  session_jwt: z.string(),
-  session: z.null().describe('Null until sessions are enabled.'),
+  session_token: z.string().describe("The new session's token, the presented one, or ''."),
+  session_jwt: z.string().describe("A fresh JWT for the session, or '' when there is none."),
+  session: Session.nullable().describe('Null unless a session was started or presented.'),
 })
 
 export const UserIdParam = z.object({ user_id: UserId })

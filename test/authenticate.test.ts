@@ -437,26 +437,28 @@ describe('request validation', () => {
     expectStytchError(await authenticate(p, body), 400, errorType)
   })
 
-  it('refuses session_token and session_jwt until sessions exist, saying so', async () => {
+  it('refuses an unknown session_token or a malformed session_jwt before using the code', async () => {
     const p = await project()
     const { code, phoneId } = await loginCode(p, PHONE)
-    for (const extra of [
-      { session_token: 'mZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q' },
-      { session_jwt: 'eyJ.x.y' },
-    ]) {
-      const body = expectStytchError(await authenticate(p, { method_id: phoneId, code, ...extra }), 400, 'bad_request')
-      expect(body.error_message).toMatch(/Sessions are not enabled/)
-    }
+    const unknown = { session_token: 'mZAYn5aLEqKUlZ_Ad9U_fWr38GaAQ1oFAhT8ds245v7Q' }
+    expectStytchError(await authenticate(p, { method_id: phoneId, code, ...unknown }), 404, 'session_not_found')
+    const malformed = { session_jwt: 'eyJ.x.y' }
+    expectStytchError(await authenticate(p, { method_id: phoneId, code, ...malformed }), 400, 'invalid_session_jwt')
     // Refused before the code was looked at: it still works.
     expect((await authenticate(p, { method_id: phoneId, code })).status).toBe(200)
   })
 
-  it.each([5, 527_040])('accepts session_duration_minutes %i and starts no session yet', async (minutes) => {
+  it.each([5, 527_040])('accepts session_duration_minutes %i and starts a session that long', async (minutes) => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(T0)
     const p = await project()
     const { code, phoneId } = await loginCode(p, PHONE)
     const res = await authenticate(p, { method_id: phoneId, code, session_duration_minutes: minutes })
     expect(res.status).toBe(200)
-    expect(res.body).toMatchObject({ session_token: '', session_jwt: '', session: null })
+    expect(res.body.session_token).toMatch(/^[A-Za-z0-9_-]{44}$/)
+    expect(res.body.session).toMatchObject({
+      expires_at: new Date(T0.getTime() + minutes * 60_000).toISOString().replace('.000', ''),
+    })
   })
 
   it('accepts the nulls some SDKs send for unset fields', async () => {

@@ -288,17 +288,13 @@ describe('POST /v1/otps/whatsapp/send', () => {
       expectStytchError(await send(await project(), body), 400, errorType)
     })
 
-    it('refuses session_token and session_jwt until sessions exist, saying so', async () => {
+    it('refuses an unknown session_token or a malformed session_jwt', async () => {
       const p = await project()
       await loginOrCreate({ phone_number: PHONE }, { project: p })
-      for (const extra of [
-        { session_token: 'token' },
-        { session_jwt: 'eyJ.x.y' },
-        { session_token: 't', user_id: userId },
-      ]) {
-        const body = expectStytchError(await send(p, { phone_number: PHONE, ...extra }), 400, 'bad_request')
-        expect(body.error_message).toMatch(/Sessions are not enabled/)
+      for (const extra of [{ session_token: 'token' }, { session_token: 't', user_id: userId }]) {
+        expectStytchError(await send(p, { phone_number: PHONE, ...extra }), 404, 'session_not_found')
       }
+      expectStytchError(await send(p, { phone_number: PHONE, session_jwt: 'eyJ.x.y' }), 400, 'invalid_session_jwt')
     })
 
     it('accepts nulls for unset fields', async () => {

@@ -158,9 +158,7 @@ describe('session signing keys', () => {
     const project = await newProject()
     const start = Date.now()
     const first = await signingKey(env, project.id, 'test', start)
-    await env.DB.prepare(
-      'UPDATE session_signing_keys SET retired_at = ?2 WHERE project_id = ?1 AND retired_at IS NULL',
-    )
+    await env.DB.prepare('UPDATE session_signing_keys SET retired_at = ?2 WHERE project_id = ?1 AND retired_at IS NULL')
       .bind(project.id, start)
       .run()
     expect((await signingKey(env, project.id, 'test', start + 1)).kid).toBe(first.kid)

@@ -25,6 +25,7 @@ const FIELD_ERROR_TYPES: Record<string, ErrorType> = {
   session_token: 'invalid_session_token',
   session_jwt: 'invalid_session_jwt',
   session_custom_claims: 'invalid_session_custom_claims',
+  session_id: 'invalid_session_id',
 }
 
 /** Turns the first zod issue into the matching Stytch error. */

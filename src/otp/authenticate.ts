@@ -14,14 +14,15 @@ import { type ErrorType, StytchError } from '../errors'
 import { batchWithLimits, failedAuthStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
+import { type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
 import { type StoredCode, codeKey, codeMac, readStoredCode } from './code-store'
-import { rejectSessionCredentials } from './session-result'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'
 
-export interface AuthenticateResult {
+/** The response fields besides request_id, status_code and reset_sessions. */
+export interface AuthenticateResult extends SessionResult {
   user_id: string
   method_id: string
   user: StytchUser
@@ -46,10 +47,11 @@ export async function authenticateCode(
   requestId: string,
   input: AuthenticateInput,
 ): Promise<AuthenticateResult> {
-  rejectSessionCredentials(input)
   const phoneId = input.method_id
   const verdict = await judge(env, phoneId, input, await readStoredCode(env, phoneId))
   const at = now()
+  // A presented session must be live and the phone user's own; refused here, before the code is used.
+  const session = await planSession(env, project, input, phoneId, at)
   const { settings } = project
   const sandbox = project.env === 'test' && input.code === SANDBOX_CODE
   const gate = (codeId: string): GateArgs => ({
@@ -64,6 +66,7 @@ export async function authenticateCode(
   const statements = [releaseExpiredById(env.DB, project.id, phoneId, at)]
   if (verdict.kind === 'match') statements.push(consumeStatement(env.DB, gate(verdict.codeId)))
   const wrongAt = statements.length
+  let sessionAt: [number, number] = [0, 0]
   if (verdict.kind === 'wrong') {
     const lock = { lockThreshold: settings.user_lock_threshold, lockMs: settings.user_lock_seconds * 1000 }
     statements.push(...wrongCodeStatements(env.DB, { ...gate(verdict.codeId), ...lock }))
@@ -71,6 +74,10 @@ export async function authenticateCode(
   if (verdict.kind === 'match' || sandbox) {
     const sandboxNumber = sandbox ? SANDBOX_PHONE_NUMBER : null
     statements.push(...successStatements(env.DB, { projectId: project.id, phoneId, requestId, sandboxNumber }))
+    // The session writes ride in this batch, gated on the same success: one transaction, no extra trip.
+    const writes = sessionStatements(env.DB, project.id, session, phoneId, { phoneId, requestId, sandboxNumber }, at)
+    sessionAt = [statements.length, statements.length + writes.length]
+    statements.push(...writes)
   }
   // Per-IP failed authentications (after the gates, in this batch): a 429 if the IP is already at its
   // limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
@@ -100,7 +107,8 @@ export async function authenticateCode(
   if (consumed || (sandbox && sandboxPhone)) {
     if (consumed) await env.OTP_KV.delete(codeKey(phoneId))
     const phones = (results.at(-1)?.results ?? []) as PhoneRow[]
-    return { user_id: state.user_id, method_id: phoneId, user: userObject(state, phones, at) }
+    const sessionFields = await sessionResult(project.id, session, results.slice(...sessionAt), at)
+    return { user_id: state.user_id, method_id: phoneId, user: userObject(state, phones, at), ...sessionFields }
   }
   if (isLocked(state, at)) throw new StytchError('user_lock_limit_reached')
   if (sandboxPhone) throw new StytchError('otp_code_not_found')

@@ -7,9 +7,9 @@ import { newId } from '../ids'
 import { assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { SendInput } from '../schemas'
+import { sendUserId } from '../sessions/otp'
 import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
 import { loginOrCreate } from './login-or-create'
-import { rejectSessionCredentials } from './session-result'
 
 export interface SendResult {
   user_id: string
@@ -22,8 +22,9 @@ export interface SendResult {
  * `user_id` a number nobody has is first attached to that user, unverified, for 5 minutes. One D1
  * batch decides everything; its writes are conditioned so that a refused request changes nothing.
  */
-export async function sendCode(env: Env, project: Project, input: SendInput): Promise<SendResult> {
-  rejectSessionCredentials(input)
+export async function sendCode(env: Env, project: Project, request: SendInput): Promise<SendResult> {
+  // A session_token / session_jwt stands for its (live) session's user, exactly as user_id does.
+  const input = { ...request, user_id: await sendUserId(env, project, request, now()) }
   const sandbox = project.env === 'test' && input.phone_number === SANDBOX_PHONE_NUMBER
   // The sandbox number behaves as on login_or_create (a stable user, no code, no job).
   if (sandbox && !input.user_id) {

@@ -5,7 +5,6 @@ import { jsonBody, validate } from '../middleware/validate'
 import { authenticateCode } from '../otp/authenticate'
 import { loginOrCreate } from '../otp/login-or-create'
 import { sendCode } from '../otp/send'
-import { sessionResult } from '../otp/session-result'
 import {
   AuthenticateRequest,
   type AuthenticateResponse,
@@ -33,6 +32,5 @@ otpRoutes.post('/authenticate', jsonBody(), validate('json', AuthenticateRequest
     status_code: 200,
     ...result,
     reset_sessions: false,
-    ...sessionResult(),
   } satisfies z.infer<typeof AuthenticateResponse>)
 })

@@ -16,8 +16,7 @@ export const SESSION_CLAIM = 'https://stytch.com/session'
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'])
 
 /** Claims in Stytch's own namespace are ours alone (the session claim lives there). */
-export const isReservedClaim = (name: string) =>
-  RESERVED_CLAIMS.has(name) || name.startsWith('https://stytch.com/')
+export const isReservedClaim = (name: string) => RESERVED_CLAIMS.has(name) || name.startsWith('https://stytch.com/')
 
 const SIGNATURE = { name: 'RSASSA-PKCS1-v1_5' } as const
 const encoder = new TextEncoder()
@@ -29,11 +28,7 @@ export const issuerFor = (projectId: string) => `stytch.com/${projectId}`
 const encodeJson = (value: unknown) => toBase64Url(encoder.encode(JSON.stringify(value)))
 
 /** Signs `payload` with RS256 under `kid`. */
-export async function signJwt(
-  privateKey: CryptoKey,
-  kid: string,
-  payload: Record<string, unknown>,
-): Promise<string> {
+export async function signJwt(privateKey: CryptoKey, kid: string, payload: Record<string, unknown>): Promise<string> {
   const signingInput = `${encodeJson({ alg: 'RS256', kid, typ: 'JWT' })}.${encodeJson(payload)}`
   const signature = await crypto.subtle.sign(SIGNATURE, privateKey, encoder.encode(signingInput))
   return `${signingInput}.${toBase64Url(new Uint8Array(signature))}`

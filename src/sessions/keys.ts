@@ -89,12 +89,7 @@ export function clearSessionKeyCache(): void {
  * the successor of one past KEY_MAX_AGE_MS. Concurrent creators race safely: the insert is
  * conditional on the partial unique index and everybody then reads whichever key won.
  */
-export async function signingKey(
-  env: Env,
-  projectId: string,
-  projectEnv: ProjectEnv,
-  at: number,
-): Promise<SigningKey> {
+export async function signingKey(env: Env, projectId: string, projectEnv: ProjectEnv, at: number): Promise<SigningKey> {
   const hit = signers.get(projectId)
   if (hit && fresh(hit.fetchedAt, at)) return hit.key
   let row = await env.DB.prepare(`${SELECT_KEY} WHERE project_id = ?1 AND retired_at IS NULL`)
@@ -130,9 +125,13 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
     throw new Error('RSA key export returned an unexpected shape')
   }
   const publicJwk: PublicJwk = {
-    kty: 'RSA', use: 'sig', key_ops: ['verify'], alg: 'RS256',
+    kty: 'RSA',
+    use: 'sig',
+    key_ops: ['verify'],
+    alg: 'RS256',
     kid,
-    n: jwk.n, e: jwk.e,
+    n: jwk.n,
+    e: jwk.e,
   }
   const sealed = await seal(
     requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY'),
@@ -188,12 +187,7 @@ export async function trustedKeys(env: Env, projectId: string, at: number): Prom
  * The public key with `kid` if the project trusts it. An unknown kid reloads the set once (another
  * isolate may have created the key since this one cached the set).
  */
-export async function verificationKey(
-  env: Env,
-  projectId: string,
-  kid: string,
-  at: number,
-): Promise<CryptoKey | null> {
+export async function verificationKey(env: Env, projectId: string, kid: string, at: number): Promise<CryptoKey | null> {
   let found = (await loadTrusted(env, projectId, at, false)).find((k) => k.jwk.kid === kid)
   if (!found) found = (await loadTrusted(env, projectId, at, true)).find((k) => k.jwk.kid === kid)
   if (!found) return null

@@ -1,0 +1,189 @@
+import type { Project } from '../db/projects'
+import { StytchError } from '../errors'
+import { newId } from '../ids'
+import {
+  credentialOf,
+  hashSessionToken,
+  newSessionToken,
+  projectSigningKey,
+  sessionJwt,
+  sessionSelector,
+} from './credentials'
+import type { SigningKey } from './keys'
+import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
+import type { StytchSession } from '../schemas'
+import {
+  type FactorRow,
+  type NewSession,
+  type OtpSuccessGate,
+  type SessionRow,
+  factorsStatement,
+  insertForPhoneStatement,
+  purgeExpiredStatement,
+  sessionStatement,
+  touchStatement,
+  upsertPhoneFactorStatement,
+} from './store'
+
+/**
+ * The session half of the OTP endpoints. authenticate plans the session before its batch (anything
+ * that can be refused is refused there, before the code is consumed), adds the session writes to
+ * its batch gated on the OTP success, and builds the response fields after it. /send resolves a
+ * presented session to its user.
+ */
+
+/** The session fields of an authenticate response. */
+export interface SessionResult {
+  session_token: string
+  session_jwt: string
+  session: StytchSession | null
+}
+
+interface SessionInput {
+  session_token?: string | undefined
+  session_jwt?: string | undefined
+  session_duration_minutes?: number | undefined
+  session_custom_claims?: Record<string, unknown> | undefined
+  attributes?: { ip_address?: string | undefined; user_agent?: string | undefined } | undefined
+}
+
+/** What authenticate does about sessions: nothing, start one, or add the factor to a live one. */
+export type SessionPlan =
+  | { kind: 'none' }
+  | { kind: 'new'; token: string; session: NewSession; key: Promise<SigningKey> }
+  | {
+      kind: 'existing'
+      sessionId: string
+      token: string
+      changes: { expiresAt?: number | undefined; customClaims?: string | undefined }
+      key: Promise<SigningKey>
+    }
+
+/**
+ * Decides the session part of an authenticate request for `phoneId` at `at`. A presented session
+ * must be live and belong to the phone's user (one D1 read); session_duration_minutes then extends
+ * it and session_custom_claims update its claims. Without one, session_duration_minutes starts a
+ * new session. Refusals (unknown session, another user's session, claims over 4 KB) throw here.
+ */
+export async function planSession(
+  env: Env,
+  project: Project,
+  input: SessionInput,
+  phoneId: string,
+  at: number,
+): Promise<SessionPlan> {
+  const credential = credentialOf(input)
+  const minutes = input.session_duration_minutes
+  const expiresAt = minutes === undefined ? undefined : at + minutes * 60_000
+  if (!credential && expiresAt === undefined) return { kind: 'none' }
+  const key = projectSigningKey(env, project, at)
+  key.catch(() => undefined) // awaited after the batch; a failure must not surface as unhandled first
+
+  if (!credential) {
+    const token = newSessionToken()
+    const session: NewSession = {
+      id: newId('session', project.env),
+      projectId: project.id,
+      tokenHash: await hashSessionToken(token),
+      at,
+      expiresAt: expiresAt ?? at,
+      ipAddress: input.attributes?.ip_address ?? '',
+      userAgent: input.attributes?.user_agent ?? '',
+      customClaims: initialCustomClaims(input.session_custom_claims),
+    }
+    return { kind: 'new', token, session, key }
+  }
+
+  const selector = await sessionSelector(env, project.id, credential, at)
+  const [found, owner] = await env.DB.batch([
+    sessionStatement(env.DB, project.id, selector, at),
+    env.DB.prepare('SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1').bind(project.id, phoneId),
+  ])
+  const row = found?.results[0] as SessionRow | undefined
+  if (!row) throw new StytchError('session_not_found')
+  const phoneUser = (owner?.results[0] as { user_id: string } | undefined)?.user_id
+  // An unknown phone is left to authenticate itself (phone_number_not_found).
+  if (phoneUser !== undefined && phoneUser !== row.user_id) throw new StytchError('user_id_mismatch')
+  const claims = input.session_custom_claims
+  return {
+    kind: 'existing',
+    sessionId: row.id,
+    token: 'token' in credential ? credential.token : '',
+    changes: {
+      expiresAt,
+      customClaims: claims ? mergeCustomClaims(parseClaims(row.custom_claims), claims) : undefined,
+    },
+    key,
+  }
+}
+
+/**
+ * The session writes for authenticate's batch, each conditional on the OTP success decided earlier
+ * in that batch (`gate`), followed by two reads: the session and its factors. Empty for 'none'.
+ */
+export function sessionStatements(
+  db: D1Database,
+  projectId: string,
+  plan: SessionPlan,
+  phoneId: string,
+  gate: OtpSuccessGate,
+  at: number,
+): D1PreparedStatement[] {
+  if (plan.kind === 'none') return []
+  if (plan.kind === 'new') {
+    const selector = { sessionId: plan.session.id }
+    return [
+      purgeExpiredStatement(db, projectId, { phoneId }, at),
+      insertForPhoneStatement(db, plan.session, phoneId, gate),
+      upsertPhoneFactorStatement(db, projectId, plan.session.id, phoneId, at, gate),
+      sessionStatement(db, projectId, selector, at),
+      factorsStatement(db, projectId, selector, at),
+    ]
+  }
+  const selector = { sessionId: plan.sessionId }
+  return [
+    upsertPhoneFactorStatement(db, projectId, plan.sessionId, phoneId, at, gate),
+    touchStatement(db, projectId, selector, at, plan.changes, gate),
+    factorsStatement(db, projectId, selector, at),
+  ]
+}
+
+/**
+ * The session fields of a successful authenticate, from the results of sessionStatements (in
+ * order). A presented session that was revoked or expired between the plan and the batch is
+ * `session_not_found`, although the code has been used by then.
+ */
+export async function sessionResult(
+  projectId: string,
+  plan: SessionPlan,
+  results: readonly D1Result[],
+  at: number,
+): Promise<SessionResult> {
+  if (plan.kind === 'none') return { session_token: '', session_jwt: '', session: null }
+  const row = results.at(-2)?.results[0] as SessionRow | undefined
+  if (!row) {
+    if (plan.kind === 'new') throw new Error('the session started in the authenticate batch cannot be read back')
+    throw new StytchError('session_not_found')
+  }
+  const session = sessionObject(row, (results.at(-1)?.results ?? []) as FactorRow[])
+  return { session_token: plan.token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }
+}
+
+/**
+ * /send: the user named by a presented session_token / session_jwt (its session must be live), else
+ * the given user_id. A session and a user_id naming different users are refused.
+ */
+export async function sendUserId(
+  env: Env,
+  project: Project,
+  input: { user_id?: string | undefined; session_token?: string | undefined; session_jwt?: string | undefined },
+  at: number,
+): Promise<string | undefined> {
+  const credential = credentialOf(input)
+  if (!credential) return input.user_id
+  const selector = await sessionSelector(env, project.id, credential, at)
+  const row = await sessionStatement(env.DB, project.id, selector, at).first<SessionRow>()
+  if (!row) throw new StytchError('session_not_found')
+  if (input.user_id !== undefined && input.user_id !== row.user_id) throw new StytchError('user_id_mismatch')
+  return row.user_id
+}

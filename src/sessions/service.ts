@@ -1,0 +1,123 @@
+import { now } from '../clock'
+import { userPhonesStatement } from '../db/phones'
+import type { Project } from '../db/projects'
+import { StytchError } from '../errors'
+import { parseId } from '../ids'
+import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
+import { countGiven, credentialOf, projectSigningKey, sessionJwt, sessionSelector } from './credentials'
+import { trustedKeys, type PublicJwk } from './keys'
+import { mergeCustomClaims, parseClaims, sessionObject } from './object'
+import type { StytchSession, StytchUser } from '../schemas'
+import type { SessionsAuthenticateInput, SessionsRevokeInput } from './schemas'
+import {
+  type FactorRow,
+  type SessionRow,
+  type SessionSelector,
+  deleteStatement,
+  factorsStatement,
+  sessionStatement,
+  sessionUserStatement,
+  touchStatement,
+  userSessionsStatements,
+} from './store'
+
+/**
+ * The sessions API (/v1/sessions/*). Every statement is scoped to the calling project, so another
+ * project's sessions, tokens and JWTs are simply not found.
+ */
+
+export interface AuthenticatedSession {
+  session: StytchSession
+  /** The token that was presented; '' when the session was named by a JWT (tokens are stored hashed). */
+  session_token: string
+  session_jwt: string
+  user: StytchUser
+}
+
+/**
+ * POST /v1/sessions/authenticate: the session named by exactly one of session_token / session_jwt
+ * (an expired JWT still works while its session is live), marked accessed, optionally given a new
+ * expiry and custom claims, with a fresh JWT. One D1 batch; a custom claims update reads the
+ * current claims first (two).
+ */
+export async function authenticateSession(
+  env: Env,
+  project: Project,
+  input: SessionsAuthenticateInput,
+): Promise<AuthenticatedSession> {
+  const credential = credentialOf(input)
+  if (!credential) throw new StytchError('no_session_arguments')
+  const at = now()
+  const selector = await sessionSelector(env, project.id, credential, at)
+  const key = projectSigningKey(env, project, at)
+  key.catch(() => undefined) // awaited below; a failure must not surface as an unhandled rejection first
+
+  let customClaims: string | undefined
+  if (input.session_custom_claims) {
+    const current = await sessionStatement(env.DB, project.id, selector, at).first<SessionRow>()
+    if (!current) throw new StytchError('session_not_found')
+    customClaims = mergeCustomClaims(parseClaims(current.custom_claims), input.session_custom_claims)
+  }
+  const minutes = input.session_duration_minutes
+  const changes = { expiresAt: minutes === undefined ? undefined : at + minutes * 60_000, customClaims }
+  const owner = 'tokenHash' in selector ? { sessionTokenHash: selector.tokenHash } : { userId: selector.userId ?? '' }
+  const [touched, factors, user, phones] = await env.DB.batch([
+    touchStatement(env.DB, project.id, selector, at, changes),
+    factorsStatement(env.DB, project.id, selector, at),
+    sessionUserStatement(env.DB, project.id, selector, at),
+    userPhonesStatement(env.DB, project.id, owner, at),
+  ])
+  const row = touched?.results[0] as SessionRow | undefined
+  const userRow = user?.results[0] as UserRow | undefined
+  if (!row || !userRow) throw new StytchError('session_not_found')
+
+  const session = sessionObject(row, (factors?.results ?? []) as FactorRow[])
+  return {
+    session,
+    session_token: 'token' in credential ? credential.token : '',
+    session_jwt: await sessionJwt(await key, project.id, session, at),
+    user: userObject(userRow, (phones?.results ?? []) as PhoneRow[], at),
+  }
+}
+
+/**
+ * POST /v1/sessions/revoke: deletes the session named by exactly one of session_id, session_token or
+ * session_jwt (an expired JWT may still revoke its session). Every token and JWT of it stops working
+ * on this server at once; JWTs already issued stay locally verifiable until they expire (five minutes
+ * at most), as with Stytch.
+ */
+export async function revokeSession(env: Env, project: Project, input: SessionsRevokeInput): Promise<void> {
+  const given = countGiven(input.session_id, input.session_token, input.session_jwt)
+  if (given === 0) throw new StytchError('no_session_revoke_arguments')
+  if (given > 1) throw new StytchError('too_many_session_revoke_arguments')
+  const at = now()
+  const credential = credentialOf(input)
+  const selector: SessionSelector = credential
+    ? await sessionSelector(env, project.id, credential, at)
+    : { sessionId: input.session_id ?? '' }
+  const { meta } = await deleteStatement(env.DB, project.id, selector, at).run()
+  if (meta.changes === 0) throw new StytchError('session_not_found')
+}
+
+/** GET /v1/sessions?user_id=: the user's live sessions, newest first (user_not_found if no such user). */
+export async function listSessions(env: Env, project: Project, userId: string): Promise<StytchSession[]> {
+  const at = now()
+  const { sessions, factors } = userSessionsStatements(env.DB, project.id, userId, at)
+  const [user, rows, factorRows] = await env.DB.batch([
+    env.DB.prepare('SELECT 1 AS found FROM users WHERE id = ?2 AND project_id = ?1').bind(project.id, userId),
+    sessions,
+    factors,
+  ])
+  if (!user?.results.length) throw new StytchError('user_not_found')
+  const all = (factorRows?.results ?? []) as FactorRow[]
+  return ((rows?.results ?? []) as SessionRow[]).map((row) => sessionObject(row, all))
+}
+
+/**
+ * GET /v1/sessions/jwks/{project_id} (public): the project's trusted public keys. A malformed or
+ * unknown project id has no keys; so does a project that has not started a session yet.
+ */
+export async function projectJwks(env: Env, projectId: string): Promise<PublicJwk[]> {
+  if (!parseId('project', projectId)) return []
+  return trustedKeys(env, projectId, now())
+}
