@@ -1,0 +1,64 @@
+// Session JWT signing keys against local D1 (default) or the deployed database (--remote).
+//
+//   npm run session-keys:rotate -- --id PROJECT_ID [--remote]
+//   npm run session-keys:rotate -- --all [--remote]
+//   npm run session-keys:list -- [--id PROJECT_ID] [--remote]
+// (--persist-to DIR addresses a local state directory other than .wrangler/state, as with dev.mjs.)
+//
+// Rotating retires the project's active key; the Worker generates the successor the next time it
+// signs a JWT (within a minute in every isolate: the key cache lifetime). This script never sees key
+// material: generation and sealing happen inside the Worker, under SESSION_KEY_ENCRYPTION_KEY. The
+// retired key stays in the JWKS until every JWT it signed has expired (src/sessions/keys.ts).
+import { parseArgs } from 'node:util'
+import { d1Execute, lit } from './d1.mjs'
+
+const [command, ...rest] = process.argv.slice(2)
+const { values } = parseArgs({
+  args: rest,
+  options: {
+    id: { type: 'string' },
+    all: { type: 'boolean', default: false },
+    remote: { type: 'boolean', default: false },
+    'persist-to': { type: 'string' },
+  },
+})
+
+function fail(message) {
+  console.error(`error: ${message}`)
+  process.exit(2)
+}
+
+const remote = values.remote
+const persistTo = values['persist-to']
+const d1 = (args) => d1Execute({ remote, persistTo, ...args })
+if (values.id && !/^project-(test|live)-[0-9a-f-]{36}$/.test(values.id)) fail('--id must be a project id')
+// The schema is idempotent; applying it first makes the script work on a fresh local state too.
+d1({ file: 'schema.sql' })
+
+if (command === 'rotate') {
+  if (!values.id === !values.all) fail('give exactly one of --id PROJECT_ID or --all')
+  const scope = values.id ? `project_id = ${lit(values.id)} AND ` : ''
+  const [result] = d1({
+    json: true,
+    sql: `UPDATE session_signing_keys SET retired_at = ${Date.now()} WHERE ${scope}retired_at IS NULL RETURNING project_id, kid`,
+  })
+  const retired = result?.results ?? []
+  console.log(JSON.stringify({ retired }, null, 2))
+  if (retired.length === 0) console.log('No active key: the next JWT signed creates the first one.')
+  else console.log('Successors are generated on next use; the retired keys stay published until their JWTs expire.')
+} else if (command === 'list') {
+  const scope = values.id ? `WHERE project_id = ${lit(values.id)}` : ''
+  const [result] = d1({
+    json: true,
+    sql: `SELECT project_id, kid, created_at, retired_at FROM session_signing_keys ${scope} ORDER BY project_id, created_at`,
+  })
+  const iso = (ms) => (ms === null ? null : new Date(ms).toISOString())
+  const keys = (result?.results ?? []).map((k) => ({
+    ...k,
+    created_at: iso(k.created_at),
+    retired_at: iso(k.retired_at),
+  }))
+  console.log(JSON.stringify({ keys }, null, 2))
+} else {
+  fail('usage: session-keys.mjs rotate --id PROJECT_ID | --all [--remote]; list [--id PROJECT_ID] [--remote]')
+}
