@@ -29,7 +29,7 @@ export default defineConfig({
     }),
   ],
   test: {
-    setupFiles: ['./test/setup.ts'],
+    setupFiles: ['./test/setup.ts', './test/log-capture.ts'],
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
   },

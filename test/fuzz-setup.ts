@@ -1,0 +1,70 @@
+import { expect } from 'vitest'
+import { open } from '../src/crypto'
+import { SANDBOX_PHONE_NUMBER } from '../src/phone'
+import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
+import { TEST_PROJECT, loginOrCreate } from './helpers'
+import { capturingQueue } from './whatsapp-helpers'
+
+/**
+ * Cases per property. The totals are sized for CI on 2 cores (see the README's Reliability section
+ * for the measured run time); the generators are seeded afresh on every run, so CI explores new
+ * inputs each time while a failure prints the seed that replays it.
+ */
+export const FUZZ_RUNS = {
+  login: 400,
+  send: 400,
+  authenticate: 400,
+  users: 300,
+  phones: 200,
+  sessions: 300,
+  webhookPost: 300,
+  webhookGet: 200,
+  outbox: 200,
+  anyRoute: 400,
+} as const
+
+/** Real ids and codes in the fuzz project, so generated requests also hit existing rows. */
+export interface Pool {
+  phoneNumbers: string[]
+  userIds: string[]
+  phoneIds: string[]
+  codes: string[]
+  sandboxPhoneId: string
+}
+
+/** Creates a few users in TEST_PROJECT (lenient limits) and keeps their ids and live codes. */
+export async function fuzzPool(base: Env, size = 8): Promise<Pool> {
+  const pool: Pool = { phoneNumbers: [], userIds: [], phoneIds: [], codes: [], sandboxPhoneId: '' }
+  for (let i = 0; i < size; i++) {
+    const phoneNumber = `+1202555${String(7_000 + i)}`
+    const sent: unknown[] = []
+    const res = await loginOrCreate(
+      { phone_number: phoneNumber },
+      { project: TEST_PROJECT, env: { ...base, WHATSAPP_QUEUE: capturingQueue(sent) } },
+    )
+    expect(res.status).toBe(200)
+    const job = WhatsAppJobSchema.parse(sent[0])
+    pool.phoneNumbers.push(phoneNumber)
+    pool.userIds.push(String(res.body.user_id))
+    pool.phoneIds.push(String(res.body.phone_id))
+    pool.codes.push(await open(base.CODE_ENCRYPTION_KEY, job.code, jobAad(job)))
+  }
+  const sandbox = await loginOrCreate({ phone_number: SANDBOX_PHONE_NUMBER }, { project: TEST_PROJECT })
+  expect(sandbox.status).toBe(200)
+  pool.sandboxPhoneId = String(sandbox.body.phone_id)
+  return pool
+}
+
+/**
+ * Whether the Worker treats this Content-Type as JSON (src/middleware/validate.ts). Header values
+ * reach it trimmed, as fetch normalises them.
+ */
+export function isJsonContentType(type: string | undefined): boolean {
+  return /^application\/json\s*(;|$)/i.test((type ?? '').trim())
+}
+
+/** The body the Worker parsed (JSON.parse keeps the last of duplicate keys, as the Worker does). */
+export function parsedBody(body: string | Uint8Array | undefined): Record<string, unknown> {
+  const text = typeof body === 'string' ? body : new TextDecoder().decode(body)
+  return JSON.parse(text) as Record<string, unknown>
+}
