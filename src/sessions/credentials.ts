@@ -1,9 +1,9 @@
 import { randomToken, sha256, toHex } from '../crypto'
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
+import type { StytchSession } from '../schemas'
 import { JWT_LIFETIME_MS, SESSION_CLAIM, decodeJwt, issuerFor, signJwt, verifySignature } from './jwt'
 import { type SigningKey, signingKey, verificationKey } from './keys'
-import type { StytchSession } from '../schemas'
 import type { SessionSelector } from './store'
 
 /**

@@ -1,7 +1,7 @@
 import { rfc3339 } from '../clock'
 import { StytchError } from '../errors'
-import { isReservedClaim } from './jwt'
 import type { StytchAuthenticationFactor, StytchSession } from '../schemas'
+import { isReservedClaim } from './jwt'
 import type { FactorRow, SessionRow } from './store'
 
 /** Total size of a session's custom claims (serialised JSON, UTF-8 bytes), as Stytch limits them. */

@@ -1,6 +1,7 @@
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
+import type { StytchSession } from '../schemas'
 import {
   credentialOf,
   hashSessionToken,
@@ -11,7 +12,6 @@ import {
 } from './credentials'
 import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
-import type { StytchSession } from '../schemas'
 import {
   type FactorRow,
   type NewSession,
@@ -133,7 +133,7 @@ export function sessionStatements(
   if (plan.kind === 'new') {
     const selector = { sessionId: plan.session.id }
     return [
-      purgeExpiredStatement(db, projectId, { phoneId }, at),
+      purgeExpiredStatement(db, projectId, phoneId, at),
       insertForPhoneStatement(db, plan.session, phoneId, gate),
       upsertPhoneFactorStatement(db, projectId, plan.session.id, phoneId, at, gate),
       sessionStatement(db, projectId, selector, at),

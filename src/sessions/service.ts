@@ -3,11 +3,11 @@ import { userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
+import type { StytchSession, StytchUser } from '../schemas'
 import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
 import { countGiven, credentialOf, projectSigningKey, sessionJwt, sessionSelector } from './credentials'
-import { trustedKeys, type PublicJwk } from './keys'
+import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
-import type { StytchSession, StytchUser } from '../schemas'
 import type { SessionsAuthenticateInput, SessionsRevokeInput } from './schemas'
 import {
   type FactorRow,

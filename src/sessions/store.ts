@@ -155,19 +155,16 @@ export function userSessionsStatements(db: D1Database, projectId: string, userId
 }
 
 /**
- * Deletes the expired sessions of a user (given by id or as the owner of a phone), so dead rows do
- * not pile up; it runs whenever that user starts a session.
+ * Deletes the expired sessions of the owner of `phoneId`, so dead rows do not pile up; it runs in
+ * every batch that starts a session for that user.
  */
-export function purgeExpiredStatement(
-  db: D1Database,
-  projectId: string,
-  owner: { userId: string } | { phoneId: string },
-  at: number,
-) {
-  const user = 'userId' in owner ? '?2' : '(SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1)'
+export function purgeExpiredStatement(db: D1Database, projectId: string, phoneId: string, at: number) {
   return db
-    .prepare(`DELETE FROM sessions WHERE project_id = ?1 AND user_id = ${user} AND expires_at <= ?3`)
-    .bind(projectId, 'userId' in owner ? owner.userId : owner.phoneId, at)
+    .prepare(
+      `DELETE FROM sessions WHERE project_id = ?1 AND expires_at <= ?3
+         AND user_id = (SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1)`,
+    )
+    .bind(projectId, phoneId, at)
 }
 
 export interface NewSession {
