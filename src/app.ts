@@ -5,6 +5,7 @@ import type { AppEnv } from './env'
 import { StytchError, errorBody } from './errors'
 import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
+import { openApiDocument } from './openapi/document'
 import { devRoutes } from './routes/dev'
 import { otpRoutes } from './routes/otps'
 import { sessionRoutes } from './routes/sessions'
@@ -37,6 +38,9 @@ app.route('/dev', devRoutes)
 // Liveness: answers from the isolate alone (no D1, KV or Queue access), so it is also the baseline
 // route of the benchmark.
 app.get('/health', (c) => c.json({ request_id: c.var.requestId, status: 'ok', status_code: 200 as const }))
+
+// The API description, generated from the route registry and the validators' zod schemas (public).
+app.get('/openapi.json', (c) => c.json(openApiDocument()))
 
 app.notFound((c) => {
   const allowed = allowedMethods(c.req.path)

@@ -55,6 +55,16 @@ export const ErrorResponse = z.object({
   error_details: z.record(z.string(), z.unknown()).optional(),
 })
 
+/** GET /health. */
+export const HealthResponse = z.object({
+  request_id: z.string(),
+  status: z.literal('ok'),
+  status_code: z.literal(200),
+})
+
+/** A bare acknowledgement (the WhatsApp status webhook). */
+export const AckResponse = z.object({ request_id: z.string(), status_code: z.literal(200) })
+
 const UserId = z
   .string()
   .max(100)

@@ -20,7 +20,8 @@ devRoutes.use('*', async function consoleProviderOnly(c, next) {
   await next()
 })
 
-const OutboxQuery = z.object({
+/** The outbox filter (query string). */
+export const OutboxQuery = z.object({
   // In a query string an unencoded '+' arrives as a space, so `?phone_number=+1202…` as typed works.
   phone_number: z
     .string()
@@ -31,9 +32,25 @@ const OutboxQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
 })
 
+/** What the outbox lists: each message as the console provider "sent" it. */
+export const OutboxResponse = z.object({
+  messages: z.array(
+    z.object({
+      id: z.string().describe('The delivery id.'),
+      phone_number: z.string(),
+      code: z.string(),
+      locale: z.string(),
+      text: z.string().describe('The message as WhatsApp would show it.'),
+      created_at: z.string().describe('RFC 3339 UTC.'),
+    }),
+  ),
+})
+
 /** GET /dev/whatsapp/outbox: what the console provider "sent", newest first. */
 devRoutes.get('/whatsapp/outbox', validate('query', OutboxQuery), async (c) => {
   const { phone_number: phoneNumber, limit } = c.req.valid('query')
   const messages = await listOutbox(c.env.DB, phoneNumber, limit)
-  return c.json({ messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })) })
+  return c.json({
+    messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
+  } satisfies z.infer<typeof OutboxResponse>)
 })

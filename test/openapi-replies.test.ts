@@ -1,0 +1,186 @@
+import { env } from 'cloudflare:workers'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { ROUTES } from '../src/openapi/routes'
+import { type CallOptions, type TestProject, call, callJson, newProject } from './helpers'
+import { expectDocumentedReply, expectDocumentedRequest, fetchDocument, type Json } from './openapi-helpers'
+import { loginCode, project, wrong } from './otp-helpers'
+import { signWebhook, statusPayload } from './whatsapp-helpers'
+
+// Real replies of every route, successes and errors, checked against the served OpenAPI document:
+// a field the handler adds, drops or types differently, or an error type the document does not list
+// for that route and status, fails here.
+
+let doc: Json
+let p: TestProject
+const succeeded = new Set<string>()
+
+beforeAll(async () => {
+  doc = await fetchDocument()
+  p = await project()
+})
+
+/** Calls a route and checks the reply (and, for an accepted call, the request) against the document. */
+async function check(
+  method: string,
+  honoPath: string,
+  path: string,
+  options: CallOptions = {},
+): Promise<{ status: number; body: Json }> {
+  const res = await call(method, path, { project: p, ...options })
+  const text = await res.text()
+  const body: unknown = res.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(text) : text
+  expectDocumentedReply(doc, method, honoPath, { status: res.status, headers: res.headers, body })
+  if (res.status === 200) {
+    succeeded.add(`${method.toLowerCase()} ${honoPath}`)
+    if (options.body !== undefined) expectDocumentedRequest(doc, method, honoPath, options.body)
+  }
+  return { status: res.status, body: typeof body === 'object' && body !== null ? (body as Json) : { text: body } }
+}
+
+const LOGIN = '/v1/otps/whatsapp/login_or_create'
+const SEND = '/v1/otps/whatsapp/send'
+const AUTH = '/v1/otps/authenticate'
+const uuid = () => crypto.randomUUID()
+
+describe('real replies match the OpenAPI document', () => {
+  it('POST login_or_create: success and its errors', async () => {
+    const full = {
+      phone_number: '+12025550301',
+      expiration_minutes: 5,
+      locale: 'pt-br',
+      create_user_as_pending: true,
+      attributes: { ip_address: '203.0.113.7', user_agent: 'openapi-test' },
+    }
+    expect((await check('POST', LOGIN, LOGIN, { body: full })).status).toBe(200)
+    expect((await check('POST', LOGIN, LOGIN, { body: { phone_number: '+12025550301', locale: null } })).status).toBe(
+      200,
+    )
+    const defaults = await newProject('test')
+    const bad: [unknown, number, string, CallOptions?][] = [
+      [{ phone_number: '12345' }, 400, 'invalid_phone_number'],
+      [{}, 400, 'bad_request'],
+      [{ phone_number: '+12025550301', expiration_minutes: 11 }, 400, 'invalid_expiration_otp'],
+      [{ phone_number: '+12025550301', locale: 'xx' }, 400, 'invalid_locale'],
+      [{ phone_number: '+12025550301', attributes: { ip_address: 'nope' } }, 400, 'invalid_ip_address'],
+      [{ phone_number: '+442071838750' }, 400, 'invalid_phone_number_country_code', { project: defaults }],
+      [{ phone_number: '+12025550301' }, 401, 'unauthorized_credentials', { project: { id: p.id, secret: 'wrong' } }],
+      [{ phone_number: '+12025550301' }, 415, 'unsupported_media_type', { headers: { 'content-type': 'text/plain' } }],
+    ]
+    for (const [body, status, type, options] of bad) {
+      const res = await check('POST', LOGIN, LOGIN, { body, ...options })
+      expect([res.status, res.body.error_type]).toEqual([status, type])
+    }
+    const large = await check('POST', LOGIN, LOGIN, {
+      rawBody: JSON.stringify({ pad: 'x'.repeat(20_000) }),
+      headers: { 'content-type': 'application/json' },
+    })
+    expect(large.status).toBe(413)
+  })
+
+  it('POST send and authenticate: successes, sessions and errors', async () => {
+    const { phoneId, userId, code } = await loginCode(p, '+12025550302')
+    const wrongCode = await check('POST', AUTH, AUTH, { body: { method_id: phoneId, code: wrong(code) } })
+    expect(wrongCode.body.error_type).toBe('otp_code_not_found')
+    const ok = await check('POST', AUTH, AUTH, { body: { method_id: phoneId, code, session_duration_minutes: 60 } })
+    expect(ok.status).toBe(200)
+    const reused = await check('POST', AUTH, AUTH, { body: { method_id: phoneId, code } })
+    expect(reused.body.error_type).toBe('unable_to_auth_otp_code')
+    const badId = await check('POST', AUTH, AUTH, { body: { method_id: 'nope', code } })
+    expect(badId.body.error_type).toBe('invalid_method_id')
+    const unknown = await check('POST', AUTH, AUTH, { body: { method_id: `phone-number-test-${uuid()}`, code } })
+    expect(unknown.status).toBe(404)
+
+    expect((await check('POST', SEND, SEND, { body: { phone_number: '+12025550302', locale: 'es' } })).status).toBe(200)
+    const second = await loginCode(p, '+12025550302')
+    expect((await check('POST', AUTH, AUTH, { body: { method_id: second.phoneId, code: second.code } })).status).toBe(
+      200,
+    )
+    const attach = await check('POST', SEND, SEND, { body: { phone_number: '+12025550303', user_id: userId } })
+    expect(attach.status).toBe(200)
+    const nobody = await check('POST', SEND, SEND, { body: { phone_number: '+12025550304' } })
+    expect(nobody.body.error_type).toBe('phone_number_not_found')
+    const noUser = await check('POST', SEND, SEND, {
+      body: { phone_number: '+12025550305', user_id: `user-test-${uuid()}` },
+    })
+    expect(noUser.body.error_type).toBe('user_not_found')
+  })
+
+  it('Users API: get, delete a phone number, delete a user, and their errors', async () => {
+    const { userId, phoneId } = await loginCode(p, '+12025550306')
+    await loginCode(p, '+12025550307')
+    expect((await check('GET', '/v1/users/:user_id', `/v1/users/${userId}`)).status).toBe(200)
+    const missing = await check('GET', '/v1/users/:user_id', `/v1/users/user-test-${uuid()}`)
+    expect(missing.body.error_type).toBe('user_not_found')
+    const malformed = await check('GET', '/v1/users/:user_id', '/v1/users/nope')
+    expect(malformed.body.error_type).toBe('invalid_user_id')
+    const phonePath = '/v1/users/phone_numbers/:phone_id'
+    expect((await check('DELETE', phonePath, `/v1/users/phone_numbers/${phoneId}`)).status).toBe(200)
+    expect((await check('DELETE', phonePath, `/v1/users/phone_numbers/${phoneId}`)).status).toBe(404)
+    expect((await check('DELETE', phonePath, '/v1/users/phone_numbers/nope')).status).toBe(400)
+    expect((await check('DELETE', '/v1/users/:user_id', `/v1/users/${userId}`)).status).toBe(200)
+    expect((await check('DELETE', '/v1/users/:user_id', `/v1/users/${userId}`)).status).toBe(404)
+  })
+
+  it('Sessions API: list, authenticate, revoke, JWKS, and their errors', async () => {
+    const { phoneId, code, userId } = await loginCode(p, '+12025550308')
+    const started = await callJson('POST', AUTH, {
+      project: p,
+      body: { method_id: phoneId, code, session_duration_minutes: 30 },
+    })
+    expect(started.status).toBe(200)
+    const token = String(started.body.session_token)
+    const jwt = String(started.body.session_jwt)
+    expect((await check('GET', '/v1/sessions', `/v1/sessions?user_id=${userId}`)).status).toBe(200)
+    expect((await check('GET', '/v1/sessions', '/v1/sessions?user_id=nope')).status).toBe(400)
+    expect((await check('GET', '/v1/sessions', `/v1/sessions?user_id=user-test-${uuid()}`)).status).toBe(404)
+    const SA = '/v1/sessions/authenticate'
+    expect(
+      (await check('POST', SA, SA, { body: { session_token: token, session_custom_claims: { a: 1 } } })).status,
+    ).toBe(200)
+    expect((await check('POST', SA, SA, { body: { session_jwt: jwt } })).status).toBe(200)
+    expect((await check('POST', SA, SA, { body: {} })).body.error_type).toBe('no_session_arguments')
+    expect((await check('POST', SA, SA, { body: { session_token: 'x'.repeat(44) } })).body.error_type).toBe(
+      'session_not_found',
+    )
+    const jwks = `/v1/sessions/jwks/${p.id}`
+    expect((await check('GET', '/v1/sessions/jwks/:project_id', jwks, { project: null })).status).toBe(200)
+    const SR = '/v1/sessions/revoke'
+    expect((await check('POST', SR, SR, { body: { session_token: token } })).status).toBe(200)
+    expect((await check('POST', SR, SR, { body: { session_token: token } })).body.error_type).toBe('session_not_found')
+    expect((await check('POST', SR, SR, { body: {} })).body.error_type).toBe('no_session_revoke_arguments')
+  })
+
+  it('webhooks, health, the document itself and the dev outbox', async () => {
+    const hook = '/v1/webhooks/whatsapp'
+    const query = {
+      'hub.mode': 'subscribe',
+      'hub.challenge': '1158201444',
+      'hub.verify_token': env.WHATSAPP_VERIFY_TOKEN,
+    }
+    const handshake = await check('GET', hook, `${hook}?${new URLSearchParams(query)}`, { project: null })
+    expect(handshake.body).toEqual({ text: '1158201444' })
+    const refused = { ...query, 'hub.verify_token': 'wrong' }
+    expect((await check('GET', hook, `${hook}?${new URLSearchParams(refused)}`, { project: null })).status).toBe(403)
+    const payload = JSON.stringify(statusPayload([{ id: 'wamid.unknown', status: 'delivered' }]))
+    const signed = { 'content-type': 'application/json', 'x-hub-signature-256': await signWebhook(payload) }
+    expect((await check('POST', hook, hook, { project: null, rawBody: payload, headers: signed })).status).toBe(200)
+    const unsigned = { 'content-type': 'application/json' }
+    expect((await check('POST', hook, hook, { project: null, rawBody: payload, headers: unsigned })).status).toBe(401)
+
+    expect((await check('GET', '/health', '/health', { project: null })).status).toBe(200)
+    expect((await check('GET', '/openapi.json', '/openapi.json', { project: null })).status).toBe(200)
+    await loginCode(p, '+12025550309')
+    const outbox = '/dev/whatsapp/outbox'
+    expect(
+      (await check('GET', outbox, `${outbox}?phone_number=%2B12025550309&limit=5`, { project: null })).status,
+    ).toBe(200)
+    expect((await check('GET', outbox, `${outbox}?limit=0`, { project: null })).status).toBe(400)
+    const meta = { ...env, WHATSAPP_PROVIDER: 'meta' } as Env
+    expect((await check('GET', outbox, outbox, { project: null, env: meta })).status).toBe(404)
+  })
+
+  // Runs last (tests in a file run in order): every documented operation had a real success above.
+  it('checked a real success of every route', () => {
+    expect([...succeeded].sort()).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort())
+  })
+})
