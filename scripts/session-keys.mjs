@@ -40,7 +40,8 @@ if (command === 'rotate') {
   const scope = values.id ? `project_id = ${lit(values.id)} AND ` : ''
   const [result] = d1({
     json: true,
-    sql: `UPDATE session_signing_keys SET retired_at = ${Date.now()} WHERE ${scope}retired_at IS NULL RETURNING project_id, kid`,
+    sql: `UPDATE session_signing_keys SET retired_at = ${Date.now()}
+          WHERE ${scope}retired_at IS NULL RETURNING project_id, kid`,
   })
   const retired = result?.results ?? []
   console.log(JSON.stringify({ retired }, null, 2))
@@ -50,7 +51,8 @@ if (command === 'rotate') {
   const scope = values.id ? `WHERE project_id = ${lit(values.id)}` : ''
   const [result] = d1({
     json: true,
-    sql: `SELECT project_id, kid, created_at, retired_at FROM session_signing_keys ${scope} ORDER BY project_id, created_at`,
+    sql: `SELECT project_id, kid, created_at, retired_at FROM session_signing_keys ${scope}
+          ORDER BY project_id, created_at`,
   })
   const iso = (ms) => (ms === null ? null : new Date(ms).toISOString())
   const keys = (result?.results ?? []).map((k) => ({

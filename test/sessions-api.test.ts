@@ -112,7 +112,7 @@ describe('POST /v1/sessions/authenticate', () => {
     }
   })
 
-  it('updates custom claims: new values set, null deletes, reserved claims ignored, in the JWT at top level', async () => {
+  it('updates custom claims: values set, null deletes, reserved ignored; in the JWT at top level', async () => {
     const p = await project()
     const s = await login(p, PHONE, { session_custom_claims: { plan: 'free', team: 'a', sub: 'forged' } })
     expect(s.session.custom_claims).toEqual({ plan: 'free', team: 'a' })

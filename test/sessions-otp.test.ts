@@ -90,6 +90,17 @@ describe('POST /v1/otps/authenticate with session_duration_minutes', () => {
     expect(await sessionRows(userId)).toEqual([])
   })
 
+  it("purges the user's expired sessions when it starts one, and not on a refused attempt", async () => {
+    const p = await project()
+    const old = await login(p, PHONE, { session_duration_minutes: 5 })
+    vi.setSystemTime(T0 + 10 * MINUTE)
+    const { code, phoneId } = await loginCode(p, PHONE)
+    await authenticate(p, { method_id: phoneId, code: wrong(code), session_duration_minutes: 60 })
+    expect(await sessionRows(old.userId)).toEqual([{ id: old.session.session_id }])
+    const res = await authenticate(p, { method_id: phoneId, code, session_duration_minutes: 60 })
+    expect(await sessionRows(old.userId)).toEqual([{ id: (res.body.session as { session_id: string }).session_id }])
+  })
+
   it('costs no extra D1 round trip: the session rides in the code-consuming batch', async () => {
     const p = await project()
     await login(p, '+12025550179') // warms the project and its signing key in this isolate

@@ -133,7 +133,7 @@ export function sessionStatements(
   if (plan.kind === 'new') {
     const selector = { sessionId: plan.session.id }
     return [
-      purgeExpiredStatement(db, projectId, phoneId, at),
+      purgeExpiredStatement(db, projectId, phoneId, at, gate),
       insertForPhoneStatement(db, plan.session, phoneId, gate),
       upsertPhoneFactorStatement(db, projectId, plan.session.id, phoneId, at, gate),
       sessionStatement(db, projectId, selector, at),

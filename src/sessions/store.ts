@@ -58,8 +58,18 @@ const COLUMNS = [
 const SESSION_COLUMNS = COLUMNS.map((c) => `s.${c}`).join(', ')
 // RETURNING cannot name the table's alias.
 const RETURNED_COLUMNS = COLUMNS.join(', ')
-const FACTOR_COLUMNS =
-  'f.session_id, f.type, f.delivery_method, f.phone_id, f.phone_number, f.created_at, f.last_authenticated_at, f.updated_at'
+const FACTOR_COLUMNS = [
+  'session_id',
+  'type',
+  'delivery_method',
+  'phone_id',
+  'phone_number',
+  'created_at',
+  'last_authenticated_at',
+  'updated_at',
+]
+  .map((c) => `f.${c}`)
+  .join(', ')
 
 // ?1 project id, ?2 token hash or session id, ?3 user id ('' = any), ?4 now. A session is live
 // until expires_at.
@@ -155,16 +165,23 @@ export function userSessionsStatements(db: D1Database, projectId: string, userId
 }
 
 /**
- * Deletes the expired sessions of the owner of `phoneId`, so dead rows do not pile up; it runs in
- * every batch that starts a session for that user.
+ * Deletes the expired sessions of the owner of `phoneId`, so dead rows do not pile up. It rides in
+ * the batch that starts a session for that user, gated like the start (a refused request changes
+ * nothing).
  */
-export function purgeExpiredStatement(db: D1Database, projectId: string, phoneId: string, at: number) {
+export function purgeExpiredStatement(
+  db: D1Database,
+  projectId: string,
+  phoneId: string,
+  at: number,
+  gate: OtpSuccessGate,
+) {
   return db
     .prepare(
       `DELETE FROM sessions WHERE project_id = ?1 AND expires_at <= ?3
-         AND user_id = (SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1)`,
+         AND user_id = (SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1) AND ${gateSql(4)}`,
     )
-    .bind(projectId, phoneId, at)
+    .bind(projectId, phoneId, at, ...gateParams(gate))
 }
 
 export interface NewSession {
