@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 /**
  * Per-project settings, stored as JSON in projects.settings. Every key is optional in storage and

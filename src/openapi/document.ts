@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { version } from '../../package.json'
 import { ERRORS, type ErrorType } from '../errors'
 import { zodToStytchError } from '../middleware/validate'

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import type { ErrorType } from '../errors'
 import { OutboxQuery, OutboxResponse } from '../routes/dev'
 import {

@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { z } from 'zod'
+import * as z from 'zod'
 import { rfc3339 } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'

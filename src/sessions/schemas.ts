@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { parseId } from '../ids'
 import { Session, SessionCustomClaims, SessionDurationMinutes, SessionJwt, SessionToken, User } from '../schemas'
 

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { LOCALES, type Locale } from '../schemas'
 import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
 

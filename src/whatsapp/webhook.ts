@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { bytesEqual, fromHex, hmacSha256, sha256 } from '../crypto'
 import type { StatusEvent } from './deliveries'
 
