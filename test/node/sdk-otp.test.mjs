@@ -111,7 +111,11 @@ describe('official stytch SDK against the local service', () => {
     const second = await nextCode(phone, 1)
     assert.ok((await outbox(phone))[0].text.includes('código'))
     // The new code replaced the first one.
-    await rejectsWith(client.otps.authenticate({ method_id: created.phone_id, code: first }), 401, 'unable_to_auth_otp_code')
+    await rejectsWith(
+      client.otps.authenticate({ method_id: created.phone_id, code: first }),
+      401,
+      'unable_to_auth_otp_code',
+    )
     const auth = await client.otps.authenticate({ method_id: created.phone_id, code: second })
     assert.equal(auth.user.status, 'active')
 
@@ -140,12 +144,20 @@ describe('official stytch SDK against the local service', () => {
       400,
       'invalid_expiration_otp',
     )
-    await rejectsWith(client.otps.whatsapp.loginOrCreate({ phone_number: '+12025550144', locale: 'xx' }), 400, 'invalid_locale')
+    await rejectsWith(
+      client.otps.whatsapp.loginOrCreate({ phone_number: '+12025550144', locale: 'xx' }),
+      400,
+      'invalid_locale',
+    )
 
     const phone = '+12025550145'
     const sent = await client.otps.whatsapp.loginOrCreate({ phone_number: phone })
     const code = await nextCode(phone, 0)
-    await rejectsWith(client.otps.authenticate({ method_id: sent.phone_id, code: wrong(code) }), 404, 'otp_code_not_found')
+    await rejectsWith(
+      client.otps.authenticate({ method_id: sent.phone_id, code: wrong(code) }),
+      404,
+      'otp_code_not_found',
+    )
     await rejectsWith(client.otps.authenticate({ method_id: 'nope', code }), 400, 'invalid_method_id')
     await rejectsWith(
       client.otps.authenticate({ method_id: `phone-number-test-${randomUUID()}`, code }),
