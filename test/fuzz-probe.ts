@@ -104,12 +104,16 @@ export interface Outcome {
 }
 
 /**
- * Sends one request to the Worker with counting bindings around it. The queue only records (so
- * miniflare's consumer never runs in the background and the outbox cannot change behind our back).
+ * Sends one request to the Worker with counting bindings around `base` (by default the test
+ * bindings with a queue that only records, so miniflare's consumer never runs in the background and
+ * the outbox cannot change behind our back). The snapshots read the real bindings.
  */
-export async function exchange(request: FuzzRequest): Promise<Outcome> {
+export async function exchange(
+  request: FuzzRequest,
+  base: Env = { ...env, WHATSAPP_QUEUE: capturingQueue([]) },
+): Promise<Outcome> {
   const before = await snapshot()
-  const counting = countingEnv({ ...env, WHATSAPP_QUEUE: capturingQueue([]) })
+  const counting = countingEnv(base)
   const kv = countingKv(counting.env)
   const res = await call(request.method, request.path, {
     project: null,
@@ -175,6 +179,20 @@ export function expectWellFormed(o: Outcome, { plainSuccess = false } = {}): Err
   expect(body.error_message, where).toEqual(expect.any(String))
   expect(body.error_url, where).toBe(`https://stytch.com/docs/api/errors/${o.status}#${errorType}`)
   return errorType
+}
+
+/** A 500: Stytch's internal_server_error, nothing about the failure itself, no stack trace. */
+export function expectInternalError(o: Outcome): void {
+  const where = describeRequest(o)
+  expect(o.status, where).toBe(500)
+  expect(o.json, where).toEqual({
+    status_code: 500,
+    request_id: o.headers.get('x-request-id'),
+    error_type: 'internal_server_error',
+    error_message: ERRORS.internal_server_error[1],
+    error_url: 'https://stytch.com/docs/api/errors/500#internal_server_error',
+  })
+  expectNoSecrets(o.text, where)
 }
 
 /** A long presented Authorization header must not come back in the reply (short ones are noise). */
