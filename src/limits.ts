@@ -166,6 +166,24 @@ export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedS
   return [record, guard, sweepStatement(db, s.now)]
 }
 
+/**
+ * Takes back the send events sendLimitStatements recorded for `s` (one row per kind, matched by
+ * subject and time), for a send whose batch committed but whose code never went out. The new-user
+ * event stays: that user was created.
+ */
+export function refundSendStatement(db: D1Database, s: SendSubject): D1PreparedStatement {
+  const ip = s.ipAddress === undefined ? null : ipSubject(s.ipAddress)
+  const one = (kind: string, subject: string) =>
+    `SELECT r FROM (SELECT rowid AS r FROM limit_events
+       WHERE project_id = ?1 AND kind = '${kind}' AND subject = ${subject} AND at = ?2 LIMIT 1)`
+  return db
+    .prepare(
+      `DELETE FROM limit_events WHERE rowid IN
+         (${one('phone', '?3')} UNION ALL ${one('ip_send', '?4')} UNION ALL ${one('country', '?5')})`,
+    )
+    .bind(s.projectId, s.now, s.phoneNumber, ip, s.country)
+}
+
 /** What an authenticate attempt is counted against, and how its batch tells success. */
 export interface AuthSubject {
   projectId: string

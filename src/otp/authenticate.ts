@@ -16,7 +16,7 @@ import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
 import { type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
-import { type StoredCode, codeKey, codeMac, readStoredCode } from './code-store'
+import { type StoredCode, codeMac, dropCodeRecord, readStoredCode } from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'
@@ -105,7 +105,7 @@ export async function authenticateCode(
   const sandboxPhone = project.env === 'test' && state.phone_number === SANDBOX_PHONE_NUMBER
   const consumed = verdict.kind === 'match' && state.consumed_by === requestId
   if (consumed || (sandbox && sandboxPhone)) {
-    if (consumed) await env.OTP_KV.delete(codeKey(phoneId))
+    if (consumed) await dropCodeRecord(env, phoneId)
     const phones = (results.at(-1)?.results ?? []) as PhoneRow[]
     const sessionFields = await sessionResult(project.id, session, results.slice(...sessionAt), at)
     return { user_id: state.user_id, method_id: phoneId, user: userObject(state, phones, at), ...sessionFields }

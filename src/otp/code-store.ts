@@ -3,6 +3,7 @@ import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
 import { requireSecret } from '../env'
 import type { AttributesInput, Locale } from '../schemas'
 import { type WhatsAppJob, jobAad } from '../whatsapp/job'
+import { errorName, logEvent } from '../whatsapp/log'
 
 /**
  * A freshly issued code, before it is stored. `code` is the only plaintext copy; it leaves this
@@ -167,9 +168,33 @@ export async function readStoredCode(env: Env, phoneId: string): Promise<StoredC
   return stored && stored.v === 1 ? stored : null
 }
 
-/** The still-live codes of the record being replaced, newest first. A stale read only loses history. */
+/**
+ * Deletes the phone's code record once D1 has made it useless (the code consumed, the phone or its
+ * user deleted). Best effort: D1 is the authority, so a record left behind can never authenticate
+ * (its gate is consumed or its phone is gone) and expires with its TTL. Failing the request here
+ * would report an error for work that is done and cannot be repeated (a consumed code, a deletion).
+ */
+export async function dropCodeRecord(env: Env, phoneId: string): Promise<void> {
+  try {
+    await env.OTP_KV.delete(codeKey(phoneId))
+  } catch (err) {
+    logEvent('warn', 'otp.code_record_not_deleted', { phone_id: phoneId, error: errorName(err) })
+  }
+}
+
+/**
+ * The still-live codes of the record being replaced, newest first. A stale read only loses history,
+ * and so does a failed one: the D1 batch has already committed, and the history only tells a
+ * superseded code from a wrong one.
+ */
 async function supersededCodes(env: Env, phoneId: string, pending: PendingCode): Promise<SupersededCode[]> {
-  const previous = await readStoredCode(env, phoneId)
+  let previous: StoredCode | null
+  try {
+    previous = await readStoredCode(env, phoneId)
+  } catch (err) {
+    logEvent('warn', 'otp.code_history_unread', { phone_id: phoneId, error: errorName(err) })
+    return []
+  }
   if (!previous) return []
   const { code_id, mac, expires_at } = previous
   return [{ code_id, mac, expires_at }, ...(previous.superseded ?? [])]

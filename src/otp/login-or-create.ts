@@ -3,10 +3,11 @@ import type { Project } from '../db/projects'
 import { type PhoneOwnerRow, findOrCreateStatements } from '../db/users'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
-import { assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
+import { type SendSubject, assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { LoginOrCreateInput } from '../schemas'
 import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
+import { undoSend } from './undo-send'
 
 export interface LoginOrCreateResult {
   user_id: string
@@ -42,7 +43,7 @@ export async function loginOrCreate(env: Env, project: Project, input: LoginOrCr
     ? [liveCodeStatement(env.DB, project.id, phone.e164, at), ...codeStatements(env.DB, project.id, phone.e164, pending)]
     : []
   // Abuse limits ride in the same batch, after the writes they count; a tripped one rolls it all back.
-  const limits = sendLimitStatements(env.DB, {
+  const limitSubject: SendSubject = {
     projectId: project.id,
     settings: project.settings,
     phoneNumber: sandbox ? null : phone.e164,
@@ -51,14 +52,17 @@ export async function loginOrCreate(env: Env, project: Project, input: LoginOrCr
     mintedUserId,
     deliveryId: pending?.codeId ?? null,
     now: at,
-  })
+  }
+  const limits = sendLimitStatements(env.DB, limitSubject)
   const results = await batchWithLimits(env.DB, [...statements, ...issue, ...limits, owner], project.id)
   const row = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
   if (!row) throw new Error('find-or-create returned no owner row')
 
   if (pending) {
     const replaced = (results[statements.length]?.results[0] as LiveCodeRow | undefined) ?? null
-    await storeAndEnqueue(env, project.id, row.phone_id, phone.e164, pending, replaced)
+    await storeAndEnqueue(env, project.id, row.phone_id, phone.e164, pending, replaced).catch((err: unknown) =>
+      undoSend(env.DB, limitSubject, pending.codeId, err),
+    )
   }
   return { user_id: row.user_id, phone_id: row.phone_id, user_created: row.user_created === 1 }
 }

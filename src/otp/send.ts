@@ -4,12 +4,13 @@ import type { Project } from '../db/projects'
 import { type PhoneOwnerRow, phoneOwnerStatement } from '../db/users'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
-import { assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
+import { type SendSubject, assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { SendInput } from '../schemas'
 import { sendUserId } from '../sessions/otp'
 import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
 import { loginOrCreate } from './login-or-create'
+import { undoSend } from './undo-send'
 
 export interface SendResult {
   user_id: string
@@ -56,18 +57,17 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
   }
   // The send limits, as on login_or_create; a send refused by the conditions above issues no
   // delivery row and so counts nothing.
-  statements.push(
-    ...sendLimitStatements(env.DB, {
-      projectId: project.id,
-      settings: project.settings,
-      phoneNumber: sandbox ? null : phone.e164,
-      country,
-      ipAddress: input.attributes?.ip_address,
-      mintedUserId: null,
-      deliveryId: pending?.codeId ?? null,
-      now: at,
-    }),
-  )
+  const limitSubject: SendSubject = {
+    projectId: project.id,
+    settings: project.settings,
+    phoneNumber: sandbox ? null : phone.e164,
+    country,
+    ipAddress: input.attributes?.ip_address,
+    mintedUserId: null,
+    deliveryId: pending?.codeId ?? null,
+    now: at,
+  }
+  statements.push(...sendLimitStatements(env.DB, limitSubject))
   if (userId) statements.push(userExistsStatement(env.DB, project.id, userId))
   statements.push(phoneOwnerStatement(env.DB, project.id, phone.e164))
   const results = await batchWithLimits(env.DB, statements, project.id)
@@ -81,7 +81,9 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
 
   if (pending) {
     const replaced = (results[liveAt]?.results[0] as LiveCodeRow | undefined) ?? null
-    await storeAndEnqueue(env, project.id, owner.phone_id, phone.e164, pending, replaced)
+    await storeAndEnqueue(env, project.id, owner.phone_id, phone.e164, pending, replaced).catch((err: unknown) =>
+      undoSend(env.DB, limitSubject, pending.codeId, err),
+    )
   }
   return { user_id: owner.user_id, phone_id: owner.phone_id }
 }

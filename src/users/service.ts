@@ -10,7 +10,7 @@ import {
 } from '../db/phones'
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
-import { codeKey } from '../otp/code-store'
+import { dropCodeRecord } from '../otp/code-store'
 import type { StytchUser } from '../schemas'
 import { type PhoneRow, type UserRow, userObject } from './user-object'
 
@@ -39,7 +39,7 @@ export async function deleteUser(env: Env, project: Project, userId: string): Pr
   ])
   if ((results.at(-1)?.meta.changes ?? 0) === 0) throw new StytchError('user_not_found')
   const phoneIds = ((results[0]?.results ?? []) as { id: string }[]).map((p) => p.id)
-  await Promise.all(phoneIds.map((id) => env.OTP_KV.delete(codeKey(id))))
+  await Promise.all(phoneIds.map((id) => dropCodeRecord(env, id)))
   return userId
 }
 
@@ -57,7 +57,7 @@ export async function deletePhoneNumber(env: Env, project: Project, phoneId: str
   ])
   const row = user?.results[0] as UserRow | undefined
   if (!row) throw new StytchError('phone_number_not_found')
-  await env.OTP_KV.delete(codeKey(phoneId))
+  await dropCodeRecord(env, phoneId)
   const remaining = ((phones?.results ?? []) as PhoneRow[]).filter((p) => p.phone_id !== phoneId)
   return userObject(row, remaining, at)
 }
