@@ -1,0 +1,249 @@
+// `npm run bench`: starts the Worker exactly as `npm run dev` does (test/node/server.mjs runs
+// scripts/dev.mjs with a fresh state directory), loads it with autocannon on 127.0.0.1 only, and prints
+// a Markdown table: req/s, p50/p99 latency, throughput relative to the bare GET /health of the same
+// run, and storage operations per request counted by the Worker itself (BENCH_COUNT_STORAGE=1,
+// src/bench/storage-count.ts), plus the deployable bundle size. Bounded: a fixed number of requests
+// per scenario, a time cap per scenario and for the whole run; it stops the server whatever happens.
+//   npm run bench -- [--requests 500] [--connections 10] [--max-seconds 120]
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { availableParallelism, cpus } from 'node:os'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { ProjectSettingsSchema } from '../src/settings.ts'
+import { startServer } from '../test/node/server.mjs'
+import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
+import { formatReport, targetChecks } from './bench-report.mjs'
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '500' },
+    connections: { type: 'string', default: '10' },
+    'max-seconds': { type: 'string', default: '120' },
+  },
+})
+const WARMUP_PHONES = 100
+// Distinct phones, one per request: +1 202 555 0100 … 9999 (all valid US numbers for libphonenumber).
+const N = Math.min(Math.max(Number(values.requests) || 0, 50), 10_000 - WARMUP_PHONES)
+const CONNECTIONS = Math.min(Math.max(Number(values.connections) || 0, 1), 100)
+const MAX_SECONDS = Math.min(Math.max(Number(values['max-seconds']) || 0, 5), 300)
+const RUN_DEADLINE_MS = 30 * 60_000
+const PORTS = [8800, 8849]
+
+// Limits raised (through the same validation as `npm run project:create`) so that no request of the
+// bench is refused by an abuse limit: each phone gets two sends and one wrong code at most.
+const BENCH_PROJECT = {
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-bench-${randomUUID()}`,
+  env: 'test',
+  settings: ProjectSettingsSchema.parse({
+    phone_send_cooldown_seconds: 0,
+    phone_sends_per_hour: 1_000,
+    phone_sends_per_day: 10_000,
+    ip_sends_per_hour: 1_000_000,
+    ip_failed_auths_per_hour: 1_000_000,
+    allowed_countries: '*',
+    country_sends_per_hour: 10_000_000,
+    new_users_per_hour: 10_000_000,
+  }),
+}
+const phone = (i) => `+1202555${String(i).padStart(4, '0')}`
+const wrong = (code) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')
+const COUNT_KINDS = ['d1', 'kv_read', 'kv_write', 'kv_delete', 'queue_send']
+
+const headers = {
+  authorization: `Basic ${Buffer.from(`${BENCH_PROJECT.id}:${BENCH_PROJECT.secret}`).toString('base64')}`,
+  'content-type': 'application/json',
+}
+
+/** Runs one scenario: `amount` requests, the i-th from `body(i)` (or a fixed GET), at most MAX_SECONDS. */
+async function load(baseUrl, { name, method = 'POST', path, body, amount, expect, onBody }) {
+  const totals = Object.fromEntries(COUNT_KINDS.map((k) => [k, 0]))
+  const profiles = new Map() // X-Storage-Ops value → replies with exactly those operations
+  let counted = 0
+  let next = 0
+  const statuses = {}
+  const request = {
+    method,
+    path,
+    headers: method === 'GET' ? {} : headers,
+    onResponse: (status, responseBody, context, responseHeaders) => {
+      statuses[status] = (statuses[status] ?? 0) + 1
+      const ops = headerValue(responseHeaders, 'x-storage-ops')
+      if (ops) {
+        counted++
+        profiles.set(ops, (profiles.get(ops) ?? 0) + 1)
+        for (const part of ops.split(',')) {
+          const [kind, n] = part.trim().split('=')
+          if (kind in totals) totals[kind] += Number(n)
+        }
+      }
+      if (onBody && status === 200) onBody(context.index, JSON.parse(responseBody))
+    },
+  }
+  if (body) {
+    // Called once per request, just before it is sent (pipelining 1): the context names its item.
+    request.setupRequest = (req, context) => {
+      context.index = next++
+      return { ...req, body: JSON.stringify(body(context.index)) }
+    }
+  }
+  const instance = autocannon({
+    url: baseUrl,
+    connections: Math.min(CONNECTIONS, amount),
+    pipelining: 1,
+    amount,
+    timeout: 10,
+    requests: [request],
+  })
+  console.error(`bench: ${name} (${amount} requests)`)
+  const cap = setTimeout(() => instance.stop(), MAX_SECONDS * 1000)
+  const result = await instance
+  clearTimeout(cap)
+  const total = result.requests.total
+  return {
+    name,
+    requests: total,
+    expected: `${statuses[expect] ?? 0}/${total} × ${expect}`,
+    ok: (statuses[expect] ?? 0) === amount && result.errors === 0 && result.timeouts === 0,
+    rps: total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ops: counted ? Object.fromEntries(COUNT_KINDS.map((k) => [k, totals[k] / counted])) : null,
+    typical: typicalProfile(profiles, counted),
+  }
+}
+
+/** The most common per-request operations (the warm path) and the share of replies that had them. */
+function typicalProfile(profiles, counted) {
+  let best = null
+  for (const [value, count] of profiles) if (!best || count > best.count) best = { value, count }
+  if (!best) return null
+  const ops = Object.fromEntries(
+    best.value
+      .split(',')
+      .map((part) => part.trim().split('='))
+      .map(([k, n]) => [k, Number(n)]),
+  )
+  return { ops, share: best.count / counted }
+}
+
+function headerValue(responseHeaders, name) {
+  for (const [key, value] of Object.entries(responseHeaders ?? {})) {
+    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value
+  }
+  return undefined
+}
+
+/** Reads each phone's newest code from the dev outbox, waiting for the queue consumer to deliver. */
+async function codesFromOutbox(baseUrl, phones, sendsEach) {
+  const deadline = Date.now() + 180_000
+  const codes = new Array(phones.length)
+  let pending = phones.map((_, i) => i)
+  while (pending.length > 0) {
+    if (Date.now() > deadline) throw new Error(`${pending.length} codes were not delivered within 180 s`)
+    const missing = []
+    for (let start = 0; start < pending.length; start += 16) {
+      await Promise.all(
+        pending.slice(start, start + 16).map(async (i) => {
+          const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phones[i])}`, baseUrl)
+          const { messages } = await (await fetch(url)).json()
+          if (messages.length >= sendsEach) codes[i] = messages[0].code
+          else missing.push(i)
+        }),
+      )
+    }
+    pending = missing
+    if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+  return codes
+}
+
+async function warmUp(baseUrl) {
+  for (let i = 0; i < WARMUP_PHONES; i++) {
+    const res = await fetch(new URL('/v1/otps/whatsapp/login_or_create', baseUrl), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ phone_number: phone(i) }),
+    })
+    if (res.status !== 200) throw new Error(`warm-up login_or_create answered ${res.status}: ${await res.text()}`)
+    await fetch(new URL('/health', baseUrl))
+  }
+  await codesFromOutbox(
+    baseUrl,
+    Array.from({ length: WARMUP_PHONES }, (_, i) => phone(i)),
+    1,
+  )
+}
+
+async function run() {
+  const machine = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model?.trim() ?? 'unknown',
+    node: process.version,
+    wrangler: JSON.parse(readFileSync('node_modules/wrangler/package.json', 'utf8')).version,
+    requests: N,
+    connections: CONNECTIONS,
+  }
+  const bundle = measureBundle()
+  const server = await startServer({ projects: [BENCH_PROJECT], vars: ['BENCH_COUNT_STORAGE:1'], ports: PORTS })
+  try {
+    const url = server.baseUrl
+    await warmUp(url)
+    const phones = Array.from({ length: N }, (_, i) => phone(WARMUP_PHONES + i))
+    const methods = new Array(N)
+    const health = { name: 'GET /health (bare)', method: 'GET', path: '/health', amount: N, expect: 200 }
+    const healthBefore = await load(url, health)
+    const fresh = await load(url, {
+      name: 'login_or_create, new phones',
+      path: '/v1/otps/whatsapp/login_or_create',
+      body: (i) => ({ phone_number: phones[i] }),
+      onBody: (i, reply) => (methods[i] = reply.phone_id),
+      amount: N,
+      expect: 200,
+    })
+    const codes = await codesFromOutbox(url, phones, 1)
+    const auth = (name, code, expect) => ({
+      name,
+      path: '/v1/otps/authenticate',
+      body: (i) => ({ method_id: methods[i], code: code(i) }),
+      amount: N,
+      expect,
+    })
+    const wrongCode = await load(
+      url,
+      auth('authenticate, wrong code', (i) => wrong(codes[i]), 404),
+    )
+    const rightCode = await load(
+      url,
+      auth('authenticate, right code', (i) => codes[i], 200),
+    )
+    const existing = await load(url, {
+      name: 'login_or_create, existing phone',
+      path: '/v1/otps/whatsapp/login_or_create',
+      body: (i) => ({ phone_number: phones[i] }),
+      amount: N,
+      expect: 200,
+    })
+    await codesFromOutbox(url, phones, 2) // the consumer is idle again before the last bare run
+    const healthAfter = await load(url, { ...health, name: 'GET /health (bare, again at the end)' })
+    const rows = [healthBefore, fresh, existing, rightCode, wrongCode, healthAfter]
+    const bare = (healthBefore.rps + healthAfter.rps) / 2
+    console.log(formatReport({ machine, rows, bare, bundle }))
+    console.log(targetChecks({ fresh, existing, rightCode, bare, bundle, bundleTarget: BUNDLE_TARGET_GZIP_BYTES }))
+    if (rows.some((r) => !r.ok)) process.exitCode = 1
+  } finally {
+    await server.stop()
+  }
+}
+
+const deadline = setTimeout(() => {
+  console.error(`bench: not done after ${RUN_DEADLINE_MS / 60_000} minutes, stopping`)
+  process.exit(1) // startServer's exit hook kills the server's process group
+}, RUN_DEADLINE_MS)
+try {
+  await run()
+} finally {
+  clearTimeout(deadline)
+}
