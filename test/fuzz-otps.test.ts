@@ -6,8 +6,6 @@ import {
   asciiDigits,
   attributes,
   bodyObject,
-  contentType,
-  credentials,
   field,
   hugeString,
   locale,
@@ -16,15 +14,8 @@ import {
   rawBody,
   unicodeDigit,
 } from './fuzz-arbitraries'
-import {
-  type FuzzRequest,
-  type Outcome,
-  changedTables,
-  exchange,
-  expectNothingChanged,
-  expectWellFormed,
-} from './fuzz-probe'
-import { FUZZ_RUNS, type Pool, fuzzPool, isJsonContentType, parsedBody } from './fuzz-setup'
+import { type Outcome, changedTables } from './fuzz-probe'
+import { FUZZ_RUNS, type Pool, checkJsonRoute, fuzzPool, jsonRequest } from './fuzz-setup'
 import { TEST_PROJECT } from './helpers'
 import { quietConsole } from './log-capture'
 
@@ -43,36 +34,6 @@ beforeAll(async () => {
   quietConsole()
   pool = await fuzzPool(env)
 })
-
-/** A request to `path` with generated credentials, content type and body. */
-function jsonRequest(path: string, body: fc.Arbitrary<string | Uint8Array>) {
-  return fc.record({ creds: credentials(TEST_PROJECT), type: contentType, body }).map(({ creds, type, body }) => {
-    const headers: Record<string, string> = {}
-    if (creds.header !== undefined) headers.authorization = creds.header
-    if (type !== undefined) headers['content-type'] = type
-    const request: FuzzRequest = { method: 'POST', path, headers, body }
-    return { request, validCredentials: creds.valid, jsonType: isJsonContentType(type) }
-  })
-}
-
-/** The checks shared by every JSON route: shape, the order of the gates, and no change on rejection. */
-async function checkJsonRoute(
-  input: { request: FuzzRequest; validCredentials: boolean; jsonType: boolean },
-  accepted: (o: Outcome, body: Record<string, unknown>) => void,
-  rejectionMayChange: (o: Outcome, errorType: string) => readonly string[] = () => [],
-): Promise<Outcome> {
-  const o = await exchange(input.request)
-  const errorType = expectWellFormed(o)
-  if (!input.validCredentials) expect(errorType).toBe('unauthorized_credentials')
-  else if (!input.jsonType) expect(errorType).toBe('unsupported_media_type')
-  if (errorType === null) {
-    expect(input.validCredentials && input.jsonType).toBe(true)
-    accepted(o, parsedBody(input.request.body))
-  } else {
-    expectNothingChanged(o, rejectionMayChange(o, errorType))
-  }
-  return o
-}
 
 const expirationMinutes = fc.oneof(
   { arbitrary: fc.integer({ min: 1, max: 10 }), weight: 3 },

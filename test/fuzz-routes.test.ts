@@ -10,10 +10,11 @@ import { expectNoSecrets } from './secrets'
 import { signWebhook, statusPayload } from './whatsapp-helpers'
 
 /**
- * Property-based tests of the routes besides the OTP ones: the Users API (ids in the path), Meta's
- * webhook (signature, payload, handshake), the dev outbox (query), /health and any method on any
- * path. Same properties as test/fuzz-otps.test.ts: never a 5xx, always Stytch-shaped JSON (the
- * webhook handshake's plain echo is the one documented exception), and a rejection changes nothing.
+ * Property-based tests of the routes besides the OTP and sessions ones: the Users API (ids in the
+ * path), Meta's webhook (signature, payload, handshake), the dev outbox (query), and any method on
+ * any path (/health and /openapi.json included). Same properties as test/fuzz-otps.test.ts: never a
+ * 5xx, always Stytch-shaped JSON (the webhook handshake's plain echo and the two documents, the
+ * OpenAPI description and the dev outbox, are the exceptions), and a rejection changes nothing.
  */
 
 let pool: Pool
@@ -242,7 +243,11 @@ const PREFIXES = [
   '/dev',
   '/dev/whatsapp',
   '/v1/sessions',
+  '/v1/sessions/jwks',
+  '/openapi.json',
 ]
+// 2xx replies that are documents rather than Stytch API objects (no request_id / status_code).
+const PLAIN_SUCCESS = new Set(['/openapi.json', '/dev/whatsapp/outbox'])
 
 describe('fuzz: any method on any path', () => {
   it('is Stytch JSON, never 5xx; /health answers GET; a rejection changes nothing', async () => {
@@ -272,8 +277,9 @@ describe('fuzz: any method on any path', () => {
           ...(body !== undefined && method !== 'GET' ? { body } : {}),
         }
         const o = await exchange(req)
-        const errorType = expectWellFormed(o)
+        const errorType = expectWellFormed(o, { plainSuccess: PLAIN_SUCCESS.has(p) })
         if (p === '/health' && method === 'GET') expect(o.json?.status).toBe('ok')
+        if (p === '/openapi.json' && method === 'GET') expect(o.json?.openapi).toMatch(/^3\./)
         if (errorType === 'method_not_allowed') expect(o.headers.get('allow')).toMatch(/^[A-Z]+(, [A-Z]+)*$/)
         if (errorType !== null) expectNothingChanged(o)
       }),

@@ -1,7 +1,10 @@
+import fc from 'fast-check'
 import { expect } from 'vitest'
 import { open } from '../src/crypto'
 import { SANDBOX_PHONE_NUMBER } from '../src/phone'
 import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
+import { contentType, credentials } from './fuzz-arbitraries'
+import { type FuzzRequest, type Outcome, exchange, expectNothingChanged, expectWellFormed } from './fuzz-probe'
 import { TEST_PROJECT, loginOrCreate } from './helpers'
 import { capturingQueue } from './whatsapp-helpers'
 
@@ -67,4 +70,34 @@ export function isJsonContentType(type: string | undefined): boolean {
 export function parsedBody(body: string | Uint8Array | undefined): Record<string, unknown> {
   const text = typeof body === 'string' ? body : new TextDecoder().decode(body)
   return JSON.parse(text) as Record<string, unknown>
+}
+
+/** A POST of a JSON body to `path` with generated credentials, content type and body. */
+export function jsonRequest(path: string, body: fc.Arbitrary<string | Uint8Array>) {
+  return fc.record({ creds: credentials(TEST_PROJECT), type: contentType, body }).map(({ creds, type, body }) => {
+    const headers: Record<string, string> = {}
+    if (creds.header !== undefined) headers.authorization = creds.header
+    if (type !== undefined) headers['content-type'] = type
+    const request: FuzzRequest = { method: 'POST', path, headers, body }
+    return { request, validCredentials: creds.valid, jsonType: isJsonContentType(type) }
+  })
+}
+
+/** The checks shared by every JSON route: shape, the order of the gates, and no change on rejection. */
+export async function checkJsonRoute(
+  input: { request: FuzzRequest; validCredentials: boolean; jsonType: boolean },
+  accepted: (o: Outcome, body: Record<string, unknown>) => void,
+  rejectionMayChange: (o: Outcome, errorType: string) => readonly string[] = () => [],
+): Promise<Outcome> {
+  const o = await exchange(input.request)
+  const errorType = expectWellFormed(o)
+  if (!input.validCredentials) expect(errorType).toBe('unauthorized_credentials')
+  else if (!input.jsonType) expect(errorType).toBe('unsupported_media_type')
+  if (errorType === null) {
+    expect(input.validCredentials && input.jsonType).toBe(true)
+    accepted(o, parsedBody(input.request.body))
+  } else {
+    expectNothingChanged(o, rejectionMayChange(o, errorType))
+  }
+  return o
 }
