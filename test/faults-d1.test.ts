@@ -162,6 +162,35 @@ describe('a D1 failure in the middle of a request: 500 JSON, no partial state, t
     })
   })
 
+  it('authenticate starting a session: no session, no consumed code; the retry starts exactly one', async () => {
+    const p = await project()
+    const { job, code } = await issueJob({ project: p })
+    await breakEveryStatement({
+      request: post(p, '/v1/otps/authenticate', { method_id: job.phone_id, code, session_duration_minutes: 60 }),
+      retried: async (o) => {
+        expect(expectWellFormed(o)).toBeNull()
+        expect(o.json?.session_token).toEqual(expect.any(String))
+        expect(o.after.tables.sessions?.rows).toBe((o.before.tables.sessions?.rows ?? 0) + 1)
+      },
+    })
+  })
+
+  it('POST /v1/sessions/authenticate extending a session: its expiry is unchanged until the retry', async () => {
+    const p = await project()
+    const { job, code } = await issueJob({ project: p })
+    const login = await exchange(
+      post(p, '/v1/otps/authenticate', { method_id: job.phone_id, code, session_duration_minutes: 60 }),
+    )
+    const token = String(login.json?.session_token)
+    await breakEveryStatement({
+      request: post(p, '/v1/sessions/authenticate', { session_token: token, session_duration_minutes: 600 }),
+      retried: (o) => {
+        expect(expectWellFormed(o)).toBeNull()
+        expect(o.json?.session_token).toBe(token)
+      },
+    })
+  })
+
   it('DELETE /v1/users/{user_id}', async () => {
     const p = await project()
     const { job } = await issueJob({ project: p })
@@ -211,6 +240,24 @@ describe('a D1 failure in the middle of a request: 500 JSON, no partial state, t
 })
 
 describe('a D1 failure outside a batch', () => {
+  it('POST /v1/sessions/revoke failing is a 500 and the session still works; the retry revokes it', async () => {
+    const p = await project()
+    const { job, code } = await issueJob({ project: p })
+    const login = await exchange(
+      post(p, '/v1/otps/authenticate', { method_id: job.phone_id, code, session_duration_minutes: 60 }),
+    )
+    const token = String(login.json?.session_token)
+    const revoke = post(p, '/v1/sessions/revoke', { session_token: token })
+    const o = await exchange(revoke, withDb(failingStatementDb(env.DB, /DELETE FROM sessions/)))
+    expectInternalError(o)
+    expectNothingChanged(o)
+    expect(expectWellFormed(await exchange(post(p, '/v1/sessions/authenticate', { session_token: token })))).toBeNull()
+    expect(expectWellFormed(await exchange(revoke))).toBeNull()
+    expect(expectWellFormed(await exchange(post(p, '/v1/sessions/authenticate', { session_token: token })))).toBe(
+      'session_not_found',
+    )
+  })
+
   it('the project lookup failing on a cold isolate is a 500, not a 401, and changes nothing', async () => {
     const p = await project()
     // A project not yet cached: its lookup is the request's first D1 call.
