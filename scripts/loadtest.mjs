@@ -1,0 +1,282 @@
+// `npm run loadtest`: a bounded load run against the Worker started exactly as `npm run dev` starts it
+// (test/node/server.mjs: scripts/dev.mjs, a fresh --persist-to directory, a port in 8850-8899, only
+// 127.0.0.1), with a project whose abuse limits are raised (validated like `npm run project:create`).
+// 1. Mixed load: --requests requests at --concurrency over --phones numbers, many repeated
+//    (scripts/loadtest-workload.mjs). No reply may be a 5xx or outside its expected statuses.
+// 2. Drain: waits (bounded) until the queue consumer has settled every delivery.
+// 3. Checks: users and phones in D1 = distinct numbers; every accepted send has one delivery, sent to
+//    the outbox exactly once or dropped because a newer code replaced it first; the outbox holds
+//    exactly the sent ones; every number's current code authenticates once, and not twice.
+// Prints the figures; exits 1 if any check fails. The server is stopped whatever happens.
+//   npm run loadtest -- [--requests 5000] [--concurrency 50] [--phones 1200] [--cooldown 1] [--seed N]
+//                       [--max-seconds 600]
+import { randomUUID } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { ProjectSettingsSchema } from '../src/settings.ts'
+import { startServer } from '../test/node/server.mjs'
+import { d1Execute, lit } from './d1.mjs'
+import { failedReplies, formatReport } from './loadtest-report.mjs'
+import { EXPECTED, Ledger, buildRequest, plan, prng } from './loadtest-workload.mjs'
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '5000' },
+    concurrency: { type: 'string', default: '50' },
+    phones: { type: 'string', default: '1200' },
+    seed: { type: 'string' },
+    'max-seconds': { type: 'string', default: '600' },
+    // Seconds between two sends to one number. 0 lets concurrent sends to a number both commit, and
+    // then the later code can lose its KV record to the earlier send's slower write (see the
+    // README's Reliability section); 1 s keeps every repeat but refuses simultaneous ones.
+    cooldown: { type: 'string', default: '1' },
+  },
+})
+const clamp = (raw, min, max) => Math.min(Math.max(Math.floor(Number(raw)) || min, min), max)
+const REQUESTS = clamp(values.requests, 100, 20_000)
+const CONCURRENCY = clamp(values.concurrency, 1, 200)
+const PHONES = clamp(values.phones, 10, 8_000)
+const SEED = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : clamp(values.seed, 0, 2 ** 31)
+const DEADLINE = Date.now() + clamp(values['max-seconds'], 30, 1_800) * 1000
+const COOLDOWN = clamp(values.cooldown, 0, 60)
+const PORTS = [8850, 8899]
+const REQUEST_TIMEOUT_MS = 30_000
+
+const PROJECT = {
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-loadtest-${randomUUID()}`,
+  env: 'test',
+  settings: ProjectSettingsSchema.parse({
+    otp_max_attempts: 20,
+    user_lock_threshold: 100,
+    phone_send_cooldown_seconds: COOLDOWN,
+    phone_sends_per_hour: 1_000,
+    phone_sends_per_day: 10_000,
+    ip_sends_per_hour: 1_000_000,
+    ip_failed_auths_per_hour: 1_000_000,
+    allowed_countries: '*',
+    country_sends_per_hour: 10_000_000,
+    new_users_per_hour: 10_000_000,
+  }),
+}
+const AUTH = `Basic ${Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')}`
+
+const failures = []
+const check = (ok, message) => {
+  if (!ok) failures.push(message)
+  return ok
+}
+
+/** One request; a transport failure or timeout counts as status 0. */
+async function send(baseUrl, { method, path, headers, body }) {
+  const started = performance.now()
+  const signal = AbortSignal.timeout(Math.max(1, Math.min(REQUEST_TIMEOUT_MS, DEADLINE - Date.now())))
+  try {
+    const res = await fetch(new URL(path, baseUrl), { method, headers, body, signal })
+    const text = await res.text()
+    return { status: res.status, text, ms: performance.now() - started }
+  } catch (err) {
+    return { status: 0, text: String(err), ms: performance.now() - started }
+  }
+}
+
+/** Runs `count` requests, `concurrency` at a time; `next(i)` builds the i-th when its turn comes. */
+async function pool(count, concurrency, next, onReply) {
+  let index = 0
+  const worker = async () => {
+    while (index < count && Date.now() < DEADLINE) {
+      const i = index++
+      const request = next(i)
+      onReply(request, await send(BASE_URL, request))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+  return index
+}
+
+const d1 = (sql) => d1Execute({ sql, json: true, persistTo: PERSIST_TO })[0]?.results ?? []
+
+let BASE_URL = ''
+let PERSIST_TO = ''
+
+async function mixedLoad() {
+  const random = prng(SEED)
+  const kinds = plan(REQUESTS, random)
+  const ledger = new Ledger()
+  const byKind = {}
+  const latencies = []
+  const started = performance.now()
+  const sent = await pool(
+    REQUESTS,
+    CONCURRENCY,
+    (i) => buildRequest(kinds[i], { random, ledger, phones: PHONES, auth: AUTH, project: PROJECT }),
+    (request, reply) => {
+      latencies.push(reply.ms)
+      const counts = (byKind[request.kind] ??= {})
+      counts[reply.status] = (counts[reply.status] ?? 0) + 1
+      if (!EXPECTED[request.kind].includes(reply.status)) {
+        check(false, `${request.kind} ${request.method} ${request.path} -> ${reply.status} ${reply.text.slice(0, 200)}`)
+      }
+      if (reply.status === 200 && (request.kind === 'login' || request.kind === 'send')) {
+        ledger.accepted(request.number, JSON.parse(reply.text))
+      }
+    },
+  )
+  const seconds = (performance.now() - started) / 1000
+  latencies.sort((a, b) => a - b)
+  check(sent === REQUESTS, `only ${sent} of ${REQUESTS} requests were sent before the deadline`)
+  check(
+    ledger.inconsistent.length === 0,
+    `answers disagree on a number's user: ${JSON.stringify(ledger.inconsistent[0])}`,
+  )
+  return { ledger, byKind, seconds, sent, latencies }
+}
+
+/** Waits until no delivery of the project is queued or being sent (the consumer has settled all). */
+async function drain() {
+  const started = performance.now()
+  for (;;) {
+    const rows = d1(
+      `SELECT COUNT(*) AS n FROM deliveries WHERE project_id = ${lit(PROJECT.id)} AND status IN ('queued', 'sending')`,
+    )
+    const pending = Number(rows[0]?.n ?? -1)
+    if (pending === 0) return (performance.now() - started) / 1000
+    if (Date.now() > DEADLINE) {
+      check(false, `${pending} deliveries still pending at the deadline`)
+      return (performance.now() - started) / 1000
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+  }
+}
+
+/** Storage against what the clients were told: users, phones, deliveries and the outbox. */
+async function storageChecks(ledger) {
+  const project = lit(PROJECT.id)
+  const [users] = d1(`SELECT COUNT(*) AS n FROM users WHERE project_id = ${project}`)
+  const [phones] = d1(
+    `SELECT COUNT(*) AS n, COUNT(DISTINCT phone_number) AS numbers FROM phones WHERE project_id = ${project}`,
+  )
+  const deliveries = d1(`SELECT id, status, error_detail FROM deliveries WHERE project_id = ${project}`)
+  const distinct = ledger.phones.size
+  check(users?.n === distinct, `users in D1 ${users?.n} != distinct numbers ${distinct}`)
+  check(phones?.n === distinct && phones?.numbers === distinct, `phones in D1 ${phones?.n} != ${distinct}`)
+  check(
+    deliveries.length === ledger.acceptedSends,
+    `deliveries ${deliveries.length} != accepted sends ${ledger.acceptedSends}`,
+  )
+  const sentIds = new Set(deliveries.filter((d) => d.status === 'sent').map((d) => d.id))
+  const isSuperseded = (d) => d.status === 'expired' && d.error_detail === 'code_superseded'
+  const superseded = deliveries.filter(isSuperseded).length
+  const other = deliveries.length - sentIds.size - superseded
+  const example = deliveries.find((d) => d.status !== 'sent' && !isSuperseded(d))
+  check(other === 0, `${other} deliveries neither sent nor superseded, e.g. ${JSON.stringify(example)}`)
+
+  // The outbox, read through the API as a developer would: per number, newest first.
+  const outbox = new Map()
+  const outboxIds = []
+  await pool(
+    distinct,
+    CONCURRENCY,
+    (i) => ({
+      number: [...ledger.phones.keys()][i],
+      method: 'GET',
+      path: `/dev/whatsapp/outbox?phone_number=${encodeURIComponent([...ledger.phones.keys()][i])}&limit=100`,
+      headers: {},
+    }),
+    (request, reply) => {
+      if (!check(reply.status === 200, `outbox for ${request.number} -> ${reply.status}`)) return
+      const { messages } = JSON.parse(reply.text)
+      outbox.set(request.number, messages)
+      for (const m of messages) outboxIds.push(m.id)
+    },
+  )
+  const unique = new Set(outboxIds)
+  check(unique.size === outboxIds.length, `${outboxIds.length - unique.size} deliveries appear twice in the outbox`)
+  const missing = [...sentIds].filter((id) => !unique.has(id)).length
+  const stray = outboxIds.filter((id) => !sentIds.has(id)).length
+  check(missing === 0 && stray === 0, `outbox vs sent deliveries: ${missing} missing, ${stray} not marked sent`)
+  return {
+    users: users?.n,
+    phones: phones?.n,
+    deliveries: deliveries.length,
+    sent: sentIds.size,
+    superseded,
+    other,
+    outbox,
+    outboxRows: outboxIds.length,
+  }
+}
+
+/** Every number's delivered codes, newest first: exactly one logs in, and only once. */
+async function authenticateAll(outbox, ledger) {
+  const numbers = [...outbox.keys()]
+  let ok = 0
+  let replaysRefused = 0
+  let olderRefused = 0
+  let requests = 0
+  const started = performance.now()
+  const auth = (phoneId, code) => ({
+    method: 'POST',
+    path: '/v1/otps/authenticate',
+    headers: { authorization: AUTH, 'content-type': 'application/json' },
+    body: JSON.stringify({ method_id: phoneId, code }),
+  })
+  let next = 0
+  const worker = async () => {
+    while (next < numbers.length && Date.now() < DEADLINE) {
+      const number = numbers[next++]
+      const messages = outbox.get(number)
+      const phoneId = ledger.phones.get(number).phoneId
+      let successes = 0
+      for (const m of messages) {
+        const reply = await send(BASE_URL, auth(phoneId, m.code))
+        requests++
+        if (reply.status === 200) {
+          successes++
+          ok++
+          const replay = await send(BASE_URL, auth(phoneId, m.code))
+          requests++
+          if (check(replay.status === 401, `replayed code for ${number} -> ${replay.status}`)) replaysRefused++
+        } else if (
+          check(
+            reply.status === 401 || reply.status === 404,
+            `older code for ${number} -> ${reply.status} ${reply.text.slice(0, 120)}`,
+          )
+        ) {
+          olderRefused++
+        }
+      }
+      check(successes === 1, `${number}: ${successes} of ${messages.length} delivered codes authenticated (expected 1)`)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, numbers.length) }, worker))
+  return { ok, replaysRefused, olderRefused, requests, seconds: (performance.now() - started) / 1000 }
+}
+
+async function main() {
+  console.error(`loadtest: seed ${SEED}; starting the Worker as npm run dev does (ports ${PORTS.join('-')})`)
+  const server = await startServer({ projects: [PROJECT], ports: PORTS })
+  BASE_URL = server.baseUrl
+  PERSIST_TO = server.persistTo
+  try {
+    console.error(`loadtest: ${REQUESTS} mixed requests at concurrency ${CONCURRENCY} on ${BASE_URL}`)
+    const load = await mixedLoad()
+    console.error('loadtest: waiting for the queue consumer to drain')
+    const drainSeconds = await drain()
+    const storage = await storageChecks(load.ledger)
+    console.error('loadtest: authenticating every delivered code')
+    const auth = await authenticateAll(storage.outbox, load.ledger)
+    const failed = failedReplies(load.byKind)
+    check(failed === 0, `${failed} replies were 5xx or failed`)
+    const settings = { seed: SEED, requests: REQUESTS, concurrency: CONCURRENCY, phones: PHONES, cooldown: COOLDOWN }
+    console.log(formatReport({ settings, load, drainSeconds, storage, auth, failures }))
+  } finally {
+    await server.stop()
+  }
+}
+
+main()
+  .catch((err) => {
+    failures.push(String(err?.stack ?? err))
+    console.log(`RESULT: FAIL\n  - ${err?.stack ?? err}`)
+  })
+  .finally(() => process.exit(failures.length === 0 ? 0 : 1))
