@@ -9,9 +9,10 @@ import { TEST_PROJECT, loginOrCreate } from './helpers'
 import { capturingQueue } from './whatsapp-helpers'
 
 /**
- * Cases per property. The totals are sized for CI on 2 cores (see the README's Reliability section
- * for the measured run time); the generators are seeded afresh on every run, so CI explores new
- * inputs each time while a failure prints the seed that replays it.
+ * Cases per property: 3,400 requests over the three fuzz files, about 30 s of test time on 2 cores
+ * (each case is one request and two full storage snapshots). The generators are seeded afresh on
+ * every run, so CI explores new inputs each time, and a failure prints the seed that replays it
+ * (fc.assert's `seed` and `path` options).
  */
 export const FUZZ_RUNS = {
   login: 400,
