@@ -17,6 +17,7 @@ import { startServer } from '../test/node/server.mjs'
 import { d1Execute, lit } from './d1.mjs'
 import { failedReplies, formatReport } from './loadtest-report.mjs'
 import { EXPECTED, Ledger, buildRequest, plan, prng } from './loadtest-workload.mjs'
+import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
 
 const { values } = parseArgs({
   options: {
@@ -46,16 +47,10 @@ const PROJECT = {
   secret: `secret-test-loadtest-${randomUUID()}`,
   env: 'test',
   settings: ProjectSettingsSchema.parse({
+    ...LENIENT_LIMITS,
     otp_max_attempts: 20,
     user_lock_threshold: 100,
     phone_send_cooldown_seconds: COOLDOWN,
-    phone_sends_per_hour: 1_000,
-    phone_sends_per_day: 10_000,
-    ip_sends_per_hour: 1_000_000,
-    ip_failed_auths_per_hour: 1_000_000,
-    allowed_countries: '*',
-    country_sends_per_hour: 10_000_000,
-    new_users_per_hour: 10_000_000,
   }),
 }
 const AUTH = `Basic ${Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')}`

@@ -2,28 +2,17 @@ import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import { open } from '../src/crypto'
 import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type CallOptions, type TestProject, callJson, countingEnv, newProject } from './helpers'
+import { type CallOptions, LENIENT_LIMITS, type TestProject, callJson, countingEnv, newProject } from './helpers'
 
 /**
  * Domain helpers for the authenticate, send and users tests. Every test makes its own project, so
  * phone numbers repeat freely and no test sees another's users, codes or counters.
  */
 
-/** Abuse limits out of the way: these tests send many codes to one phone, in parallel. */
-export const NO_ABUSE_LIMITS: Record<string, unknown> = {
-  phone_send_cooldown_seconds: 0,
-  phone_sends_per_hour: 1_000,
-  phone_sends_per_day: 10_000,
-  ip_sends_per_hour: 1_000_000,
-  ip_failed_auths_per_hour: 1_000_000,
-  allowed_countries: '*',
-  country_sends_per_hour: 10_000_000,
-  new_users_per_hour: 10_000_000,
-}
 
 /** A fresh project with the default OTP and lock settings (or `settings` over them). */
 export const project = (settings: Record<string, unknown> = {}, projectEnv: 'test' | 'live' = 'test') =>
-  newProject(projectEnv, { ...NO_ABUSE_LIMITS, ...settings })
+  newProject(projectEnv, { ...LENIENT_LIMITS, ...settings })
 
 export const authenticate = (p: TestProject, body: unknown, options: CallOptions = {}) =>
   callJson('POST', '/v1/otps/authenticate', { ...options, project: p, body })
