@@ -16,33 +16,28 @@ const VISIBLE = '(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expi
 export const USER_COLUMNS = 'u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until'
 
 /** Releases the number if it is an attachment whose window has passed (the gate row goes with it). */
-export function releaseExpiredByNumber(
-  db: D1Database,
-  projectId: string,
-  phoneNumber: string,
-  at: number,
-): D1PreparedStatement {
-  return db
-    .prepare(
-      `DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?2 AND verified = 0
-         AND attach_expires_at IS NOT NULL AND attach_expires_at <= ?3`,
-    )
-    .bind(projectId, phoneNumber, at)
+export function releaseExpiredByNumber(db: D1Database, projectId: string, phoneNumber: string, at: number) {
+  return releaseExpired(db, projectId, 'phone_number', phoneNumber, at)
 }
 
 /** As releaseExpiredByNumber, for a phone id; `meta.changes` is 1 when it released the phone. */
-export function releaseExpiredById(
+export function releaseExpiredById(db: D1Database, projectId: string, phoneId: string, at: number) {
+  return releaseExpired(db, projectId, 'id', phoneId, at)
+}
+
+function releaseExpired(
   db: D1Database,
   projectId: string,
-  phoneId: string,
+  column: 'phone_number' | 'id',
+  value: string,
   at: number,
 ): D1PreparedStatement {
   return db
     .prepare(
-      `DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND verified = 0
+      `DELETE FROM phones WHERE project_id = ?1 AND ${column} = ?2 AND verified = 0
          AND attach_expires_at IS NOT NULL AND attach_expires_at <= ?3`,
     )
-    .bind(projectId, phoneId, at)
+    .bind(projectId, value, at)
 }
 
 /**

@@ -1,3 +1,5 @@
+import { releaseExpiredByNumber } from './phones'
+
 /**
  * D1 statements for users and their phone numbers. Statement builders return prepared statements so
  * callers can put them into one batch (one round trip, one transaction).
@@ -26,12 +28,7 @@ export function findOrCreateStatements(
   const { projectId, phoneNumber, userId, phoneId, status, now } = args
   return {
     statements: [
-      db
-        .prepare(
-          `DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?2 AND verified = 0
-             AND attach_expires_at IS NOT NULL AND attach_expires_at <= ?3`,
-        )
-        .bind(projectId, phoneNumber, now),
+      releaseExpiredByNumber(db, projectId, phoneNumber, now),
       db
         .prepare(
           `INSERT INTO users (id, project_id, status, created_at)
