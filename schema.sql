@@ -43,16 +43,23 @@ CREATE TABLE IF NOT EXISTS phones (
 CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);
 
 -- The authority over the phone's one live code: which code is current (code_id), how many wrong
--- guesses it took, and whether it was consumed. The keyed hash of the code itself lives in KV under
--- otp:<phone_id>; KV has no compare-and-set, so every gate is an atomic conditional UPDATE here.
+-- guesses it took, and whether it was consumed. KV has no compare-and-set, so every gate is an atomic
+-- conditional UPDATE here. The keyed hash authenticate checks first lives in KV under otp:<phone_id>;
+-- mac is a second keyed hash of the same code (base64url HMAC over project, number, code_id and code,
+-- never the code), for when KV at the authenticating location lags behind this row (a missing record,
+-- or a reordered write leaving an older code's record). ip_address / user_agent are the send-time
+-- attributes the options.*_match_required checks compare against in that case.
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
   project_id TEXT NOT NULL,
   code_id TEXT NOT NULL,
+  mac TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   consumed_at INTEGER,
   consumed_by TEXT,
+  ip_address TEXT,
+  user_agent TEXT,
   created_at INTEGER NOT NULL
 );
 

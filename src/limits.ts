@@ -1,3 +1,4 @@
+import { recheckPendingSql } from './db/otp-gate'
 import { StytchError } from './errors'
 import type { ParsedPhone } from './phone'
 import type { ProjectSettings } from './settings'
@@ -197,6 +198,13 @@ export interface AuthSubject {
   /** The sandbox number when the sandbox code was presented in a test project, else null. */
   sandboxNumber: string | null
   now: number
+  /**
+   * In authenticate's first batch: the code id of the KV record the code was judged against (null
+   * without one) and otp_max_attempts. A failure is then not recorded when the gate is live and
+   * names another code (gateToRecheck): authenticate runs the attempt again against D1's hash and
+   * that batch records it, so one attempt is one failure. Absent: the attempt's verdict is final.
+   */
+  recheck?: { checkedCodeId: string | null; maxAttempts: number } | undefined
 }
 
 /**
@@ -204,12 +212,20 @@ export interface AuthSubject {
  * first trips if the IP already has `ip_failed_auths_per_hour` failures in the last hour, whatever
  * this attempt's outcome (so a 429 tells nothing about the code and, rolling the batch back, counts
  * no attempt on it); then the attempt is recorded as a failure unless the batch consumed the code
- * for this request or authenticated the sandbox number. Batches run one at a time, so parallel
- * guesses from one IP get exactly the allowed number of verdicts. No statements without an IP.
+ * for this request or authenticated the sandbox number, or (`recheck`) authenticate's second batch
+ * will judge it again. Batches run one at a time, so parallel guesses from one IP get exactly the
+ * allowed number of verdicts. No statements without an IP.
  */
 export function failedAuthStatements(db: D1Database, a: AuthSubject): D1PreparedStatement[] {
   if (a.ipAddress === undefined) return []
   const ip = ipSubject(a.ipAddress)
+  const recheckPending = recheckPendingSql({
+    phoneId: '?4',
+    projectId: '?1',
+    at: '?3',
+    checkedCodeId: '?8',
+    maxAttempts: '?9',
+  })
   return [
     db
       .prepare(
@@ -223,9 +239,20 @@ export function failedAuthStatements(db: D1Database, a: AuthSubject): D1Prepared
         `INSERT INTO limit_events (project_id, kind, subject, at, expires_at)
          SELECT ?1, 'ip_fail', ?2, ?3, ?3 + ${HOUR_MS}
          WHERE NOT EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?4 AND project_id = ?1 AND consumed_by = ?5)
-           AND NOT EXISTS (SELECT 1 FROM phones WHERE id = ?4 AND project_id = ?1 AND phone_number = ?6)`,
+           AND NOT EXISTS (SELECT 1 FROM phones WHERE id = ?4 AND project_id = ?1 AND phone_number = ?6)
+           AND NOT (?7 = 1 AND ${recheckPending})`,
       )
-      .bind(a.projectId, ip, a.now, a.phoneId, a.requestId, a.sandboxNumber),
+      .bind(
+        a.projectId,
+        ip,
+        a.now,
+        a.phoneId,
+        a.requestId,
+        a.sandboxNumber,
+        a.recheck ? 1 : 0,
+        a.recheck?.checkedCodeId ?? null,
+        a.recheck?.maxAttempts ?? 0,
+      ),
     sweepStatement(db, a.now),
   ]
 }

@@ -87,6 +87,23 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(ops(good)).toEqual(only({ d1: 1, kv_read: 1, kv_delete: 1 }))
   })
 
+  it('authenticate when KV lags behind the gate: 1 KV read, 2 D1 round trips (+ 1 KV delete on success)', async () => {
+    const p = await project()
+    const first = await countedLogin(p, '+12025550195')
+    const staleRecord = await env.OTP_KV.get(`otp:${first.phoneId}`)
+    const second = await countedLogin(p, '+12025550195')
+    // The older code's KV write landed last (test/authenticate-stale-kv.test.ts): the gate's hash decides.
+    await env.OTP_KV.put(`otp:${first.phoneId}`, staleRecord ?? '', { expirationTtl: 120 })
+    let guess = wrong(second.code)
+    if (guess === first.code) guess = wrong(guess) // the old code would be superseded, not wrong
+    const bad = await countedAuth(p, first.phoneId, guess)
+    expect(bad.status).toBe(404)
+    expect(ops(bad)).toEqual(only({ d1: 2, kv_read: 1 }))
+    const good = await countedAuth(p, first.phoneId, second.code)
+    expect(good.status).toBe(200)
+    expect(ops(good)).toEqual(only({ d1: 2, kv_read: 1, kv_delete: 1 }))
+  })
+
   it('formats and parses the header value, refusing malformed ones', () => {
     const counts = only({ d1: 2, kv_read: 1, queue_send: 3 })
     expect(formatCounts(counts)).toBe('d1=2, kv_read=1, kv_write=0, kv_delete=0, queue_send=3')

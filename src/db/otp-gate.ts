@@ -1,4 +1,4 @@
-import type { UserRow } from '../users/user-object'
+import { type UserRow, isLocked } from '../users/user-object'
 import { USER_COLUMNS } from './phones'
 
 /**
@@ -8,7 +8,8 @@ import { USER_COLUMNS } from './phones'
  * attempt and failure counters never pass their limits.
  *
  * Gate parameters: ?1 phone id, ?2 project id, ?3 now (ms), ?4 request id, ?5 the code_id of the KV
- * record the presented code was checked against, ?6 the project's otp_max_attempts.
+ * record the presented code was checked against (on a recheck, the gate's own: gateToRecheck), ?6 the
+ * project's otp_max_attempts.
  */
 export interface GateArgs {
   projectId: string
@@ -86,19 +87,79 @@ export function successStatements(
   ]
 }
 
-/** Read back after the gates: the phone, its user and who consumed the gate. */
+/**
+ * Read back after the gates: the phone, its user, who consumed the gate, and the gate itself (its
+ * current code, that code's gate hash and send-time attributes, and whether it is still usable), so
+ * authenticate can tell an attempt judged against a stale KV record. The gate_ columns are null when
+ * the phone has no code.
+ */
 export interface AuthStateRow extends UserRow {
   phone_number: string
   consumed_by: string | null
+  gate_code_id: string | null
+  gate_mac: string | null
+  gate_attempts: number | null
+  gate_consumed_at: number | null
+  gate_expires_at: number | null
+  gate_ip_address: string | null
+  gate_user_agent: string | null
 }
 
-/** The phone, its user and the gate's consumer, read in the authenticate batch after the gates. */
+/** The phone, its user and its gate, read in the authenticate batch after the gates. */
 export function authStateStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
   return db
     .prepare(
-      `SELECT p.phone_number, c.consumed_by, ${USER_COLUMNS}
+      `SELECT p.phone_number, c.consumed_by, c.code_id AS gate_code_id, c.mac AS gate_mac,
+         c.attempts AS gate_attempts, c.consumed_at AS gate_consumed_at, c.expires_at AS gate_expires_at,
+         c.ip_address AS gate_ip_address, c.user_agent AS gate_user_agent, ${USER_COLUMNS}
        FROM phones p JOIN users u ON u.id = p.user_id LEFT JOIN otp_codes c ON c.phone_id = p.id
        WHERE p.id = ?1 AND p.project_id = ?2`,
     )
     .bind(phoneId, projectId)
+}
+
+/** The gate's current code as gateToRecheck hands it over: its id and its gate hash (base64url). */
+export interface RecheckGate {
+  codeId: string
+  mac: string
+}
+
+/**
+ * After authenticate's first batch: the gate to judge the attempt against again, or null. A gate
+ * when the attempt did not succeed, the gate is still usable (unconsumed, unexpired, attempts left,
+ * user not locked, a hash stored) and names another code than `checkedCodeId`, the code of the KV
+ * record the presented code was judged against (null: no record). That batch then met a stale or
+ * missing KV record and, its gates being conditioned on the code id, counted nothing against the
+ * current code. The same condition in SQL is recheckPendingSql; the two must agree.
+ */
+export function gateToRecheck(
+  state: AuthStateRow,
+  checkedCodeId: string | null,
+  at: number,
+  maxAttempts: number,
+): RecheckGate | null {
+  const { gate_code_id: codeId, gate_mac: mac, gate_expires_at: expiresAt, gate_attempts: attempts } = state
+  if (codeId === null || codeId === checkedCodeId || mac === null || state.gate_consumed_at !== null) return null
+  if (expiresAt === null || expiresAt <= at || attempts === null || attempts >= maxAttempts) return null
+  return isLocked(state, at) ? null : { codeId, mac }
+}
+
+/**
+ * gateToRecheck as an SQL condition over the gate's current row, for statements in the first
+ * batch that must leave their effect to the second one (the per-IP failure record). The arguments
+ * are the placeholders holding the phone id, project id, now, the checked code id (NULL: no KV
+ * record) and otp_max_attempts. Not succeeding is the caller's own condition.
+ */
+export function recheckPendingSql(p: {
+  phoneId: string
+  projectId: string
+  at: string
+  checkedCodeId: string
+  maxAttempts: string
+}): string {
+  return `EXISTS (SELECT 1 FROM otp_codes c WHERE c.phone_id = ${p.phoneId} AND c.project_id = ${p.projectId}
+    AND c.code_id IS NOT ${p.checkedCodeId} AND c.mac IS NOT NULL AND c.consumed_at IS NULL
+    AND c.expires_at > ${p.at} AND c.attempts < ${p.maxAttempts}
+    AND NOT EXISTS (SELECT 1 FROM phones p JOIN users u ON u.id = p.user_id
+      WHERE p.id = ${p.phoneId} AND u.locked_until > ${p.at}))`
 }

@@ -3,20 +3,22 @@ import { bytesEqual, fromBase64Url } from '../crypto'
 import {
   type AuthStateRow,
   type GateArgs,
+  type RecheckGate,
   authStateStatement,
   consumeStatement,
+  gateToRecheck,
   successStatements,
   wrongCodeStatements,
 } from '../db/otp-gate'
 import { releaseExpiredById, userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { type ErrorType, StytchError } from '../errors'
-import { batchWithLimits, failedAuthStatements } from '../limits'
+import { type AuthSubject, batchWithLimits, failedAuthStatements } from '../limits'
 import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
-import { type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
+import { type SessionPlan, type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
-import { type StoredCode, codeMac, dropCodeRecord, readStoredCode } from './code-store'
+import { type StoredCode, codeMac, dropCodeRecord, gateCodeMac, readStoredCode } from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'
@@ -28,18 +30,46 @@ export interface AuthenticateResult extends SessionResult {
   user: StytchUser
 }
 
-/** What the presented code is, judged against the KV record before any D1 write. */
+/** What the presented code is, judged against the KV record (or the gate's hash) before any D1 write. */
 type Verdict =
   | { kind: 'match'; codeId: string }
   | { kind: 'wrong'; codeId: string; error: Extract<ErrorType, 'otp_code_not_found' | 'attribute_mismatch'> }
   | { kind: 'superseded' }
   | { kind: 'unknown' }
 
+/** Everything an attempt's batch is built from besides the verdict, fixed before the first batch. */
+interface Attempt {
+  env: Env
+  project: Project
+  requestId: string
+  input: AuthenticateInput
+  phoneId: string
+  at: number
+  session: SessionPlan
+  /** The sandbox code in a test project. */
+  sandbox: boolean
+}
+
+/** One batch run for a verdict: its results and where the parts read back afterwards sit in them. */
+interface Pass {
+  verdict: Verdict
+  results: D1Result[]
+  state: AuthStateRow | undefined
+  wrongAt: number
+  sessionAt: [number, number]
+}
+
 /**
  * POST /v1/otps/authenticate. One KV read (the code's keyed hash), the hash comparison in constant
  * time, then one D1 batch: release an expired attachment, the atomic gate updates for the verdict,
  * the success effects, and the read-back that tells the outcomes apart. On success the KV record is
  * deleted. D1 is the authority: a KV record naming another code than the gate's proves nothing.
+ *
+ * KV is eventually consistent and last-write-wins, so the record read may be missing or an older
+ * code's (two sends committing close together can land their KV writes in either order). The
+ * read-back then shows a live gate naming another code, against which the batch counted nothing;
+ * only in that case a second batch runs the attempt again with the verdict of the gate's own hash
+ * (otp_codes.mac). The normal path keeps its single round trip.
  */
 export async function authenticateCode(
   env: Env,
@@ -48,12 +78,33 @@ export async function authenticateCode(
   input: AuthenticateInput,
 ): Promise<AuthenticateResult> {
   const phoneId = input.method_id
-  const verdict = await judge(env, phoneId, input, await readStoredCode(env, phoneId))
+  const stored = await readStoredCode(env, phoneId)
+  const verdict = await judge(env, phoneId, input, stored)
   const at = now()
   // A presented session must be live and the phone user's own; refused here, before the code is used.
   const session = await planSession(env, project, input, phoneId, at)
-  const { settings } = project
   const sandbox = project.env === 'test' && input.code === SANDBOX_CODE
+  const attempt: Attempt = { env, project, requestId, input, phoneId, at, session, sandbox }
+  const checked = { checkedCodeId: stored?.code_id ?? null, maxAttempts: project.settings.otp_max_attempts }
+
+  const first = await runPass(attempt, verdict, checked)
+  const gate =
+    first.state && !released(first) && !consumed(first, requestId)
+      ? gateToRecheck(first.state, checked.checkedCodeId, at, checked.maxAttempts)
+      : null
+  if (!first.state || !gate) return conclude(attempt, first)
+  // The stale-KV case, and the only second round trip: the verdict of D1's hash is final.
+  const recheck = await judgeAgainstGate(env, project.id, input, first.state, gate, verdict)
+  return conclude(attempt, await runPass(attempt, recheck, undefined))
+}
+
+/**
+ * Builds and runs the attempt's batch for `verdict`. `recheck`, on the first batch only, holds back
+ * the per-IP failure record when a second batch will judge the attempt again (failedAuthStatements).
+ */
+async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['recheck']): Promise<Pass> {
+  const { env, project, phoneId, requestId, at, session } = a
+  const { settings } = project
   const gate = (codeId: string): GateArgs => ({
     projectId: project.id,
     phoneId,
@@ -71,8 +122,8 @@ export async function authenticateCode(
     const lock = { lockThreshold: settings.user_lock_threshold, lockMs: settings.user_lock_seconds * 1000 }
     statements.push(...wrongCodeStatements(env.DB, { ...gate(verdict.codeId), ...lock }))
   }
-  if (verdict.kind === 'match' || sandbox) {
-    const sandboxNumber = sandbox ? SANDBOX_PHONE_NUMBER : null
+  if (verdict.kind === 'match' || a.sandbox) {
+    const sandboxNumber = a.sandbox ? SANDBOX_PHONE_NUMBER : null
     statements.push(...successStatements(env.DB, { projectId: project.id, phoneId, requestId, sandboxNumber }))
     // The session writes ride in this batch, gated on the same success: one transaction, no extra trip.
     const writes = sessionStatements(env.DB, project.id, session, phoneId, { phoneId, requestId, sandboxNumber }, at)
@@ -85,11 +136,12 @@ export async function authenticateCode(
     ...failedAuthStatements(env.DB, {
       projectId: project.id,
       settings,
-      ipAddress: input.attributes?.ip_address,
+      ipAddress: a.input.attributes?.ip_address,
       phoneId,
       requestId,
-      sandboxNumber: sandbox ? SANDBOX_PHONE_NUMBER : null,
+      sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
       now: at,
+      recheck,
     }),
   )
   statements.push(
@@ -97,24 +149,35 @@ export async function authenticateCode(
     userPhonesStatement(env.DB, project.id, { phoneId }, at),
   )
   const results = await batchWithLimits(env.DB, statements, project.id)
-
   const state = results.at(-2)?.results[0] as AuthStateRow | undefined
-  // The number was attached by /send and its 5-minute window passed: released, so the code is void.
-  if ((results[0]?.meta.changes ?? 0) > 0) throw new StytchError('unable_to_auth_otp_code')
+  return { verdict, results, state, wrongAt, sessionAt }
+}
+
+// The number was attached by /send and its 5-minute window passed: released, so the code is void.
+const released = (pass: Pass) => (pass.results[0]?.meta.changes ?? 0) > 0
+
+const consumed = (pass: Pass, requestId: string) =>
+  pass.verdict.kind === 'match' && pass.state?.consumed_by === requestId
+
+/** The reply for a pass's outcome: the response fields on success, otherwise the error to throw. */
+async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
+  const { env, project, phoneId, at } = a
+  const { state, results, verdict } = pass
+  if (released(pass)) throw new StytchError('unable_to_auth_otp_code')
   if (!state) throw new StytchError('phone_number_not_found')
   const sandboxPhone = project.env === 'test' && state.phone_number === SANDBOX_PHONE_NUMBER
-  const consumed = verdict.kind === 'match' && state.consumed_by === requestId
-  if (consumed || (sandbox && sandboxPhone)) {
-    if (consumed) await dropCodeRecord(env, phoneId)
+  const used = consumed(pass, a.requestId)
+  if (used || (a.sandbox && sandboxPhone)) {
+    if (used) await dropCodeRecord(env, phoneId)
     const phones = (results.at(-1)?.results ?? []) as PhoneRow[]
-    const sessionFields = await sessionResult(project.id, session, results.slice(...sessionAt), at)
+    const sessionFields = await sessionResult(project.id, a.session, results.slice(...pass.sessionAt), at)
     return { user_id: state.user_id, method_id: phoneId, user: userObject(state, phones, at), ...sessionFields }
   }
   if (isLocked(state, at)) throw new StytchError('user_lock_limit_reached')
   if (sandboxPhone) throw new StytchError('otp_code_not_found')
   // A wrong code counted against the open gate; anything else met a dead gate (used, expired,
   // superseded, out of attempts) or no code at all.
-  if (verdict.kind === 'wrong' && (results[wrongAt]?.meta.changes ?? 0) > 0) throw new StytchError(verdict.error)
+  if (verdict.kind === 'wrong' && (results[pass.wrongAt]?.meta.changes ?? 0) > 0) throw new StytchError(verdict.error)
   throw new StytchError('unable_to_auth_otp_code')
 }
 
@@ -131,21 +194,58 @@ async function judge(env: Env, phoneId: string, input: AuthenticateInput, stored
   return { kind: 'wrong', codeId: stored.code_id, error: 'otp_code_not_found' }
 }
 
+/**
+ * The verdict from the gate's own hash, for an attempt first judged against a stale or missing KV
+ * record. The attributes are checked against those the gate row kept from the send, not the stale
+ * record's, which may be another send's. A code the stale record knew (its own, or one it had
+ * replaced) that is not the gate's is superseded, not a wrong guess: nothing is counted for it.
+ */
+async function judgeAgainstGate(
+  env: Env,
+  projectId: string,
+  input: AuthenticateInput,
+  state: AuthStateRow,
+  gate: RecheckGate,
+  kvVerdict: Verdict,
+): Promise<Verdict> {
+  const computed = await gateCodeMac(env, projectId, state.phone_number, gate.codeId, input.code)
+  if (hashEquals(computed, gate.mac)) {
+    const sent = { ip_address: state.gate_ip_address, user_agent: state.gate_user_agent }
+    return attributesMatch(sent, input)
+      ? { kind: 'match', codeId: gate.codeId }
+      : { kind: 'wrong', codeId: gate.codeId, error: 'attribute_mismatch' }
+  }
+  // Every KV verdict but 'unknown' (no record) and otp_code_not_found means a hash in the record matched.
+  const known =
+    kvVerdict.kind === 'match' ||
+    kvVerdict.kind === 'superseded' ||
+    (kvVerdict.kind === 'wrong' && kvVerdict.error === 'attribute_mismatch')
+  return known ? { kind: 'superseded' } : { kind: 'wrong', codeId: gate.codeId, error: 'otp_code_not_found' }
+}
+
 async function macMatches(env: Env, phoneId: string, stored: { code_id: string; mac: string }, code: string) {
+  return hashEquals(await codeMac(env, phoneId, stored.code_id, code), stored.mac)
+}
+
+/** Constant-time comparison of a computed hash with a stored base64url one (malformed: no match). */
+function hashEquals(computed: Uint8Array, storedMac: string): boolean {
   let expected: Uint8Array
   try {
-    expected = fromBase64Url(stored.mac)
+    expected = fromBase64Url(storedMac)
   } catch {
     return false
   }
-  return bytesEqual(await codeMac(env, phoneId, stored.code_id, code), expected)
+  return bytesEqual(computed, expected)
 }
 
 /**
  * options.*_match_required: the value given now must equal the one stored at send time. Fails
  * closed when either side is missing (nothing to match is not a match).
  */
-function attributesMatch(stored: StoredCode, input: AuthenticateInput): boolean {
+function attributesMatch(
+  stored: { ip_address?: string | null | undefined; user_agent?: string | null | undefined },
+  input: AuthenticateInput,
+): boolean {
   const { options, attributes } = input
   if (options?.ip_match_required) {
     if (!stored.ip_address || stored.ip_address.toLowerCase() !== attributes?.ip_address?.toLowerCase()) return false

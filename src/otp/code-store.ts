@@ -7,11 +7,13 @@ import { errorName, logEvent } from '../whatsapp/log'
 
 /**
  * A freshly issued code, before it is stored. `code` is the only plaintext copy; it leaves this
- * module either as a keyed hash (KV) or encrypted (the delivery job).
+ * module either as a keyed hash (KV, and `gateMac` in D1) or encrypted (the delivery job).
  */
 export interface PendingCode {
   code: string
   codeId: string
+  /** gateCodeMac of the code, base64url: goes into the D1 gate row with the code's id. */
+  gateMac: string
   createdAt: number
   expiresAt: number
   expirationMinutes: number
@@ -49,15 +51,25 @@ const MAX_SUPERSEDED = 5
 
 export const codeKey = (phoneId: string) => `otp:${phoneId}`
 
-export function newPendingCode(
+/**
+ * A new code for `phoneNumber` (E.164) in `projectId`, with its gate hash already computed: the
+ * statements that store it must be built before the batch that may create the phone (and its id).
+ */
+export async function newPendingCode(
+  env: Env,
+  projectId: string,
+  phoneNumber: string,
   expirationMinutes: number,
   locale: Locale,
   attributes: AttributesInput | undefined,
-): PendingCode {
+): Promise<PendingCode> {
   const createdAt = now()
+  const code = generateCode()
+  const codeId = crypto.randomUUID()
   return {
-    code: generateCode(),
-    codeId: crypto.randomUUID(),
+    code,
+    codeId,
+    gateMac: toBase64Url(await gateCodeMac(env, projectId, phoneNumber, codeId, code)),
     createdAt,
     expiresAt: createdAt + expirationMinutes * 60_000,
     expirationMinutes,
@@ -72,8 +84,24 @@ export async function codeMac(env: Env, phoneId: string, codeId: string, code: s
 }
 
 /**
+ * The code's keyed hash in the D1 gate row (otp_codes.mac), checked only when KV lags behind the
+ * gate. It is bound to the project and the number rather than the phone_id, which a new number only
+ * gets inside the issuing batch; its own domain prefix keeps it from ever standing in for a KV mac.
+ */
+export async function gateCodeMac(
+  env: Env,
+  projectId: string,
+  phoneNumber: string,
+  codeId: string,
+  code: string,
+): Promise<Uint8Array> {
+  return hmacSha256(requireSecret(env, 'OTP_PEPPER'), `otp:gate:v1:${projectId}:${phoneNumber}:${codeId}:${code}`)
+}
+
+/**
  * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
- * row (attempts reset, not consumed) and the delivery record. The phone is addressed by number so
+ * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes) and the
+ * delivery record. The phone is addressed by number so
  * the statements work in the same batch that creates it. With `ownerUserId` they write nothing
  * unless that user owns the number (/send attaching a number must not issue a code for another user).
  */
@@ -87,13 +115,25 @@ export function codeStatements(
   return [
     db
       .prepare(
-        `INSERT INTO otp_codes (phone_id, project_id, code_id, expires_at, attempts, consumed_at, consumed_by, created_at)
-         SELECT id, ?1, ?3, ?4, 0, NULL, NULL, ?5 FROM phones
+        `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
+           ip_address, user_agent, created_at)
+         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, ?8, ?9, ?5 FROM phones
          WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)
-         ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, expires_at = excluded.expires_at,
-           attempts = 0, consumed_at = NULL, consumed_by = NULL, created_at = excluded.created_at`,
+         ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
+           expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
+           ip_address = excluded.ip_address, user_agent = excluded.user_agent, created_at = excluded.created_at`,
       )
-      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt, ownerUserId),
+      .bind(
+        projectId,
+        phoneNumber,
+        pending.codeId,
+        pending.expiresAt,
+        pending.createdAt,
+        ownerUserId,
+        pending.gateMac,
+        pending.attributes?.ip_address || null,
+        pending.attributes?.user_agent || null,
+      ),
     db
       .prepare(
         `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)

@@ -38,7 +38,9 @@ export async function loginOrCreate(env: Env, project: Project, input: LoginOrCr
     status: input.create_user_as_pending ? 'pending' : 'active',
     now: at,
   })
-  const pending = sandbox ? null : newPendingCode(input.expiration_minutes, input.locale, input.attributes)
+  const pending = sandbox
+    ? null
+    : await newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes)
   const issue = pending
     ? [liveCodeStatement(env.DB, project.id, phone.e164, at), ...codeStatements(env.DB, project.id, phone.e164, pending)]
     : []

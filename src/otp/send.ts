@@ -40,7 +40,9 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
 
   const at = now()
   const userId = input.user_id ?? null
-  const pending = sandbox ? null : newPendingCode(input.expiration_minutes, input.locale, input.attributes)
+  const pending = sandbox
+    ? null
+    : await newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes)
   const statements = [releaseExpiredByNumber(env.DB, project.id, phone.e164, at)]
   if (userId) {
     const phoneId = newId('phone', project.env)
