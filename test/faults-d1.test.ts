@@ -8,6 +8,7 @@ import {
   expectInternalError,
   expectNothingChanged,
   expectWellFormed,
+  jsonPost,
 } from './fuzz-probe'
 import { type TestProject, basicAuth } from './helpers'
 import { quietConsole } from './log-capture'
@@ -31,14 +32,7 @@ beforeAll(() => {
 const healthy = (): Env => ({ ...env, WHATSAPP_QUEUE: capturingQueue([]) })
 const withDb = (db: D1Database): Env => ({ ...healthy(), DB: db })
 
-function post(p: TestProject, path: string, body: unknown): FuzzRequest {
-  return {
-    method: 'POST',
-    path,
-    headers: { authorization: basicAuth(p), 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  }
-}
+const post = jsonPost
 
 const del = (p: TestProject, path: string): FuzzRequest => ({
   method: 'DELETE',

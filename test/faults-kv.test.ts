@@ -2,14 +2,14 @@ import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { type KvOperation, failingKv, failingQueue } from './fault-env'
 import {
-  type FuzzRequest,
   changedTables,
   exchange,
   expectInternalError,
   expectNothingChanged,
   expectWellFormed,
+  jsonPost,
 } from './fuzz-probe'
-import { type TestProject, basicAuth } from './helpers'
+import { basicAuth } from './helpers'
 import { quietConsole } from './log-capture'
 import { dbGate, dbPhone, dbUser, project, wrong } from './otp-helpers'
 import { WhatsAppJobSchema } from '../src/whatsapp/job'
@@ -29,14 +29,7 @@ beforeAll(() => {
 const healthy = (): Env => ({ ...env, WHATSAPP_QUEUE: capturingQueue([]) })
 const withKv = (operations: KvOperation[]): Env => ({ ...healthy(), OTP_KV: failingKv(env.OTP_KV, operations) })
 
-function post(p: TestProject, path: string, body: unknown): FuzzRequest {
-  return {
-    method: 'POST',
-    path,
-    headers: { authorization: basicAuth(p), 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  }
-}
+const post = jsonPost
 
 /** The send events (per phone, IP and country) counted in a project. */
 const sendEvents = async (projectId: string) =>

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import { ERRORS, type ErrorType } from '../src/errors'
-import { call, countingEnv } from './helpers'
+import { basicAuth, call, countingEnv } from './helpers'
 import { countingKv } from './otp-helpers'
 import { expectNoSecrets } from './secrets'
 import { capturingQueue } from './whatsapp-helpers'
@@ -89,6 +89,16 @@ export interface FuzzRequest {
 }
 
 /** A reply with everything the request did to storage. */
+/** An authenticated JSON POST of `body` to `path`, as a project's backend sends it. */
+export function jsonPost(project: { id: string; secret: string }, path: string, body: unknown): FuzzRequest {
+  return {
+    method: 'POST',
+    path,
+    headers: { authorization: basicAuth(project), 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  }
+}
+
 export interface Outcome {
   request: FuzzRequest
   status: number
