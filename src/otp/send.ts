@@ -4,13 +4,12 @@ import type { Project } from '../db/projects'
 import { type PhoneOwnerRow, phoneOwnerStatement } from '../db/users'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
-import { type SendSubject, assertCountryAllowed, batchWithLimits, sendCountry, sendLimitStatements } from '../limits'
-import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
+import { batchWithLimits } from '../limits'
+import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { SendInput } from '../schemas'
 import { sendUserId } from '../sessions/otp'
-import { type LiveCodeRow, codeStatements, liveCodeStatement, newPendingCode, storeAndEnqueue } from './code-store'
+import { completeIssue, prepareIssue, sendTarget } from './issue'
 import { loginOrCreate } from './login-or-create'
-import { undoSend } from './undo-send'
 
 export interface SendResult {
   user_id: string
@@ -32,46 +31,22 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
     const { user_id, phone_id } = await loginOrCreate(env, project, { ...input, create_user_as_pending: false })
     return { user_id, phone_id }
   }
-  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null } : parsePhone(input.phone_number)
-  if (!phone) throw new StytchError('invalid_phone_number')
-  // As on login_or_create: the sandbox number has no country and is sent nothing.
-  const country = sandbox ? null : sendCountry(phone)
-  if (country) assertCountryAllowed(project.settings, country)
-
+  const target = sendTarget(project, input.phone_number)
+  const { e164 } = target.phone
   const at = now()
   const userId = input.user_id ?? null
-  const pending = sandbox
-    ? null
-    : await newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes)
-  const statements = [releaseExpiredByNumber(env.DB, project.id, phone.e164, at)]
+  const statements = [releaseExpiredByNumber(env.DB, project.id, e164, at)]
   if (userId) {
     const phoneId = newId('phone', project.env)
-    statements.push(
-      ...attachStatements(env.DB, { projectId: project.id, phoneNumber: phone.e164, phoneId, userId, at }),
-    )
+    statements.push(...attachStatements(env.DB, { projectId: project.id, phoneNumber: e164, phoneId, userId, at }))
   }
-  const liveAt = statements.length
-  if (pending) {
-    statements.push(
-      liveCodeStatement(env.DB, project.id, phone.e164, at),
-      ...codeStatements(env.DB, project.id, phone.e164, pending, userId),
-    )
-  }
-  // The send limits, as on login_or_create; a send refused by the conditions above issues no
-  // delivery row and so counts nothing.
-  const limitSubject: SendSubject = {
-    projectId: project.id,
-    settings: project.settings,
-    phoneNumber: sandbox ? null : phone.e164,
-    country,
-    ipAddress: input.attributes?.ip_address,
-    mintedUserId: null,
-    deliveryId: pending?.codeId ?? null,
-    now: at,
-  }
-  statements.push(...sendLimitStatements(env.DB, limitSubject))
+  // Issued for the number's owner only: a send refused by the conditions above issues no delivery
+  // row and so counts nothing against the limits.
+  const issueAt = statements.length
+  const issue = await prepareIssue(env, project, target, input, { at, mintedUserId: null, ownerUserId: userId })
+  statements.push(...issue.statements)
   if (userId) statements.push(userExistsStatement(env.DB, project.id, userId))
-  statements.push(phoneOwnerStatement(env.DB, project.id, phone.e164))
+  statements.push(phoneOwnerStatement(env.DB, project.id, e164))
   const results = await batchWithLimits(env.DB, statements, project.id)
 
   const owner = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
@@ -81,11 +56,6 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
   }
   if (!owner) throw new StytchError('phone_number_not_found')
 
-  if (pending) {
-    const replaced = (results[liveAt]?.results[0] as LiveCodeRow | undefined) ?? null
-    await storeAndEnqueue(env, project.id, owner.phone_id, phone.e164, pending, replaced).catch((err: unknown) =>
-      undoSend(env.DB, limitSubject, pending.codeId, err),
-    )
-  }
+  await completeIssue(env, project, issue, owner.phone_id, results[issueAt])
   return { user_id: owner.user_id, phone_id: owner.phone_id }
 }

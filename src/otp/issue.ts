@@ -1,0 +1,106 @@
+import type { Project } from '../db/projects'
+import { StytchError } from '../errors'
+import { type SendSubject, assertCountryAllowed, sendCountry, sendLimitStatements } from '../limits'
+import { type ParsedPhone, SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
+import type { AttributesInput, Locale } from '../schemas'
+import {
+  type LiveCodeRow,
+  type PendingCode,
+  codeStatements,
+  liveCodeStatement,
+  newPendingCode,
+  storeAndEnqueue,
+} from './code-store'
+import { undoSend } from './undo-send'
+
+/**
+ * Issuing a code, shared by login_or_create and /send: where it goes, the statements that make it
+ * the phone's current code and count it against the abuse limits inside the caller's batch, and
+ * what happens after that batch committed.
+ */
+
+/** Where a send goes. The sandbox number (test projects) has no country and is sent nothing. */
+export interface SendTarget {
+  sandbox: boolean
+  phone: ParsedPhone
+  country: string | null
+}
+
+/** Validates the number and the project's country allowlist before anything is written. */
+export function sendTarget(project: Project, phoneNumber: string): SendTarget {
+  const sandbox = project.env === 'test' && phoneNumber === SANDBOX_PHONE_NUMBER
+  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null } : parsePhone(phoneNumber)
+  if (!phone) throw new StytchError('invalid_phone_number')
+  const country = sandbox ? null : sendCountry(phone)
+  if (country) assertCountryAllowed(project.settings, country)
+  return { sandbox, phone, country }
+}
+
+export interface IssueInput {
+  expiration_minutes: number
+  locale: Locale
+  attributes?: AttributesInput | undefined
+}
+
+/** A code being issued: its batch statements and what the limits count it as. */
+export interface Issue {
+  target: SendTarget
+  pending: PendingCode | null
+  subject: SendSubject
+  /**
+   * For the caller's batch, after its own writes: the replaced live code's read (first, when a code
+   * is issued), the code's gate and delivery rows, then the limit statements, which count the send
+   * only if this batch issued the code and roll the whole batch back when a limit is exceeded.
+   */
+  statements: D1PreparedStatement[]
+}
+
+export async function prepareIssue(
+  env: Env,
+  project: Project,
+  target: SendTarget,
+  input: IssueInput,
+  options: { at: number; mintedUserId: string | null; ownerUserId: string | null },
+): Promise<Issue> {
+  const { phone } = target
+  const pending = target.sandbox
+    ? null
+    : await newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes)
+  const subject: SendSubject = {
+    projectId: project.id,
+    settings: project.settings,
+    phoneNumber: target.sandbox ? null : phone.e164,
+    country: target.country,
+    ipAddress: input.attributes?.ip_address,
+    mintedUserId: options.mintedUserId,
+    deliveryId: pending?.codeId ?? null,
+    now: options.at,
+  }
+  const code = pending
+    ? [
+        liveCodeStatement(env.DB, project.id, phone.e164, options.at),
+        ...codeStatements(env.DB, project.id, phone.e164, pending, options.ownerUserId),
+      ]
+    : []
+  return { target, pending, subject, statements: [...code, ...sendLimitStatements(env.DB, subject)] }
+}
+
+/**
+ * After the batch committed: the code's hash goes to KV and one job to the queue. If either fails,
+ * the delivery is closed and the send's limit events are refunded (undoSend), so a retry works.
+ * `liveCode` is the result of the issue's first statement (the code it replaced, if any).
+ */
+export async function completeIssue(
+  env: Env,
+  project: Project,
+  issue: Issue,
+  phoneId: string,
+  liveCode: D1Result | undefined,
+): Promise<void> {
+  const { pending } = issue
+  if (!pending) return
+  const replaced = (liveCode?.results[0] as LiveCodeRow | undefined) ?? null
+  await storeAndEnqueue(env, project.id, phoneId, issue.target.phone.e164, pending, replaced).catch((err: unknown) =>
+    undoSend(env.DB, issue.subject, pending.codeId, err),
+  )
+}
