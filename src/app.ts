@@ -3,6 +3,7 @@ import { except } from 'hono/combine'
 import { HTTPException } from 'hono/http-exception'
 import type { AppEnv } from './env'
 import { StytchError, errorBody } from './errors'
+import { logEvent } from './log'
 import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
 import { openApiDocument } from './openapi/document'
@@ -58,9 +59,7 @@ app.onError((err, c) => {
     // Raised by Hono itself (e.g. a body it cannot read): a client error without internals.
     error = new StytchError('bad_request')
   } else {
-    console.error(
-      JSON.stringify({ level: 'error', request_id: c.var.requestId, path: c.req.path, error: describe(err) }),
-    )
+    logEvent('error', 'unhandled_error', { request_id: c.var.requestId, path: c.req.path, error: describe(err) })
     error = new StytchError('internal_server_error')
   }
   const requestIdValue = c.var.requestId ?? `request-id-test-${crypto.randomUUID()}`

@@ -1,5 +1,6 @@
 import { recheckPendingSql } from './db/otp-gate'
 import { StytchError } from './errors'
+import { logEvent } from './log'
 import type { ParsedPhone } from './phone'
 import type { ProjectSettings } from './settings'
 
@@ -299,7 +300,7 @@ export async function batchWithLimits(
   } catch (err) {
     const limit = trippedLimit(err)
     if (!limit) throw err
-    console.log(JSON.stringify({ level: 'info', event: 'limit_tripped', limit, project_id: projectId }))
+    logEvent('info', 'limit_tripped', { limit, project_id: projectId })
     throw new StytchError('too_many_requests', { message: LIMITS[limit] })
   }
 }

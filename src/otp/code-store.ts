@@ -3,7 +3,7 @@ import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
 import { requireSecret } from '../env'
 import type { AttributesInput, Locale } from '../schemas'
 import { type WhatsAppJob, jobAad } from '../whatsapp/job'
-import { errorName, logEvent } from '../whatsapp/log'
+import { errorName, logEvent } from '../log'
 
 /**
  * A freshly issued code, before it is stored. `code` is the only plaintext copy; it leaves this

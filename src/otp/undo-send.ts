@@ -1,5 +1,5 @@
 import { type SendSubject, refundSendStatement } from '../limits'
-import { errorName, logEvent } from '../whatsapp/log'
+import { errorName, logEvent } from '../log'
 
 /**
  * Compensates a send whose D1 batch committed but whose code never went out (the KV write or the

@@ -4,7 +4,7 @@ import { now } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { applyStatuses } from '../whatsapp/deliveries'
-import { logEvent } from '../whatsapp/log'
+import { logEvent } from '../log'
 import { secretEquals, statusEvents, verifySignature } from '../whatsapp/webhook'
 
 /**

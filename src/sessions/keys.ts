@@ -1,6 +1,7 @@
 import { fromBase64Url, open, seal, toBase64Url } from '../crypto'
 import { requireSecret } from '../env'
 import { type ProjectEnv, newId } from '../ids'
+import { logEvent } from '../log'
 import { JWT_LIFETIME_MS } from './jwt'
 
 /**
@@ -102,8 +103,7 @@ export async function signingKey(env: Env, projectId: string, projectEnv: Projec
   if (!privateKey) {
     // Sealed under another SESSION_KEY_ENCRYPTION_KEY (the secret was changed): the key is unusable
     // for signing, so it is retired like an old one and replaced.
-    const event = { level: 'error', event: 'session_key_unreadable', project_id: projectId, kid: row.kid }
-    console.error(JSON.stringify(event))
+    logEvent('error', 'session_key_unreadable', { project_id: projectId, kid: row.kid })
     row = await createKey(env, projectId, projectEnv, at, row.kid)
     privateKey = await unsealPrivateKey(env, projectId, row)
     if (!privateKey) throw new Error('a freshly created session signing key cannot be unsealed')

@@ -1,5 +1,6 @@
 import { rfc3339 } from '../clock'
 import { StytchError } from '../errors'
+import { logEvent } from '../log'
 import type { StytchAuthenticationFactor, StytchSession } from '../schemas'
 import { isReservedClaim } from './jwt'
 import type { FactorRow, SessionRow } from './store'
@@ -47,7 +48,7 @@ export function parseClaims(json: string): Record<string, unknown> {
   } catch {
     // Only this module writes the column; an unreadable value is logged and treated as no claims.
   }
-  console.error(JSON.stringify({ level: 'error', event: 'session_claims_unreadable' }))
+  logEvent('error', 'session_claims_unreadable')
   return {}
 }
 

@@ -4,7 +4,7 @@ import { requireSecret } from '../env'
 import { consoleProvider } from './console'
 import { claimDelivery, recordExhausted, recordFailed, recordRetry, recordSent } from './deliveries'
 import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from './job'
-import { errorName, logEvent } from './log'
+import { errorName, logEvent } from '../log'
 import { metaConfig, metaProvider } from './meta'
 import { type WhatsAppProvider, unconfiguredProvider } from './provider'
 

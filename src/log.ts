@@ -1,5 +1,5 @@
 /**
- * One structured log line per delivery event (Workers Logs indexes JSON lines). Callers pass ids,
+ * One structured log line per event (Workers Logs indexes JSON lines). Callers pass ids,
  * counts, Meta error codes and our labels only: never a code, a phone number, a token or Meta's free
  * text, which can echo request parameters.
  */
