@@ -1,3 +1,4 @@
+import { IsolateCache } from '../cache'
 import { fromHex } from '../crypto'
 import { type ProjectEnv } from '../ids'
 import { type ProjectSettings, parseSettings } from '../settings'
@@ -24,11 +25,11 @@ interface ProjectRow {
 // settings take effect within PROJECT_CACHE_TTL_MS. Misses are not cached.
 const PROJECT_CACHE_TTL_MS = 30_000
 const PROJECT_CACHE_MAX = 1_000
-const cache = new Map<string, { project: Project; fetchedAt: number }>()
+const cache = new IsolateCache<Project>(PROJECT_CACHE_TTL_MS, PROJECT_CACHE_MAX)
 
 export async function findProject(db: D1Database, id: string, nowMs: number): Promise<Project | null> {
-  const hit = cache.get(id)
-  if (hit && nowMs - hit.fetchedAt < PROJECT_CACHE_TTL_MS && hit.fetchedAt <= nowMs) return hit.project
+  const hit = cache.get(id, nowMs)
+  if (hit) return hit
   const row = await db
     .prepare('SELECT id, env, name, secret_hash, settings FROM projects WHERE id = ?1')
     .bind(id)
@@ -44,11 +45,7 @@ export async function findProject(db: D1Database, id: string, nowMs: number): Pr
     secretHash: fromHex(row.secret_hash) ?? new Uint8Array(0),
     settings: parseSettings(row.settings),
   }
-  if (cache.size >= PROJECT_CACHE_MAX) {
-    const oldest = cache.keys().next()
-    if (!oldest.done) cache.delete(oldest.value)
-  }
-  cache.set(id, { project, fetchedAt: nowMs })
+  cache.set(id, project, nowMs)
   return project
 }
 

@@ -1,3 +1,4 @@
+import { IsolateCache } from '../cache'
 import { fromBase64Url, open, seal, toBase64Url } from '../crypto'
 import { requireSecret } from '../env'
 import { type ProjectEnv, newId } from '../ids'
@@ -62,22 +63,10 @@ interface TrustedKey {
   key?: Promise<CryptoKey>
 }
 
-const signers = new Map<string, { key: SigningKey; fetchedAt: number }>()
-const verifiers = new Map<string, { keys: TrustedKey[]; fetchedAt: number }>()
-
-const fresh = (fetchedAt: number, at: number) => fetchedAt <= at && at - fetchedAt < KEY_CACHE_TTL_MS
-
-// The JWKS route is public, so any project id can reach the cache: it is bounded.
+// The JWKS route is public, so any project id can reach these caches: they are bounded.
 const CACHE_MAX_PROJECTS = 1_000
-
-function remember<V>(cache: Map<string, V>, projectId: string, value: V): void {
-  cache.delete(projectId)
-  if (cache.size >= CACHE_MAX_PROJECTS) {
-    const oldest = cache.keys().next()
-    if (!oldest.done) cache.delete(oldest.value)
-  }
-  cache.set(projectId, value)
-}
+const signers = new IsolateCache<SigningKey>(KEY_CACHE_TTL_MS, CACHE_MAX_PROJECTS)
+const verifiers = new IsolateCache<TrustedKey[]>(KEY_CACHE_TTL_MS, CACHE_MAX_PROJECTS)
 
 /** Forgets cached keys (tests reset storage between files and rotate keys under a moved clock). */
 export function clearSessionKeyCache(): void {
@@ -91,8 +80,8 @@ export function clearSessionKeyCache(): void {
  * conditional on the partial unique index and everybody then reads whichever key won.
  */
 export async function signingKey(env: Env, projectId: string, projectEnv: ProjectEnv, at: number): Promise<SigningKey> {
-  const hit = signers.get(projectId)
-  if (hit && fresh(hit.fetchedAt, at)) return hit.key
+  const hit = signers.get(projectId, at)
+  if (hit) return hit
   let row = await env.DB.prepare(`${SELECT_KEY} WHERE project_id = ?1 AND retired_at IS NULL`)
     .bind(projectId)
     .first<KeyRow>()
@@ -109,7 +98,7 @@ export async function signingKey(env: Env, projectId: string, projectEnv: Projec
     if (!privateKey) throw new Error('a freshly created session signing key cannot be unsealed')
   }
   const key = { kid: row.kid, privateKey }
-  remember(signers, projectId, { key, fetchedAt: at })
+  signers.set(projectId, key, at)
   return key
 }
 
@@ -197,8 +186,8 @@ export async function verificationKey(env: Env, projectId: string, kid: string, 
 }
 
 async function loadTrusted(env: Env, projectId: string, at: number, reload: boolean): Promise<TrustedKey[]> {
-  let entry = verifiers.get(projectId)
-  if (!entry || reload || !fresh(entry.fetchedAt, at)) {
+  let keys = reload ? undefined : verifiers.get(projectId, at)
+  if (!keys) {
     const { results } = await env.DB.prepare(
       `SELECT kid, public_jwk, retired_at FROM session_signing_keys
        WHERE project_id = ?1 AND (retired_at IS NULL OR retired_at > ?2)
@@ -206,16 +195,16 @@ async function loadTrusted(env: Env, projectId: string, at: number, reload: bool
     )
       .bind(projectId, at - RETIRED_KEY_TRUST_MS)
       .all<Pick<KeyRow, 'kid' | 'public_jwk' | 'retired_at'>>()
-    const imported = new Map((entry?.keys ?? []).map((k) => [k.jwk.kid, k.key]))
-    const keys = results.map((r): TrustedKey => {
+    // Keys already imported from an older read of the set are kept.
+    const imported = new Map((verifiers.peek(projectId) ?? []).map((k) => [k.jwk.kid, k.key]))
+    keys = results.map((r): TrustedKey => {
       const key = imported.get(r.kid)
       const trusted: TrustedKey = { jwk: JSON.parse(r.public_jwk) as PublicJwk, retiredAt: r.retired_at }
       if (key) trusted.key = key
       return trusted
     })
-    entry = { keys, fetchedAt: at }
-    remember(verifiers, projectId, entry)
+    verifiers.set(projectId, keys, at)
   }
   // A cached set may hold a key whose trust window closed since it was read.
-  return entry.keys.filter((k) => k.retiredAt === null || k.retiredAt > at - RETIRED_KEY_TRUST_MS)
+  return keys.filter((k) => k.retiredAt === null || k.retiredAt > at - RETIRED_KEY_TRUST_MS)
 }
