@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
+import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
 import { clearProjectCache } from '../src/db/projects'
 import worker from '../src/index'
@@ -114,49 +115,25 @@ export function expectStytchError(
   return result.body
 }
 
-/** Wraps env so every D1 round trip (batch or single statement execution) is counted. */
+/**
+ * Wraps env so every D1 round trip is counted (the bench's own counting, src/bench/storage-count.ts)
+ * and every queued body and KV key written is recorded.
+ */
 export function countingEnv(base: Env = env): { env: Env; d1: () => number; queueSends: unknown[]; kvPuts: string[] } {
-  let d1 = 0
+  const { env: counted, counts } = countingBindings(base)
   const queueSends: unknown[] = []
   const kvPuts: string[] = []
-  const wrapStmt = (stmt: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(stmt, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver)
-        if (prop === 'bind') return (...args: unknown[]) => wrapStmt(target.bind(...args))
-        if (prop === 'first' || prop === 'run' || prop === 'all' || prop === 'raw') {
-          return (...args: unknown[]) => {
-            d1++
-            return (value as (...a: unknown[]) => unknown).apply(target, args)
-          }
-        }
-        return typeof value === 'function' ? value.bind(target) : value
-      },
-    })
-  const db = new Proxy(base.DB, {
-    get(target, prop, receiver) {
-      if (prop === 'prepare') return (sql: string) => wrapStmt(target.prepare(sql))
-      if (prop === 'batch') {
-        return (stmts: D1PreparedStatement[]) => {
-          d1++
-          return target.batch(stmts)
-        }
-      }
-      const value = Reflect.get(target, prop, receiver)
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
   const queue: Queue = {
     send: async (body: unknown, opts?: QueueSendOptions) => {
       queueSends.push(body)
-      return base.WHATSAPP_QUEUE.send(body, opts)
+      return counted.WHATSAPP_QUEUE.send(body, opts)
     },
     sendBatch: async (msgs: Iterable<MessageSendRequest>, opts?: QueueSendBatchOptions) => {
       for (const m of msgs) queueSends.push(m.body)
-      return base.WHATSAPP_QUEUE.sendBatch(msgs, opts)
+      return counted.WHATSAPP_QUEUE.sendBatch(msgs, opts)
     },
   } as Queue
-  const kv = new Proxy(base.OTP_KV, {
+  const kv = new Proxy(counted.OTP_KV, {
     get(target, prop, receiver) {
       if (prop === 'put') {
         return (key: string, ...rest: unknown[]) => {
@@ -168,7 +145,7 @@ export function countingEnv(base: Env = env): { env: Env; d1: () => number; queu
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
-  return { env: { ...base, DB: db, WHATSAPP_QUEUE: queue, OTP_KV: kv }, d1: () => d1, queueSends, kvPuts }
+  return { env: { ...counted, WHATSAPP_QUEUE: queue, OTP_KV: kv }, d1: () => counts.d1, queueSends, kvPuts }
 }
 
 /**
