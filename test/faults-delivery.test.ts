@@ -198,7 +198,7 @@ describe('D1 failing inside the consumer loses nothing and sends nothing twice',
     vi.useFakeTimers({ toFake: ['Date'] })
     const { job } = await issueJob()
     fetchSpy.mockResolvedValueOnce(metaError(503, 131016))
-    const broken = metaEnv({ DB: failingStatementDb(env.DB, /SET lease_until = NULL, error_code = \?2/, 1) })
+    const broken = metaEnv({ DB: failingStatementDb(env.DB, /UPDATE deliveries SET status = \?5, lease_until = NULL/, 1) })
     const failed = await runQueue([job], { env: broken })
     expect(failed.retry[0]).toHaveBeenCalledTimes(1)
 

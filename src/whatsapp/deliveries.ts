@@ -95,37 +95,30 @@ export async function recordSent(
 }
 
 /** A transient failure: the row stays pending and the lease is released for the retry. */
-export async function recordRetry(
-  db: D1Database,
-  id: string,
-  errorCode: number | null,
-  detail: string,
-  at: number,
-): Promise<void> {
-  await db
-    .prepare(
-      `UPDATE deliveries SET lease_until = NULL, error_code = ?2, error_detail = ?3, updated_at = ?4
-       WHERE id = ?1 AND status = 'sending'`,
-    )
-    .bind(id, errorCode, detail, at)
-    .run()
+export function recordRetry(db: D1Database, id: string, errorCode: number | null, detail: string, at: number) {
+  return recordAttemptError(db, id, 'sending', errorCode, detail, at)
 }
 
 /** A permanent failure of this message. */
-export async function recordFailed(
+export function recordFailed(db: D1Database, id: string, errorCode: number | null, detail: string, at: number) {
+  return recordAttemptError(db, id, 'failed', errorCode, detail, at)
+}
+
+/** Ends the claimed attempt with its error, releasing the lease; `status` is where the row goes. */
+async function recordAttemptError(
   db: D1Database,
   id: string,
+  status: 'sending' | 'failed',
   errorCode: number | null,
   detail: string,
   at: number,
 ): Promise<void> {
   await db
     .prepare(
-      `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_code = ?2, error_detail = ?3,
-         updated_at = ?4
+      `UPDATE deliveries SET status = ?5, lease_until = NULL, error_code = ?2, error_detail = ?3, updated_at = ?4
        WHERE id = ?1 AND status = 'sending'`,
     )
-    .bind(id, errorCode, detail, at)
+    .bind(id, errorCode, detail, at, status)
     .run()
 }
 
