@@ -101,8 +101,8 @@ export async function gateCodeMac(
 /**
  * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
  * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes) and the
- * delivery record. The phone is addressed by number so
- * the statements work in the same batch that creates it. With `ownerUserId` they write nothing
+ * delivery record. The phone is addressed by number so the statements work in the same batch that
+ * creates it. With `ownerUserId` they write nothing
  * unless that user owns the number (/send attaching a number must not issue a code for another user).
  */
 export function codeStatements(
