@@ -207,7 +207,7 @@ export const AuthenticateResponse = z.object({
   method_id: z.string(),
   user: User,
   reset_sessions: z.literal(false),
-  session_token: z.string().describe("The new session's token, the presented one, or ''."),
+  session_token: z.string().describe("The session's token (also when it was presented by its JWT), or '' without a session."),
   session_jwt: z.string().describe("A fresh JWT for the session, or '' when there is none."),
   session: Session.nullable().describe('Null unless a session was started or presented.'),
 })

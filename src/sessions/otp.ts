@@ -7,8 +7,10 @@ import {
   hashSessionToken,
   newSessionToken,
   projectSigningKey,
+  sealSessionToken,
   sessionJwt,
   sessionSelector,
+  unsealSessionToken,
 } from './credentials'
 import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
@@ -81,8 +83,9 @@ export async function planSession(
 
   if (!credential) {
     const token = newSessionToken()
+    const id = newId('session', project.env)
     const session: NewSession = {
-      id: newId('session', project.env),
+      id,
       projectId: project.id,
       tokenHash: await hashSessionToken(token),
       at,
@@ -90,6 +93,7 @@ export async function planSession(
       ipAddress: input.attributes?.ip_address ?? '',
       userAgent: input.attributes?.user_agent ?? '',
       customClaims: initialCustomClaims(input.session_custom_claims),
+      sealedToken: await sealSessionToken(env, project.id, id, token),
     }
     return { kind: 'new', token, session, key }
   }
@@ -154,6 +158,7 @@ export function sessionStatements(
  * `session_not_found`, although the code has been used by then.
  */
 export async function sessionResult(
+  env: Env,
   projectId: string,
   plan: SessionPlan,
   results: readonly D1Result[],
@@ -166,7 +171,9 @@ export async function sessionResult(
     throw new StytchError('session_not_found')
   }
   const session = sessionObject(row, (results.at(-1)?.results ?? []) as FactorRow[])
-  return { session_token: plan.token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }
+  // A session presented by its JWT answers with its token too, as Stytch does.
+  const token = plan.token || (await unsealSessionToken(env, projectId, row))
+  return { session_token: token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }
 }
 
 /**

@@ -46,7 +46,9 @@ export const SessionsGetQuery = z.object({ user_id: UserId })
 export const SessionsAuthenticateResponse = z.object({
   request_id: z.string(),
   session: Session,
-  session_token: z.string().describe("The token that was presented; '' when the session was named by a JWT."),
+  session_token: z
+    .string()
+    .describe("The session's token, also when the session was named by a JWT ('' only for a session started before tokens were kept sealed)."),
   session_jwt: z.string().describe('A fresh JWT (five minutes, never past the session).'),
   user: User,
   status_code: z.literal(200),

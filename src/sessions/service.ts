@@ -5,7 +5,14 @@ import { StytchError } from '../errors'
 import { parseId } from '../ids'
 import type { StytchSession, StytchUser } from '../schemas'
 import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
-import { countGiven, credentialOf, projectSigningKey, sessionJwt, sessionSelector } from './credentials'
+import {
+  countGiven,
+  credentialOf,
+  projectSigningKey,
+  sessionJwt,
+  sessionSelector,
+  unsealSessionToken,
+} from './credentials'
 import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
 import type { SessionsAuthenticateInput, SessionsRevokeInput } from './schemas'
@@ -28,7 +35,7 @@ import {
 
 export interface AuthenticatedSession {
   session: StytchSession
-  /** The token that was presented; '' when the session was named by a JWT (tokens are stored hashed). */
+  /** The session's token: the one presented, or the sealed one when the session was named by a JWT. */
   session_token: string
   session_jwt: string
   user: StytchUser
@@ -74,7 +81,7 @@ export async function authenticateSession(
   const session = sessionObject(row, (factors?.results ?? []) as FactorRow[])
   return {
     session,
-    session_token: 'token' in credential ? credential.token : '',
+    session_token: 'token' in credential ? credential.token : await unsealSessionToken(env, project.id, row),
     session_jwt: await sessionJwt(await key, project.id, session, at),
     user: userObject(userRow, (phones?.results ?? []) as PhoneRow[], at),
   }
