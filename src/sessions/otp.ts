@@ -2,6 +2,7 @@ import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
 import type { StytchSession } from '../schemas'
+import { resolveUserId } from '../users/service'
 import {
   credentialOf,
   hashSessionToken,
@@ -187,10 +188,12 @@ export async function sendUserId(
   at: number,
 ): Promise<string | undefined> {
   const credential = credentialOf(input)
-  if (!credential) return input.user_id
+  // An external id stands for its user's id.
+  const userId = input.user_id === undefined ? undefined : await resolveUserId(env, project, input.user_id)
+  if (!credential) return userId
   const selector = await sessionSelector(env, project.id, credential, at)
   const row = await sessionStatement(env.DB, project.id, selector, at).first<SessionRow>()
   if (!row) throw new StytchError('session_not_found')
-  if (input.user_id !== undefined && input.user_id !== row.user_id) throw new StytchError('user_id_mismatch')
+  if (userId !== undefined && userId !== row.user_id) throw new StytchError('user_id_mismatch')
   return row.user_id
 }

@@ -1,6 +1,14 @@
 import * as z from 'zod'
 import { parseId } from '../ids'
-import { Session, SessionCustomClaims, SessionDurationMinutes, SessionJwt, SessionToken, User } from '../schemas'
+import {
+  Session,
+  SessionCustomClaims,
+  SessionDurationMinutes,
+  SessionJwt,
+  SessionToken,
+  User,
+  UserId,
+} from '../schemas'
 
 /**
  * Request and response schemas of the sessions API (Stytch's /v1/sessions/*). The session fields the
@@ -15,10 +23,6 @@ const SessionId = z
   .max(100)
   .refine((id) => parseId('session', id) !== null, 'expected a session id such as session-test-<uuid>')
 
-const UserId = z
-  .string()
-  .max(100)
-  .refine((id) => parseId('user', id) !== null, 'expected a user id such as user-test-<uuid>')
 
 // RBAC is not implemented: a caller asking for an authorization check must not get a silent "yes".
 const AuthorizationCheck = optional(

@@ -4,6 +4,7 @@ import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
 import type { StytchSession, StytchUser } from '../schemas'
+import { resolveUserId } from '../users/service'
 import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
 import {
   countGiven,
@@ -107,7 +108,8 @@ export async function revokeSession(env: Env, project: Project, input: SessionsR
 }
 
 /** GET /v1/sessions?user_id=: the user's live sessions, newest first (user_not_found if no such user). */
-export async function listSessions(env: Env, project: Project, userId: string): Promise<StytchSession[]> {
+export async function listSessions(env: Env, project: Project, ref: string): Promise<StytchSession[]> {
+  const userId = await resolveUserId(env, project, ref)
   const at = now()
   const { sessions, factors } = userSessionsStatements(env.DB, project.id, userId, at)
   const [user, rows, factorRows] = await env.DB.batch([
