@@ -27,10 +27,11 @@ interface Sql {
   params: unknown[]
 }
 
-// ?1 is the project id and ?2 the time (for phone visibility) in every statement built here.
-const VISIBLE = '(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ?2)'
+// A phone is visible unless it is an attachment whose window passed by `at` (a parameter reference).
+const visible = (at: string) => `(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ${at})`
 
-function condition(operand: SearchOperandInput, param: (value: unknown) => string): string {
+function condition(operand: SearchOperandInput, param: (value: unknown) => string, at: () => string): string {
+  const isVisible = () => visible(at())
   switch (operand.filter_name) {
     case 'user_id': {
       const ids = operand.filter_value.filter((v) => parseId('user', v) !== null)
@@ -41,13 +42,13 @@ function condition(operand: SearchOperandInput, param: (value: unknown) => strin
     }
     case 'phone_number':
       return `u.id IN (SELECT p.user_id FROM phones p WHERE p.project_id = ?1
-        AND p.phone_number IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${VISIBLE})`
+        AND p.phone_number IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${isVisible()})`
     case 'phone_id':
       return `u.id IN (SELECT p.user_id FROM phones p WHERE p.project_id = ?1
-        AND p.id IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${VISIBLE})`
+        AND p.id IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${isVisible()})`
     case 'phone_verified':
       return `EXISTS (SELECT 1 FROM phones p WHERE p.user_id = u.id AND p.verified = ${param(operand.filter_value ? 1 : 0)}
-        AND ${VISIBLE})`
+        AND ${isVisible()})`
     case 'status':
       return `u.status = ${param(operand.filter_value)}`
     case 'created_at_greater_than':
@@ -60,15 +61,17 @@ function condition(operand: SearchOperandInput, param: (value: unknown) => strin
   }
 }
 
-/** The WHERE clause over `users u` for the query (without pagination). */
+/** The WHERE clause over `users u` for the query (without pagination); ?1 is the project id. */
 function whereClause(query: SearchUsersInput['query'], at: number, projectId: string): Sql {
-  const params: unknown[] = [projectId, at]
+  const params: unknown[] = [projectId]
   const param = (value: unknown) => {
     params.push(value)
     return `?${params.length}`
   }
+  let atRef: string | undefined
+  const atParam = () => (atRef ??= param(at))
   const operands = query?.operands ?? []
-  const conditions = operands.map((o) => condition(o, param))
+  const conditions = operands.map((o) => condition(o, param, atParam))
   const joined = conditions.length === 0 ? '1' : conditions.join(query?.operator === 'OR' ? ' OR ' : ' AND ')
   return { sql: `u.project_id = ?1 AND (${joined})`, params }
 }
@@ -111,10 +114,10 @@ export async function searchUsers(env: Env, project: Project, input: SearchUsers
     env.DB.prepare(pageSql).bind(...pageParams),
     env.DB.prepare(
       `SELECT p.user_id, p.id AS phone_id, p.phone_number, p.verified FROM phones p
-       WHERE p.project_id = ?1 AND ${VISIBLE}
+       WHERE p.project_id = ?1 AND ${visible(`?${pageParams.length + 1}`)}
          AND p.user_id IN (SELECT user_id FROM (${pageSql}))
        ORDER BY p.created_at, p.rowid`,
-    ).bind(...pageParams),
+    ).bind(...pageParams, at),
     env.DB.prepare(`SELECT COUNT(*) AS total FROM users u WHERE ${where.sql}`).bind(...where.params),
   ])
   const rows = (page?.results ?? []) as UserRow[]
