@@ -63,7 +63,7 @@ userRoutes.get('/:user_id', validate('param', UserIdParam), async (c) => {
   return c.json({ request_id: c.var.requestId, ...user, status_code: 200 } satisfies z.infer<typeof GetUserResponse>)
 })
 
-userRoutes.put('/:user_id', validate('param', UserIdParam), jsonBody(), validate('json', UpdateUserRequest), async (c) => {
+userRoutes.put('/:user_id', jsonBody(), validate('param', UserIdParam), validate('json', UpdateUserRequest), async (c) => {
   const user = await updateUser(c.env, c.var.project, c.req.valid('param').user_id, c.req.valid('json'))
   return c.json({
     request_id: c.var.requestId,
@@ -78,8 +78,8 @@ userRoutes.put('/:user_id', validate('param', UserIdParam), jsonBody(), validate
 
 userRoutes.put(
   '/:user_id/exchange_primary_factor',
-  validate('param', UserIdParam),
   jsonBody(),
+  validate('param', UserIdParam),
   validate('json', ExchangePrimaryFactorRequest),
   async (c) => {
     const user = await exchangePrimaryFactor(c.env, c.var.project, c.req.valid('param').user_id, c.req.valid('json'))
