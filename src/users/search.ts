@@ -13,16 +13,19 @@ import { type PhoneRow, type UserRow, userObject } from './user-object'
  *
  * Pages are keyset-paginated on (created_at, id) over users_project_created, so a page costs the
  * same however deep it is; the cursor is that position, opaque to callers. Each filter is one
- * indexed lookup or an index-ordered walk of the project's users:
+ * indexed lookup or an index-ordered walk of the project's users (test/users-search-plan.test.ts
+ * holds SQLite's query plans to this):
  * - phone_number: phones UNIQUE (project_id, phone_number); phone_id: the phones primary key;
- *   user_id: the users primary key (an external id there goes through users_external_id);
+ *   user_id: the users primary key (an external id there goes through users_external_id); the
+ *   users they name are then read by primary key;
  * - created_at_*: a range of users_project_created;
  * - status, phone_verified: checked per user while walking users_project_created (phones_user for
  *   phone_verified), the only filters that do not narrow the walk by themselves.
- * Attachments whose window passed are invisible here as everywhere.
+ * The phones of a page are read through phones_user. Attachments whose window passed are invisible
+ * here as everywhere.
  */
 
-interface Sql {
+export interface Sql {
   sql: string
   params: unknown[]
 }
@@ -44,7 +47,7 @@ function condition(operand: SearchOperandInput, param: (value: unknown) => strin
       return `u.id IN (SELECT p.user_id FROM phones p WHERE p.project_id = ?1
         AND p.phone_number IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${isVisible()})`
     case 'phone_id':
-      return `u.id IN (SELECT p.user_id FROM phones p WHERE p.project_id = ?1
+      return `u.id IN (SELECT p.user_id FROM phones p WHERE +p.project_id = ?1
         AND p.id IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${isVisible()})`
     case 'phone_verified':
       return `EXISTS (SELECT 1 FROM phones p WHERE p.user_id = u.id AND p.verified = ${param(operand.filter_value ? 1 : 0)}
@@ -61,6 +64,9 @@ function condition(operand: SearchOperandInput, param: (value: unknown) => strin
   }
 }
 
+// Filters naming the users they match (ids, numbers): they select by index lookups, never a walk.
+const NARROWING = new Set<SearchOperandInput['filter_name']>(['user_id', 'phone_number', 'phone_id'])
+
 /** The WHERE clause over `users u` for the query (without pagination); ?1 is the project id. */
 function whereClause(query: SearchUsersInput['query'], at: number, projectId: string): Sql {
   const params: unknown[] = [projectId]
@@ -73,7 +79,11 @@ function whereClause(query: SearchUsersInput['query'], at: number, projectId: st
   const operands = query?.operands ?? []
   const conditions = operands.map((o) => condition(o, param, atParam))
   const joined = conditions.length === 0 ? '1' : conditions.join(query?.operator === 'OR' ? ' OR ' : ' AND ')
-  return { sql: `u.project_id = ?1 AND (${joined})`, params }
+  // When the query is narrowed to listed ids or numbers, the users primary key must drive it, not a
+  // walk of the project's users in page order: the unary + keeps SQLite off the project index.
+  const narrowing = operands.map((o) => NARROWING.has(o.filter_name))
+  const narrowed = query?.operator === 'OR' ? narrowing.length > 0 && narrowing.every(Boolean) : narrowing.some(Boolean)
+  return { sql: `${narrowed ? '+' : ''}u.project_id = ?1 AND (${joined})`, params }
 }
 
 /** The cursor: the last returned user's position, base64url of "<created_at>.<user id>". */
@@ -101,25 +111,41 @@ export interface SearchResult {
   total: number
 }
 
-export async function searchUsers(env: Env, project: Project, input: SearchUsersInput): Promise<SearchResult> {
-  const at = now()
-  const where = whereClause(input.query, at, project.id)
+/**
+ * The three statements of a search, as SQL and parameters: the page (one user more than the limit,
+ * to tell whether another page follows), the phones of the page's users, and the total.
+ */
+export function searchSql(
+  projectId: string,
+  input: SearchUsersInput,
+  at: number,
+): { page: Sql; phones: Sql; count: Sql } {
+  const where = whereClause(input.query, at, projectId)
   const after = input.cursor ? decodeCursor(input.cursor) : null
   const n = where.params.length
   const pageSql = `SELECT ${USER_COLUMNS} FROM users u WHERE ${where.sql}
     ${after ? `AND (u.created_at, u.id) > (?${n + 1}, ?${n + 2})` : ''}
     ORDER BY u.created_at, u.id LIMIT ?${n + (after ? 3 : 1)}`
   const pageParams = [...where.params, ...(after ? [after.createdAt, after.userId] : []), input.limit + 1]
-  const [page, phones, count] = await env.DB.batch([
-    env.DB.prepare(pageSql).bind(...pageParams),
-    env.DB.prepare(
-      `SELECT p.user_id, p.id AS phone_id, p.phone_number, p.verified FROM phones p
-       WHERE p.project_id = ?1 AND ${visible(`?${pageParams.length + 1}`)}
+  return {
+    page: { sql: pageSql, params: pageParams },
+    phones: {
+      sql: `SELECT p.user_id, p.id AS phone_id, p.phone_number, p.verified FROM phones p
+       WHERE +p.project_id = ?1 AND ${visible(`?${pageParams.length + 1}`)}
          AND p.user_id IN (SELECT user_id FROM (${pageSql}))
        ORDER BY p.created_at, p.rowid`,
-    ).bind(...pageParams, at),
-    env.DB.prepare(`SELECT COUNT(*) AS total FROM users u WHERE ${where.sql}`).bind(...where.params),
-  ])
+      params: [...pageParams, at],
+    },
+    count: { sql: `SELECT COUNT(*) AS total FROM users u WHERE ${where.sql}`, params: where.params },
+  }
+}
+
+export async function searchUsers(env: Env, project: Project, input: SearchUsersInput): Promise<SearchResult> {
+  const at = now()
+  const sql = searchSql(project.id, input, at)
+  const [page, phones, count] = await env.DB.batch(
+    [sql.page, sql.phones, sql.count].map((s) => env.DB.prepare(s.sql).bind(...s.params)),
+  )
   const rows = (page?.results ?? []) as UserRow[]
   const shown = rows.slice(0, input.limit)
   const byUser = new Map<string, PhoneRow[]>()
