@@ -136,6 +136,13 @@ describe('POST /v1/users', () => {
     expect((await loginCode(p, OTHER)).userId).toBe(victimId)
   })
 
+  it('counts against the new-users-per-hour limit as login_or_create does', async () => {
+    const p = await project({ new_users_per_hour: 2 })
+    await createUser(p, { phone_number: PHONE })
+    await loginCode(p, OTHER)
+    expectStytchError(await expectUnchanged(() => createUser(p, { phone_number: THIRD })), 429, 'too_many_requests')
+  })
+
   it('does not take a verified number', async () => {
     const p = await project()
     const owner = await loginCode(p, PHONE)

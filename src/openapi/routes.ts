@@ -153,6 +153,7 @@ export const ROUTES: readonly RouteDoc[] = [
       'duplicate_phone_number',
       'duplicate_user_external_id',
       'metadata_too_large',
+      'too_many_requests',
     ],
   },
   {

@@ -20,6 +20,7 @@ import {
 } from '../db/users'
 import { StytchError } from '../errors'
 import { newId, parseId } from '../ids'
+import { batchWithLimits, sendLimitStatements } from '../limits'
 import { dropCodeRecord } from '../otp/code-store'
 import { sendTarget } from '../otp/issue'
 import type { CreateUserInput, ExchangePrimaryFactorInput, StytchUser, UpdateUserInput } from '../schemas'
@@ -43,10 +44,13 @@ export async function resolveUserId(env: Env, project: Project, ref: string): Pr
   return row.id
 }
 
-/** Runs a batch that may set an external id; another user holding it is duplicate_user_external_id. */
-async function batchSettingExternalId(env: Env, statements: D1PreparedStatement[]): Promise<D1Result[]> {
+/**
+ * Runs a batch that may set an external id (another user holding it is duplicate_user_external_id)
+ * and may carry limit statements (a tripped limit is too_many_requests).
+ */
+async function batchSettingExternalId(env: Env, project: Project, statements: D1PreparedStatement[]) {
   try {
-    return await env.DB.batch(statements)
+    return await batchWithLimits(env.DB, statements, project.id)
   } catch (err) {
     if (isDuplicateExternalId(err)) throw new StytchError('duplicate_user_external_id')
     throw err
@@ -74,7 +78,7 @@ export async function createUser(
   const at = now()
   const userId = newId('user', project.env)
   const phoneId = newId('phone', project.env)
-  const results = await batchSettingExternalId(env, [
+  const results = await batchSettingExternalId(env, project, [
     ...createUserStatements(env.DB, {
       projectId: project.id,
       userId,
@@ -86,6 +90,17 @@ export async function createUser(
       trustedMetadata: metadataJson(input.trusted_metadata),
       untrustedMetadata: metadataJson(input.untrusted_metadata),
       externalId: input.external_id ?? null,
+    }),
+    // The project's new-users-per-hour limit counts users created here as it counts login_or_create's.
+    ...sendLimitStatements(env.DB, {
+      projectId: project.id,
+      settings: project.settings,
+      phoneNumber: null,
+      country: null,
+      ipAddress: undefined,
+      mintedUserId: userId,
+      deliveryId: null,
+      now: at,
     }),
     userByIdStatement(env.DB, project.id, userId),
     userPhonesStatement(env.DB, project.id, { userId }, at),
@@ -116,7 +131,7 @@ export async function deleteExternalId(env: Env, project: Project, ref: string):
 async function changeUser(env: Env, project: Project, ref: string, changes: UserChanges): Promise<StytchUser> {
   const userId = await resolveUserId(env, project, ref)
   const at = now()
-  const results = await batchSettingExternalId(env, [
+  const results = await batchSettingExternalId(env, project, [
     updateUserStatement(env.DB, project.id, userId, changes, MAX_METADATA_BYTES),
     userByIdStatement(env.DB, project.id, userId),
     userPhonesStatement(env.DB, project.id, { userId }, at),
