@@ -1,5 +1,6 @@
 import { now } from '../clock'
 import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
+import { ownsNumber } from '../db/phones'
 import { requireSecret } from '../env'
 import type { AttributesInput, Locale } from '../schemas'
 import { type WhatsAppJob, jobAad } from '../whatsapp/job'
@@ -102,8 +103,9 @@ export async function gateCodeMac(
  * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
  * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes) and the
  * delivery record. The phone is addressed by number so the statements work in the same batch that
- * creates it. With `ownerUserId` they write nothing
- * unless that user owns the number (/send attaching a number must not issue a code for another user).
+ * creates it. With `ownerUserId` they write nothing unless that user holds the number (/send
+ * attaching a number must not issue a code for another user); without it, nothing unless the number's
+ * holder is its real owner rather than an unverified attachment (src/db/phones.ts).
  */
 export function codeStatements(
   db: D1Database,
@@ -112,13 +114,14 @@ export function codeStatements(
   pending: PendingCode,
   ownerUserId: string | null = null,
 ): D1PreparedStatement[] {
+  const issuedFor = `(user_id = ?6 OR (?6 IS NULL AND ${ownsNumber()}))`
   return [
     db
       .prepare(
         `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
            ip_address, user_agent, created_at)
          SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, ?8, ?9, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
            expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
            ip_address = excluded.ip_address, user_agent = excluded.user_agent, created_at = excluded.created_at`,
@@ -138,7 +141,7 @@ export function codeStatements(
       .prepare(
         `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
          SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)`,
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}`,
       )
       .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt, ownerUserId),
   ]
