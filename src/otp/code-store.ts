@@ -2,6 +2,7 @@ import { now } from '../clock'
 import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
 import { ownsNumber } from '../db/phones'
 import { requireSecret } from '../env'
+import { type AttributeHashes, type StoredAttributes, hashAttributes } from './attributes'
 import type { AttributesInput, Locale } from '../schemas'
 import { type WhatsAppJob, jobAad } from '../whatsapp/job'
 import { errorName, logEvent } from '../log'
@@ -19,17 +20,19 @@ export interface PendingCode {
   expiresAt: number
   expirationMinutes: number
   locale: Locale
-  attributes: AttributesInput | undefined
+  /** Keyed hashes of the send-time attributes (never the clear values). */
+  attributes: AttributeHashes
 }
 
-/** What KV holds under otp:<phone_id>: never the code, only its keyed hash. */
-export interface StoredCode {
+/**
+ * What KV holds under otp:<phone_id>: never the code, only its keyed hash; never the send-time IP or
+ * user agent, only their keyed hashes (records from before hashing may still carry clear values).
+ */
+export interface StoredCode extends StoredAttributes {
   v: 1
   code_id: string
   mac: string
   expires_at: number
-  ip_address?: string
-  user_agent?: string
   /** Live codes this one replaced (newest first), so presenting one is told apart from a wrong guess. */
   superseded?: SupersededCode[]
 }
@@ -67,15 +70,19 @@ export async function newPendingCode(
   const createdAt = now()
   const code = generateCode()
   const codeId = crypto.randomUUID()
+  const [gateMac, hashes] = await Promise.all([
+    gateCodeMac(env, projectId, phoneNumber, codeId, code),
+    hashAttributes(env, projectId, attributes),
+  ])
   return {
     code,
     codeId,
-    gateMac: toBase64Url(await gateCodeMac(env, projectId, phoneNumber, codeId, code)),
+    gateMac: toBase64Url(gateMac),
     createdAt,
     expiresAt: createdAt + expirationMinutes * 60_000,
     expirationMinutes,
     locale,
-    attributes,
+    attributes: hashes,
   }
 }
 
@@ -101,7 +108,7 @@ export async function gateCodeMac(
 
 /**
  * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
- * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes) and the
+ * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes' hashes) and the
  * delivery record. The phone is addressed by number so the statements work in the same batch that
  * creates it. With `ownerUserId` they write nothing unless that user holds the number (/send
  * attaching a number must not issue a code for another user); without it, nothing unless the number's
@@ -119,12 +126,13 @@ export function codeStatements(
     db
       .prepare(
         `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
-           ip_address, user_agent, created_at)
-         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, ?8, ?9, ?5 FROM phones
+           ip_address, user_agent, ip_hash, ua_hash, created_at)
+         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5 FROM phones
          WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
            expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
-           ip_address = excluded.ip_address, user_agent = excluded.user_agent, created_at = excluded.created_at`,
+           ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
+           created_at = excluded.created_at`,
       )
       .bind(
         projectId,
@@ -134,8 +142,8 @@ export function codeStatements(
         pending.createdAt,
         ownerUserId,
         pending.gateMac,
-        pending.attributes?.ip_address || null,
-        pending.attributes?.user_agent || null,
+        pending.attributes.ip_hash ?? null,
+        pending.attributes.ua_hash ?? null,
       ),
     db
       .prepare(
@@ -184,9 +192,13 @@ export async function storeAndEnqueue(
     codeMac(env, phoneId, pending.codeId, pending.code),
     replaced ? supersededCodes(env, phoneId, pending) : [],
   ])
-  const stored: StoredCode = { v: 1, code_id: pending.codeId, mac: toBase64Url(mac), expires_at: pending.expiresAt }
-  if (pending.attributes?.ip_address) stored.ip_address = pending.attributes.ip_address
-  if (pending.attributes?.user_agent) stored.user_agent = pending.attributes.user_agent
+  const stored: StoredCode = {
+    v: 1,
+    code_id: pending.codeId,
+    mac: toBase64Url(mac),
+    expires_at: pending.expiresAt,
+    ...pending.attributes,
+  }
   if (superseded.length > 0) stored.superseded = superseded
   const ids = { id: pending.codeId, phone_id: phoneId, phone_number: phoneNumber }
   const [, code] = await Promise.all([
