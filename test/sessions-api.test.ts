@@ -246,13 +246,13 @@ describe('GET /v1/sessions', () => {
 
   it('validates user_id', async () => {
     const p = await project()
-    expectStytchError(await sessionsList(p, 'user-1'), 400, 'invalid_user_id')
+    expectStytchError(await sessionsList(p, 'user-test-1'), 400, 'invalid_user_id')
     expectStytchError(await callJson('GET', '/v1/sessions', { project: p }), 400, 'bad_request')
   })
 })
 
 describe('session storage', () => {
-  it('stores the token only as its SHA-256 and issues 44-character tokens', async () => {
+  it('looks the token up by its SHA-256, never stores it in clear, and issues 44-character tokens', async () => {
     const p = await project()
     const s = await login(p, PHONE)
     expect(s.token).toMatch(/^[A-Za-z0-9_-]{44}$/)
