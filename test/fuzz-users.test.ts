@@ -61,10 +61,13 @@ const name = fc.record(
 
 const encodePath = (id: string) => encodeURIComponent(id)
 
-/** Only users and phones may change when a users request is accepted; never KV or the queue. */
+/**
+ * Only users and phones (and the gate of a released or replaced phone) may change when a users
+ * request is accepted, plus the new-user event a create records for its limit; never KV or the queue.
+ */
 function expectOnlyUsersChanged(o: Outcome) {
   const changed = Object.keys(changedTables(o.before, o.after))
-  for (const table of changed) expect(['users', 'phones', 'otp_codes']).toContain(table)
+  for (const table of changed) expect(['users', 'phones', 'otp_codes', 'limit_events']).toContain(table)
   expect(o.kvPuts).toEqual([])
   expect(o.queueSends).toEqual([])
 }
@@ -99,6 +102,7 @@ describe('fuzz: POST /v1/users', () => {
           )
           expectOnlyUsersChanged(o)
           expect(o.after.tables.users?.rows).toBe((o.before.tables.users?.rows ?? 0) + 1)
+          expect(o.after.tables.limit_events?.rows).toBe((o.before.tables.limit_events?.rows ?? 0) + 1)
         })
       }),
       { numRuns: FUZZ_RUNS.usersCreate },
