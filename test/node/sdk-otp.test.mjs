@@ -166,7 +166,7 @@ describe('official stytch SDK against the local service', () => {
     )
 
     await rejectsWith(client.users.get({ user_id: `user-test-${randomUUID()}` }), 404, 'user_not_found')
-    await rejectsWith(client.users.get({ user_id: 'not-a-user-id' }), 400, 'invalid_user_id')
+    await rejectsWith(client.users.get({ user_id: 'user-test-not-a-uuid' }), 400, 'invalid_user_id')
     await rejectsWith(client.otps.whatsapp.send({ phone_number: '+12025550146' }), 404, 'phone_number_not_found')
     await rejectsWith(
       client.otps.whatsapp.send({ phone_number: '+12025550146', user_id: `user-test-${randomUUID()}` }),
