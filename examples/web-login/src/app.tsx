@@ -171,7 +171,10 @@ app.get('/account', async (c) => {
     return render(c, {
       kind: 'account',
       userId: live.user.user_id,
-      phones: live.user.phone_numbers,
+      phones: live.user.phone_numbers.map((p) => ({
+        phone_number: parsePhoneNumberFromString(p.phone_number)?.formatInternational() ?? p.phone_number,
+        verified: p.verified,
+      })),
       status: live.user.status,
       sessionExpires: formatTime(locale, live.session.expires_at),
       factor: whatsapp ? messages(c).factorText(formatTime(locale, whatsapp.last_authenticated_at)) : undefined,
