@@ -121,7 +121,8 @@ app.post('/verify', async (c) => {
       const error = messages(c).wrongCode(cfg.otpMaxAttempts - wrongCodes)
       return render(c, codeView(c, { ...pending, wrongCodes }, { error }), 401)
     }
-    const { message, status, restart } = apiErrorMessage(c, err, { phone: pending.phone, pending })
+    // A 429 here is about failed codes (per IP), not the resend cooldown: no `pending` for the cooldown.
+    const { message, status, restart } = apiErrorMessage(c, err, { phone: pending.phone })
     if (restart) {
       deleteCookie(c, LOGIN_COOKIE, COOKIE_BASE)
       return render(c, { kind: 'phone', error: message }, status)
@@ -314,7 +315,7 @@ function requestAttributes(c: Context<AppEnv>): Attributes {
 function apiErrorMessage(
   c: Context<AppEnv>,
   err: unknown,
-  context: { phone?: string; pending?: PendingLogin },
+  context: { phone?: string; /** A send: a 429 inside this login's cooldown is the cooldown. */ pending?: PendingLogin },
 ): { message: string; status: ContentfulStatusCode; restart: boolean } {
   const m = messages(c)
   if (!(err instanceof ApiError)) throw err
