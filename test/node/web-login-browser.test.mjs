@@ -20,9 +20,9 @@ const SHOTS = process.env.WEB_LOGIN_SCREENSHOTS ?? 'test-results/web-login'
 const SERVICE_PORTS = [8900, 8949]
 const EXAMPLE_PORTS = [8950, 8999]
 // Short, so the countdown runs out within the test; the example is told the same value.
-const COOLDOWN_SECONDS = 4
+const COOLDOWN_SECONDS = 6
 const PHONE = '+12025550143'
-const STEP_TIMEOUT_MS = 15_000
+const STEP_TIMEOUT_MS = 30_000
 
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
