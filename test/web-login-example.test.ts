@@ -225,15 +225,23 @@ describe('web-login example: errors shown to people', () => {
       { status },
     )
 
-  it('a well-formed number the service refuses as invalid_phone_number is a refused number type', async () => {
+  it('a toll-free number, which the service refuses by its type, is told so; a malformed one is told its format', async () => {
     const project = await newProject()
-    const { bindings } = exampleEnv(project, { reply: () => stytchError(400, 'invalid_phone_number') })
+    const { bindings, calls } = exampleEnv(project)
     const tollFree = await browser(bindings, { 'accept-language': 'fr' }).request('POST', '/login', {
-      phone: '+1 800 555 0100',
+      phone: '+1 800 234 5679',
       'cf-turnstile-response': DUMMY_TOKEN,
     })
+    expect(calls.map((c) => c.path)).toEqual(['/v1/otps/whatsapp/login_or_create'])
     expect(tollFree.res.status).toBe(400)
     expect(alertText(tollFree.html)).toBe(MESSAGES.fr.errors.phoneType)
+    // Not a number at all: refused here, before Turnstile and the service.
+    const malformed = await browser(bindings, { 'accept-language': 'fr' }).request('POST', '/login', {
+      phone: '+1 23',
+      'cf-turnstile-response': DUMMY_TOKEN,
+    })
+    expect(alertText(malformed.html)).toBe(MESSAGES.fr.errors.phoneFormat)
+    expect(calls).toHaveLength(1)
   })
 
   it('names the country that is not allowed, in the visitor’s language', async () => {
