@@ -47,7 +47,6 @@ button.secondary { background: transparent; color: inherit; }
 .alert { border-left: 4px solid var(--error); background: color-mix(in srgb, var(--error) 10%, transparent); padding: 0.6rem 0.8rem; margin: 1rem 0; }
 .notice { border-left: 4px solid var(--accent); background: color-mix(in srgb, var(--accent) 10%, transparent); padding: 0.6rem 0.8rem; margin: 1rem 0; }
 .dev { font-size: 0.9rem; border: 1px dashed GrayText; padding: 0.5rem 0.75rem; margin-top: 1.5rem; overflow-wrap: anywhere; }
-.row { display: flex; flex-wrap: wrap; gap: 0.75rem; align-items: center; margin-top: 1.25rem; }
 .resend { display: grid; align-items: center; min-height: 3rem; margin-top: 0.75rem; }
 .resend > * { grid-area: 1 / 1; }
 .resend.waiting { animation: tick var(--wait) linear forwards; }
