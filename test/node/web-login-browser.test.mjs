@@ -135,6 +135,9 @@ describe('web-login example in Chromium', () => {
     // Where to read the code locally, with the number filled in.
     const devLink = page.locator('.dev a')
     assert.equal(await devLink.getAttribute('href'), `http://localhost:${service.port}/dev/whatsapp/outbox?phone_number=%2B12025550143`)
+    const curl = await page.locator('.dev code').innerText()
+    assert.ok(curl.startsWith(`curl -u "${PROJECT.id}:$STYTCH_SECRET" `), curl)
+    assert.ok(!(await page.content()).includes(PROJECT.secret), 'the page never shows the secret')
     // The resend button is withheld while the countdown runs.
     assert.equal(await page.getByRole('button', { name: 'Send a new code' }).isVisible(), false)
     const startedAt = await countdownValue()

@@ -292,7 +292,9 @@ function codeView(c: Context<AppEnv>, pending: PendingLogin, extra: { error?: st
     phoneDisplay: parsed?.formatInternational() ?? pending.phone,
     country: countryName(c.var.locale, parsed?.country),
     resendInSeconds: resendInSeconds(c, pending),
-    outboxUrl: outbox ? `${outbox}?phone_number=${encodeURIComponent(pending.phone)}` : undefined,
+    outbox: outbox
+      ? { url: `${outbox}?phone_number=${encodeURIComponent(pending.phone)}`, projectId: c.var.cfg.projectId }
+      : undefined,
     ...(extra.error ? { error: extra.error } : {}),
     ...(extra.notice ? { notice: extra.notice } : {}),
   }

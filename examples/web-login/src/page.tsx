@@ -10,7 +10,8 @@ export type View =
       phoneDisplay: string
       country: string | undefined
       resendInSeconds: number
-      outboxUrl: string | undefined
+      /** Local development: the dev outbox for this number, and the project whose credentials it takes. */
+      outbox: { url: string; projectId: string } | undefined
       error?: string
       notice?: string
     }
@@ -47,6 +48,7 @@ button.secondary { background: transparent; color: inherit; }
 .alert { border-left: 4px solid var(--error); background: color-mix(in srgb, var(--error) 10%, transparent); padding: 0.6rem 0.8rem; margin: 1rem 0; }
 .notice { border-left: 4px solid var(--accent); background: color-mix(in srgb, var(--accent) 10%, transparent); padding: 0.6rem 0.8rem; margin: 1rem 0; }
 .dev { font-size: 0.9rem; border: 1px dashed GrayText; padding: 0.5rem 0.75rem; margin-top: 1.5rem; overflow-wrap: anywhere; }
+.dev p { margin: 0 0 0.5rem; }
 .resend { display: grid; align-items: center; min-height: 3rem; margin-top: 0.75rem; }
 .resend > * { grid-area: 1 / 1; }
 .resend.waiting { animation: tick var(--wait) linear forwards; }
@@ -171,10 +173,14 @@ function CodeForm({ view, m }: { view: Extract<View, { kind: 'code' }>; m: Messa
           {m.otherNumber}
         </button>
       </form>
-      {view.outboxUrl ? (
-        <p class="dev">
-          {m.devOutbox} <a href={view.outboxUrl}>{view.outboxUrl}</a>
-        </p>
+      {view.outbox ? (
+        <div class="dev">
+          <p>
+            {m.devOutbox} <a href={view.outbox.url}>{view.outbox.url}</a>
+          </p>
+          {/* The secret stays out of the page: the command names the variable that holds it. */}
+          <code>{`curl -u "${view.outbox.projectId}:$STYTCH_SECRET" '${view.outbox.url}'`}</code>
+        </div>
       ) : null}
     </>
   )
