@@ -29,7 +29,8 @@ export const ownsNumber = (p = '') => `(${p}verified = 1 OR ${p}attach_expires_a
 /**
  * Releases the number if it is an unverified attachment, whether or not its window has passed (the
  * gate row goes with it, so the attaching flow's code stops working): for login_or_create, which must
- * never resolve a number to a user whose only claim on it is an attachment.
+ * never resolve a number to a user whose only claim on it is an attachment, and for users.create and
+ * exchange_primary_factor, which must never treat such a number as that user's.
  */
 export function releaseAttachmentByNumber(db: D1Database, projectId: string, phoneNumber: string) {
   return db
