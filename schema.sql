@@ -1,6 +1,7 @@
--- The single D1 schema. Applied locally by `npm run dev`, in tests by test/setup.ts, and in production
--- by `npm run db:apply -- --remote`. Every statement is idempotent (IF NOT EXISTS) and there are no
--- triggers, so the file can be split on ';' at the end of a line.
+-- The whole D1 schema in one readable file: the result of applying every file in migrations/ in
+-- order (a test compares the two, table by table and index by index). A schema change edits this file
+-- AND adds the next migrations/NNNN_<name>.sql; migrations are what `npm run dev`, the tests and
+-- `npm run db:migrate` apply. There are no triggers, so the file can be split on ';' at the end of a line.
 -- Times are integer milliseconds since the Unix epoch, always passed in from the Worker's clock.
 
 -- A tenant. The secret is stored only as SHA-256 (hex) and compared in constant time.

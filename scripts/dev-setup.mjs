@@ -1,8 +1,8 @@
-// Local state for `npm run dev`: .dev.vars (local-only secrets), the schema, and the documented
+// Local state for `npm run dev`: .dev.vars (local-only secrets), the D1 migrations, and the documented
 // local test project. Idempotent: runs on every start.
 import { createHash } from 'node:crypto'
 import { appendFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs'
-import { d1Execute, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
 export const LOCAL_PROJECT_ID = 'project-test-00000000-0000-4000-8000-000000000000'
 export const LOCAL_PROJECT_SECRET = 'secret-test-local-development-only-0000000000'
@@ -28,7 +28,7 @@ export function ensureDevVars() {
 
 export function setupLocal({ persistTo, env } = {}) {
   ensureDevVars()
-  d1Execute({ file: 'schema.sql', persistTo, env })
+  d1MigrationsApply({ persistTo, env })
   const hash = createHash('sha256').update(LOCAL_PROJECT_SECRET).digest('hex')
   d1Execute({
     persistTo,
