@@ -1,5 +1,4 @@
 import { now } from '../clock'
-import { bytesEqual, fromBase64Url } from '../crypto'
 import {
   type AuthStateRow,
   type GateArgs,
@@ -18,7 +17,7 @@ import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
 import { type SessionPlan, type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
-import { type StoredCode, codeMac, dropCodeRecord, gateCodeMac, readStoredCode } from './code-store'
+import { type StoredCode, codeMacMatches, dropCodeRecord, gateCodeMacMatches, readStoredCode } from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'
@@ -208,8 +207,7 @@ async function judgeAgainstGate(
   gate: RecheckGate,
   kvVerdict: Verdict,
 ): Promise<Verdict> {
-  const computed = await gateCodeMac(env, projectId, state.phone_number, gate.codeId, input.code)
-  if (hashEquals(computed, gate.mac)) {
+  if (await gateCodeMacMatches(env, projectId, state.phone_number, gate.codeId, input.code, gate.mac)) {
     const sent = { ip_address: state.gate_ip_address, user_agent: state.gate_user_agent }
     return attributesMatch(sent, input)
       ? { kind: 'match', codeId: gate.codeId }
@@ -223,19 +221,8 @@ async function judgeAgainstGate(
   return known ? { kind: 'superseded' } : { kind: 'wrong', codeId: gate.codeId, error: 'otp_code_not_found' }
 }
 
-async function macMatches(env: Env, phoneId: string, stored: { code_id: string; mac: string }, code: string) {
-  return hashEquals(await codeMac(env, phoneId, stored.code_id, code), stored.mac)
-}
-
-/** Constant-time comparison of a computed hash with a stored base64url one (malformed: no match). */
-function hashEquals(computed: Uint8Array, storedMac: string): boolean {
-  let expected: Uint8Array
-  try {
-    expected = fromBase64Url(storedMac)
-  } catch {
-    return false
-  }
-  return bytesEqual(computed, expected)
+function macMatches(env: Env, phoneId: string, stored: { code_id: string; mac: string }, code: string) {
+  return codeMacMatches(env, phoneId, stored.code_id, code, stored.mac)
 }
 
 /**

@@ -1,6 +1,6 @@
 import { now } from '../clock'
-import { open } from '../crypto'
-import { requireSecret } from '../env'
+import { openRotating } from '../crypto'
+import { rotatingSecret } from '../env'
 import { consoleProvider } from './console'
 import { claimDelivery, recordExhausted, recordFailed, recordRetry, recordSent } from './deliveries'
 import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from './job'
@@ -114,7 +114,7 @@ async function deliverOne(
 
     let code: string
     try {
-      code = await open(requireSecret(env, 'CODE_ENCRYPTION_KEY'), job.code, jobAad(job))
+      code = (await openRotating(rotatingSecret(env, 'CODE_ENCRYPTION_KEY'), job.code, jobAad(job))).plaintext
     } catch (err) {
       // Wrong key or tampered job: no attempt can succeed.
       await recordFailed(env.DB, job.id, null, 'code_decrypt_failed', now())
