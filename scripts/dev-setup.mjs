@@ -38,7 +38,4 @@ export function setupLocal({ persistTo, env } = {}) {
   console.log(`local test project ready: ${LOCAL_PROJECT_ID} (local only; secret in README)`)
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.argv.includes('--vars-only')) ensureDevVars()
-  else setupLocal()
-}
+if (import.meta.url === `file://${process.argv[1]}`) setupLocal()

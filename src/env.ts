@@ -1,3 +1,4 @@
+import { configEntry } from './config'
 import type { RotatingSecret } from './crypto'
 import type { Project } from './db/projects'
 
@@ -31,10 +32,11 @@ export function rotatingSecret(env: Env, name: RotatableSecret): RotatingSecret 
   }
 }
 
+/** The value if set and well-formed by the configuration list (src/config.ts); otherwise a deploy error. */
 function checkedSecret(name: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length < 32) {
-    throw new Error(`Worker secret ${name} is missing or shorter than 32 characters`)
-  }
+  if (typeof value !== 'string' || value === '') throw new Error(`Worker secret ${name} is missing`)
+  const problem = configEntry(name).problem(value)
+  if (problem) throw new Error(`Worker secret ${name} ${problem}`)
   return value
 }
 
