@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   user_agent TEXT,
   created_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that
 -- issues the code. The consumer moves it forward; wamid links Meta's status webhooks back to it.
@@ -89,6 +90,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_wamid ON deliveries (wamid);
 CREATE INDEX IF NOT EXISTS deliveries_phone ON deliveries (phone_id);
+CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 
 -- Local development outbox of the console provider (never written with the meta provider).
 CREATE TABLE IF NOT EXISTS dev_outbox (
@@ -100,12 +102,14 @@ CREATE TABLE IF NOT EXISTS dev_outbox (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
+CREATE INDEX IF NOT EXISTS dev_outbox_created ON dev_outbox (created_at);
 
 -- Abuse limits (src/limits.ts). One row per counted event: a send to a phone ('phone', E.164), a send
 -- requested from an end-user IP ('ip_send'), a failed authentication from one ('ip_fail'; IPv4 as is,
 -- IPv6 by /64), a send to a country ('country', ISO code or '001'), a user created ('new_user', '').
 -- Every limit is a sliding window counted over these rows. expires_at = at + the longest window of
--- the kind; batches that record events also delete a few expired rows, so no cron is needed.
+-- the kind; batches that record events also delete a few expired rows, and the hourly retention
+-- purge (src/retention.ts) deletes the rest, also when traffic stops.
 CREATE TABLE IF NOT EXISTS limit_events (
   project_id TEXT NOT NULL,
   kind TEXT NOT NULL CHECK (kind IN ('phone', 'ip_send', 'ip_fail', 'country', 'new_user')),
@@ -163,6 +167,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   custom_claims TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, expires_at);
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
 
 -- The factors a session was authenticated with: one row per (session, factor kind, phone), refreshed
 -- by each new authentication with the same phone. phone_number is the number at that time.

@@ -31,13 +31,15 @@ interface Cutoffs {
 
 /**
  * One line per table: the rows a run deletes. `where` may use ?1-?4 (Cutoffs, in that order); each
- * statement deletes at most PURGE_BATCH_ROWS rows per round, oldest first by `order`.
+ * statement deletes at most a batch of rows per round, oldest first by `order`.
  */
 export const PURGES: readonly { table: string; where: string; order: string }[] = [
   // Every code expires at most 10 minutes after issue, so this covers used codes as well.
   { table: 'otp_codes', where: 'expires_at <= ?2', order: 'expires_at' },
   { table: 'deliveries', where: 'created_at <= ?3', order: 'created_at' },
-  // Their session_factors go with them (ON DELETE CASCADE).
+  // An expired session's factors first: the cascade would delete them too, but D1 would then count
+  // them as sessions.
+  { table: 'session_factors', where: 'session_id IN (SELECT id FROM sessions WHERE expires_at <= ?1)', order: 'rowid' },
   { table: 'sessions', where: 'expires_at <= ?1', order: 'expires_at' },
   // expires_at = the event's time + the longest window of its kind: past it, no window counts it.
   { table: 'limit_events', where: 'expires_at <= ?1', order: 'expires_at' },
@@ -55,11 +57,15 @@ export function deliveryRetentionDays(env: Pick<Env, 'DELIVERY_RETENTION_DAYS'>)
 export type PurgeCounts = Record<string, number>
 
 /**
- * Deletes, per table of PURGES, up to PURGE_BATCH_ROWS rows per round in one D1 batch, and repeats
- * while some table still filled its batch, for at most PURGE_MAX_ROUNDS rounds. Logs the counts
- * (never row contents) and returns them.
+ * Deletes, per table of PURGES, up to `batchRows` rows per round in one D1 batch, and repeats while
+ * some table still filled its batch, for at most `maxRounds` rounds. Logs the counts (never row
+ * contents) and returns them.
  */
-export async function purge(env: Env, at: number = now()): Promise<PurgeCounts> {
+export async function purge(
+  env: Env,
+  at: number = now(),
+  { batchRows = PURGE_BATCH_ROWS, maxRounds = PURGE_MAX_ROUNDS } = {},
+): Promise<PurgeCounts> {
   const cutoffs: Cutoffs = {
     now: at,
     codes: at - CODE_GRACE_MS,
@@ -69,12 +75,12 @@ export async function purge(env: Env, at: number = now()): Promise<PurgeCounts> 
   const statements = PURGES.map(({ table, where, order }) =>
     env.DB.prepare(
       `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${where} ORDER BY ${order} LIMIT ?5)`,
-    ).bind(cutoffs.now, cutoffs.codes, cutoffs.deliveries, cutoffs.devOutbox, PURGE_BATCH_ROWS),
+    ).bind(cutoffs.now, cutoffs.codes, cutoffs.deliveries, cutoffs.devOutbox, batchRows),
   )
   const counts: PurgeCounts = Object.fromEntries(PURGES.map(({ table }) => [table, 0]))
   let rounds = 0
   let more = true
-  while (more && rounds < PURGE_MAX_ROUNDS) {
+  while (more && rounds < maxRounds) {
     rounds += 1
     const results = await env.DB.batch(statements)
     more = false
@@ -83,7 +89,7 @@ export async function purge(env: Env, at: number = now()): Promise<PurgeCounts> 
       if (!table) return
       const changes = result.meta.changes ?? 0
       counts[table] = (counts[table] ?? 0) + changes
-      if (changes >= PURGE_BATCH_ROWS) more = true
+      if (changes >= batchRows) more = true
     })
   }
   logEvent('info', 'retention.purged', { ...counts, rounds, complete: !more })
