@@ -250,8 +250,8 @@ export function checkConfig(input: ConfigInput): Finding[] {
     const needed = entry.needed === 'always' || (entry.needed === 'meta' && provider === 'meta')
     const how =
       entry.kind === 'secret'
-        ? `a secret: \`wrangler secret put ${entry.name}\` (locally: .dev.vars)`
-        : 'a var in wrangler.toml'
+        ? `secret: \`wrangler secret put ${entry.name}\`, locally a line in .dev.vars`
+        : 'var: wrangler.toml'
     if (!set) {
       if (needed) findings.push({ level: 'error', subject: entry.name, message: `is not set (${how})` })
       continue
