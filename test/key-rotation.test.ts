@@ -78,6 +78,16 @@ describe('OTP_PEPPER rotation', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200)
   })
 
+  it('the send-time IP and user agent hashes of a code in flight still match (ip/user_agent_match_required)', async () => {
+    const p = await project()
+    const attributes = { ip_address: '203.0.113.9', user_agent: 'rotation-test-agent' }
+    const { code, phoneId } = await loginCode(p, '+12025550106', { attributes })
+    const options = { ip_match_required: true, user_agent_match_required: true }
+    const during = rotated('OTP_PEPPER', NEW_PEPPER)
+    const res = await authenticate(p, { method_id: phoneId, code, attributes, options }, { env: during })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+  })
+
   it('the gate row keeps working too when the KV record is gone (D1 fallback)', async () => {
     const p = await project()
     const { code, phoneId } = await loginCode(p, '+12025550102')

@@ -50,9 +50,13 @@ async function recordedMigrations(): Promise<string[]> {
   return results.map((r) => r.name)
 }
 
-/** One row in every table of the first migration, each column filled, references consistent. */
+/**
+ * One row in every table of the first migration, references consistent. The code is live (it expires
+ * in 2100): a migration may clear what only expired or used codes held, never what a live one needs.
+ */
 async function seedFirstSchema(): Promise<void> {
   const t = 1_764_000_000_000
+  const LIVE = 4_102_444_800_000
   await env.DB.batch(
     [
       `INSERT INTO projects (id, env, name, secret_hash, settings, created_at)
@@ -63,7 +67,7 @@ async function seedFirstSchema(): Promise<void> {
        VALUES ('phone-number-test-m', 'project-test-m', 'user-test-m', '+15005550006', 1, NULL, ${t})`,
       `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
          ip_address, user_agent, created_at)
-       VALUES ('phone-number-test-m', 'project-test-m', 'code-m', 'mac-m', ${t + 120_000}, 1, ${t + 5}, 'user-test-m',
+       VALUES ('phone-number-test-m', 'project-test-m', 'code-m', 'mac-m', ${LIVE}, 1, NULL, NULL,
          '203.0.113.7', 'agent', ${t})`,
       `INSERT INTO deliveries (id, project_id, phone_id, provider, status, wamid, attempts, error_code, error_detail,
          lease_until, expires_at, created_at, updated_at)
