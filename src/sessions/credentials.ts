@@ -1,6 +1,6 @@
 import { type Sealed, derivedAesKey, open, randomToken, seal, sha256, toHex } from '../crypto'
 import type { Project } from '../db/projects'
-import { requireSecret } from '../env'
+import { requireSecret, rotatingSecret } from '../env'
 import { StytchError } from '../errors'
 import { logEvent } from '../log'
 import type { StytchSession } from '../schemas'
@@ -27,15 +27,15 @@ export const hashSessionToken = async (token: string) => toHex(await sha256(toke
  */
 const TOKEN_KEY_INFO = 'session-token:v1'
 const tokenAad = (projectId: string, sessionId: string) => `${TOKEN_KEY_INFO}:${projectId}:${sessionId}`
-const tokenKey = (env: Env) => derivedAesKey(requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY'), TOKEN_KEY_INFO)
+const tokenKey = (secret: string) => derivedAesKey(secret, TOKEN_KEY_INFO)
 
 export async function sealSessionToken(env: Env, projectId: string, sessionId: string, token: string): Promise<Sealed> {
-  return seal(await tokenKey(env), token, tokenAad(projectId, sessionId))
+  return seal(await tokenKey(requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')), token, tokenAad(projectId, sessionId))
 }
 
 /**
  * The token of a session row, or '' when it has none sealed (started before tokens were kept) or it
- * cannot be opened (sealed under another SESSION_KEY_ENCRYPTION_KEY; logged).
+ * opens under neither SESSION_KEY_ENCRYPTION_KEY nor, during a rotation, its _PREVIOUS value (logged).
  */
 export async function unsealSessionToken(
   env: Env,
@@ -43,12 +43,16 @@ export async function unsealSessionToken(
   row: { id: string; token_iv: string | null; token_ct: string | null },
 ): Promise<string> {
   if (!row.token_iv || !row.token_ct) return ''
-  try {
-    return await open(await tokenKey(env), { iv: row.token_iv, ct: row.token_ct }, tokenAad(projectId, row.id))
-  } catch {
-    logEvent('error', 'session_token_unreadable', { project_id: projectId, session_id: row.id })
-    return ''
+  const { current, previous } = rotatingSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')
+  for (const secret of previous ? [current, previous] : [current]) {
+    try {
+      return await open(await tokenKey(secret), { iv: row.token_iv, ct: row.token_ct }, tokenAad(projectId, row.id))
+    } catch {
+      // Sealed under the other key, or unreadable: try the next one.
+    }
   }
+  logEvent('error', 'session_token_unreadable', { project_id: projectId, session_id: row.id })
+  return ''
 }
 
 /** A session credential as a request carries it. */
