@@ -439,6 +439,20 @@ describe('session_token on every session reply', () => {
     expect(row).toMatchObject({ token_iv: expect.any(String), token_ct: expect.any(String) })
   })
 
+  it('opens under the previous SESSION_KEY_ENCRYPTION_KEY during a rotation', async () => {
+    const p = await project()
+    const s = await login(p, PHONE)
+    const rotated = {
+      ...env,
+      SESSION_KEY_ENCRYPTION_KEY: btoa('rotated-session-key-0123456789ab'),
+      SESSION_KEY_ENCRYPTION_KEY_PREVIOUS: env.SESSION_KEY_ENCRYPTION_KEY,
+    } as Env
+    const res = await sessionsAuthenticate(p, { session_token: s.token }, { env: rotated })
+    expect(res.status).toBe(200)
+    const byJwt = await sessionsAuthenticate(p, { session_jwt: String(res.body.session_jwt) }, { env: rotated })
+    expect(byJwt.body.session_token).toBe(s.token)
+  })
+
   it('is empty for a session without a sealed token, which still authenticates by JWT', async () => {
     const p = await project()
     const s = await login(p, PHONE)
