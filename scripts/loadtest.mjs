@@ -175,7 +175,8 @@ async function storageChecks(ledger) {
       number: [...ledger.phones.keys()][i],
       method: 'GET',
       path: `/dev/whatsapp/outbox?phone_number=${encodeURIComponent([...ledger.phones.keys()][i])}&limit=100`,
-      headers: {},
+      // The outbox lists the messages of the test project whose credentials it is given.
+      headers: { authorization: AUTH },
     }),
     (request, reply) => {
       if (!check(reply.status === 200, `outbox for ${request.number} -> ${reply.status}`)) return
