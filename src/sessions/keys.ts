@@ -191,7 +191,8 @@ export async function verificationKey(env: Env, projectId: string, kid: string, 
 }
 
 async function loadTrusted(env: Env, projectId: string, at: number, reload: boolean): Promise<TrustedKey[]> {
-  let keys = reload ? undefined : (verifiers.get(projectId, at) ?? (emptyKeySets.get(projectId, at) && []))
+  const cachedEmpty: TrustedKey[] | undefined = emptyKeySets.get(projectId, at) ? [] : undefined
+  let keys = reload ? undefined : (verifiers.get(projectId, at) ?? cachedEmpty)
   if (!keys) {
     const { results } = await env.DB.prepare(
       `SELECT kid, public_jwk, retired_at FROM session_signing_keys
