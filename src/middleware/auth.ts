@@ -5,6 +5,7 @@ import { findProject } from '../db/projects'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
+import { setMetricDimensions } from '../metrics'
 
 const MAX_AUTHORIZATION_LENGTH = 1_024
 
@@ -28,6 +29,7 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     const ok = bytesEqual(presented, expected) && project !== null && project.env === env
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
+    setMetricDimensions({ project: project.id })
     await next()
   }
 }
