@@ -95,7 +95,7 @@ export function metricFromLog(event: string, fields: Fields): Metric | null {
     project: text(fields.project_id) || dims.project,
     country: text(fields.country) || dims.country,
     locale: text(fields.locale) || dims.locale,
-    detail: text(fields.detail) || (event === 'whatsapp.dead_letter' ? 'retries_exhausted' : text(fields.error_type)),
+    detail: text(fields.detail) || (event === 'whatsapp.dead_letter' ? 'retries_exhausted' : ''),
     errorCode: text(fields.error_code),
     latencyMs: count(fields.latency_ms),
     attempts: count(fields.attempts),
