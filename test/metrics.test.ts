@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { type MockInstance, afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { dataPoint } from '../src/metrics'
 import { type TestProject, callJson, newProject } from './helpers'
 import {
   DEAD_LETTER_QUEUE,
@@ -221,6 +222,27 @@ describe('metrics: one data point per event', () => {
     }
     expect((await send({ ...env, METRICS: broken }, '+12025550179')).status).toBe(200)
     expect(sent).toHaveLength(2)
+  })
+})
+
+describe('metrics: the layout keeps labels only', () => {
+  it('drops any value that is not a label, so a number or free text can never be written', () => {
+    const p = dataPoint({
+      kind: 'provider',
+      outcome: 'failed',
+      project: 'project-test-00000000-0000-4000-8000-000000000000',
+      country: '+12025550123',
+      locale: '12025550123',
+      detail: 'Message failed: (#131026) see https://example',
+      errorCode: '131026',
+      latencyMs: 1500,
+      attempts: 2,
+    })
+    expect(p).toEqual({
+      indexes: ['project-test-00000000-0000-4000-8000-000000000000'],
+      blobs: ['provider', 'failed', 'project-test-00000000-0000-4000-8000-000000000000', '', '', '', '131026'],
+      doubles: [1, 1500, 2],
+    })
   })
 })
 
