@@ -22,7 +22,13 @@ try {
   console.error(`error: ${err.message}`)
   process.exit(2)
 }
-const rows = deliveryRows(loadDeliveries({ ...args, failedOnly, limit }))
+let rows
+try {
+  rows = deliveryRows(loadDeliveries({ ...args, failedOnly, limit }))
+} catch (err) {
+  console.error(`error: ${err.message}`)
+  process.exit(1)
+}
 if (args.json) console.log(JSON.stringify({ deliveries: rows }, null, 2))
 else if (rows.length === 0) console.log(`No ${failedOnly ? 'failed ' : ''}deliveries in the last ${args.days} days.`)
 else console.log(deliveriesTable(rows))

@@ -62,7 +62,17 @@ export function loadDeliveries({ remote, persistTo, project, days, failedOnly = 
     LEFT JOIN otp_codes c ON c.phone_id = d.phone_id
     WHERE ${where.join(' AND ')}
     ORDER BY d.created_at DESC, d.id${limit ? ` LIMIT ${Number(limit)}` : ''}`
-  const [result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, persistTo, json: true })
+  let result
+  try {
+    ;[result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, persistTo, json: true })
+  } catch {
+    // wrangler has printed its own error above (no local state yet, not logged in, …).
+    throw new Error(
+      remote
+        ? 'could not read the deployed database (see the wrangler error above)'
+        : 'could not read the local database: start the service once with `npm run dev` (see the wrangler error above)',
+    )
+  }
   return result?.results ?? []
 }
 

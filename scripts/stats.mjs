@@ -14,7 +14,13 @@ try {
   console.error(`error: ${err.message}`)
   process.exit(2)
 }
-const stats = computeStats(loadDeliveries(args))
+let stats
+try {
+  stats = computeStats(loadDeliveries(args))
+} catch (err) {
+  console.error(`error: ${err.message}`)
+  process.exit(1)
+}
 if (args.json) {
   console.log(JSON.stringify({ days: args.days, countries: stats }, null, 2))
 } else {
