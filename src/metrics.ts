@@ -3,8 +3,8 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 /**
  * Delivery and conversion metrics in Workers Analytics Engine (binding METRICS).
  *
- * A data point is written by the log line of the event it counts (log.ts hands every line to
- * metricFromLog), so a metric can never drift from the logging of the same event: a send, a
+ * A data point is written by the log line of the event it counts (logEvent hands every line to
+ * recordFromLog), so a metric can never drift from the logging of the same event: a send, a
  * provider result, an authenticate outcome, a tripped limit. The dimensions the line does not
  * carry (project, destination country, message locale) come from the scope the request or queue
  * message runs in (withMetrics, setMetricDimensions).
