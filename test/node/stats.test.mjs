@@ -33,11 +33,12 @@ const NUMBERS = {
 let server
 const phoneIds = {}
 
+const basic = `Basic ${Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')}`
+
 async function post(path, body, headers = {}) {
-  const auth = Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')
   return fetch(new URL(path, server.baseUrl), {
     method: 'POST',
-    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json', ...headers },
+    headers: { authorization: basic, 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
 }
@@ -45,7 +46,10 @@ async function post(path, body, headers = {}) {
 async function deliveredCode(phone) {
   const deadline = Date.now() + OUTBOX_TIMEOUT_MS
   for (;;) {
-    const res = await fetch(new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl))
+    const res = await fetch(new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl), {
+      headers: { authorization: basic },
+    })
+    assert.equal(res.status, 200)
     const { messages } = await res.json()
     if (messages.length > 0) return messages[0].code
     if (Date.now() > deadline) throw new Error(`no message for ${phone} within ${OUTBOX_TIMEOUT_MS} ms`)
