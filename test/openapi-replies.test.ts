@@ -171,12 +171,13 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('GET', '/openapi.json', '/openapi.json', { project: null })).status).toBe(200)
     await loginCode(p, '+12025550309')
     const outbox = '/dev/whatsapp/outbox'
-    expect(
-      (await check('GET', outbox, `${outbox}?phone_number=%2B12025550309&limit=5`, { project: null })).status,
-    ).toBe(200)
-    expect((await check('GET', outbox, `${outbox}?limit=0`, { project: null })).status).toBe(400)
+    expect((await check('GET', outbox, `${outbox}?phone_number=%2B12025550309&limit=5`, { project: p })).status).toBe(
+      200,
+    )
+    expect((await check('GET', outbox, `${outbox}?limit=0`, { project: p })).status).toBe(400)
+    expect((await check('GET', outbox, outbox, { project: null })).status).toBe(401)
     const meta = { ...env, WHATSAPP_PROVIDER: 'meta' } as Env
-    expect((await check('GET', outbox, outbox, { project: null, env: meta })).status).toBe(404)
+    expect((await check('GET', outbox, outbox, { project: p, env: meta })).status).toBe(404)
   })
 
   // Runs last (tests in a file run in order): every documented operation had a real success above.

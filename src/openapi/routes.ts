@@ -255,13 +255,15 @@ export const ROUTES: readonly RouteDoc[] = [
     method: 'get',
     path: '/dev/whatsapp/outbox',
     operationId: 'devWhatsappOutbox',
-    summary: 'Local development only: the codes the console provider "sent", newest first',
+    summary: 'Local development only: the codes the console provider "sent" for a test project, newest first',
     description:
-      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default); otherwise 404 route_not_found.',
+      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default) and only for requests ' +
+      'addressed to a loopback host (localhost, 127.0.0.0/8, ::1); otherwise 404 route_not_found. Needs the ' +
+      "credentials of a test project (a live project's are refused with 403) and lists only its messages.",
     tag: 'Development',
-    auth: 'none',
+    auth: 'project',
     query: OutboxQuery,
     response: OutboxResponse,
-    errors: ['route_not_found'],
+    errors: ['route_not_found', 'forbidden'],
   },
 ]
