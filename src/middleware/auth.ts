@@ -5,6 +5,7 @@ import { type Project, findProject, rereadProject } from '../db/projects'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { type ProjectEnv, parseId } from '../ids'
+import { setMetricDimensions } from '../metrics'
 
 const MAX_AUTHORIZATION_LENGTH = 1_024
 
@@ -34,6 +35,7 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     const ok = project ? matches(project, presented, env) : bytesEqual(presented, new Uint8Array(32)) && false
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
+    setMetricDimensions({ project: project.id })
     await next()
   }
 }
