@@ -23,6 +23,9 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             TEST_SCHEMA: schemaQueries,
             TEST_BASELINE: sqlFile('./scripts/db-baseline.sql'),
+            // The fuzz tests' fast-check seed: fixed, so every run (and CI) tries the same inputs;
+            // FUZZ_SEED=random explores new ones, FUZZ_SEED=<n> replays a run (test/fuzz-setup.ts).
+            FUZZ_SEED: process.env.FUZZ_SEED ?? '20261130',
             WHATSAPP_PROVIDER: 'console',
             OTP_PEPPER: 'test-pepper-0123456789abcdef0123456789abcdef',
             CODE_ENCRYPTION_KEY: 'dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA=',
@@ -38,7 +41,10 @@ export default defineConfig(async () => {
     test: {
       setupFiles: ['./test/setup.ts', './test/log-capture.ts'],
       include: ['test/**/*.test.ts'],
-      testTimeout: 30_000,
+      // Generous: the property tests run hundreds of requests each, and a busy 2-core machine can
+      // make them several times slower than an idle one. A timeout is for a hang, not for slowness.
+      testTimeout: 180_000,
+      hookTimeout: 120_000,
     },
   }
 })

@@ -6,5 +6,7 @@ declare namespace Cloudflare {
     TEST_SCHEMA: string[]
     /** scripts/db-baseline.sql, the baseline for databases created before migrations. */
     TEST_BASELINE: string
+    /** fast-check seed for the fuzz tests: a number, or 'random' (vitest.config.ts). */
+    FUZZ_SEED: string
   }
 }
