@@ -130,10 +130,10 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     sessionAt = [statements.length, statements.length + writes.length]
     statements.push(...writes)
   }
-  // Per-IP failed authentications (after the gates, in this batch): a 429 if the IP is already at its
-  // limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
+  // Failed authentications per IP scope and per project (after the gates, in this batch): a 429 if one
+  // is already at its limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
   statements.push(
-    ...failedAuthStatements(env.DB, {
+    ...(await failedAuthStatements(env.DB, env, {
       projectId: project.id,
       settings,
       ipAddress: a.input.attributes?.ip_address,
@@ -142,7 +142,7 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
       sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
       now: at,
       recheck,
-    }),
+    })),
   )
   statements.push(
     authStateStatement(env.DB, project.id, phoneId),

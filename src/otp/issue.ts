@@ -1,6 +1,6 @@
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
-import { type SendSubject, assertCountryAllowed, sendCountry, sendLimitStatements } from '../limits'
+import { type SendSubject, assertCountryAllowed, ipKeys, sendCountry, sendLimitStatements } from '../limits'
 import { type ParsedPhone, SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { AttributesInput, Locale } from '../schemas'
 import {
@@ -63,15 +63,18 @@ export async function prepareIssue(
   options: { at: number; mintedUserId: string | null; ownerUserId: string | null },
 ): Promise<Issue> {
   const { phone } = target
-  const pending = target.sandbox
-    ? null
-    : await newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes)
+  const [pending, ip] = await Promise.all([
+    target.sandbox
+      ? null
+      : newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes),
+    ipKeys(env, input.attributes?.ip_address),
+  ])
   const subject: SendSubject = {
     projectId: project.id,
     settings: project.settings,
     phoneNumber: target.sandbox ? null : phone.e164,
     country: target.country,
-    ipAddress: input.attributes?.ip_address,
+    ip,
     mintedUserId: options.mintedUserId,
     deliveryId: pending?.codeId ?? null,
     now: options.at,
