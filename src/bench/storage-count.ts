@@ -7,6 +7,8 @@
  * straight to the app: one property read.
  */
 
+import { HISTORY_PATH, seedHistory } from './history'
+
 export const STORAGE_OPS_HEADER = 'X-Storage-Ops'
 
 /** D1's own cost figures (its billing units) summed over the request: `read=…, written=…`. */
@@ -40,6 +42,7 @@ export function storageCountingEnabled(env: Env): boolean {
 export function withStorageCounting(handler: FetchHandler): FetchHandler {
   return async (request, env, ctx) => {
     if (!storageCountingEnabled(env)) return handler(request, env, ctx)
+    if (request.method === 'POST' && new URL(request.url).pathname === HISTORY_PATH) return seedRoute(request, env)
     const { env: counted, counts, rows } = countingBindings(env)
     const res = await handler(request, counted, ctx)
     const headers = new Headers(res.headers)
@@ -47,6 +50,17 @@ export function withStorageCounting(handler: FetchHandler): FetchHandler {
     headers.set(D1_ROWS_HEADER, `read=${rows.read}, written=${rows.written}`)
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
   }
+}
+
+/** The bench's history seeding (src/bench/history.ts): `{ project_id, from, total }`. */
+async function seedRoute(request: Request, env: Env): Promise<Response> {
+  const body = (await request.json()) as { project_id?: unknown; from?: unknown; total?: unknown }
+  const { project_id: projectId, from, total } = body
+  if (typeof projectId !== 'string' || !Number.isSafeInteger(from) || !Number.isSafeInteger(total)) {
+    return Response.json({ error: 'project_id, from and total expected' }, { status: 400 })
+  }
+  await seedHistory(env.DB, projectId, from as number, total as number, Date.now())
+  return Response.json({ seeded: total })
 }
 
 /** `d1=1, kv_read=0, …`: the header value, parsed back by parseCounts. */
