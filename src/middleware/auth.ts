@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import { now } from '../clock'
 import { bytesEqual, sha256 } from '../crypto'
 import { findProject } from '../db/projects'
+import { projectEnv } from '../db/shard'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
@@ -28,6 +29,8 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     const ok = bytesEqual(presented, expected) && project !== null && project.env === env
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
+    // From here on, DB is the database holding this project's data.
+    c.env = projectEnv(c.env, project.id)
     await next()
   }
 }

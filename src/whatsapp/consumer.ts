@@ -1,4 +1,5 @@
 import { now } from '../clock'
+import { projectEnv } from '../db/shard'
 import { open } from '../crypto'
 import { requireSecret } from '../env'
 import { consoleProvider } from './console'
@@ -90,12 +91,14 @@ function parseJob(message: Message): WhatsAppJob | null {
 
 async function deliverOne(
   message: Message,
-  env: Env,
+  workerEnv: Env,
   provider: WhatsAppProvider,
   deps: ConsumerDeps,
 ): Promise<void> {
   const job = parseJob(message)
   if (!job) return
+  // The delivery row lives in the database of the job's project.
+  const env = projectEnv(workerEnv, job.project_id)
   const ids = { delivery_id: job.id, phone_id: job.phone_id, provider: provider.name }
   try {
     const claim = await claimDelivery(env.DB, job.id, provider.name, now())
@@ -186,7 +189,7 @@ async function recordDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
       const job = parseJob(message)
       if (!job) return
       try {
-        const errorCode = await recordExhausted(env.DB, job.id, now())
+        const errorCode = await recordExhausted(projectEnv(env, job.project_id).DB, job.id, now())
         logEvent(errorCode === undefined ? 'info' : 'error', 'whatsapp.dead_letter', {
           delivery_id: job.id,
           phone_id: job.phone_id,
