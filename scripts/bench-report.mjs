@@ -29,7 +29,7 @@ function historyChecks(history) {
 }
 
 /** The run as Markdown: machine, the bare route (all its runs), one row per scenario, bundle size. */
-export function formatReport({ machine, bareRuns, rows, bundle, history = [] }) {
+export function formatReport({ machine, bareRuns, rows, bundle, history = [], capacity = [] }) {
   const bare = {
     name: `GET /health (bare, mean of ${bareRuns.length} runs)`,
     matched: bareRuns.reduce((n, r) => n + r.matched, 0),
@@ -77,6 +77,28 @@ export function formatReport({ machine, bareRuns, rows, bundle, history = [] }) 
           (r.p50 / empty.p50).toFixed(2),
           (r.rps / empty.rps).toFixed(2),
           r.ops ? num(r.ops.rows_read, 1) : '?',
+        ]),
+      ),
+    )
+  }
+  if (capacity.length > 0) {
+    lines.push(
+      '',
+      'Capacity of this one local D1 database: requests one at a time, D1 time per request (sending each batch ' +
+        'to its result); D1 runs one query at a time, so 1000 / that time is what the database alone would sustain.',
+      '',
+      row(['Request', 'Replies', 'req/s (1 connection)', 'p50 ms', 'D1 ms / request', 'D1-bound requests/s', 'D1 rows read', 'D1 rows written']),
+      row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:']),
+      ...capacity.map((r) =>
+        row([
+          r.name,
+          `${r.matched}/${r.requests} × ${r.status}`,
+          Math.round(r.rps),
+          num(r.p50, 1),
+          r.ops ? num(r.ops.d1_ms, 2) : '?',
+          r.ops && r.ops.d1_ms > 0 ? Math.round(1000 / r.ops.d1_ms) : '?',
+          r.ops ? num(r.ops.rows_read, 1) : '?',
+          r.ops ? num(r.ops.rows_written, 1) : '?',
         ]),
       ),
     )

@@ -51,7 +51,7 @@ const BENCH_PROJECT = {
 }
 const phone = (i) => `+1202555${String(i).padStart(4, '0')}`
 const wrong = (code) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')
-const COUNT_KINDS = ['d1', 'kv_read', 'kv_write', 'kv_delete', 'queue_send', 'rows_read', 'rows_written']
+const COUNT_KINDS = ['d1', 'kv_read', 'kv_write', 'kv_delete', 'queue_send', 'rows_read', 'rows_written', 'd1_ms']
 
 const headers = {
   authorization: `Basic ${Buffer.from(`${BENCH_PROJECT.id}:${BENCH_PROJECT.secret}`).toString('base64')}`,
@@ -59,7 +59,7 @@ const headers = {
 }
 
 /** Runs one scenario: `amount` requests, the i-th from `body(i)` (or a fixed GET), at most MAX_SECONDS. */
-async function load(baseUrl, { name, method = 'POST', path, body, amount, expect, onBody }) {
+async function load(baseUrl, { name, method = 'POST', path, body, amount, expect, onBody, connections = CONNECTIONS }) {
   const totals = Object.fromEntries(COUNT_KINDS.map((k) => [k, 0]))
   const profiles = new Map() // X-Storage-Ops value → replies with exactly those operations
   let counted = 0
@@ -80,10 +80,11 @@ async function load(baseUrl, { name, method = 'POST', path, body, amount, expect
           const [kind, n] = part.trim().split('=')
           if (kind in totals) totals[kind] += Number(n)
         }
-        const rows = /^read=(\d+), written=(\d+)$/.exec(headerValue(responseHeaders, 'x-d1-rows') ?? '')
+        const rows = /^read=(\d+), written=(\d+), ms=([\d.]+)$/.exec(headerValue(responseHeaders, 'x-d1-rows') ?? '')
         if (rows) {
           totals.rows_read += Number(rows[1])
           totals.rows_written += Number(rows[2])
+          totals.d1_ms += Number(rows[3])
         }
       }
       if (onBody && status === 200) onBody(context.index, JSON.parse(responseBody))
@@ -102,7 +103,7 @@ async function load(baseUrl, { name, method = 'POST', path, body, amount, expect
   let lastReply = firstRequest
   const instance = autocannon({
     url: baseUrl,
-    connections: Math.min(CONNECTIONS, amount),
+    connections: Math.min(connections, amount),
     pipelining: 1,
     amount,
     timeout: 10,
@@ -229,6 +230,38 @@ async function historyRuns(url, scenario) {
   return runs
 }
 
+/**
+ * What one local D1 database sustains: login_or_create and authenticate one at a time (1 connection),
+ * so each request's D1 time (X-D1-Rows ms) is the database's own work for it, without waiting for
+ * others. D1 runs one query at a time, so 1000 / (D1 ms per request) is the requests per second this
+ * database could serve if nothing else limited them.
+ */
+async function capacityRuns(url) {
+  const first = WARMUP_PHONES + N + 3 * HISTORY_REQUESTS
+  const amount = Math.min(300, 10_000 - first)
+  const phones = Array.from({ length: amount }, (_, i) => phone(first + i))
+  const methods = new Array(amount)
+  const send = await load(url, {
+    name: 'login_or_create, one at a time',
+    path: '/v1/otps/whatsapp/login_or_create',
+    body: (i) => ({ phone_number: phones[i] }),
+    onBody: (i, reply) => (methods[i] = reply.phone_id),
+    amount,
+    expect: 200,
+    connections: 1,
+  })
+  const codes = await codesFromOutbox(url, phones, 1)
+  const auth = await load(url, {
+    name: 'authenticate (right code), one at a time',
+    path: '/v1/otps/authenticate',
+    body: (i) => ({ method_id: methods[i], code: codes[i] }),
+    amount,
+    expect: 200,
+    connections: 1,
+  })
+  return [send, auth]
+}
+
 async function run() {
   const machine = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -299,9 +332,10 @@ async function run() {
     )
     const rows = [fresh, existing, rightCode, wrongCode]
     const history = HISTORY > 0 ? await historyRuns(url, scenario) : []
-    console.log(formatReport({ machine, bareRuns, rows, bundle, history }))
+    const capacity = await capacityRuns(url)
+    console.log(formatReport({ machine, bareRuns, rows, bundle, history, capacity }))
     console.log(targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget: BUNDLE_TARGET_GZIP_BYTES, history }))
-    if ([...bareRuns, ...rows, ...history].some((r) => !r.ok)) process.exitCode = 1
+    if ([...bareRuns, ...rows, ...history, ...capacity].some((r) => !r.ok)) process.exitCode = 1
   } finally {
     await server.stop()
   }

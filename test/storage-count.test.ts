@@ -106,7 +106,7 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
 
   it('reports the rows D1 read and wrote: none for the bare route, those of its batch for login_or_create', async () => {
     const rows = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))
-    expect(rows(await callJson('GET', '/health', { env: flagged() }))).toEqual({ read: 0, written: 0 })
+    expect(rows(await callJson('GET', '/health', { env: flagged() }))).toEqual({ read: 0, written: 0, ms: 0 })
     const p = await project()
     await countedLogin(p, '+12025550196')
     const { res } = await countedLogin(p, '+12025550197')
@@ -114,7 +114,8 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     // A new user, phone, code and delivery plus three counters: at least seven rows written.
     expect(counted?.written).toBeGreaterThanOrEqual(7)
     expect(counted?.read).toBeGreaterThan(0)
-    for (const bad of [null, '', 'read=1', 'read=x, written=1']) expect(parseRows(bad)).toBeNull()
+    expect(counted?.ms).toBeGreaterThanOrEqual(0)
+    for (const bad of [null, '', 'read=1', 'read=1, written=1', 'read=x, written=1, ms=1']) expect(parseRows(bad)).toBeNull()
   })
 
   it('formats and parses the header value, refusing malformed ones', () => {

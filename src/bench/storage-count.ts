@@ -11,13 +11,21 @@ import { HISTORY_PATH, seedHistory } from './history'
 
 export const STORAGE_OPS_HEADER = 'X-Storage-Ops'
 
-/** D1's own cost figures (its billing units) summed over the request: `read=…, written=…`. */
+/**
+ * D1's own cost figures (its billing units) summed over the request, and the time its D1 calls took:
+ * `read=…, written=…, ms=…`.
+ */
 export const D1_ROWS_HEADER = 'X-D1-Rows'
 
-/** Rows D1 reported reading and writing (D1Result.meta.rows_read / rows_written) for one request. */
+/**
+ * Rows D1 reported reading and writing (D1Result.meta.rows_read / rows_written) for one request, and
+ * the milliseconds from sending each batch or statement to its result, summed (D1 runs one query at a
+ * time, so with one request in flight this is how long the request kept the database busy).
+ */
 export interface D1Rows {
   read: number
   written: number
+  ms: number
 }
 
 /** Operations one request made, by kind. A D1 `batch()` is one round trip, as is each statement run. */
@@ -47,7 +55,7 @@ export function withStorageCounting(handler: FetchHandler): FetchHandler {
     const res = await handler(request, counted, ctx)
     const headers = new Headers(res.headers)
     headers.set(STORAGE_OPS_HEADER, formatCounts(counts))
-    headers.set(D1_ROWS_HEADER, `read=${rows.read}, written=${rows.written}`)
+    headers.set(D1_ROWS_HEADER, `read=${rows.read}, written=${rows.written}, ms=${rows.ms.toFixed(2)}`)
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
   }
 }
@@ -84,8 +92,8 @@ export function parseCounts(header: string | null): StorageCounts | null {
 
 /** The rows of an X-D1-Rows header value, or null if it is absent or malformed. */
 export function parseRows(header: string | null): D1Rows | null {
-  const match = /^read=([0-9]+), written=([0-9]+)$/.exec(header ?? '')
-  return match ? { read: Number(match[1]), written: Number(match[2]) } : null
+  const match = /^read=([0-9]+), written=([0-9]+), ms=([0-9]+(?:\.[0-9]+)?)$/.exec(header ?? '')
+  return match ? { read: Number(match[1]), written: Number(match[2]), ms: Number(match[3]) } : null
 }
 
 /**
@@ -96,7 +104,15 @@ export function parseRows(header: string | null): D1Rows | null {
  */
 export function countingBindings(env: Env): { env: Env; counts: StorageCounts; rows: D1Rows } {
   const counts: StorageCounts = { d1: 0, kv_read: 0, kv_write: 0, kv_delete: 0, queue_send: 0 }
-  const rows: D1Rows = { read: 0, written: 0 }
+  const rows: D1Rows = { read: 0, written: 0, ms: 0 }
+  const timed = async <R>(call: () => Promise<R>): Promise<R> => {
+    const start = performance.now()
+    try {
+      return await call()
+    } finally {
+      rows.ms += performance.now() - start
+    }
+  }
   const addRows = (result: unknown) => {
     const meta = isObject(result) ? (Reflect.get(result, 'meta') as Partial<D1Meta> | undefined) : undefined
     rows.read += meta?.rows_read ?? 0
@@ -108,7 +124,7 @@ export function countingBindings(env: Env): { env: Env; counts: StorageCounts; r
   const wrapped: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(env)) {
     if (!isObject(value)) wrapped[name] = value
-    else if (hasMethods(value, 'prepare', 'batch')) wrapped[name] = countD1(value, bump('d1'), addRows)
+    else if (hasMethods(value, 'prepare', 'batch')) wrapped[name] = countD1(value, bump('d1'), addRows, timed)
     else if (hasMethods(value, 'get', 'put', 'delete', 'list')) {
       wrapped[name] = counting(value, {
         get: bump('kv_read'),
@@ -152,7 +168,14 @@ function counting<T extends object>(target: T, onCall: Record<string, () => void
  * D1: batch() and exec() are round trips; so is running a prepared (possibly bound) statement.
  * `onResult` sees every D1Result, for the rows D1 reports.
  */
-function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (result: unknown) => void): T {
+type Timer = <R>(call: () => Promise<R>) => Promise<R>
+
+function countD1<T extends object>(
+  db: T,
+  roundTrip: () => void,
+  onResult: (result: unknown) => void,
+  timed: Timer,
+): T {
   const originals = new WeakMap<object, object>()
   const unwrap = (stmt: unknown) => (isObject(stmt) ? (originals.get(stmt) ?? stmt) : stmt)
   const statement = (stmt: object): object => {
@@ -165,7 +188,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
         if (prop === 'run' || prop === 'all') {
           return async (...args: unknown[]) => {
             roundTrip()
-            const result = await (method.apply(obj, args) as Promise<unknown>)
+            const result = await timed(() => method.apply(obj, args) as Promise<unknown>)
             onResult(result)
             return result
           }
@@ -175,7 +198,9 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
           const all = Reflect.get(obj, 'all') as Method
           return async (column?: string) => {
             roundTrip()
-            const result = (await all.apply(obj, [])) as D1Result<Record<string, unknown>>
+            const result = (await timed(() => all.apply(obj, []) as Promise<unknown>)) as D1Result<
+              Record<string, unknown>
+            >
             onResult(result)
             const row = result.results[0]
             if (row === undefined) return null
@@ -203,7 +228,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
       if (prop === 'batch') {
         return async (stmts: unknown[]) => {
           roundTrip()
-          const results = await (method.call(obj, stmts.map(unwrap)) as Promise<unknown[]>)
+          const results = await timed(() => method.call(obj, stmts.map(unwrap)) as Promise<unknown[]>)
           for (const result of results) onResult(result)
           return results
         }
@@ -215,7 +240,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
         }
       }
       if (prop === 'withSession') {
-        return (...args: unknown[]) => countD1(method.apply(obj, args) as object, roundTrip, onResult)
+        return (...args: unknown[]) => countD1(method.apply(obj, args) as object, roundTrip, onResult, timed)
       }
       return value.bind(obj)
     },
