@@ -47,8 +47,11 @@ CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);
 -- conditional UPDATE here. The keyed hash authenticate checks first lives in KV under otp:<phone_id>;
 -- mac is a second keyed hash of the same code (base64url HMAC over project, number, code_id and code,
 -- never the code), for when KV at the authenticating location lags behind this row (a missing record,
--- or a reordered write leaving an older code's record). ip_address / user_agent are the send-time
--- attributes the options.*_match_required checks compare against in that case.
+-- or a reordered write leaving an older code's record). ip_hash / ua_hash are keyed hashes (HMAC with
+-- the pepper, bound to the project) of the send-time attributes the options.*_match_required checks
+-- compare against in that case; the clear values are never stored. ip_address / user_agent held them
+-- in clear before that and are always NULL now (kept so a rolled-back Worker still runs; to be
+-- dropped by a later migration).
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
   project_id TEXT NOT NULL,
@@ -60,7 +63,9 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   consumed_by TEXT,
   ip_address TEXT,
   user_agent TEXT,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  ip_hash TEXT,
+  ua_hash TEXT
 );
 
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that

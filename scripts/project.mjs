@@ -5,7 +5,7 @@
 //
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256.
 // Settings keys and defaults are in src/settings.ts and the README's limits table;
-// allowed_countries takes a comma-separated list (US,CA) or "*".
+// allowed_countries and allowed_line_types take a comma-separated list (US,CA; MOBILE,FIXED_LINE) or "*".
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema } from '../src/settings.ts'
@@ -37,7 +37,9 @@ function parseSetting(pair) {
   if (!(key in ProjectSettingsSchema.shape)) {
     fail(`unknown setting "${key}"; known: ${Object.keys(ProjectSettingsSchema.shape).join(', ')}`)
   }
-  if (key === 'allowed_countries') return [key, raw === '*' ? '*' : raw.split(',').map((c) => c.trim().toUpperCase())]
+  if (key === 'allowed_countries' || key === 'allowed_line_types') {
+    return [key, raw === '*' ? '*' : raw.split(',').map((c) => c.trim().toUpperCase())]
+  }
   const n = Number(raw)
   return [key, Number.isFinite(n) && raw.trim() !== '' ? n : raw]
 }

@@ -1,4 +1,5 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max'
+import type { LineType } from './settings'
 
 /** Stytch's sandbox number: valid in test projects only, never delivered to. */
 export const SANDBOX_PHONE_NUMBER = '+10000000000'
@@ -12,6 +13,8 @@ export interface ParsedPhone {
   e164: string
   /** ISO 3166-1 alpha-2 region, e.g. "US"; null for the sandbox number. */
   country: string | null
+  /** libphonenumber's line type (MOBILE, TOLL_FREE, …); null when unknown or for the sandbox number. */
+  type: LineType | null
 }
 
 /**
@@ -23,5 +26,5 @@ export function parsePhone(input: string): ParsedPhone | null {
   if (!E164.test(input)) return null
   const parsed = parsePhoneNumberFromString(input)
   if (!parsed || !parsed.isValid() || parsed.number !== input) return null
-  return { e164: input, country: parsed.country ?? null }
+  return { e164: input, country: parsed.country ?? null, type: parsed.getType() ?? null }
 }

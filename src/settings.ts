@@ -1,4 +1,21 @@
+import type { NumberType } from 'libphonenumber-js/max'
 import * as z from 'zod'
+
+/** The line types libphonenumber's full metadata tells apart (allowed_line_types). */
+export const LINE_TYPES = [
+  'MOBILE',
+  'FIXED_LINE_OR_MOBILE',
+  'FIXED_LINE',
+  'PREMIUM_RATE',
+  'TOLL_FREE',
+  'SHARED_COST',
+  'VOIP',
+  'PERSONAL_NUMBER',
+  'PAGER',
+  'UAN',
+  'VOICEMAIL',
+] as const satisfies readonly NonNullable<NumberType>[]
+export type LineType = (typeof LINE_TYPES)[number]
 
 /**
  * Per-project settings, stored as JSON in projects.settings. Every key is optional in storage and
@@ -49,6 +66,12 @@ export const ProjectSettingsSchema = z.object({
     .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
     .default(['US', 'CA'])
     .describe('ISO 3166-1 alpha-2 countries that may receive codes, or "*" for all.'),
+  allowed_line_types: z
+    .union([z.literal('*'), z.array(z.enum(LINE_TYPES)).min(1)])
+    .default(['MOBILE', 'FIXED_LINE_OR_MOBILE'])
+    .describe(
+      'Line types (libphonenumber) that may receive codes, or "*" for all. Premium-rate, toll-free and personal numbers only pump money.',
+    ),
   country_sends_per_hour: z
     .number().int().min(1).max(100_000_000).default(100_000)
     .describe('Sends per destination country per hour (pumping circuit-breaker; logged as an alert).'),

@@ -290,12 +290,80 @@ describe('POST /v1/otps/authenticate', () => {
     expect((await authenticate(p, { method_id: phoneId, code, options: null })).status).toBe(200)
   })
 
-  it('does not let a wrong code reveal the attribute check', async () => {
+  it('answers a wrong IP or user agent the same whether the code is right, wrong or replaced', async () => {
+    const p = await project({ otp_max_attempts: 20 })
+    const attributes = { ip_address: '203.0.113.7', user_agent: 'Mozilla/5.0 test' }
+    const first = await loginCode(p, PHONE, { attributes })
+    const { code, phoneId, userId } = await loginCode(p, PHONE, { attributes })
+    const cases = [
+      { attributes: { ...attributes, ip_address: '203.0.113.8' }, options: { ip_match_required: true } },
+      { attributes: { ...attributes, user_agent: 'curl/8' }, options: { user_agent_match_required: true } },
+    ]
+    let attempts = 0
+    for (const extra of cases) {
+      const guesses = first.code === code ? [code, wrong(code)] : [code, wrong(code), first.code]
+      for (const guess of guesses) {
+        // The reply must not tell the caller whether the code was right: same status, same error_type.
+        expectStytchError(await authenticate(p, { method_id: phoneId, code: guess, ...extra }), 401, 'attribute_mismatch')
+        attempts++
+      }
+    }
+    // Each counts as one failed attempt on the current code, whatever the code was.
+    expect(await dbGate(phoneId)).toMatchObject({ attempts, consumed_at: null })
+    expect((await dbUser(userId))?.failed_authentications).toBe(attempts)
+    // With the attributes right, a wrong code is a wrong code again, and the right one logs in.
+    const options = { ip_match_required: true, user_agent_match_required: true }
+    expectStytchError(
+      await authenticate(p, { method_id: phoneId, code: wrong(code), attributes, options }),
+      404,
+      'otp_code_not_found',
+    )
+    expect((await authenticate(p, { method_id: phoneId, code, attributes, options })).status).toBe(200)
+  })
+
+  it.each([
+    ['2001:db8::1', '2001:0DB8:0:0:0:0:0:1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+  ])('compares IPs in canonical form: sent %s, presented %s', async (sent, presented) => {
+    const p = await project()
+    const { code, phoneId, userId } = await loginCode(p, PHONE, { attributes: { ip_address: sent } })
+    const options = { ip_match_required: true }
+    const res = await authenticate(p, { method_id: phoneId, code, attributes: { ip_address: presented }, options })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    expect((await dbUser(userId))?.failed_authentications).toBe(0)
+  })
+
+  it('still honours a record written before attributes were hashed (clear values, live for one code lifetime)', async () => {
     const p = await project()
     const { code, phoneId } = await loginCode(p, PHONE, { attributes: { ip_address: '203.0.113.7' } })
-    const options = { ip_match_required: true, user_agent_match_required: false }
-    const res = await authenticate(p, { method_id: phoneId, code: wrong(code), options })
-    expectStytchError(res, 404, 'otp_code_not_found')
+    const { ip_hash: _hash, ...record } = JSON.parse((await env.OTP_KV.get(`otp:${phoneId}`)) ?? '{}')
+    await env.OTP_KV.put(`otp:${phoneId}`, JSON.stringify({ ...record, ip_address: '203.0.113.7' }))
+    const options = { ip_match_required: true }
+    expectStytchError(
+      await authenticate(p, { method_id: phoneId, code, attributes: { ip_address: '203.0.113.9' }, options }),
+      401,
+      'attribute_mismatch',
+    )
+    const ok = await authenticate(p, { method_id: phoneId, code, attributes: { ip_address: '203.0.113.7' }, options })
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200)
+  })
+
+  it('keeps the send-time IP and user agent only as keyed hashes, in KV and in D1', async () => {
+    const p = await project()
+    const attributes = { ip_address: '2001:db8:85a3::8a2e:370:7334', user_agent: 'Mozilla/5.0 (Pixel 9) unique-agent' }
+    const { phoneId } = await loginCode(p, PHONE, { attributes })
+    const raw = (await env.OTP_KV.get(`otp:${phoneId}`)) ?? ''
+    const row = await env.DB.prepare('SELECT * FROM otp_codes WHERE phone_id = ?1').bind(phoneId).first()
+    expect(JSON.parse(raw)).toMatchObject({
+      ip_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      ua_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+    })
+    expect(row).toMatchObject({ ip_address: null, user_agent: null, ip_hash: expect.any(String) })
+    for (const text of [raw, JSON.stringify(row)]) {
+      expect(text).not.toContain('8a2e')
+      expect(text).not.toContain('unique-agent')
+    }
   })
 
   it('stores no plaintext and keeps the record versioned', async () => {

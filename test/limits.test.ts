@@ -207,7 +207,8 @@ describe('country allowlist and velocity cap', () => {
   it('lets non-geographic numbers (+800) through only with "*"', async () => {
     const listed = await newProject('test', { allowed_countries: ['US', 'CA', 'FR'] })
     expectStytchError(await send(listed, '+80012345678'), 400, 'invalid_phone_number_country_code')
-    const all = await newProject('test', { allowed_countries: '*' })
+    // +800 numbers are toll free: they also need every line type allowed.
+    const all = await newProject('test', { allowed_countries: '*', allowed_line_types: '*' })
     expect((await send(all, '+80012345678')).status).toBe(200)
     expect((await send(all, '+33612345678')).status).toBe(200)
   })

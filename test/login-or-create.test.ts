@@ -67,7 +67,7 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
     expect((await usersWithPhone('+12025550132'))[0]?.status).toBe('active')
   })
 
-  it('stores only a keyed hash in KV, with the default 2-minute lifetime and the attributes', async () => {
+  it('stores only keyed hashes in KV, with the default 2-minute lifetime and the attributes', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(new Date('2026-11-27T10:00:00Z'))
     const attributes = { ip_address: '203.0.113.7', user_agent: 'Mozilla/5.0 test' }
@@ -82,9 +82,11 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
       code_id: job.id,
       mac: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
       expires_at: Date.parse('2026-11-27T10:02:00Z'),
-      ip_address: '203.0.113.7',
-      user_agent: 'Mozilla/5.0 test',
+      ip_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      ua_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
     })
+    expect(raw).not.toContain('203.0.113.7')
+    expect(raw).not.toContain('Mozilla')
     const jobText = JSON.stringify(job)
     expect(jobText).not.toContain(`"${code}"`)
     expect(job).toMatchObject({ v: 1, phone_id: body.phone_id, phone_number: '+12025550133', locale: 'en' })

@@ -53,7 +53,13 @@ describe('POST /v1/otps/whatsapp/send', () => {
     expect(res.status).toBe(200)
     expect(counting.queueSends[0]).toMatchObject({ locale: 'es', expires_at: T0.getTime() + 5 * 60_000 })
     const stored = await env.OTP_KV.get<Record<string, unknown>>(`otp:${res.body.phone_id}`, 'json')
-    expect(stored).toMatchObject({ expires_at: T0.getTime() + 5 * 60_000, ...attributes })
+    expect(stored).toMatchObject({ expires_at: T0.getTime() + 5 * 60_000, ip_hash: expect.any(String) })
+    // The attributes count: the code logs in only from the send's IP and user agent when asked to.
+    const options = { ip_match_required: true, user_agent_match_required: true }
+    const elsewhere = { ...attributes, ip_address: '203.0.113.10' }
+    const phoneId = res.body.phone_id
+    const code = '000001' // any code: the attributes are judged first
+    expectStytchError(await authenticate(p, { method_id: phoneId, code, attributes: elsewhere, options }), 401, 'attribute_mismatch')
   })
 
   it('is one D1 round trip, one KV write and one queue send for a first code', async () => {

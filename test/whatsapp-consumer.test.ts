@@ -31,13 +31,29 @@ describe('idempotency: Queues deliver at least once', () => {
 
   it('sends once when two copies of a job arrive together; the other waits out the lease', async () => {
     const { job } = await issueJob()
-    // A slow Graph API, so the second copy tries to claim while the first is still sending.
+    // The Graph API answers only once the other copy has been told to wait (its retry), so that copy
+    // tries to claim while the first is still sending, whatever the scheduling. Should a second send
+    // ever start, it opens the gate too, so a broken lease fails the assertions below instead of hanging.
+    let open = () => {}
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
     fetchSpy.mockImplementation(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      if (fetchSpy.mock.calls.length > 1) open()
+      await gate
       return metaSuccess('wamid.concurrent')
     })
+    const beforeRun = (messages: readonly Message[]) => {
+      for (const message of messages) {
+        const retry = message.retry.bind(message)
+        message.retry = (options) => {
+          retry(options)
+          open()
+        }
+      }
+    }
 
-    const { result, retry } = await runQueue([job, job], { env: metaEnv() })
+    const { result, retry } = await runQueue([job, job], { env: metaEnv(), beforeRun })
 
     expect(fetchSpy).toHaveBeenCalledTimes(1)
     expect(result.explicitAcks).toHaveLength(1)

@@ -80,7 +80,13 @@ export async function issueJob(
  */
 export async function runQueue(
   bodies: unknown[],
-  options: { env?: Env; queue?: string; attempts?: number } = {},
+  options: {
+    env?: Env
+    queue?: string
+    attempts?: number
+    /** Sees the messages before the consumer runs (and before their retry spies), e.g. to hook retry(). */
+    beforeRun?: (messages: readonly Message[]) => void
+  } = {},
 ) {
   const batch = createMessageBatch(
     options.queue ?? DELIVERY_QUEUE,
@@ -91,6 +97,7 @@ export async function runQueue(
       body,
     })),
   )
+  options.beforeRun?.(batch.messages)
   const retry = batch.messages.map((m) => vi.spyOn(m, 'retry'))
   const ctx = createExecutionContext()
   await worker.queue(batch, options.env ?? env)

@@ -89,7 +89,7 @@ export function successStatements(
 
 /**
  * Read back after the gates: the phone, its user, who consumed the gate, and the gate itself (its
- * current code, that code's gate hash and send-time attributes, and whether it is still usable), so
+ * current code, that code's gate hash and send-time attributes' hashes, and whether it is still usable), so
  * authenticate can tell an attempt judged against a stale KV record. The gate_ columns are null when
  * the phone has no code.
  */
@@ -101,6 +101,9 @@ export interface AuthStateRow extends UserRow {
   gate_attempts: number | null
   gate_consumed_at: number | null
   gate_expires_at: number | null
+  gate_ip_hash: string | null
+  gate_ua_hash: string | null
+  /** Clear send-time attributes of a gate written before they were hashed (NULL since). */
   gate_ip_address: string | null
   gate_user_agent: string | null
 }
@@ -111,6 +114,7 @@ export function authStateStatement(db: D1Database, projectId: string, phoneId: s
     .prepare(
       `SELECT p.phone_number, c.consumed_by, c.code_id AS gate_code_id, c.mac AS gate_mac,
          c.attempts AS gate_attempts, c.consumed_at AS gate_consumed_at, c.expires_at AS gate_expires_at,
+         c.ip_hash AS gate_ip_hash, c.ua_hash AS gate_ua_hash,
          c.ip_address AS gate_ip_address, c.user_agent AS gate_user_agent, ${USER_COLUMNS}
        FROM phones p JOIN users u ON u.id = p.user_id LEFT JOIN otp_codes c ON c.phone_id = p.id
        WHERE p.id = ?1 AND p.project_id = ?2`,

@@ -4,7 +4,11 @@
  *
  * An unverified number attached to an existing user (attach_expires_at set) belongs to that user
  * only until attach_expires_at; afterwards it is released: deleted on every write path that touches
- * it, and left out of every read.
+ * it, and left out of every read. Even inside its window an attachment is no claim on the number
+ * against anyone but the attaching flow itself: whoever attaches a number cannot receive that
+ * number's logins. login_or_create releases it on the spot and finds or creates the number's real
+ * owner; /send without a user treats the number as unknown. Otherwise an account could attach a
+ * victim's number and collect the victim's login (a pre-account takeover).
  */
 
 /** How long a number attached by /send stays on the user without a successful authenticate. */
@@ -14,6 +18,23 @@ export const ATTACH_WINDOW_MS = 5 * 60_000
 const VISIBLE = '(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ?3)'
 /** The UserRow columns of `users u` (src/users/user-object.ts). */
 export const USER_COLUMNS = 'u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until'
+
+/**
+ * SQL over a `phones` row (optionally qualified, e.g. 'p.'): the row is the number's real owner, i.e.
+ * verified, or created for the number by login_or_create, rather than an unverified attachment.
+ */
+export const ownsNumber = (p = '') => `(${p}verified = 1 OR ${p}attach_expires_at IS NULL)`
+
+/**
+ * Releases the number if it is an unverified attachment, whether or not its window has passed (the
+ * gate row goes with it, so the attaching flow's code stops working): for login_or_create, which must
+ * never resolve a number to a user whose only claim on it is an attachment.
+ */
+export function releaseAttachmentByNumber(db: D1Database, projectId: string, phoneNumber: string) {
+  return db
+    .prepare(`DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?2 AND NOT ${ownsNumber()}`)
+    .bind(projectId, phoneNumber)
+}
 
 /** Releases the number if it is an attachment whose window has passed (the gate row goes with it). */
 export function releaseExpiredByNumber(db: D1Database, projectId: string, phoneNumber: string, at: number) {

@@ -18,6 +18,7 @@ import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
 import { type SessionPlan, type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
+import { attributesMatch } from './attributes'
 import { type StoredCode, codeMac, dropCodeRecord, gateCodeMac, readStoredCode } from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
@@ -30,10 +31,19 @@ export interface AuthenticateResult extends SessionResult {
   user: StytchUser
 }
 
-/** What the presented code is, judged against the KV record (or the gate's hash) before any D1 write. */
+/**
+ * What the presented code is, judged against the KV record (or the gate's hash) before any D1 write.
+ * `known` on a wrong verdict: a hash in the KV record matched the code (its own or one it replaced),
+ * though the attempt failed on the attributes.
+ */
 type Verdict =
   | { kind: 'match'; codeId: string }
-  | { kind: 'wrong'; codeId: string; error: Extract<ErrorType, 'otp_code_not_found' | 'attribute_mismatch'> }
+  | {
+      kind: 'wrong'
+      codeId: string
+      error: Extract<ErrorType, 'otp_code_not_found' | 'attribute_mismatch'>
+      known?: boolean
+    }
   | { kind: 'superseded' }
   | { kind: 'unknown' }
 
@@ -79,7 +89,7 @@ export async function authenticateCode(
 ): Promise<AuthenticateResult> {
   const phoneId = input.method_id
   const stored = await readStoredCode(env, phoneId)
-  const verdict = await judge(env, phoneId, input, stored)
+  const verdict = await judge(env, project.id, phoneId, input, stored)
   const at = now()
   // A presented session must be live and the phone user's own; refused here, before the code is used.
   const session = await planSession(env, project, input, phoneId, at)
@@ -181,16 +191,37 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   throw new StytchError('unable_to_auth_otp_code')
 }
 
-async function judge(env: Env, phoneId: string, input: AuthenticateInput, stored: StoredCode | null): Promise<Verdict> {
+/**
+ * The verdict from the KV record. With options.*_match_required the attributes are judged first and
+ * on their own: a mismatch is the same failed attempt (401 attribute_mismatch, counted against the
+ * current code) whether the code was right, wrong or replaced, so the reply is no oracle for the code.
+ */
+async function judge(
+  env: Env,
+  projectId: string,
+  phoneId: string,
+  input: AuthenticateInput,
+  stored: StoredCode | null,
+): Promise<Verdict> {
   if (!stored) return { kind: 'unknown' }
-  if (await macMatches(env, phoneId, stored, input.code)) {
-    return attributesMatch(stored, input)
-      ? { kind: 'match', codeId: stored.code_id }
-      : { kind: 'wrong', codeId: stored.code_id, error: 'attribute_mismatch' }
+  const [attributesOk, current] = await Promise.all([
+    attributesMatch(env, projectId, stored, input),
+    macMatches(env, phoneId, stored, input.code),
+  ])
+  let replaced = false
+  if (!current) {
+    for (const old of stored.superseded ?? []) {
+      if (await macMatches(env, phoneId, old, input.code)) {
+        replaced = true
+        break
+      }
+    }
   }
-  for (const old of stored.superseded ?? []) {
-    if (await macMatches(env, phoneId, old, input.code)) return { kind: 'superseded' }
+  if (!attributesOk) {
+    return { kind: 'wrong', codeId: stored.code_id, error: 'attribute_mismatch', known: current || replaced }
   }
+  if (current) return { kind: 'match', codeId: stored.code_id }
+  if (replaced) return { kind: 'superseded' }
   return { kind: 'wrong', codeId: stored.code_id, error: 'otp_code_not_found' }
 }
 
@@ -208,18 +239,21 @@ async function judgeAgainstGate(
   gate: RecheckGate,
   kvVerdict: Verdict,
 ): Promise<Verdict> {
-  const computed = await gateCodeMac(env, projectId, state.phone_number, gate.codeId, input.code)
-  if (hashEquals(computed, gate.mac)) {
-    const sent = { ip_address: state.gate_ip_address, user_agent: state.gate_user_agent }
-    return attributesMatch(sent, input)
-      ? { kind: 'match', codeId: gate.codeId }
-      : { kind: 'wrong', codeId: gate.codeId, error: 'attribute_mismatch' }
+  const sent = {
+    ip_hash: state.gate_ip_hash,
+    ua_hash: state.gate_ua_hash,
+    ip_address: state.gate_ip_address,
+    user_agent: state.gate_user_agent,
   }
-  // Every KV verdict but 'unknown' (no record) and otp_code_not_found means a hash in the record matched.
+  const [attributesOk, computed] = await Promise.all([
+    attributesMatch(env, projectId, sent, input),
+    gateCodeMac(env, projectId, state.phone_number, gate.codeId, input.code),
+  ])
+  if (!attributesOk) return { kind: 'wrong', codeId: gate.codeId, error: 'attribute_mismatch' }
+  if (hashEquals(computed, gate.mac)) return { kind: 'match', codeId: gate.codeId }
+  // A match, a superseded code, or an attribute failure with a hash that matched: the record knew the code.
   const known =
-    kvVerdict.kind === 'match' ||
-    kvVerdict.kind === 'superseded' ||
-    (kvVerdict.kind === 'wrong' && kvVerdict.error === 'attribute_mismatch')
+    kvVerdict.kind === 'match' || kvVerdict.kind === 'superseded' || (kvVerdict.kind === 'wrong' && kvVerdict.known)
   return known ? { kind: 'superseded' } : { kind: 'wrong', codeId: gate.codeId, error: 'otp_code_not_found' }
 }
 
@@ -236,22 +270,4 @@ function hashEquals(computed: Uint8Array, storedMac: string): boolean {
     return false
   }
   return bytesEqual(computed, expected)
-}
-
-/**
- * options.*_match_required: the value given now must equal the one stored at send time. Fails
- * closed when either side is missing (nothing to match is not a match).
- */
-function attributesMatch(
-  stored: { ip_address?: string | null | undefined; user_agent?: string | null | undefined },
-  input: AuthenticateInput,
-): boolean {
-  const { options, attributes } = input
-  if (options?.ip_match_required) {
-    if (!stored.ip_address || stored.ip_address.toLowerCase() !== attributes?.ip_address?.toLowerCase()) return false
-  }
-  if (options?.user_agent_match_required) {
-    if (!stored.user_agent || stored.user_agent !== attributes?.user_agent) return false
-  }
-  return true
 }

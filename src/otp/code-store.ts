@@ -1,6 +1,8 @@
 import { now } from '../clock'
 import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
+import { ownsNumber } from '../db/phones'
 import { requireSecret } from '../env'
+import { type AttributeHashes, type StoredAttributes, hashAttributes } from './attributes'
 import type { AttributesInput, Locale } from '../schemas'
 import { type WhatsAppJob, jobAad } from '../whatsapp/job'
 import { errorName, logEvent } from '../log'
@@ -18,17 +20,19 @@ export interface PendingCode {
   expiresAt: number
   expirationMinutes: number
   locale: Locale
-  attributes: AttributesInput | undefined
+  /** Keyed hashes of the send-time attributes (never the clear values). */
+  attributes: AttributeHashes
 }
 
-/** What KV holds under otp:<phone_id>: never the code, only its keyed hash. */
-export interface StoredCode {
+/**
+ * What KV holds under otp:<phone_id>: never the code, only its keyed hash; never the send-time IP or
+ * user agent, only their keyed hashes (records from before hashing may still carry clear values).
+ */
+export interface StoredCode extends StoredAttributes {
   v: 1
   code_id: string
   mac: string
   expires_at: number
-  ip_address?: string
-  user_agent?: string
   /** Live codes this one replaced (newest first), so presenting one is told apart from a wrong guess. */
   superseded?: SupersededCode[]
 }
@@ -66,15 +70,19 @@ export async function newPendingCode(
   const createdAt = now()
   const code = generateCode()
   const codeId = crypto.randomUUID()
+  const [gateMac, hashes] = await Promise.all([
+    gateCodeMac(env, projectId, phoneNumber, codeId, code),
+    hashAttributes(env, projectId, attributes),
+  ])
   return {
     code,
     codeId,
-    gateMac: toBase64Url(await gateCodeMac(env, projectId, phoneNumber, codeId, code)),
+    gateMac: toBase64Url(gateMac),
     createdAt,
     expiresAt: createdAt + expirationMinutes * 60_000,
     expirationMinutes,
     locale,
-    attributes,
+    attributes: hashes,
   }
 }
 
@@ -100,10 +108,11 @@ export async function gateCodeMac(
 
 /**
  * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
- * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes) and the
+ * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes' hashes) and the
  * delivery record. The phone is addressed by number so the statements work in the same batch that
- * creates it. With `ownerUserId` they write nothing
- * unless that user owns the number (/send attaching a number must not issue a code for another user).
+ * creates it. With `ownerUserId` they write nothing unless that user holds the number (/send
+ * attaching a number must not issue a code for another user); without it, nothing unless the number's
+ * holder is its real owner rather than an unverified attachment (src/db/phones.ts).
  */
 export function codeStatements(
   db: D1Database,
@@ -112,16 +121,18 @@ export function codeStatements(
   pending: PendingCode,
   ownerUserId: string | null = null,
 ): D1PreparedStatement[] {
+  const issuedFor = `(user_id = ?6 OR (?6 IS NULL AND ${ownsNumber()}))`
   return [
     db
       .prepare(
         `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
-           ip_address, user_agent, created_at)
-         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, ?8, ?9, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)
+           ip_address, user_agent, ip_hash, ua_hash, created_at)
+         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5 FROM phones
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
            expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
-           ip_address = excluded.ip_address, user_agent = excluded.user_agent, created_at = excluded.created_at`,
+           ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
+           created_at = excluded.created_at`,
       )
       .bind(
         projectId,
@@ -131,14 +142,14 @@ export function codeStatements(
         pending.createdAt,
         ownerUserId,
         pending.gateMac,
-        pending.attributes?.ip_address || null,
-        pending.attributes?.user_agent || null,
+        pending.attributes.ip_hash ?? null,
+        pending.attributes.ua_hash ?? null,
       ),
     db
       .prepare(
         `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
          SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND (?6 IS NULL OR user_id = ?6)`,
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}`,
       )
       .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt, ownerUserId),
   ]
@@ -183,9 +194,13 @@ export async function storeAndEnqueue(
     replaced ? supersededCodes(env, phoneId, pending) : [],
     seal(requireSecret(env, 'CODE_ENCRYPTION_KEY'), pending.code, jobAad(ids)),
   ])
-  const stored: StoredCode = { v: 1, code_id: pending.codeId, mac: toBase64Url(mac), expires_at: pending.expiresAt }
-  if (pending.attributes?.ip_address) stored.ip_address = pending.attributes.ip_address
-  if (pending.attributes?.user_agent) stored.user_agent = pending.attributes.user_agent
+  const stored: StoredCode = {
+    v: 1,
+    code_id: pending.codeId,
+    mac: toBase64Url(mac),
+    expires_at: pending.expiresAt,
+    ...pending.attributes,
+  }
   if (superseded.length > 0) stored.superseded = superseded
   const job: WhatsAppJob = {
     v: 1,

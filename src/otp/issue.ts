@@ -1,5 +1,6 @@
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
+import type { LineType, ProjectSettings } from '../settings'
 import { type SendSubject, assertCountryAllowed, ipKeys, sendCountry, sendLimitStatements } from '../limits'
 import { type ParsedPhone, SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { AttributesInput, Locale } from '../schemas'
@@ -26,14 +27,32 @@ export interface SendTarget {
   country: string | null
 }
 
-/** Validates the number and the project's country allowlist before anything is written. */
+/**
+ * Validates the number, the project's country allowlist and its allowed line types before anything
+ * is written. The sandbox number has neither country nor line type and is exempt from both.
+ */
 export function sendTarget(project: Project, phoneNumber: string): SendTarget {
   const sandbox = project.env === 'test' && phoneNumber === SANDBOX_PHONE_NUMBER
-  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null } : parsePhone(phoneNumber)
+  const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null, type: null } : parsePhone(phoneNumber)
   if (!phone) throw new StytchError('invalid_phone_number')
   const country = sandbox ? null : sendCountry(phone)
   if (country) assertCountryAllowed(project.settings, country)
+  if (!sandbox) assertLineTypeAllowed(project.settings, phone.type)
   return { sandbox, phone, country }
+}
+
+/**
+ * Premium-rate, toll-free, personal and similar numbers earn their holder money per message: a
+ * favourite of toll fraud. Only the project's allowed_line_types receive codes; a number whose type
+ * libphonenumber cannot tell is allowed only with "*".
+ */
+function assertLineTypeAllowed(settings: ProjectSettings, type: LineType | null): void {
+  const allowed = settings.allowed_line_types
+  if (allowed === '*' || (type !== null && allowed.includes(type))) return
+  const kind = type === null ? 'of an unknown type' : `a ${type.toLowerCase().replaceAll('_', ' ')} number`
+  throw new StytchError('invalid_phone_number', {
+    message: `The phone number is ${kind}, and this project does not send codes to that type of number (allowed_line_types).`,
+  })
 }
 
 export interface IssueInput {

@@ -46,7 +46,9 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
   const issue = await prepareIssue(env, project, target, input, { at, mintedUserId: null, ownerUserId: userId })
   statements.push(...issue.statements)
   if (userId) statements.push(userExistsStatement(env.DB, project.id, userId))
-  statements.push(phoneOwnerStatement(env.DB, project.id, e164))
+  // The attach flow sees the attaching user's claim (its own, or another user's: 409); without a user
+  // only the number's real owner counts, so an attachment reads as an unknown number.
+  statements.push(phoneOwnerStatement(env.DB, project.id, e164, { claims: userId ? 'any' : 'owner' }))
   const results = await batchWithLimits(env.DB, statements, project.id)
 
   const owner = results.at(-1)?.results[0] as PhoneOwnerRow | undefined

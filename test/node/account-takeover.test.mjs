@@ -1,0 +1,144 @@
+// Attack sequences that span several requests, replayed over real HTTP against the Worker started as
+// `npm run dev` starts it (test/node/server.mjs), with the codes read from the local outbox as a
+// person would read them on their phone.
+//   - The attach-window pre-account takeover: an attacker's account attaches the victim's number
+//     through the "add a phone" flow (/send with user_id); the victim then logs in with that number.
+//     The victim must get an account of their own, and the attacker's account never the number.
+//   - Toll-fraud numbers refused before anything is sent.
+// Run by `npm run test:node` (part of `npm test`).
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { startServer } from './server.mjs'
+
+const PROJECT = {
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-takeover-${randomUUID()}`,
+  env: 'test',
+  settings: { phone_send_cooldown_seconds: 0, phone_sends_per_hour: 1_000, phone_sends_per_day: 10_000 },
+}
+const AUTH = `Basic ${Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')}`
+const OUTBOX_TIMEOUT_MS = 30_000
+
+let server
+
+before(
+  async () => {
+    server = await startServer({ projects: [PROJECT] })
+  },
+  { timeout: 180_000 },
+)
+
+after(async () => {
+  await server?.stop()
+})
+
+async function api(method, path, body) {
+  const res = await fetch(new URL(path, server.baseUrl), {
+    method,
+    headers: { authorization: AUTH, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  return { status: res.status, body: await res.json() }
+}
+
+/** Messages the console provider delivered to `phone`, newest first (the dev outbox, as a test project). */
+async function outbox(phone) {
+  const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl)
+  const res = await fetch(url, { headers: { authorization: AUTH } })
+  assert.equal(res.status, 200)
+  return (await res.json()).messages
+}
+
+/** Waits until `phone` has received more than `seen` messages; returns the newest code. */
+async function nextCode(phone, seen) {
+  const deadline = Date.now() + OUTBOX_TIMEOUT_MS
+  for (;;) {
+    const messages = await outbox(phone)
+    if (messages.length > seen) return messages[0].code
+    if (Date.now() > deadline) throw new Error(`no WhatsApp message for ${phone} within ${OUTBOX_TIMEOUT_MS} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/** login_or_create then authenticate with the delivered code; returns the authenticate reply. */
+async function login(phone) {
+  const seen = (await outbox(phone)).length
+  const sent = await api('POST', '/v1/otps/whatsapp/login_or_create', { phone_number: phone })
+  assert.equal(sent.status, 200, JSON.stringify(sent.body))
+  const code = await nextCode(phone, seen)
+  const auth = await api('POST', '/v1/otps/authenticate', {
+    method_id: sent.body.phone_id,
+    code,
+    session_duration_minutes: 60,
+  })
+  return { sent, auth }
+}
+
+describe('account takeover through the /send attach window', () => {
+  it("the victim's login_or_create during the window lands in the victim's own account", async () => {
+    const attacker = await login('+12025550190')
+    assert.equal(attacker.auth.status, 200)
+    const attackerId = attacker.auth.body.user_id
+    const victimPhone = '+12025550191'
+
+    // The attacker's account adds the victim's number; the code goes to the victim's WhatsApp.
+    const seen = (await outbox(victimPhone)).length
+    const attach = await api('POST', '/v1/otps/whatsapp/send', { phone_number: victimPhone, user_id: attackerId })
+    assert.equal(attach.status, 200, JSON.stringify(attach.body))
+    assert.equal(attach.body.user_id, attackerId)
+    await nextCode(victimPhone, seen)
+
+    // Inside the window, the victim logs in with their number, as they always do.
+    const victim = await login(victimPhone)
+    assert.equal(victim.sent.body.user_created, true)
+    assert.notEqual(victim.sent.body.user_id, attackerId)
+    assert.equal(victim.auth.status, 200, JSON.stringify(victim.auth.body))
+    assert.equal(victim.auth.body.user_id, victim.sent.body.user_id)
+    assert.equal(victim.auth.body.session.user_id, victim.sent.body.user_id)
+
+    // The attacker's account shows only its own number; the victim's has theirs, verified.
+    const attackerUser = await api('GET', `/v1/users/${attackerId}`)
+    assert.deepEqual(
+      attackerUser.body.phone_numbers.map((p) => p.phone_number),
+      ['+12025550190'],
+    )
+    const victimUser = await api('GET', `/v1/users/${victim.sent.body.user_id}`)
+    assert.deepEqual(victimUser.body.phone_numbers, [
+      { phone_id: victim.sent.body.phone_id, phone_number: victimPhone, verified: true },
+    ])
+    // The number cannot be attached again.
+    const again = await api('POST', '/v1/otps/whatsapp/send', { phone_number: victimPhone, user_id: attackerId })
+    assert.equal(again.status, 409)
+    assert.equal(again.body.error_type, 'duplicate_phone_number')
+  })
+
+  it('/send without a user answers 404 for a number that is only attached', async () => {
+    const attacker = await login('+12025550192')
+    const victimPhone = '+12025550193'
+    const attach = await api('POST', '/v1/otps/whatsapp/send', {
+      phone_number: victimPhone,
+      user_id: attacker.auth.body.user_id,
+    })
+    assert.equal(attach.status, 200)
+    const res = await api('POST', '/v1/otps/whatsapp/send', { phone_number: victimPhone })
+    assert.equal(res.status, 404)
+    assert.equal(res.body.error_type, 'phone_number_not_found')
+  })
+})
+
+describe('toll-fraud numbers', () => {
+  for (const [number, kind] of [
+    ['+19002345678', 'premium rate'],
+    ['+18002345679', 'toll free'],
+    ['+15002345678', 'personal number'],
+  ]) {
+    it(`refuses ${number} (${kind}) and sends nothing`, async () => {
+      const res = await api('POST', '/v1/otps/whatsapp/login_or_create', { phone_number: number })
+      assert.equal(res.status, 400)
+      assert.equal(res.body.error_type, 'invalid_phone_number')
+      assert.match(res.body.error_message, new RegExp(kind))
+      assert.deepEqual(await outbox(number), [])
+    })
+  }
+})
