@@ -88,11 +88,14 @@ export async function authenticateCode(
   input: AuthenticateInput,
 ): Promise<AuthenticateResult> {
   const phoneId = input.method_id
-  const stored = await readStoredCode(env, phoneId)
-  const verdict = await judge(env, project.id, phoneId, input, stored)
   const at = now()
-  // A presented session must be live and the phone user's own; refused here, before the code is used.
-  const session = await planSession(env, project, input, phoneId, at)
+  // The code's KV record and the session plan do not depend on each other: both at once. A presented
+  // session must be live and the phone user's own; refused here, before the code is used.
+  const [stored, session] = await Promise.all([
+    readStoredCode(env, phoneId),
+    planSession(env, project, input, phoneId, at),
+  ])
+  const verdict = await judge(env, project.id, phoneId, input, stored)
   const sandbox = project.env === 'test' && input.code === SANDBOX_CODE
   const attempt: Attempt = { env, project, requestId, input, phoneId, at, session, sandbox }
   const checked = { checkedCodeId: stored?.code_id ?? null, maxAttempts: project.settings.otp_max_attempts }
