@@ -2,27 +2,31 @@
 // local test project. Idempotent: runs on every start.
 import { createHash } from 'node:crypto'
 import { appendFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { d1Execute, lit } from './d1.mjs'
 
 export const LOCAL_PROJECT_ID = 'project-test-00000000-0000-4000-8000-000000000000'
 export const LOCAL_PROJECT_SECRET = 'secret-test-local-development-only-0000000000'
 
-export function ensureDevVars() {
-  if (!existsSync('.dev.vars')) {
-    copyFileSync('.dev.vars.example', '.dev.vars')
-    console.log('created .dev.vars from .dev.vars.example (local development values)')
+/** Creates or completes `<dir>/.dev.vars` from `<dir>/.dev.vars.example` (the service's, or the example app's). */
+export function ensureDevVars(dir = '.') {
+  const target = join(dir, '.dev.vars')
+  const example = join(dir, '.dev.vars.example')
+  if (!existsSync(target)) {
+    copyFileSync(example, target)
+    console.log(`created ${target} from ${example} (local development values)`)
     return
   }
   // A .dev.vars from before a new variable was added gets that variable (never overwrites a value).
   const names = (text) => new Set(text.split('\n').map((line) => /^([A-Z0-9_]+)=/.exec(line)?.[1]).filter(Boolean))
-  const have = names(readFileSync('.dev.vars', 'utf8'))
-  const missing = readFileSync('.dev.vars.example', 'utf8')
+  const have = names(readFileSync(target, 'utf8'))
+  const missing = readFileSync(example, 'utf8')
     .split('\n')
     .filter((line) => /^[A-Z0-9_]+=/.test(line) && !have.has(line.slice(0, line.indexOf('='))))
   if (missing.length > 0) {
-    const current = readFileSync('.dev.vars', 'utf8')
-    appendFileSync('.dev.vars', `${current.endsWith('\n') ? '' : '\n'}${missing.join('\n')}\n`)
-    console.log(`added to .dev.vars from .dev.vars.example: ${missing.map((l) => l.split('=')[0]).join(', ')}`)
+    const current = readFileSync(target, 'utf8')
+    appendFileSync(target, `${current.endsWith('\n') ? '' : '\n'}${missing.join('\n')}\n`)
+    console.log(`added to ${target} from ${example}: ${missing.map((l) => l.split('=')[0]).join(', ')}`)
   }
 }
 
