@@ -1,6 +1,7 @@
--- The single D1 schema. Applied locally by `npm run dev`, in tests by test/setup.ts, and in production
--- by `npm run db:apply -- --remote`. Every statement is idempotent (IF NOT EXISTS) and there are no
--- triggers, so the file can be split on ';' at the end of a line.
+-- The whole D1 schema in one readable file: the result of applying every file in migrations/ in
+-- order (a test compares the two, table by table and index by index). A schema change edits this file
+-- AND adds the next migrations/NNNN_<name>.sql; migrations are what `npm run dev`, the tests and
+-- `npm run db:migrate` apply. There are no triggers, so the file can be split on ';' at the end of a line.
 -- Times are integer milliseconds since the Unix epoch, always passed in from the Worker's clock.
 
 -- A tenant. The secret is stored only as SHA-256 (hex) and compared in constant time.
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   ip_hash TEXT,
   ua_hash TEXT
 );
+CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that
 -- issues the code. The consumer moves it forward; wamid links Meta's status webhooks back to it.
@@ -93,6 +95,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_wamid ON deliveries (wamid);
 CREATE INDEX IF NOT EXISTS deliveries_phone ON deliveries (phone_id);
+CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 
 -- Local development outbox of the console provider (never written with the meta provider).
 CREATE TABLE IF NOT EXISTS dev_outbox (
@@ -104,10 +107,11 @@ CREATE TABLE IF NOT EXISTS dev_outbox (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
+CREATE INDEX IF NOT EXISTS dev_outbox_created ON dev_outbox (created_at);
 
 -- Abuse limits, as written by earlier versions of the Worker (one row per counted event). No longer
 -- read or written; kept until every deployed Worker counts in limit_counters, then dropped. Rows
--- expire after at most 24 hours (expires_at).
+-- expire after at most 24 hours (expires_at); the hourly retention purge (src/retention.ts) deletes them.
 CREATE TABLE IF NOT EXISTS limit_events (
   project_id TEXT NOT NULL,
   kind TEXT NOT NULL CHECK (kind IN ('phone', 'ip_send', 'ip_fail', 'country', 'new_user')),
@@ -191,6 +195,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   custom_claims TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, expires_at);
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
 
 -- The factors a session was authenticated with: one row per (session, factor kind, phone), refreshed
 -- by each new authentication with the same phone. phone_number is the number at that time.

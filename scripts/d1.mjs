@@ -1,19 +1,35 @@
-// Runs SQL against the D1 database through wrangler: local state by default, the deployed database
-// with `remote: true`. Shared by the dev set-up and the project scripts.
+// Runs SQL and migrations against the D1 database through wrangler: local state by default, the
+// deployed database with `remote: true` (of the wrangler environment `configEnv`, e.g. "production",
+// when given). Shared by the dev set-up, the Node-side test server and the operator scripts.
 import { execFileSync } from 'node:child_process'
 
-export function d1Execute({ sql, file, remote = false, json = false, persistTo, env }) {
-  const args = ['d1', 'execute', 'DB', remote ? '--remote' : '--local', '--yes']
+function wrangler(args, { env, configEnv, remote, persistTo }) {
+  args.push(remote ? '--remote' : '--local')
   if (persistTo && !remote) args.push('--persist-to', persistTo)
-  if (file) args.push(`--file=${file}`)
-  if (sql) args.push(`--command=${sql}`)
-  if (json) args.push('--json')
-  const out = execFileSync('wrangler', args, {
+  if (configEnv) args.push('--env', configEnv)
+  return execFileSync('wrangler', args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', ...(env ?? process.env) },
   })
+}
+
+export function d1Execute({ sql, file, remote = false, json = false, persistTo, env, configEnv }) {
+  const args = ['d1', 'execute', 'DB', '--yes']
+  if (file) args.push(`--file=${file}`)
+  if (sql) args.push(`--command=${sql}`)
+  if (json) args.push('--json')
+  const out = wrangler(args, { env, configEnv, remote, persistTo })
   return json ? JSON.parse(out) : out
+}
+
+/**
+ * Applies the migrations in migrations/ (wrangler.toml `migrations_dir`) that the database has not
+ * recorded in its d1_migrations table yet, in file-name order. Without a terminal wrangler skips its
+ * confirmation prompt.
+ */
+export function d1MigrationsApply({ remote = false, persistTo, env, configEnv } = {}) {
+  return wrangler(['d1', 'migrations', 'apply', 'DB'], { env, configEnv, remote, persistTo })
 }
 
 /** A SQL string literal. */

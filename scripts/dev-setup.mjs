@@ -1,9 +1,9 @@
-// Local state for `npm run dev`: .dev.vars (local-only secrets), the schema, and the documented
+// Local state for `npm run dev`: .dev.vars (local-only secrets), the D1 migrations, and the documented
 // local test project. Idempotent: runs on every start.
 import { createHash } from 'node:crypto'
 import { appendFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { d1Execute, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
 export const LOCAL_PROJECT_ID = 'project-test-00000000-0000-4000-8000-000000000000'
 export const LOCAL_PROJECT_SECRET = 'secret-test-local-development-only-0000000000'
@@ -32,7 +32,7 @@ export function ensureDevVars(dir = '.') {
 
 export function setupLocal({ persistTo, env } = {}) {
   ensureDevVars()
-  d1Execute({ file: 'schema.sql', persistTo, env })
+  d1MigrationsApply({ persistTo, env })
   const hash = createHash('sha256').update(LOCAL_PROJECT_SECRET).digest('hex')
   d1Execute({
     persistTo,
@@ -42,7 +42,4 @@ export function setupLocal({ persistTo, env } = {}) {
   console.log(`local test project ready: ${LOCAL_PROJECT_ID} (local only; secret in README)`)
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.argv.includes('--vars-only')) ensureDevVars()
-  else setupLocal()
-}
+if (import.meta.url === `file://${process.argv[1]}`) setupLocal()

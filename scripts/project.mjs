@@ -1,7 +1,8 @@
 // Project administration against local D1 (default) or the deployed database (--remote).
 //
-//   npm run project:create -- --env test|live [--name NAME] [--set KEY=VALUE ...] [--remote]
-//   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--remote]
+//   npm run project:create -- --env test|live [--name NAME] [--set KEY=VALUE ...] [--remote [--wrangler-env E]]
+//   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--remote [--wrangler-env E]]
+// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's.)
 //
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256.
 // Settings keys and defaults are in src/settings.ts and the README's limits table;
@@ -9,7 +10,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema } from '../src/settings.ts'
-import { d1Execute, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
 const { values } = parseArgs({
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     set: { type: 'string', multiple: true, default: [] },
     'rotate-secret': { type: 'boolean', default: false },
     remote: { type: 'boolean', default: false },
+    'wrangler-env': { type: 'string' },
   },
 })
 
@@ -56,8 +58,10 @@ function checkedSettings(overrides) {
 const newSecret = (env) => `secret-${env}-${randomBytes(32).toString('base64url')}`
 const sha256 = (text) => createHash('sha256').update(text).digest('hex')
 const remote = values.remote
-// The schema is idempotent; applying it first makes the scripts work on a fresh local state too.
-if (command === 'create' || command === 'update') d1Execute({ remote, file: 'schema.sql' })
+const configEnv = values['wrangler-env']
+// Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
+// migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
+if (!remote && (command === 'create' || command === 'update')) d1MigrationsApply()
 
 if (command === 'create') {
   const env = values.env
@@ -67,6 +71,7 @@ if (command === 'create') {
   const secret = newSecret(env)
   d1Execute({
     remote,
+    configEnv,
     sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${Date.now()})`,
   })
   console.log(JSON.stringify({ project_id: id, secret, env, settings }, null, 2))
@@ -74,7 +79,7 @@ if (command === 'create') {
 } else if (command === 'update') {
   const id = values.id
   if (!id || !/^project-(test|live)-[0-9a-f-]{36}$/.test(id)) fail('--id must be a project id')
-  const [result] = d1Execute({ remote, json: true, sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}` })
+  const [result] = d1Execute({ remote, configEnv, json: true, sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}` })
   const row = result?.results?.[0]
   if (!row) fail(`no project ${id}`)
   const settings = checkedSettings({ ...JSON.parse(row.settings), ...Object.fromEntries(values.set.map(parseSetting)) })
@@ -85,7 +90,7 @@ if (command === 'create') {
     assignments.push(`secret_hash = ${lit(sha256(secret))}`)
   }
   if (values.name) assignments.push(`name = ${lit(values.name)}`)
-  d1Execute({ remote, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
+  d1Execute({ remote, configEnv, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
   console.log(JSON.stringify({ project_id: id, ...(secret ? { secret } : {}), settings }, null, 2))
   console.log('Running Workers pick up the change within 30 seconds (project cache lifetime).')
 } else {

@@ -3,14 +3,15 @@
 //   npm run session-keys:rotate -- --id PROJECT_ID [--remote]
 //   npm run session-keys:rotate -- --all [--remote]
 //   npm run session-keys:list -- [--id PROJECT_ID] [--remote]
-// (--persist-to DIR addresses a local state directory other than .wrangler/state, as with dev.mjs.)
+// (--persist-to DIR addresses a local state directory other than .wrangler/state, as with dev.mjs;
+// --wrangler-env staging|production picks that wrangler environment's database with --remote.)
 //
 // Rotating retires the project's active key; the Worker generates the successor the next time it
 // signs a JWT (within a minute in every isolate: the key cache lifetime). This script never sees key
 // material: generation and sealing happen inside the Worker, under SESSION_KEY_ENCRYPTION_KEY. The
 // retired key stays in the JWKS until every JWT it signed has expired (src/sessions/keys.ts).
 import { parseArgs } from 'node:util'
-import { d1Execute, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
 const { values } = parseArgs({
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     all: { type: 'boolean', default: false },
     remote: { type: 'boolean', default: false },
     'persist-to': { type: 'string' },
+    'wrangler-env': { type: 'string' },
   },
 })
 
@@ -30,10 +32,11 @@ function fail(message) {
 
 const remote = values.remote
 const persistTo = values['persist-to']
-const d1 = (args) => d1Execute({ remote, persistTo, ...args })
+const d1 = (args) => d1Execute({ remote, persistTo, configEnv: values['wrangler-env'], ...args })
 if (values.id && !/^project-(test|live)-[0-9a-f-]{36}$/.test(values.id)) fail('--id must be a project id')
-// The schema is idempotent; applying it first makes the script work on a fresh local state too.
-d1({ file: 'schema.sql' })
+// Local state is migrated first, so the script works on a fresh checkout too; a deployed database is
+// migrated only by its operator (`npm run db:migrate -- --remote`).
+if (!remote) d1MigrationsApply({ persistTo })
 
 if (command === 'rotate') {
   if (!values.id === !values.all) fail('give exactly one of --id PROJECT_ID or --all')

@@ -92,7 +92,7 @@ function aesKey(secretBase64: string): Promise<CryptoKey> {
   if (!key) {
     const raw = fromBase64Url(secretBase64.trim())
     if (raw.byteLength !== 32) {
-      return Promise.reject(new Error('CODE_ENCRYPTION_KEY must be 32 bytes, base64-encoded'))
+      return Promise.reject(new Error('an AES-256-GCM key must be 32 bytes, base64-encoded'))
     }
     key = crypto.subtle.importKey('raw', raw, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt'])
     aesKeys.set(secretBase64, key)
@@ -124,4 +124,64 @@ export async function open(keyBase64: string, sealed: Sealed, aad: string): Prom
     fromBase64Url(sealed.ct),
   )
   return new TextDecoder().decode(pt)
+}
+
+/**
+ * A secret that can be rotated without an outage: everything new is written with `current`, and what
+ * was written before the rotation is still read with `previous` until it has aged out. Rotation is:
+ * previous = current, current = a new value, wait one lifetime of what the secret protects, remove
+ * previous. Every use of a rotatable secret goes through the helpers below, so the order (current
+ * first) and the fallback live in one place.
+ */
+export interface RotatingSecret {
+  current: string
+  previous: string | null
+}
+
+/** The secrets to try, current first. */
+const candidates = (secret: RotatingSecret) => (secret.previous ? [secret.current, secret.previous] : [secret.current])
+
+/** HMAC-SHA-256 under the current secret: what is stored or sent from now on. */
+export function keyedHash(secret: RotatingSecret, message: string | Uint8Array): Promise<Uint8Array> {
+  return hmacSha256(secret.current, message)
+}
+
+/**
+ * Whether `expected` is the keyed hash of `message` under the current or the previous secret
+ * (constant-time comparison for each; a hash stored before a rotation still matches).
+ */
+export async function keyedHashMatches(
+  secret: RotatingSecret,
+  message: string | Uint8Array,
+  expected: Uint8Array,
+): Promise<boolean> {
+  for (const key of candidates(secret)) {
+    if (bytesEqual(await hmacSha256(key, message), expected)) return true
+  }
+  return false
+}
+
+/** Seals under the current key (see seal). */
+export function sealCurrent(key: RotatingSecret, plaintext: string, aad: string): Promise<Sealed> {
+  return seal(key.current, plaintext, aad)
+}
+
+/**
+ * Opens a value sealed under the current or the previous key. `previous` is true when only the
+ * previous key opened it: the caller may re-seal it under the current one. Throws when neither does.
+ */
+export async function openRotating(
+  key: RotatingSecret,
+  sealed: Sealed,
+  aad: string,
+): Promise<{ plaintext: string; previous: boolean }> {
+  let failure: unknown
+  for (const candidate of candidates(key)) {
+    try {
+      return { plaintext: await open(candidate, sealed, aad), previous: candidate !== key.current }
+    } catch (err) {
+      failure = err
+    }
+  }
+  throw failure
 }

@@ -3,7 +3,8 @@ import { env } from 'cloudflare:workers'
 import { clearSessionKeyCache } from '../src/sessions/keys'
 import { seedProject, TEST_PROJECT } from './helpers'
 
-// Storage is isolated per test file; this runs before each file (and is idempotent).
+// Storage is isolated per test file; this runs before each file. applyD1Migrations applies the
+// migrations the database has not recorded yet (all of them in a fresh file), as `npm run db:migrate` does.
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS)
 await seedProject(TEST_PROJECT)
 // Signing keys live in D1, which starts empty in every file; a key cached by an earlier file is gone.

@@ -6,8 +6,8 @@ import {
   convertIPv6ToBinary,
   isIPv4MappedIPv6,
 } from 'hono/utils/ipaddr'
-import { bytesEqual, fromBase64Url, hmacSha256, toBase64Url } from '../crypto'
-import { requireSecret } from '../env'
+import { fromBase64Url, keyedHash, keyedHashMatches, toBase64Url } from '../crypto'
+import { rotatingSecret } from '../env'
 import type { AttributesInput } from '../schemas'
 
 /**
@@ -52,8 +52,9 @@ export function canonicalIp(ip: string): string {
 const ipMessage = (projectId: string, ip: string) => `otp:attr:v1:ip:${projectId}:${canonicalIp(ip)}`
 const uaMessage = (projectId: string, userAgent: string) => `otp:attr:v1:ua:${projectId}:${userAgent}`
 
-async function keyedHash(env: Env, message: string): Promise<Uint8Array> {
-  return hmacSha256(requireSecret(env, 'OTP_PEPPER'), message)
+/** Under the current pepper: what is stored from now on. */
+function hashNow(env: Env, message: string): Promise<Uint8Array> {
+  return keyedHash(rotatingSecret(env, 'OTP_PEPPER'), message)
 }
 
 /** The hashes to store for a send's attributes (absent or empty values are not stored). */
@@ -65,8 +66,8 @@ export async function hashAttributes(
   const ip = attributes?.ip_address
   const ua = attributes?.user_agent
   const [ipHash, uaHash] = await Promise.all([
-    ip ? keyedHash(env, ipMessage(projectId, ip)) : null,
-    ua ? keyedHash(env, uaMessage(projectId, ua)) : null,
+    ip ? hashNow(env, ipMessage(projectId, ip)) : null,
+    ua ? hashNow(env, uaMessage(projectId, ua)) : null,
   ])
   const hashes: AttributeHashes = {}
   if (ipHash) hashes.ip_hash = toBase64Url(ipHash)
@@ -105,7 +106,7 @@ async function matches(
   given: string | undefined,
 ): Promise<boolean> {
   if (!given) return false
-  const expected = storedHash ?? (storedClear ? toBase64Url(await keyedHash(env, message(projectId, storedClear))) : null)
+  const expected = storedHash ?? (storedClear ? toBase64Url(await hashNow(env, message(projectId, storedClear))) : null)
   if (!expected) return false
   let expectedBytes: Uint8Array
   try {
@@ -113,5 +114,6 @@ async function matches(
   } catch {
     return false
   }
-  return bytesEqual(await keyedHash(env, message(projectId, given)), expectedBytes)
+  // A hash stored before an OTP_PEPPER rotation still matches under the previous pepper.
+  return keyedHashMatches(rotatingSecret(env, 'OTP_PEPPER'), message(projectId, given), expectedBytes)
 }

@@ -1,5 +1,4 @@
 import { now } from '../clock'
-import { bytesEqual, fromBase64Url } from '../crypto'
 import {
   type AuthStateRow,
   type GateArgs,
@@ -19,7 +18,7 @@ import type { AuthenticateInput, StytchUser } from '../schemas'
 import { type SessionPlan, type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
 import { attributesMatch } from './attributes'
-import { type StoredCode, codeMac, dropCodeRecord, gateCodeMac, readStoredCode } from './code-store'
+import { type StoredCode, codeMacMatches, dropCodeRecord, gateCodeMacMatches, readStoredCode } from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'
@@ -248,29 +247,18 @@ async function judgeAgainstGate(
     ip_address: state.gate_ip_address,
     user_agent: state.gate_user_agent,
   }
-  const [attributesOk, computed] = await Promise.all([
+  const [attributesOk, codeOk] = await Promise.all([
     attributesMatch(env, projectId, sent, input),
-    gateCodeMac(env, projectId, state.phone_number, gate.codeId, input.code),
+    gateCodeMacMatches(env, projectId, state.phone_number, gate.codeId, input.code, gate.mac),
   ])
   if (!attributesOk) return { kind: 'wrong', codeId: gate.codeId, error: 'attribute_mismatch' }
-  if (hashEquals(computed, gate.mac)) return { kind: 'match', codeId: gate.codeId }
+  if (codeOk) return { kind: 'match', codeId: gate.codeId }
   // A match, a superseded code, or an attribute failure with a hash that matched: the record knew the code.
   const known =
     kvVerdict.kind === 'match' || kvVerdict.kind === 'superseded' || (kvVerdict.kind === 'wrong' && kvVerdict.known)
   return known ? { kind: 'superseded' } : { kind: 'wrong', codeId: gate.codeId, error: 'otp_code_not_found' }
 }
 
-async function macMatches(env: Env, phoneId: string, stored: { code_id: string; mac: string }, code: string) {
-  return hashEquals(await codeMac(env, phoneId, stored.code_id, code), stored.mac)
-}
-
-/** Constant-time comparison of a computed hash with a stored base64url one (malformed: no match). */
-function hashEquals(computed: Uint8Array, storedMac: string): boolean {
-  let expected: Uint8Array
-  try {
-    expected = fromBase64Url(storedMac)
-  } catch {
-    return false
-  }
-  return bytesEqual(computed, expected)
+function macMatches(env: Env, phoneId: string, stored: { code_id: string; mac: string }, code: string) {
+  return codeMacMatches(env, phoneId, stored.code_id, code, stored.mac)
 }

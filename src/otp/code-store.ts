@@ -1,7 +1,7 @@
 import { now } from '../clock'
-import { generateCode, hmacSha256, seal, toBase64Url } from '../crypto'
+import { fromBase64Url, generateCode, keyedHash, keyedHashMatches, sealCurrent, toBase64Url } from '../crypto'
 import { ownsNumber } from '../db/phones'
-import { requireSecret } from '../env'
+import { rotatingSecret } from '../env'
 import { type AttributeHashes, type StoredAttributes, hashAttributes } from './attributes'
 import type { AttributesInput, Locale } from '../schemas'
 import { type WhatsAppJob, jobAad } from '../whatsapp/job'
@@ -86,9 +86,44 @@ export async function newPendingCode(
   }
 }
 
+const codeMessage = (phoneId: string, codeId: string, code: string) => `otp:v1:${phoneId}:${codeId}:${code}`
+const gateMessage = (projectId: string, phoneNumber: string, codeId: string, code: string) =>
+  `otp:gate:v1:${projectId}:${phoneNumber}:${codeId}:${code}`
+
 /** HMAC-SHA-256 with the pepper over the phone, the code's id and the code: bound to both. */
 export async function codeMac(env: Env, phoneId: string, codeId: string, code: string): Promise<Uint8Array> {
-  return hmacSha256(requireSecret(env, 'OTP_PEPPER'), `otp:v1:${phoneId}:${codeId}:${code}`)
+  return keyedHash(rotatingSecret(env, 'OTP_PEPPER'), codeMessage(phoneId, codeId, code))
+}
+
+/**
+ * Whether `code` is the one behind a stored codeMac (base64url), under the current pepper or, during
+ * a rotation, the previous one: codes issued before the rotation stay valid for their lifetime.
+ */
+export function codeMacMatches(env: Env, phoneId: string, codeId: string, code: string, storedMac: string) {
+  return macMatches(env, codeMessage(phoneId, codeId, code), storedMac)
+}
+
+/** Like codeMacMatches, for the gate row's hash (gateCodeMac). */
+export function gateCodeMacMatches(
+  env: Env,
+  projectId: string,
+  phoneNumber: string,
+  codeId: string,
+  code: string,
+  storedMac: string,
+) {
+  return macMatches(env, gateMessage(projectId, phoneNumber, codeId, code), storedMac)
+}
+
+/** Constant-time check of a stored base64url hash (malformed: no match). */
+async function macMatches(env: Env, message: string, storedMac: string): Promise<boolean> {
+  let expected: Uint8Array
+  try {
+    expected = fromBase64Url(storedMac)
+  } catch {
+    return false
+  }
+  return keyedHashMatches(rotatingSecret(env, 'OTP_PEPPER'), message, expected)
 }
 
 /**
@@ -103,7 +138,7 @@ export async function gateCodeMac(
   codeId: string,
   code: string,
 ): Promise<Uint8Array> {
-  return hmacSha256(requireSecret(env, 'OTP_PEPPER'), `otp:gate:v1:${projectId}:${phoneNumber}:${codeId}:${code}`)
+  return keyedHash(rotatingSecret(env, 'OTP_PEPPER'), gateMessage(projectId, phoneNumber, codeId, code))
 }
 
 /**
@@ -192,7 +227,7 @@ export async function storeAndEnqueue(
   const [mac, superseded, code] = await Promise.all([
     codeMac(env, phoneId, pending.codeId, pending.code),
     replaced ? supersededCodes(env, phoneId, pending) : [],
-    seal(requireSecret(env, 'CODE_ENCRYPTION_KEY'), pending.code, jobAad(ids)),
+    sealCurrent(rotatingSecret(env, 'CODE_ENCRYPTION_KEY'), pending.code, jobAad(ids)),
   ])
   const stored: StoredCode = {
     v: 1,

@@ -1,6 +1,6 @@
 import { IsolateCache } from '../cache'
-import { fromBase64Url, open, seal, toBase64Url } from '../crypto'
-import { requireSecret } from '../env'
+import { fromBase64Url, openRotating, sealCurrent, toBase64Url } from '../crypto'
+import { rotatingSecret } from '../env'
 import { type ProjectEnv, newId } from '../ids'
 import { logEvent } from '../log'
 import { JWT_LIFETIME_MS } from './jwt'
@@ -122,8 +122,8 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
     n: jwk.n,
     e: jwk.e,
   }
-  const sealed = await seal(
-    requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY'),
+  const sealed = await sealCurrent(
+    rotatingSecret(env, 'SESSION_KEY_ENCRYPTION_KEY'),
     toBase64Url(new Uint8Array(pkcs8)),
     keyAad(projectId, kid),
   )
@@ -151,16 +151,32 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
   return winner
 }
 
-/** The signing key, or null when it does not decrypt under the current secret. */
+/**
+ * The signing key, or null when it decrypts under neither the current secret nor, during a rotation,
+ * the previous one. A key only the previous secret opens is sealed again under the current one, so
+ * it stays usable once the previous secret is removed.
+ */
 async function unsealPrivateKey(env: Env, projectId: string, row: KeyRow): Promise<CryptoKey | null> {
-  const secret = requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')
-  let pkcs8: string
+  const secret = rotatingSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')
+  const aad = keyAad(projectId, row.kid)
+  let opened: { plaintext: string; previous: boolean }
   try {
-    pkcs8 = await open(secret, { iv: row.private_key_iv, ct: row.private_key_ct }, keyAad(projectId, row.kid))
+    opened = await openRotating(secret, { iv: row.private_key_iv, ct: row.private_key_ct }, aad)
   } catch {
     return null
   }
-  return crypto.subtle.importKey('pkcs8', fromBase64Url(pkcs8), ALGORITHM, false, ['sign'])
+  if (opened.previous) {
+    const resealed = await sealCurrent(secret, opened.plaintext, aad)
+    // Conditional on the old ciphertext: a concurrent re-seal by another isolate wins harmlessly.
+    await env.DB.prepare(
+      `UPDATE session_signing_keys SET private_key_iv = ?3, private_key_ct = ?4
+       WHERE project_id = ?1 AND kid = ?2 AND private_key_ct = ?5`,
+    )
+      .bind(projectId, row.kid, resealed.iv, resealed.ct, row.private_key_ct)
+      .run()
+    logEvent('info', 'session_key_resealed', { project_id: projectId, kid: row.kid })
+  }
+  return crypto.subtle.importKey('pkcs8', fromBase64Url(opened.plaintext), ALGORITHM, false, ['sign'])
 }
 
 /**

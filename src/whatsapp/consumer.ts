@@ -1,7 +1,7 @@
 import { now } from '../clock'
 import { projectEnv } from '../db/shard'
-import { open } from '../crypto'
-import { requireSecret } from '../env'
+import { openRotating } from '../crypto'
+import { rotatingSecret } from '../env'
 import { consoleProvider } from './console'
 import { claimDelivery, recordExhausted, recordFailed, recordRetry, recordSent } from './deliveries'
 import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from './job'
@@ -9,7 +9,7 @@ import { errorName, logEvent } from '../log'
 import { metaConfig, metaProvider } from './meta'
 import { type WhatsAppProvider, unconfiguredProvider } from './provider'
 
-/** Queue names as in wrangler.toml; `queue()` dispatches on them. */
+/** The local (top-level wrangler.toml) queue names; queueRole() also knows each environment's. */
 export const DELIVERY_QUEUE = 'whatsapp-otp-delivery'
 export const DEAD_LETTER_QUEUE = 'whatsapp-otp-delivery-dlq'
 
@@ -60,14 +60,26 @@ export function selectProvider(env: Env, deps: ConsumerDeps = defaultDeps): What
   return unconfiguredProvider('unknown')
 }
 
+/**
+ * A queue's role by its name: DELIVERY_QUEUE and DEAD_LETTER_QUEUE locally, and the same names with
+ * the wrangler environment after `whatsapp-otp` in a deployed environment
+ * (whatsapp-otp-production-delivery, whatsapp-otp-production-delivery-dlq).
+ */
+export function queueRole(name: string): 'delivery' | 'dead_letter' | null {
+  const match = /^whatsapp-otp(?:-[a-z0-9]+)?-delivery(-dlq)?$/.exec(name)
+  if (!match) return null
+  return match[1] ? 'dead_letter' : 'delivery'
+}
+
 /** The Worker's `queue()` handler: delivery jobs and their dead letters. */
 export async function handleQueue(
   batch: MessageBatch,
   env: Env,
   deps: ConsumerDeps = defaultDeps,
 ): Promise<void> {
-  if (batch.queue === DELIVERY_QUEUE) return deliverBatch(batch, env, deps)
-  if (batch.queue === DEAD_LETTER_QUEUE) return recordDeadLetters(batch, env)
+  const role = queueRole(batch.queue)
+  if (role === 'delivery') return deliverBatch(batch, env, deps)
+  if (role === 'dead_letter') return recordDeadLetters(batch, env)
   // A queue wired to this Worker that it does not know: keep the messages (they reach that
   // queue's dead-letter queue) and say so loudly.
   logEvent('error', 'whatsapp.unknown_queue', { queue: batch.queue, alert: true })
@@ -117,7 +129,7 @@ async function deliverOne(
 
     let code: string
     try {
-      code = await open(requireSecret(env, 'CODE_ENCRYPTION_KEY'), job.code, jobAad(job))
+      code = (await openRotating(rotatingSecret(env, 'CODE_ENCRYPTION_KEY'), job.code, jobAad(job))).plaintext
     } catch (err) {
       // Wrong key or tampered job: no attempt can succeed.
       await recordFailed(env.DB, job.id, null, 'code_decrypt_failed', now())

@@ -1,5 +1,6 @@
 import * as z from 'zod'
-import { LOCALES, type Locale } from '../schemas'
+import { DEFAULT_TEMPLATE_LANGUAGES, GRAPH_API_ORIGIN, META_PATTERNS, templateLanguages } from '../config'
+import type { Locale } from '../schemas'
 import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
 
 /**
@@ -8,19 +9,12 @@ import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
  * See shared/docs/platform.md §1.2 (request), §1.5 (languages) and §1.6 (error codes).
  */
 
-/** The Graph API host; the version and phone-number id follow in the path. */
-export const GRAPH_API_ORIGIN = 'https://graph.facebook.com'
+// The Graph API host (the version and phone-number id follow in the path), the shapes of the
+// settings and the default template languages are in the configuration list, which the doctor shares.
+export { DEFAULT_TEMPLATE_LANGUAGES, GRAPH_API_ORIGIN }
 
 /** Meta answers in well under a second; past this the attempt is retried (the same code, harmless). */
 const META_TIMEOUT_MS = 10_000
-
-/** Our locale → the template language approved in WhatsApp Manager, unless configured otherwise. */
-export const DEFAULT_TEMPLATE_LANGUAGES: Record<Locale, string> = {
-  en: 'en_US',
-  es: 'es',
-  fr: 'fr',
-  'pt-br': 'pt_BR',
-}
 
 /** The provider's configuration, checked by metaConfig(). */
 export interface MetaConfig {
@@ -31,12 +25,6 @@ export interface MetaConfig {
   languages: Record<Locale, string>
 }
 
-// Meta's codes are case-sensitive with an underscore (en_US, pt_BR), never a hyphen.
-const TemplateLanguages = z.partialRecord(
-  z.enum(LOCALES),
-  z.string().regex(/^[a-z]{2,3}(_[A-Z][A-Za-z]{1,3})?$/),
-)
-
 /**
  * Reads and checks the provider's configuration. Values end up in a URL and a request body, so each
  * is held to its documented shape; the reason names the variable but never its value.
@@ -45,36 +33,24 @@ export function metaConfig(env: Env): { ok: true; config: MetaConfig } | { ok: f
   const accessToken = (env.WHATSAPP_ACCESS_TOKEN ?? '').trim()
   if (!accessToken) return { ok: false, reason: 'WHATSAPP_ACCESS_TOKEN is not set' }
   const phoneNumberId = (env.WHATSAPP_PHONE_NUMBER_ID ?? '').trim()
-  if (!/^[0-9]{1,32}$/.test(phoneNumberId))
+  if (!META_PATTERNS.numericId.test(phoneNumberId))
     return { ok: false, reason: 'WHATSAPP_PHONE_NUMBER_ID must be digits' }
   const graphVersion = (env.WHATSAPP_GRAPH_VERSION ?? '').trim()
-  if (!/^v[0-9]{1,3}\.[0-9]{1,2}$/.test(graphVersion)) {
+  if (!META_PATTERNS.graphVersion.test(graphVersion)) {
     return { ok: false, reason: 'WHATSAPP_GRAPH_VERSION must look like v26.0' }
   }
   const templateName = (env.WHATSAPP_TEMPLATE_NAME ?? '').trim()
-  if (!/^[a-z0-9_]{1,512}$/.test(templateName)) {
+  if (!META_PATTERNS.templateName.test(templateName)) {
     return { ok: false, reason: 'WHATSAPP_TEMPLATE_NAME must be lowercase letters, digits and underscores' }
   }
-  const languages = parseLanguages(env.WHATSAPP_TEMPLATE_LANGUAGES)
-  if (!languages) {
+  const languages = templateLanguages(env.WHATSAPP_TEMPLATE_LANGUAGES)
+  if (typeof languages === 'string') {
     return {
       ok: false,
       reason: 'WHATSAPP_TEMPLATE_LANGUAGES must be a JSON object like {"en":"en_US","pt-br":"pt_BR"}',
     }
   }
   return { ok: true, config: { graphVersion, phoneNumberId, accessToken, templateName, languages } }
-}
-
-function parseLanguages(raw: string | undefined): Record<Locale, string> | null {
-  if (!raw || !raw.trim()) return { ...DEFAULT_TEMPLATE_LANGUAGES }
-  let json: unknown
-  try {
-    json = JSON.parse(raw)
-  } catch {
-    return null
-  }
-  const parsed = TemplateLanguages.safeParse(json)
-  return parsed.success ? { ...DEFAULT_TEMPLATE_LANGUAGES, ...parsed.data } : null
 }
 
 /** The exact Graph API request for one code: the code goes in the body and in the URL button. */

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { d1Execute, lit } from '../../scripts/d1.mjs'
+import { d1Execute, d1MigrationsApply, lit } from '../../scripts/d1.mjs'
 import { LOCAL_PROJECT_ID, LOCAL_PROJECT_SECRET } from '../../scripts/dev-setup.mjs'
 
 /** The local test project `npm run dev` seeds (README). */
@@ -64,11 +64,11 @@ function killOnExit(child, persistTo) {
   }
 }
 
-/** Seeds extra projects into a state directory before the server opens it. */
+/** Migrates a state directory and seeds extra projects into it before the server opens it. */
 function seedProjects(persistTo, projects) {
   if (projects.length === 0) return
   const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }
-  d1Execute({ file: 'schema.sql', persistTo, env })
+  d1MigrationsApply({ persistTo, env })
   const rows = projects.map((p) => {
     const hash = createHash('sha256').update(p.secret).digest('hex')
     return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()})`

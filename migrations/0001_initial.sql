@@ -1,0 +1,178 @@
+-- The schema as it stood when the service moved to D1 migrations. Statements are IF NOT EXISTS, so
+-- applying this to a database created before then changes nothing (the baseline script records it as
+-- applied instead). Never edit a migration once applied anywhere: add the next one.
+-- Times are integer milliseconds since the Unix epoch, always passed in from the Worker's clock.
+
+-- A tenant. The secret is stored only as SHA-256 (hex) and compared in constant time.
+-- settings: JSON of per-project limits; absent keys take the documented defaults (src/settings.ts).
+CREATE TABLE IF NOT EXISTS projects (
+  id TEXT PRIMARY KEY,
+  env TEXT NOT NULL CHECK (env IN ('test', 'live')),
+  name TEXT NOT NULL DEFAULT '',
+  secret_hash TEXT NOT NULL,
+  settings TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL
+);
+
+-- failed_authentications counts consecutive failures (reset by a success);
+-- locked_until > now means the user is locked (Stytch user locks).
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  status TEXT NOT NULL CHECK (status IN ('active', 'pending')),
+  created_at INTEGER NOT NULL,
+  failed_authentications INTEGER NOT NULL DEFAULT 0,
+  lock_created_at INTEGER,
+  locked_until INTEGER
+);
+CREATE INDEX IF NOT EXISTS users_project ON users (project_id);
+
+-- One row per phone number per project: a number belongs to at most one user of a project.
+-- attach_expires_at is set when /send attached an unverified number to an existing user; such a
+-- row is released (deleted) once that time passes without a successful authentication.
+CREATE TABLE IF NOT EXISTS phones (
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  phone_number TEXT NOT NULL,
+  verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+  attach_expires_at INTEGER,
+  created_at INTEGER NOT NULL,
+  UNIQUE (project_id, phone_number)
+);
+CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);
+
+-- The authority over the phone's one live code: which code is current (code_id), how many wrong
+-- guesses it took, and whether it was consumed. KV has no compare-and-set, so every gate is an atomic
+-- conditional UPDATE here. The keyed hash authenticate checks first lives in KV under otp:<phone_id>;
+-- mac is a second keyed hash of the same code (base64url HMAC over project, number, code_id and code,
+-- never the code), for when KV at the authenticating location lags behind this row (a missing record,
+-- or a reordered write leaving an older code's record). ip_address / user_agent are the send-time
+-- attributes the options.*_match_required checks compare against in that case.
+CREATE TABLE IF NOT EXISTS otp_codes (
+  phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
+  project_id TEXT NOT NULL,
+  code_id TEXT NOT NULL,
+  mac TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  consumed_at INTEGER,
+  consumed_by TEXT,
+  ip_address TEXT,
+  user_agent TEXT,
+  created_at INTEGER NOT NULL
+);
+
+-- One row per delivery job (id = the code_id of the code it carries), written in the same batch that
+-- issues the code. The consumer moves it forward; wamid links Meta's status webhooks back to it.
+-- status: queued -> sending -> sent -> delivered -> read, or failed / expired. Transitions never move
+-- backwards (src/whatsapp/deliveries.ts); a webhook 'failed' ranks below 'delivered' (multi-device).
+-- lease_until: while a consumer holds the job (status 'sending'), a redelivered copy waits instead of
+-- sending again; NULL when no attempt is in flight. attempts counts provider calls; error_code is Meta's
+-- error.code of the last failure and error_detail our label for it (never Meta's free text).
+CREATE TABLE IF NOT EXISTS deliveries (
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL,
+  phone_id TEXT NOT NULL,
+  provider TEXT,
+  status TEXT NOT NULL DEFAULT 'queued'
+    CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'read', 'failed', 'expired')),
+  wamid TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error_code INTEGER,
+  error_detail TEXT,
+  lease_until INTEGER,
+  expires_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_wamid ON deliveries (wamid);
+CREATE INDEX IF NOT EXISTS deliveries_phone ON deliveries (phone_id);
+
+-- Local development outbox of the console provider (never written with the meta provider).
+CREATE TABLE IF NOT EXISTS dev_outbox (
+  id TEXT PRIMARY KEY,
+  phone_number TEXT NOT NULL,
+  code TEXT NOT NULL,
+  locale TEXT NOT NULL,
+  text TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
+
+-- Abuse limits (src/limits.ts). One row per counted event: a send to a phone ('phone', E.164), a send
+-- requested from an end-user IP ('ip_send'), a failed authentication from one ('ip_fail'; IPv4 as is,
+-- IPv6 by /64), a send to a country ('country', ISO code or '001'), a user created ('new_user', '').
+-- Every limit is a sliding window counted over these rows. expires_at = at + the longest window of
+-- the kind; batches that record events also delete a few expired rows, so no cron is needed.
+CREATE TABLE IF NOT EXISTS limit_events (
+  project_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('phone', 'ip_send', 'ip_fail', 'country', 'new_user')),
+  subject TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS limit_events_subject ON limit_events (project_id, kind, subject, at);
+CREATE INDEX IF NOT EXISTS limit_events_expiry ON limit_events (expires_at);
+
+-- Never holds a row. A batch's guard statement inserts one only when a limit is exceeded, with 1 in
+-- that limit's column; the named CHECK then fails, D1 rolls back the whole batch, and the constraint
+-- name in the error tells which limit tripped (mapped to 429 too_many_requests).
+CREATE TABLE IF NOT EXISTS limit_guard (
+  phone_cooldown INTEGER CONSTRAINT limit_phone_cooldown CHECK (phone_cooldown = 0),
+  phone_sends_per_hour INTEGER CONSTRAINT limit_phone_sends_per_hour CHECK (phone_sends_per_hour = 0),
+  phone_sends_per_day INTEGER CONSTRAINT limit_phone_sends_per_day CHECK (phone_sends_per_day = 0),
+  ip_sends_per_hour INTEGER CONSTRAINT limit_ip_sends_per_hour CHECK (ip_sends_per_hour = 0),
+  country_sends_per_hour INTEGER CONSTRAINT limit_country_sends_per_hour CHECK (country_sends_per_hour = 0),
+  new_users_per_hour INTEGER CONSTRAINT limit_new_users_per_hour CHECK (new_users_per_hour = 0),
+  ip_failed_auths_per_hour INTEGER CONSTRAINT limit_ip_failed_auths_per_hour CHECK (ip_failed_auths_per_hour = 0)
+);
+
+-- Session JWT signing keys (RS256), one active per project (retired_at NULL; the partial unique index
+-- makes concurrent key creation race-safe). private_key_* is the PKCS#8 key sealed with AES-256-GCM
+-- under the SESSION_KEY_ENCRYPTION_KEY secret, bound to project and kid; public_jwk is the JWKS entry.
+-- A retired key stays published and trusted until its JWTs have expired (src/sessions/keys.ts).
+CREATE TABLE IF NOT EXISTS session_signing_keys (
+  kid TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  public_jwk TEXT NOT NULL,
+  private_key_iv TEXT NOT NULL,
+  private_key_ct TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  retired_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS session_signing_keys_active ON session_signing_keys (project_id)
+  WHERE retired_at IS NULL;
+CREATE INDEX IF NOT EXISTS session_signing_keys_project ON session_signing_keys (project_id, retired_at);
+
+-- A session is live while expires_at > now. The token is stored only as SHA-256 (hex): it has 264
+-- bits of entropy, so no pepper is needed. Revocation deletes the row, and deleting the user deletes
+-- its sessions (cascade). custom_claims is a JSON object of at most 4 KB without reserved claims.
+-- ip_address / user_agent are the attributes given when the session started ('' when absent).
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,
+  started_at INTEGER NOT NULL,
+  last_accessed_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  ip_address TEXT NOT NULL DEFAULT '',
+  user_agent TEXT NOT NULL DEFAULT '',
+  custom_claims TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, expires_at);
+
+-- The factors a session was authenticated with: one row per (session, factor kind, phone), refreshed
+-- by each new authentication with the same phone. phone_number is the number at that time.
+CREATE TABLE IF NOT EXISTS session_factors (
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  delivery_method TEXT NOT NULL,
+  phone_id TEXT NOT NULL,
+  phone_number TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_authenticated_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, type, delivery_method, phone_id)
+);

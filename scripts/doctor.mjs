@@ -1,0 +1,127 @@
+// `npm run doctor`: checks a configuration before the first user does, against the one configuration
+// list (src/config.ts). Prints one line per finding (setting names, never values) and exits 1 when
+// anything is wrong.
+//
+//   npm run doctor                                    # local: wrangler.toml vars + .dev.vars
+//   npm run doctor -- --dev-vars FILE                 # local, with another secrets file
+//   npm run doctor -- --remote --env production       # the deployed Worker: its secrets (names only,
+//                                                     # via `wrangler secret list`), vars and bindings
+//
+// Both: every secret and var the provider needs is set, set values are well-formed (lengths, key
+// formats), and wrangler.toml declares exactly the required secrets of the list. With Meta
+// credentials (locally from .dev.vars; for --remote export WHATSAPP_ACCESS_TOKEN in the shell), the
+// phone-number id and the template in every locale's language are looked up in the Graph API.
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { unstable_readConfig } from 'wrangler'
+import { REQUIRED_SECRETS, checkConfig, checkMetaAccount } from '../src/config.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    remote: { type: 'boolean', default: false },
+    env: { type: 'string' },
+    'dev-vars': { type: 'string' },
+  },
+})
+
+/** NAME=VALUE lines, as wrangler reads .dev.vars (no quoting needed for our values). */
+function readDevVars(path) {
+  if (!existsSync(path)) return {}
+  const vars = {}
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line)
+    if (!match) continue
+    vars[match[1]] = match[2].replace(/^(["'])(.*)\1$/, '$2')
+  }
+  return vars
+}
+
+const PLACEHOLDER = /^0+(-0+)*$/
+const wranglerEnv = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }
+
+const config = unstable_readConfig({ config: 'wrangler.toml', env: args.env })
+const where = args.env ? `[env.${args.env}]` : 'the top level'
+const findings = []
+
+const declared = [...(config.secrets?.required ?? [])].sort()
+const expected = [...REQUIRED_SECRETS].sort()
+if (JSON.stringify(declared) !== JSON.stringify(expected)) {
+  findings.push({
+    level: 'error',
+    subject: 'wrangler.toml',
+    message: `secrets.required in ${where} is [${declared.join(', ')}], the list (src/config.ts) requires [${expected.join(', ')}]`,
+  })
+}
+
+let values
+let setWithoutValue
+if (args.remote) {
+  let listed = []
+  try {
+    const out = execFileSync('wrangler', ['secret', 'list', '--format', 'json', ...(args.env ? ['--env', args.env] : [])], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: wranglerEnv,
+    })
+    listed = JSON.parse(out).map((s) => s.name)
+  } catch (err) {
+    findings.push({ level: 'error', subject: 'wrangler secret list', message: `failed: ${String(err.message).split('\n')[0]}` })
+  }
+  setWithoutValue = new Set(listed)
+  values = { ...config.vars, WHATSAPP_ACCESS_TOKEN: process.env.WHATSAPP_ACCESS_TOKEN }
+  if (config.vars.WHATSAPP_PROVIDER === 'console') {
+    findings.push({
+      level: 'error',
+      subject: 'WHATSAPP_PROVIDER',
+      message: 'is "console" on a deployed Worker: codes would be logged and kept in the dev outbox',
+    })
+  }
+  for (const db of config.d1_databases) {
+    if (PLACEHOLDER.test(db.database_id ?? '')) {
+      findings.push({ level: 'error', subject: `D1 ${db.binding}`, message: `database_id in ${where} is still the placeholder` })
+    }
+  }
+  for (const kv of config.kv_namespaces) {
+    if (PLACEHOLDER.test(kv.id ?? '')) {
+      findings.push({ level: 'error', subject: `KV ${kv.binding}`, message: `id in ${where} is still the placeholder` })
+    }
+  }
+} else {
+  const devVarsPath = args['dev-vars'] ?? (args.env && existsSync(`.dev.vars.${args.env}`) ? `.dev.vars.${args.env}` : '.dev.vars')
+  if (!existsSync(devVarsPath)) {
+    findings.push({
+      level: 'error',
+      subject: devVarsPath,
+      message: 'does not exist: `npm run dev` creates it from .dev.vars.example (local development values)',
+    })
+  }
+  // As in `wrangler dev`: .dev.vars overrides wrangler.toml's vars.
+  values = { ...config.vars, ...readDevVars(devVarsPath) }
+}
+
+findings.push(...checkConfig({ values, setWithoutValue }))
+
+if (values.WHATSAPP_PROVIDER === 'meta') {
+  if (values.WHATSAPP_ACCESS_TOKEN) {
+    findings.push(...(await checkMetaAccount(values, fetch)))
+  } else {
+    findings.push({
+      level: 'warning',
+      subject: 'Meta account',
+      message: args.remote
+        ? 'not checked: export WHATSAPP_ACCESS_TOKEN in this shell to look up the phone number and templates'
+        : 'not checked without WHATSAPP_ACCESS_TOKEN',
+    })
+  }
+}
+
+const mark = { ok: 'ok  ', warning: 'warn', error: 'FAIL' }
+console.log(`Configuration of ${args.remote ? `the deployed Worker ${config.name}` : 'local development'} (${where} of wrangler.toml)`)
+for (const f of findings) console.log(`${mark[f.level]}  ${f.subject} ${f.message}`)
+const errors = findings.filter((f) => f.level === 'error')
+if (errors.length > 0) {
+  console.log(`\n${errors.length} problem(s): ${[...new Set(errors.map((f) => f.subject))].join(', ')}`)
+  process.exit(1)
+}
+console.log('\nNo problems found.')

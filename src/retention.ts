@@ -1,0 +1,109 @@
+import { now } from './clock'
+import { errorName, logEvent } from './log'
+
+/**
+ * Retention: the cron trigger (wrangler.toml `[triggers]`) runs purge(), which deletes what the
+ * service no longer needs, oldest first, in bounded batches. Nothing else deletes these rows on a
+ * schedule; request paths only sweep a few as they go.
+ */
+
+/** Rows each statement deletes per round: well inside D1's per-query time even without an index. */
+export const PURGE_BATCH_ROWS = 1_000
+/** Rounds per run; what is left after them waits for the next run (the trigger fires every hour). */
+export const PURGE_MAX_ROUNDS = 10
+/** How long a used or expired code's gate row outlives its expiry (KV's record lags up to a minute). */
+export const CODE_GRACE_MS = 60 * 60_000
+/** How long a console-provider outbox message is kept (local development; codes live at most 10 minutes). */
+export const DEV_OUTBOX_MS = 24 * 60 * 60_000
+/** DELIVERY_RETENTION_DAYS when unset or not a whole number from 1 to 3650. */
+export const DEFAULT_DELIVERY_RETENTION_DAYS = 30
+
+/**
+ * The cut-off times a purge condition compares against: ?1 now, ?2 the code grace cut-off, ?3 the
+ * delivery retention cut-off, ?4 the dev outbox cut-off.
+ */
+interface Cutoffs {
+  now: number
+  codes: number
+  deliveries: number
+  devOutbox: number
+}
+
+/**
+ * One line per table: the rows a run deletes. `where` may use ?1-?4 (Cutoffs, in that order); each
+ * statement deletes at most a batch of rows per round, oldest first by `order`.
+ */
+export const PURGES: readonly { table: string; where: string; order: string }[] = [
+  // Every code expires at most 10 minutes after issue, so this covers used codes as well.
+  { table: 'otp_codes', where: 'expires_at <= ?2', order: 'expires_at' },
+  { table: 'deliveries', where: 'created_at <= ?3', order: 'created_at' },
+  // An expired session's factors first: the cascade would delete them too, but D1 would then count
+  // them as sessions.
+  { table: 'session_factors', where: 'session_id IN (SELECT id FROM sessions WHERE expires_at <= ?1)', order: 'rowid' },
+  { table: 'sessions', where: 'expires_at <= ?1', order: 'expires_at' },
+  // expires_at = the event's time + the longest window of its kind: past it, no window counts it.
+  { table: 'limit_events', where: 'expires_at <= ?1', order: 'expires_at' },
+  // Likewise for a counter row: expires_at is when its bucket has left every window that reads it.
+  { table: 'limit_counters', where: 'expires_at <= ?1', order: 'expires_at' },
+  { table: 'dev_outbox', where: 'created_at <= ?4', order: 'created_at' },
+]
+
+/** DELIVERY_RETENTION_DAYS as a number of days (the default when unset or malformed). */
+export function deliveryRetentionDays(env: Pick<Env, 'DELIVERY_RETENTION_DAYS'>): number {
+  const raw = String(env.DELIVERY_RETENTION_DAYS ?? '').trim()
+  const days = /^[0-9]{1,4}$/.test(raw) ? Number(raw) : NaN
+  return days >= 1 && days <= 3_650 ? days : DEFAULT_DELIVERY_RETENTION_DAYS
+}
+
+/** Rows deleted per table by one run. */
+export type PurgeCounts = Record<string, number>
+
+/**
+ * Deletes, per table of PURGES, up to `batchRows` rows per round in one D1 batch, and repeats while
+ * some table still filled its batch, for at most `maxRounds` rounds. Logs the counts (never row
+ * contents) and returns them.
+ */
+export async function purge(
+  env: Env,
+  at: number = now(),
+  { batchRows = PURGE_BATCH_ROWS, maxRounds = PURGE_MAX_ROUNDS } = {},
+): Promise<PurgeCounts> {
+  const cutoffs: Cutoffs = {
+    now: at,
+    codes: at - CODE_GRACE_MS,
+    deliveries: at - deliveryRetentionDays(env) * 24 * 60 * 60_000,
+    devOutbox: at - DEV_OUTBOX_MS,
+  }
+  const statements = PURGES.map(({ table, where, order }) =>
+    env.DB.prepare(
+      `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${where} ORDER BY ${order} LIMIT ?5)`,
+    ).bind(cutoffs.now, cutoffs.codes, cutoffs.deliveries, cutoffs.devOutbox, batchRows),
+  )
+  const counts: PurgeCounts = Object.fromEntries(PURGES.map(({ table }) => [table, 0]))
+  let rounds = 0
+  let more = true
+  while (more && rounds < maxRounds) {
+    rounds += 1
+    const results = await env.DB.batch(statements)
+    more = false
+    results.forEach((result, i) => {
+      const table = PURGES[i]?.table
+      if (!table) return
+      const changes = result.meta.changes ?? 0
+      counts[table] = (counts[table] ?? 0) + changes
+      if (changes >= batchRows) more = true
+    })
+  }
+  logEvent('info', 'retention.purged', { ...counts, rounds, complete: !more })
+  return counts
+}
+
+/** The Worker's `scheduled()` handler: one purge per cron firing; a failure is logged and alerted. */
+export async function handleScheduled(env: Env): Promise<void> {
+  try {
+    await purge(env)
+  } catch (err) {
+    logEvent('error', 'retention.failed', { error: errorName(err), alert: true })
+    throw err
+  }
+}
