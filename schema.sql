@@ -17,6 +17,11 @@ CREATE TABLE IF NOT EXISTS projects (
 
 -- failed_authentications counts consecutive failures (reset by a success);
 -- locked_until > now means the user is locked (Stytch user locks).
+-- first_name / middle_name / last_name are Stytch's name parts ('' when unset); trusted_metadata and
+-- untrusted_metadata are JSON objects of at most 4 KB each; external_id is the caller's own id for the
+-- user, unique per project (NULL when unset), usable wherever a user_id is.
+-- users_project_created orders users.search pages (keyset on created_at, id) and serves its
+-- created_at filters; users_external_id resolves external ids and enforces their uniqueness.
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -24,9 +29,18 @@ CREATE TABLE IF NOT EXISTS users (
   created_at INTEGER NOT NULL,
   failed_authentications INTEGER NOT NULL DEFAULT 0,
   lock_created_at INTEGER,
-  locked_until INTEGER
+  locked_until INTEGER,
+  first_name TEXT NOT NULL DEFAULT '',
+  middle_name TEXT NOT NULL DEFAULT '',
+  last_name TEXT NOT NULL DEFAULT '',
+  trusted_metadata TEXT NOT NULL DEFAULT '{}',
+  untrusted_metadata TEXT NOT NULL DEFAULT '{}',
+  external_id TEXT
 );
 CREATE INDEX IF NOT EXISTS users_project ON users (project_id);
+CREATE INDEX IF NOT EXISTS users_project_created ON users (project_id, created_at, id);
+CREATE UNIQUE INDEX IF NOT EXISTS users_external_id ON users (project_id, external_id)
+  WHERE external_id IS NOT NULL;
 
 -- One row per phone number per project: a number belongs to at most one user of a project.
 -- attach_expires_at is set when /send attached an unverified number to an existing user; such a
@@ -178,8 +192,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS session_signing_keys_active ON session_signing
   WHERE retired_at IS NULL;
 CREATE INDEX IF NOT EXISTS session_signing_keys_project ON session_signing_keys (project_id, retired_at);
 
--- A session is live while expires_at > now. The token is stored only as SHA-256 (hex): it has 264
--- bits of entropy, so no pepper is needed. Revocation deletes the row, and deleting the user deletes
+-- A session is live while expires_at > now. Sessions are looked up by the token's SHA-256 (hex): it
+-- has 264 bits of entropy, so no pepper is needed. token_iv / token_ct hold the token itself sealed
+-- with AES-256-GCM under a key derived (HKDF) from SESSION_KEY_ENCRYPTION_KEY, bound to project and
+-- session id, so a reply naming the session by its JWT can return the token; NULL for sessions
+-- started before the column existed. Revocation deletes the row, and deleting the user deletes
 -- its sessions (cascade). custom_claims is a JSON object of at most 4 KB without reserved claims.
 -- ip_address / user_agent are the attributes given when the session started ('' when absent).
 CREATE TABLE IF NOT EXISTS sessions (
@@ -192,7 +209,9 @@ CREATE TABLE IF NOT EXISTS sessions (
   expires_at INTEGER NOT NULL,
   ip_address TEXT NOT NULL DEFAULT '',
   user_agent TEXT NOT NULL DEFAULT '',
-  custom_claims TEXT NOT NULL DEFAULT '{}'
+  custom_claims TEXT NOT NULL DEFAULT '{}',
+  token_iv TEXT,
+  token_ct TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, expires_at);
 CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);

@@ -92,7 +92,11 @@ if (command === 'create') {
   if (values.name) assignments.push(`name = ${lit(values.name)}`)
   d1Execute({ remote, configEnv, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
   console.log(JSON.stringify({ project_id: id, ...(secret ? { secret } : {}), settings }, null, 2))
-  console.log('Running Workers pick up the change within 30 seconds (project cache lifetime).')
+  console.log(
+    secret
+      ? 'The new secret works at once; the old one stops on its next use (Workers re-read the project when a secret does not match). Other changes apply within 30 seconds (project cache lifetime).'
+      : 'Running Workers pick up the change within 30 seconds (project cache lifetime).',
+  )
 } else {
   fail('usage: project.mjs create --env test|live [...] | update --id PROJECT_ID [...]')
 }

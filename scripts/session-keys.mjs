@@ -3,6 +3,7 @@
 //   npm run session-keys:rotate -- --id PROJECT_ID [--remote]
 //   npm run session-keys:rotate -- --all [--remote]
 //   npm run session-keys:list -- [--id PROJECT_ID] [--remote]
+//   npm run session-keys:revoke -- --id PROJECT_ID [--kid KID] [--remote]
 // (--persist-to DIR addresses a local state directory other than .wrangler/state, as with dev.mjs;
 // --wrangler-env staging|production picks that wrangler environment's database with --remote.)
 //
@@ -10,6 +11,11 @@
 // signs a JWT (within a minute in every isolate: the key cache lifetime). This script never sees key
 // material: generation and sealing happen inside the Worker, under SESSION_KEY_ENCRYPTION_KEY. The
 // retired key stays in the JWKS until every JWT it signed has expired (src/sessions/keys.ts).
+//
+// Revoking is the emergency path for a key that may be compromised: the key (by default the active
+// one) is deleted, so it is neither published nor trusted any more, with no overlap for the JWTs it
+// signed: each isolate drops it when its key cache expires (within a minute) and signs with a fresh
+// key from then on. Those JWTs are refused from then on; session tokens are not affected.
 import { parseArgs } from 'node:util'
 import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
@@ -18,6 +24,7 @@ const { values } = parseArgs({
   args: rest,
   options: {
     id: { type: 'string' },
+    kid: { type: 'string' },
     all: { type: 'boolean', default: false },
     remote: { type: 'boolean', default: false },
     'persist-to': { type: 'string' },
@@ -50,6 +57,23 @@ if (command === 'rotate') {
   console.log(JSON.stringify({ retired }, null, 2))
   if (retired.length === 0) console.log('No active key: the next JWT signed creates the first one.')
   else console.log('Successors are generated on next use; the retired keys stay published until their JWTs expire.')
+} else if (command === 'revoke') {
+  if (!values.id) fail('give --id PROJECT_ID (and --kid KID for a key other than the active one)')
+  if (values.all) fail('revoke takes one project: --id PROJECT_ID')
+  if (values.kid && !/^jwk-(test|live)-[0-9a-f-]{36}$/.test(values.kid)) fail('--kid must be a key id (jwk-…)')
+  const which = values.kid ? `kid = ${lit(values.kid)}` : 'retired_at IS NULL'
+  const [result] = d1({
+    json: true,
+    sql: `DELETE FROM session_signing_keys WHERE project_id = ${lit(values.id)} AND ${which}
+          RETURNING project_id, kid`,
+  })
+  const revoked = result?.results ?? []
+  console.log(JSON.stringify({ revoked }, null, 2))
+  if (revoked.length === 0) fail(values.kid ? `no key ${values.kid} in ${values.id}` : `${values.id} has no active key`)
+  console.log(
+    'Revoked: no longer published or trusted once each isolate refreshes its key cache (within a minute); ' +
+      'JWTs it signed are refused from then on, and the next JWT is signed with a new key.',
+  )
 } else if (command === 'list') {
   const scope = values.id ? `WHERE project_id = ${lit(values.id)}` : ''
   const [result] = d1({
@@ -65,5 +89,8 @@ if (command === 'rotate') {
   }))
   console.log(JSON.stringify({ keys }, null, 2))
 } else {
-  fail('usage: session-keys.mjs rotate --id PROJECT_ID | --all [--remote]; list [--id PROJECT_ID] [--remote]')
+  fail(
+    'usage: session-keys.mjs rotate --id PROJECT_ID | --all [--remote]; revoke --id PROJECT_ID [--kid KID] [--remote]; ' +
+      'list [--id PROJECT_ID] [--remote]',
+  )
 }

@@ -32,7 +32,8 @@ app.use('/v1/sessions/*', except('/v1/sessions/jwks/*', projectAuth()))
 app.route('/v1/otps', otpRoutes)
 app.route('/v1/users', userRoutes)
 app.route('/v1/sessions', sessionRoutes)
-// Meta's webhook authenticates by signature, and the dev outbox needs none: no projectAuth on either.
+// Meta's webhook authenticates by signature; the dev outbox checks its own preconditions before
+// the project credentials (src/routes/dev.ts).
 app.route('/v1/webhooks', webhookRoutes)
 app.route('/dev', devRoutes)
 

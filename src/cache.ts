@@ -14,10 +14,14 @@ export class IsolateCache<V> {
     this.#max = max
   }
 
-  /** The value stored under `key` if it is still fresh at `at`. */
-  get(key: string, at: number): V | undefined {
+  /**
+   * The value stored under `key` if it is still fresh at `at`: stored less than the cache's lifetime
+   * ago, or less than `maxAgeMs` ago when that is given (a caller with reason to doubt an entry asks
+   * for a younger one).
+   */
+  get(key: string, at: number, maxAgeMs = this.#ttlMs): V | undefined {
     const entry = this.#entries.get(key)
-    if (!entry || entry.storedAt > at || at - entry.storedAt >= this.#ttlMs) return undefined
+    if (!entry || entry.storedAt > at || at - entry.storedAt >= Math.min(maxAgeMs, this.#ttlMs)) return undefined
     return entry.value
   }
 

@@ -100,7 +100,7 @@ export const CONFIG: readonly ConfigEntry[] = [
     name: 'SESSION_KEY_ENCRYPTION_KEY',
     kind: 'secret',
     needed: 'always',
-    description: "AES-256-GCM key (32 bytes, base64) for the projects' JWT signing keys at rest",
+    description: "AES-256-GCM key (32 bytes, base64) for the projects' JWT signing keys at rest; session tokens are sealed under a key derived from it (HKDF)",
     problem: aes256Key,
   },
   {

@@ -100,27 +100,59 @@ function aesKey(secretBase64: string): Promise<CryptoKey> {
   return key
 }
 
+const derivedKeys = new Map<string, Promise<CryptoKey>>()
+
+/**
+ * An AES-256-GCM key for one purpose, derived with HKDF-SHA-256 from a 32-byte base64 secret (`info`
+ * names the purpose), so one secret can seal several kinds of data without two of them ever sharing
+ * a key. Derived keys are cached per isolate.
+ */
+export function derivedAesKey(secretBase64: string, info: string): Promise<CryptoKey> {
+  const cacheKey = `${info}\u0000${secretBase64}`
+  let key = derivedKeys.get(cacheKey)
+  if (!key) {
+    const raw = fromBase64Url(secretBase64.trim())
+    if (raw.byteLength !== 32) return Promise.reject(new Error('the key secret must be 32 bytes, base64-encoded'))
+    key = crypto.subtle
+      .importKey('raw', raw, 'HKDF', false, ['deriveKey'])
+      .then((material) =>
+        crypto.subtle.deriveKey(
+          { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: encoder.encode(info) },
+          material,
+          { name: 'AES-GCM', length: 256 },
+          false,
+          ['encrypt', 'decrypt'],
+        ),
+      )
+    derivedKeys.set(cacheKey, key)
+  }
+  return key
+}
+
 export interface Sealed {
   iv: string
   ct: string
 }
 
-/** AES-256-GCM encryption; `aad` binds the ciphertext to its context (it must match on open). */
-export async function seal(keyBase64: string, plaintext: string, aad: string): Promise<Sealed> {
+/**
+ * AES-256-GCM encryption; `aad` binds the ciphertext to its context (it must match on open). The key
+ * is a base64 secret used as is, or a derived key (derivedAesKey).
+ */
+export async function seal(key: string | CryptoKey, plaintext: string, aad: string): Promise<Sealed> {
   const iv = new Uint8Array(12)
   crypto.getRandomValues(iv)
   const ct = await crypto.subtle.encrypt(
     { name: 'AES-GCM', iv, additionalData: encoder.encode(aad) },
-    await aesKey(keyBase64),
+    typeof key === 'string' ? await aesKey(key) : key,
     encoder.encode(plaintext),
   )
   return { iv: toBase64Url(iv), ct: toBase64Url(new Uint8Array(ct)) }
 }
 
-export async function open(keyBase64: string, sealed: Sealed, aad: string): Promise<string> {
+export async function open(key: string | CryptoKey, sealed: Sealed, aad: string): Promise<string> {
   const pt = await crypto.subtle.decrypt(
     { name: 'AES-GCM', iv: fromBase64Url(sealed.iv), additionalData: encoder.encode(aad) },
-    await aesKey(keyBase64),
+    typeof key === 'string' ? await aesKey(key) : key,
     fromBase64Url(sealed.ct),
   )
   return new TextDecoder().decode(pt)

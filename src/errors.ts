@@ -40,10 +40,18 @@ export const ERRORS = {
   no_session_revoke_arguments: [400, 'One of session_id, session_token or session_jwt is required.'],
   custom_claims_too_large: [400, 'Total custom claims size cannot exceed four kilobytes.'],
   user_id_mismatch: [400, 'The session belongs to a different user.'],
+  metadata_too_large: [400, 'trusted_metadata and untrusted_metadata may each be at most 4 KB of JSON.'],
+  metadata_invalid_format: [400, 'trusted_metadata and untrusted_metadata must be JSON objects.'],
+  invalid_exchange_primary_factor_fields: [
+    400,
+    'Exactly one of email_address and phone_number is required; this service exchanges phone numbers only.',
+  ],
+  invalid_exchange_primary_factor_user: [400, 'The user must have exactly one factor to exchange it.'],
   duplicate_phone_number: [
     409,
     'A user with the specified phone number already exists for this project.',
   ],
+  duplicate_user_external_id: [409, 'A user with the specified external_id already exists for this project.'],
   unauthorized_credentials: [401, 'Unauthorized credentials.'],
   unable_to_auth_otp_code: [
     401,

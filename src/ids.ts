@@ -29,3 +29,14 @@ export function parseId(kind: IdKind, id: string): ProjectEnv | null {
   const m = patterns.get(kind)?.exec(id)
   return m ? (m[1] as ProjectEnv) : null
 }
+
+/** Stytch's external id alphabet: letters, digits, `.`, `_`, `-` and `|`, at most 128 characters. */
+const EXTERNAL_ID = /^[A-Za-z0-9._|-]{1,128}$/
+// Anything shaped like one of our ids (`user-test-…`, `phone-number-live-…`) is never an external id,
+// so a value given where a user_id is accepted names exactly one kind of id.
+const SERVICE_ID = /^[a-z]+(-[a-z]+)*-(test|live)-/
+
+/** True for a well-formed external id (the caller's own id for a user). */
+export function isExternalId(value: string): boolean {
+  return EXTERNAL_ID.test(value) && !SERVICE_ID.test(value)
+}

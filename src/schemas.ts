@@ -1,5 +1,5 @@
 import * as z from 'zod'
-import { parseId } from './ids'
+import { isExternalId, parseId } from './ids'
 
 /**
  * Request and response schemas: the one source for validation and for the OpenAPI document.
@@ -65,11 +65,22 @@ export const HealthResponse = z.object({
 /** A bare acknowledgement (the WhatsApp status webhook). */
 export const AckResponse = z.object({ request_id: z.string(), status_code: z.literal(200) })
 
-const UserId = z
+/** A user's external id: letters, digits, `.`, `_`, `-`, `|`; at most 128; never shaped like our ids. */
+export const ExternalId = z
   .string()
-  .max(100)
-  .refine((id) => parseId('user', id) !== null, 'expected a user id such as user-test-<uuid>')
-  .describe('The user id (`user-test-…` / `user-live-…`). External ids are not supported.')
+  .max(128)
+  .refine(isExternalId, 'expected an external id: 1-128 of A-Z a-z 0-9 . _ - |, not shaped like a user-test-… id')
+  .describe('Your own id for the user (1-128 of A-Z a-z 0-9 . _ - |), unique in the project.')
+
+/** Where a user is named: its user id, or the external id set for it. */
+export const UserId = z
+  .string()
+  .max(128)
+  .refine(
+    (id) => parseId('user', id) !== null || isExternalId(id),
+    'expected a user id such as user-test-<uuid>, or an external id',
+  )
+  .describe('The user id (`user-test-…` / `user-live-…`); an external_id set for the user is accepted too.')
 
 const PhoneId = z
   .string()
@@ -195,6 +206,7 @@ export const User = z.object({
   created_at: z.string().describe('RFC 3339 UTC, e.g. 2021-12-29T12:33:09Z.'),
   trusted_metadata: z.record(z.string(), z.unknown()),
   untrusted_metadata: z.record(z.string(), z.unknown()),
+  external_id: z.string().optional().describe('Only when one is set.'),
   lock_created_at: z.string().optional().describe('Only while the user is locked.'),
   lock_expires_at: z.string().optional().describe('Only while the user is locked.'),
 })
@@ -207,7 +219,7 @@ export const AuthenticateResponse = z.object({
   method_id: z.string(),
   user: User,
   reset_sessions: z.literal(false),
-  session_token: z.string().describe("The new session's token, the presented one, or ''."),
+  session_token: z.string().describe("The session's token (also when it was presented by its JWT), or '' without a session."),
   session_jwt: z.string().describe("A fresh JWT for the session, or '' when there is none."),
   session: Session.nullable().describe('Null unless a session was started or presented.'),
 })
@@ -223,5 +235,130 @@ export const DeletePhoneNumberResponse = z.object({
   request_id: z.string(),
   user_id: z.string(),
   user: User,
+  status_code: z.literal(200),
+})
+
+const NamePart = optional(z.string().max(256))
+export const UserName = z
+  .object({ first_name: NamePart, middle_name: NamePart, last_name: NamePart })
+  .describe('Name parts; a part left out is unchanged on update (empty on create).')
+
+const Metadata = (which: 'trusted' | 'untrusted') =>
+  z
+    .record(z.string(), z.unknown())
+    .describe(
+      which === 'trusted'
+        ? 'Application data about the user for your backend (at most 4 KB of JSON). On update it is merged ' +
+            'as a JSON Merge Patch: keys given replace, null removes a key.'
+        : 'Application data the user may edit, not to be trusted (at most 4 KB of JSON; merged on update as ' +
+            'trusted_metadata is).',
+    )
+
+// No RBAC: only "no roles" is accepted, so a caller assigning roles is told rather than ignored.
+const NoRoles = optional(z.array(z.string()).max(0, 'roles are not supported (no RBAC)')).describe(
+  'Not supported: only an empty list or null is accepted.',
+)
+
+export const CreateUserRequest = z.object({
+  phone_number: PhoneNumber.describe('E.164 number for WhatsApp codes; required (this service has no email).'),
+  email: optional(z.unknown().refine(() => false, 'email is not supported: this service has phone numbers only')),
+  name: optional(UserName),
+  attributes: optional(Attributes),
+  create_user_as_pending: optional(z.boolean()).transform((v) => v ?? false),
+  trusted_metadata: optional(Metadata('trusted')),
+  untrusted_metadata: optional(Metadata('untrusted')),
+  external_id: optional(ExternalId),
+  roles: NoRoles,
+})
+export type CreateUserInput = z.infer<typeof CreateUserRequest>
+
+export const CreateUserResponse = z.object({
+  request_id: z.string(),
+  user_id: z.string(),
+  email_id: z.literal('').describe('Always empty: this service has no emails.'),
+  status: z.enum(['active', 'pending']),
+  phone_id: z.string(),
+  user: User,
+  status_code: z.literal(200),
+})
+
+export const UpdateUserRequest = z.object({
+  name: optional(UserName),
+  attributes: optional(Attributes),
+  trusted_metadata: optional(Metadata('trusted')),
+  untrusted_metadata: optional(Metadata('untrusted')),
+  external_id: optional(ExternalId).describe('Set or change the external id (remove it with DELETE …/external_id).'),
+  roles: NoRoles,
+})
+export type UpdateUserInput = z.infer<typeof UpdateUserRequest>
+
+export const UpdateUserResponse = z.object({
+  request_id: z.string(),
+  user_id: z.string(),
+  emails: none('emails'),
+  phone_numbers: z.array(UserPhoneNumber),
+  crypto_wallets: none('crypto wallets'),
+  user: User,
+  status_code: z.literal(200),
+})
+
+export const ExchangePrimaryFactorRequest = z.object({
+  email_address: optional(z.string().max(320)).describe('Not supported: this service has no emails.'),
+  phone_number: optional(PhoneNumber).describe('The new number; replaces the user’s only one, unverified.'),
+})
+export type ExchangePrimaryFactorInput = z.infer<typeof ExchangePrimaryFactorRequest>
+
+/** The reply of the user-changing routes that return only the user (exchange, delete external id). */
+export const UserChangeResponse = z.object({
+  request_id: z.string(),
+  user_id: z.string(),
+  user: User,
+  status_code: z.literal(200),
+})
+
+/** The largest page users.search returns, and the default (Stytch's bounds). */
+export const SEARCH_MAX_LIMIT = 1_000
+export const SEARCH_DEFAULT_LIMIT = 100
+const MAX_FILTER_VALUES = 100
+
+const Values = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(MAX_FILTER_VALUES)
+const RfcTime = z.iso.datetime({ offset: true }).describe('RFC 3339, e.g. 2021-12-29T12:33:09Z.')
+
+export const SearchOperand = z.discriminatedUnion('filter_name', [
+  z.object({ filter_name: z.literal('user_id'), filter_value: Values(UserId) }),
+  z.object({ filter_name: z.literal('phone_number'), filter_value: Values(PhoneNumber) }),
+  z.object({ filter_name: z.literal('phone_id'), filter_value: Values(PhoneId) }),
+  z.object({ filter_name: z.literal('phone_verified'), filter_value: z.boolean() }),
+  z.object({ filter_name: z.literal('status'), filter_value: z.enum(['active', 'pending']) }),
+  z.object({ filter_name: z.literal('created_at_greater_than'), filter_value: RfcTime }),
+  z.object({ filter_name: z.literal('created_at_less_than'), filter_value: RfcTime }),
+  z.object({
+    filter_name: z.literal('created_at_between'),
+    filter_value: z.object({ greater_than: RfcTime, less_than: RfcTime }),
+  }),
+])
+export type SearchOperandInput = z.infer<typeof SearchOperand>
+
+export const SearchUsersRequest = z.object({
+  cursor: optional(z.string().max(512)).describe('next_cursor of the previous page.'),
+  limit: optional(z.number().int().min(1).max(SEARCH_MAX_LIMIT))
+    .transform((v) => v ?? SEARCH_DEFAULT_LIMIT)
+    .describe('Users per page, 1-1000, default 100.'),
+  query: optional(
+    z.object({
+      operator: z.enum(['AND', 'OR']),
+      operands: z.array(SearchOperand).max(20).describe('No operands: every user.'),
+    }),
+  ).describe('No query: every user of the project.'),
+})
+export type SearchUsersInput = z.infer<typeof SearchUsersRequest>
+
+export const SearchUsersResponse = z.object({
+  request_id: z.string(),
+  results: z.array(User),
+  results_metadata: z.object({
+    next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null on the last page.'),
+    total: z.number().int().describe('How many users match the query in all.'),
+  }),
   status_code: z.literal(200),
 })

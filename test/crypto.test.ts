@@ -1,7 +1,13 @@
-import { describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { bytesEqual, generateCode, open, seal } from '../src/crypto'
 
 describe('generateCode', () => {
+  // A failing assertion ends the test before its last line: the mocked getRandomValues is restored
+  // here so that it cannot leak into the tests that follow.
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
   it('always returns six ASCII digits', () => {
     for (let i = 0; i < 2_000; i++) expect(generateCode()).toMatch(/^[0-9]{6}$/)
   })
@@ -15,7 +21,15 @@ describe('generateCode', () => {
     })
     expect(generateCode()).toBe('123456')
     expect(spy).toHaveBeenCalledTimes(3)
-    spy.mockRestore()
+  })
+
+  it('draws from the real generator again after a test that mocked it', () => {
+    // Two draws of three random bytes each are the same with probability 2^-24; a leaked mock makes
+    // every draw identical.
+    const a = crypto.getRandomValues(new Uint8Array(3))
+    const b = crypto.getRandomValues(new Uint8Array(3))
+    expect(vi.isMockFunction(crypto.getRandomValues)).toBe(false)
+    expect(Array.from(a)).not.toEqual(Array.from(b))
   })
 
   it('spreads codes evenly over the leading digit (chi-square, 9 degrees of freedom)', () => {

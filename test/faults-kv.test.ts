@@ -74,9 +74,12 @@ describe('KV failing during authenticate', () => {
     })
     // KV still has the record; D1's gate is consumed, so presenting the code again fails.
     expect(await env.OTP_KV.get(`otp:${job.phone_id}`)).not.toBeNull()
+    const consumed = await dbGate(job.phone_id)
+    expect(consumed).toMatchObject({ consumed_at: expect.any(Number), consumed_by: expect.any(String) })
+    // The replay is sequential, so only the gate's consumed_at stands between it and a second login.
     const replay = await exchange(post(p, '/v1/otps/authenticate', { method_id: job.phone_id, code }))
     expect(expectWellFormed(replay)).toBe('unable_to_auth_otp_code')
-    expect(await dbGate(job.phone_id)).toMatchObject({ consumed_at: expect.any(Number) })
+    expect(await dbGate(job.phone_id)).toEqual(consumed)
   })
 })
 

@@ -200,7 +200,7 @@ describe('fuzz: the WhatsApp webhook', () => {
 })
 
 describe('fuzz: GET /dev/whatsapp/outbox', () => {
-  it('answers any query with the messages or a Stytch 400, never 5xx, and changes nothing', async () => {
+  it('answers any query and credentials with the messages, a Stytch 400 or 401, never 5xx, and changes nothing', async () => {
     const query = fc.record(
       {
         phone_number: fc.oneof(phoneLike, fc.constantFrom(...pool.phoneNumbers), fc.constant('')),
@@ -213,12 +213,17 @@ describe('fuzz: GET /dev/whatsapp/outbox', () => {
       { requiredKeys: [] },
     )
     await fc.assert(
-      fc.asyncProperty(query, fc.boolean(), async (q, encodePlus) => {
+      fc.asyncProperty(withCredentials(query), fc.boolean(), async ([creds, q], encodePlus) => {
         let search = new URLSearchParams(q).toString()
         if (!encodePlus) search = search.replaceAll('%2B', '+')
-        const o = await exchange({ method: 'GET', path: `/dev/whatsapp/outbox?${search}`, headers: {} })
+        const headers: Record<string, string> = creds.header === undefined ? {} : { authorization: creds.header }
+        const o = await exchange({ method: 'GET', path: `/dev/whatsapp/outbox?${search}`, headers })
         const errorType = expectWellFormed(o, { plainSuccess: true })
         expectNothingChanged(o)
+        if (!creds.valid) {
+          expect(errorType).toBe('unauthorized_credentials')
+          return
+        }
         if (errorType !== null) {
           expect(['bad_request', 'invalid_phone_number']).toContain(errorType)
           return

@@ -111,7 +111,7 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('GET', '/v1/users/:user_id', `/v1/users/${userId}`)).status).toBe(200)
     const missing = await check('GET', '/v1/users/:user_id', `/v1/users/user-test-${uuid()}`)
     expect(missing.body.error_type).toBe('user_not_found')
-    const malformed = await check('GET', '/v1/users/:user_id', '/v1/users/nope')
+    const malformed = await check('GET', '/v1/users/:user_id', '/v1/users/user-test-nope')
     expect(malformed.body.error_type).toBe('invalid_user_id')
     const phonePath = '/v1/users/phone_numbers/:phone_id'
     expect((await check('DELETE', phonePath, `/v1/users/phone_numbers/${phoneId}`)).status).toBe(200)
@@ -119,6 +119,54 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('DELETE', phonePath, '/v1/users/phone_numbers/nope')).status).toBe(400)
     expect((await check('DELETE', '/v1/users/:user_id', `/v1/users/${userId}`)).status).toBe(200)
     expect((await check('DELETE', '/v1/users/:user_id', `/v1/users/${userId}`)).status).toBe(404)
+  })
+
+  it('Users API: create, update, search, exchange the number, delete the external id, and their errors', async () => {
+    const create = await check('POST', '/v1/users', '/v1/users', {
+      body: {
+        phone_number: '+12025550310',
+        name: { first_name: 'Ada' },
+        trusted_metadata: { plan: 'pro' },
+        external_id: 'openapi-ada',
+      },
+    })
+    expect(create.status).toBe(200)
+    const taken = await check('POST', '/v1/users', '/v1/users', { body: { phone_number: '+12025550310' } })
+    expect(taken.body.error_type).toBe('duplicate_phone_number')
+    const sameExternal = await check('POST', '/v1/users', '/v1/users', {
+      body: { phone_number: '+12025550311', external_id: 'openapi-ada' },
+    })
+    expect(sameExternal.body.error_type).toBe('duplicate_user_external_id')
+    const big = { blob: 'x'.repeat(5_000) }
+    const tooBig = await check('POST', '/v1/users', '/v1/users', {
+      body: { phone_number: '+12025550311', untrusted_metadata: big },
+    })
+    expect(tooBig.body.error_type).toBe('metadata_too_large')
+
+    const put = '/v1/users/:user_id'
+    const updated = await check('PUT', put, '/v1/users/openapi-ada', { body: { untrusted_metadata: { theme: 'dark' } } })
+    expect(updated.status).toBe(200)
+    expect((await check('PUT', put, `/v1/users/user-test-${uuid()}`, { body: {} })).body.error_type).toBe(
+      'user_not_found',
+    )
+    const search = await check('POST', '/v1/users/search', '/v1/users/search', {
+      body: { limit: 1, query: { operator: 'AND', operands: [{ filter_name: 'phone_number', filter_value: ['+12025550310'] }] } },
+    })
+    expect(search.status).toBe(200)
+    const badSearch = await check('POST', '/v1/users/search', '/v1/users/search', { body: { limit: 0 } })
+    expect(badSearch.body.error_type).toBe('bad_request')
+
+    const exchange = '/v1/users/:user_id/exchange_primary_factor'
+    const exchanged = await check('PUT', exchange, '/v1/users/openapi-ada/exchange_primary_factor', {
+      body: { phone_number: '+12025550312' },
+    })
+    expect(exchanged.status).toBe(200)
+    const noFields = await check('PUT', exchange, '/v1/users/openapi-ada/exchange_primary_factor', { body: {} })
+    expect(noFields.body.error_type).toBe('invalid_exchange_primary_factor_fields')
+
+    const external = '/v1/users/:user_id/external_id'
+    expect((await check('DELETE', external, '/v1/users/openapi-ada/external_id')).status).toBe(200)
+    expect((await check('DELETE', external, '/v1/users/openapi-ada/external_id')).body.error_type).toBe('user_not_found')
   })
 
   it('Sessions API: list, authenticate, revoke, JWKS, and their errors', async () => {
@@ -131,7 +179,7 @@ describe('real replies match the OpenAPI document', () => {
     const token = String(started.body.session_token)
     const jwt = String(started.body.session_jwt)
     expect((await check('GET', '/v1/sessions', `/v1/sessions?user_id=${userId}`)).status).toBe(200)
-    expect((await check('GET', '/v1/sessions', '/v1/sessions?user_id=nope')).status).toBe(400)
+    expect((await check('GET', '/v1/sessions', '/v1/sessions?user_id=user-test-nope')).status).toBe(400)
     expect((await check('GET', '/v1/sessions', `/v1/sessions?user_id=user-test-${uuid()}`)).status).toBe(404)
     const SA = '/v1/sessions/authenticate'
     expect(
@@ -171,12 +219,13 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('GET', '/openapi.json', '/openapi.json', { project: null })).status).toBe(200)
     await loginCode(p, '+12025550309')
     const outbox = '/dev/whatsapp/outbox'
-    expect(
-      (await check('GET', outbox, `${outbox}?phone_number=%2B12025550309&limit=5`, { project: null })).status,
-    ).toBe(200)
-    expect((await check('GET', outbox, `${outbox}?limit=0`, { project: null })).status).toBe(400)
+    expect((await check('GET', outbox, `${outbox}?phone_number=%2B12025550309&limit=5`, { project: p })).status).toBe(
+      200,
+    )
+    expect((await check('GET', outbox, `${outbox}?limit=0`, { project: p })).status).toBe(400)
+    expect((await check('GET', outbox, outbox, { project: null })).status).toBe(401)
     const meta = { ...env, WHATSAPP_PROVIDER: 'meta' } as Env
-    expect((await check('GET', outbox, outbox, { project: null, env: meta })).status).toBe(404)
+    expect((await check('GET', outbox, outbox, { project: p, env: meta })).status).toBe(404)
   })
 
   // Runs last (tests in a file run in order): every documented operation had a real success above.

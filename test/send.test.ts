@@ -285,7 +285,7 @@ describe('POST /v1/otps/whatsapp/send', () => {
       [{}, 'bad_request'],
       [{ phone_number: PHONE, expiration_minutes: 11 }, 'invalid_expiration_otp'],
       [{ phone_number: PHONE, locale: 'xx' }, 'invalid_locale'],
-      [{ phone_number: PHONE, user_id: 'user-123' }, 'invalid_user_id'],
+      [{ phone_number: PHONE, user_id: 'user-test-123' }, 'invalid_user_id'],
       [{ phone_number: PHONE, user_id: `phone-number-test-${crypto.randomUUID()}` }, 'invalid_user_id'],
       [{ phone_number: PHONE, user_id: 7 }, 'invalid_user_id'],
       [{ phone_number: PHONE, session_token: 5 }, 'invalid_session_token'],

@@ -58,13 +58,13 @@ describe('POST /v1/sessions/authenticate', () => {
     expect(decodeParts(jwt).payload).toMatchObject({ iat: (T0 + 10 * MINUTE) / 1000 })
   })
 
-  it('authenticates by JWT, even an expired one while its session lives; the token is not returned', async () => {
+  it('authenticates by JWT, even an expired one while its session lives, and returns the session token', async () => {
     const p = await project()
     const s = await login(p, PHONE)
     vi.setSystemTime(T0 + 30 * MINUTE) // the JWT expired 25 minutes ago; the session has 30 left
     const res = await sessionsAuthenticate(p, { session_jwt: s.jwt })
     expect(res.status).toBe(200)
-    expect(res.body).toMatchObject({ session_token: '', session: { session_id: s.session.session_id } })
+    expect(res.body).toMatchObject({ session_token: s.token, session: { session_id: s.session.session_id } })
     expect(decodeParts(String(res.body.session_jwt)).payload.exp).toBe((T0 + 35 * MINUTE) / 1000)
   })
 
@@ -246,13 +246,13 @@ describe('GET /v1/sessions', () => {
 
   it('validates user_id', async () => {
     const p = await project()
-    expectStytchError(await sessionsList(p, 'user-1'), 400, 'invalid_user_id')
+    expectStytchError(await sessionsList(p, 'user-test-1'), 400, 'invalid_user_id')
     expectStytchError(await callJson('GET', '/v1/sessions', { project: p }), 400, 'bad_request')
   })
 })
 
 describe('session storage', () => {
-  it('stores the token only as its SHA-256 and issues 44-character tokens', async () => {
+  it('looks the token up by its SHA-256, never stores it in clear, and issues 44-character tokens', async () => {
     const p = await project()
     const s = await login(p, PHONE)
     expect(s.token).toMatch(/^[A-Za-z0-9_-]{44}$/)

@@ -163,14 +163,14 @@ describe('POST /v1/otps/authenticate with an existing session', () => {
     expect(await sessionRows(s.userId)).toHaveLength(1)
   })
 
-  it('refreshes the factor when the same phone authenticates again (by JWT); the token is not returned', async () => {
+  it('refreshes the factor when the same phone authenticates again (by JWT), returning the session token', async () => {
     const p = await project()
     const s = await login(p, PHONE)
     vi.setSystemTime(T0 + 20 * MINUTE) // the JWT has expired; its session has not
     const { code } = await loginCode(p, PHONE)
     const res = await authenticate(p, { method_id: s.phoneId, code, session_jwt: s.jwt })
     expect(res.status).toBe(200)
-    expect(res.body).toMatchObject({ session_token: '' })
+    expect(res.body).toMatchObject({ session_token: s.token })
     const session = res.body.session as { expires_at: string; authentication_factors: unknown[] }
     expect(session.expires_at).toBe(s.session.expires_at)
     expect(session.authentication_factors).toEqual([

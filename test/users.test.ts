@@ -63,7 +63,8 @@ describe('GET /v1/users/{user_id}', () => {
   })
 
   it.each([
-    ['user-123', 'invalid_user_id'],
+    ['user-test-123', 'invalid_user_id'],
+    ['user id', 'invalid_user_id'],
     [`phone-number-test-${crypto.randomUUID()}`, 'invalid_user_id'],
     [`user-test-${crypto.randomUUID().toUpperCase()}`, 'invalid_user_id'],
   ])('refuses the malformed id %s with 400 %s', async (id, errorType) => {
@@ -127,7 +128,7 @@ describe('DELETE /v1/users/{user_id}', () => {
     const { userId } = await loginCode(other, PHONE)
     expectStytchError(await deleteUser(p, userId), 404, 'user_not_found')
     expect((await getUser(other, userId)).status).toBe(200)
-    expectStytchError(await deleteUser(p, 'nope'), 400, 'invalid_user_id')
+    expectStytchError(await deleteUser(p, 'user-test-nope'), 400, 'invalid_user_id')
   })
 
   it('accepts the empty JSON body the Stytch SDK sends', async () => {

@@ -199,6 +199,9 @@ describe('Meta provider: retry policy by error.code', () => {
       'timeout',
     ],
     ['a 502 without JSON', () => Promise.resolve(metaReply(502, '<html>Bad Gateway</html>')), 'http_502'],
+    // A proxy in front of the Graph API can time out or throttle without Meta's JSON error body.
+    ['a bare 408 without JSON', () => Promise.resolve(metaReply(408, 'Request Timeout')), 'http_408'],
+    ['a bare 429 without JSON', () => Promise.resolve(metaReply(429, '')), 'http_429'],
     ['a 500 with an unknown code', () => Promise.resolve(metaError(500, 999_999)), 'meta_error'],
   ])('retries %s', async (_name, reply, detail) => {
     const { job } = await issueJob()

@@ -17,7 +17,8 @@ export const ATTACH_WINDOW_MS = 5 * 60_000
 // A phone row is visible unless it is an attachment whose window has passed (?3 = now).
 const VISIBLE = '(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ?3)'
 /** The UserRow columns of `users u` (src/users/user-object.ts). */
-export const USER_COLUMNS = 'u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until'
+export const USER_COLUMNS = `u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until,
+  u.first_name, u.middle_name, u.last_name, u.trusted_metadata, u.untrusted_metadata, u.external_id`
 
 /**
  * SQL over a `phones` row (optionally qualified, e.g. 'p.'): the row is the number's real owner, i.e.
@@ -28,7 +29,8 @@ export const ownsNumber = (p = '') => `(${p}verified = 1 OR ${p}attach_expires_a
 /**
  * Releases the number if it is an unverified attachment, whether or not its window has passed (the
  * gate row goes with it, so the attaching flow's code stops working): for login_or_create, which must
- * never resolve a number to a user whose only claim on it is an attachment.
+ * never resolve a number to a user whose only claim on it is an attachment, and for users.create and
+ * exchange_primary_factor, which must never treat such a number as that user's.
  */
 export function releaseAttachmentByNumber(db: D1Database, projectId: string, phoneNumber: string) {
   return db
@@ -169,4 +171,52 @@ export function deletePhoneStatements(db: D1Database, projectId: string, phoneId
 /** The ids of a user's phones (for their KV keys). */
 export function phoneIdsStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
   return db.prepare('SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId)
+}
+
+/** The row holding a number in the project (at most one), whatever its state. */
+export function numberHolderStatement(db: D1Database, projectId: string, phoneNumber: string) {
+  return db
+    .prepare(
+      `SELECT id AS phone_id, user_id, verified, attach_expires_at FROM phones
+       WHERE project_id = ?1 AND phone_number = ?2`,
+    )
+    .bind(projectId, phoneNumber)
+}
+
+/**
+ * exchange_primary_factor: replaces the user's phone `oldPhoneId` by a new, unverified phone row
+ * for `phoneNumber` (a new phone id, so no code sent to the old number can ever verify the new one;
+ * the old gate goes with the old row). Every write is conditional on the old phone still being the
+ * user's and on nobody holding the number once an unverified attachment of it has been released,
+ * so the batch either exchanges or changes nothing. The new row exists afterwards iff it worked.
+ */
+export function exchangePhoneStatements(
+  db: D1Database,
+  args: { projectId: string; userId: string; oldPhoneId: string; newPhoneId: string; phoneNumber: string; at: number },
+): D1PreparedStatement[] {
+  const { projectId, userId, oldPhoneId, newPhoneId, phoneNumber, at } = args
+  const stillTheUsers = 'EXISTS (SELECT 1 FROM phones WHERE id = ?3 AND project_id = ?1 AND user_id = ?2)'
+  return [
+    db
+      .prepare(
+        `DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?4 AND NOT ${ownsNumber()} AND ${stillTheUsers}`,
+      )
+      .bind(projectId, userId, oldPhoneId, phoneNumber),
+    db
+      .prepare(
+        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at)
+         SELECT ?5, ?1, ?2, ?4, 0, ?6 WHERE ${stillTheUsers}
+           AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?4)`,
+      )
+      .bind(projectId, userId, oldPhoneId, phoneNumber, newPhoneId, at),
+    db
+      .prepare(
+        `DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2
+           AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)`,
+      )
+      .bind(projectId, oldPhoneId, newPhoneId),
+    db
+      .prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)')
+      .bind(projectId, oldPhoneId, newPhoneId),
+  ]
 }

@@ -1,11 +1,11 @@
 import type { MiddlewareHandler } from 'hono'
 import { now } from '../clock'
 import { bytesEqual, sha256 } from '../crypto'
-import { findProject } from '../db/projects'
+import { type Project, findProject, rereadProject } from '../db/projects'
 import { projectEnv } from '../db/shard'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
-import { parseId } from '../ids'
+import { type ProjectEnv, parseId } from '../ids'
 
 const MAX_AUTHORIZATION_LENGTH = 1_024
 
@@ -20,19 +20,30 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     if (!credentials) throw new StytchError('unauthorized_credentials')
     const env = parseId('project', credentials.projectId)
     if (!env) throw new StytchError('unauthorized_credentials')
-    const [project, presented] = await Promise.all([
-      findProject(c.env.DB, credentials.projectId, now()),
+    const at = now()
+    const [cached, presented] = await Promise.all([
+      findProject(c.env.DB, credentials.projectId, at),
       sha256(credentials.secret),
     ])
+    let project = cached
+    // A mismatch against a cached record may mean the secret was rotated since it was read: read the
+    // record again (at most once a second per project and isolate) before refusing.
+    if (project && !matches(project, presented, env)) {
+      project = await rereadProject(c.env.DB, credentials.projectId, at)
+    }
     // Compare against a dummy hash when the project is unknown so both paths do the same work.
-    const expected = project?.secretHash ?? new Uint8Array(32)
-    const ok = bytesEqual(presented, expected) && project !== null && project.env === env
+    const ok = project ? matches(project, presented, env) : bytesEqual(presented, new Uint8Array(32)) && false
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
     // From here on, DB is the database holding this project's data.
     c.env = projectEnv(c.env, project.id)
     await next()
   }
+}
+
+/** The presented secret hashes to the stored one (constant time) and the id's infix is the project's env. */
+function matches(project: Project, presented: Uint8Array, env: ProjectEnv): boolean {
+  return bytesEqual(presented, project.secretHash) && project.env === env
 }
 
 function parseBasic(header: string | undefined): { projectId: string; secret: string } | null {

@@ -26,6 +26,8 @@ const FIELD_ERROR_TYPES: Record<string, ErrorType> = {
   session_jwt: 'invalid_session_jwt',
   session_custom_claims: 'invalid_session_custom_claims',
   session_id: 'invalid_session_id',
+  trusted_metadata: 'metadata_invalid_format',
+  untrusted_metadata: 'metadata_invalid_format',
 }
 
 /** Turns the first zod issue into the matching Stytch error. */

@@ -5,15 +5,23 @@ import {
   AckResponse,
   AuthenticateRequest,
   AuthenticateResponse,
+  CreateUserRequest,
+  CreateUserResponse,
   DeletePhoneNumberResponse,
   DeleteUserResponse,
   GetUserResponse,
   HealthResponse,
   LoginOrCreateRequest,
   LoginOrCreateResponse,
+  ExchangePrimaryFactorRequest,
   PhoneIdParam,
+  SearchUsersRequest,
+  SearchUsersResponse,
   SendRequest,
   SendResponse,
+  UpdateUserRequest,
+  UpdateUserResponse,
+  UserChangeResponse,
   UserIdParam,
 } from '../schemas'
 import {
@@ -33,7 +41,7 @@ import {
  */
 
 export interface RouteDoc {
-  method: 'get' | 'post' | 'delete'
+  method: 'get' | 'post' | 'put' | 'delete'
   /** The path as Hono registers it (`/v1/users/:user_id`). */
   path: string
   operationId: string
@@ -129,6 +137,39 @@ export const ROUTES: readonly RouteDoc[] = [
     ],
   },
   {
+    method: 'post',
+    path: '/v1/users',
+    operationId: 'usersCreate',
+    summary: 'Create a user with a phone number, name, metadata and external id',
+    description:
+      'A number whose only claim is an unverified attachment by /send is released and given to the new user.',
+    tag: 'Users',
+    auth: 'project',
+    body: CreateUserRequest,
+    response: CreateUserResponse,
+    errors: [
+      'invalid_phone_number',
+      'invalid_phone_number_country_code',
+      'duplicate_phone_number',
+      'duplicate_user_external_id',
+      'metadata_too_large',
+      'too_many_requests',
+    ],
+  },
+  {
+    method: 'post',
+    path: '/v1/users/search',
+    operationId: 'usersSearch',
+    summary: 'Search users by phone number, phone id, user id, verification, status or creation time',
+    description:
+      'Filters combine with AND or OR; pages of 1-1000 users (default 100), oldest first, continued with next_cursor.',
+    tag: 'Users',
+    auth: 'project',
+    body: SearchUsersRequest,
+    response: SearchUsersResponse,
+    errors: [],
+  },
+  {
     method: 'get',
     path: '/v1/users/:user_id',
     operationId: 'usersGet',
@@ -137,6 +178,48 @@ export const ROUTES: readonly RouteDoc[] = [
     auth: 'project',
     params: UserIdParam,
     response: GetUserResponse,
+    errors: ['user_not_found'],
+  },
+  {
+    method: 'put',
+    path: '/v1/users/:user_id',
+    operationId: 'usersUpdate',
+    summary: "Update a user's name, metadata (merged) or external id",
+    tag: 'Users',
+    auth: 'project',
+    params: UserIdParam,
+    body: UpdateUserRequest,
+    response: UpdateUserResponse,
+    errors: ['user_not_found', 'duplicate_user_external_id', 'metadata_too_large'],
+  },
+  {
+    method: 'put',
+    path: '/v1/users/:user_id/exchange_primary_factor',
+    operationId: 'usersExchangePrimaryFactor',
+    summary: "Replace a user's only phone number by another (unverified, with a new phone_id)",
+    tag: 'Users',
+    auth: 'project',
+    params: UserIdParam,
+    body: ExchangePrimaryFactorRequest,
+    response: UserChangeResponse,
+    errors: [
+      'user_not_found',
+      'invalid_phone_number',
+      'invalid_phone_number_country_code',
+      'invalid_exchange_primary_factor_fields',
+      'invalid_exchange_primary_factor_user',
+      'duplicate_phone_number',
+    ],
+  },
+  {
+    method: 'delete',
+    path: '/v1/users/:user_id/external_id',
+    operationId: 'usersDeleteExternalId',
+    summary: "Remove a user's external id",
+    tag: 'Users',
+    auth: 'project',
+    params: UserIdParam,
+    response: UserChangeResponse,
     errors: ['user_not_found'],
   },
   {
@@ -255,13 +338,15 @@ export const ROUTES: readonly RouteDoc[] = [
     method: 'get',
     path: '/dev/whatsapp/outbox',
     operationId: 'devWhatsappOutbox',
-    summary: 'Local development only: the codes the console provider "sent", newest first',
+    summary: 'Local development only: the codes the console provider "sent" for a test project, newest first',
     description:
-      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default); otherwise 404 route_not_found.',
+      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default) and only for requests ' +
+      'addressed to a loopback host (localhost, 127.0.0.0/8, ::1); otherwise 404 route_not_found. Needs the ' +
+      "credentials of a test project (a live project's are refused with 403) and lists only its messages.",
     tag: 'Development',
-    auth: 'none',
+    auth: 'project',
     query: OutboxQuery,
     response: OutboxResponse,
-    errors: ['route_not_found'],
+    errors: ['route_not_found', 'forbidden'],
   },
 ]

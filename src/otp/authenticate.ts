@@ -182,7 +182,7 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   if (used || (a.sandbox && sandboxPhone)) {
     if (used) await dropCodeRecord(env, phoneId)
     const phones = (results.at(-1)?.results ?? []) as PhoneRow[]
-    const sessionFields = await sessionResult(project.id, a.session, results.slice(...pass.sessionAt), at)
+    const sessionFields = await sessionResult(env, project.id, a.session, results.slice(...pass.sessionAt), at)
     return { user_id: state.user_id, method_id: phoneId, user: userObject(state, phones, at), ...sessionFields }
   }
   if (isLocked(state, at)) throw new StytchError('user_lock_limit_reached')

@@ -3,22 +3,72 @@ import * as z from 'zod'
 import { rfc3339 } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
+import {
+  convertIPv4MappedIPv6ToIPv4,
+  convertIPv4ToBinary,
+  convertIPv6ToBinary,
+  distinctRemoteAddr,
+  isIPv4MappedIPv6,
+} from 'hono/utils/ipaddr'
+import { projectAuth } from '../middleware/auth'
 import { validate } from '../middleware/validate'
 import { listOutbox } from '../whatsapp/console'
 
 /**
  * Local development routes. They exist only while the console provider is active: with any other
  * WHATSAPP_PROVIDER (the deployed default is "meta") every path here is a plain route_not_found, the
- * same answer as for a path that was never defined. No authentication, as for a local mail catcher.
+ * same answer as for a path that was never defined. They also answer only a request addressed to a
+ * loopback host: a web page the developer visits could otherwise rebind its own domain name to
+ * 127.0.0.1 and read the codes from the browser (its requests carry the page's own Host). And they
+ * need the Basic credentials of a test project, and show only that project's messages.
  */
 export const devRoutes = new Hono<AppEnv>()
 
 devRoutes.use('*', async function consoleProviderOnly(c, next) {
-  if (c.env.WHATSAPP_PROVIDER !== 'console') {
+  if (c.env.WHATSAPP_PROVIDER !== 'console' || !isLoopbackRequest(c.req.raw)) {
     throw new StytchError('route_not_found', { message: `No route for ${c.req.method} ${c.req.path}.` })
   }
   await next()
 })
+devRoutes.use('*', projectAuth())
+devRoutes.use('*', async function testProjectsOnly(c, next) {
+  if (c.var.project.env !== 'test') {
+    throw new StytchError('forbidden', { message: 'The outbox shows the messages of test projects only.' })
+  }
+  await next()
+})
+
+/**
+ * True when both the URL and the Host header (when there is one) name a loopback host: `localhost`
+ * or a name under `.localhost` (browsers resolve those to loopback themselves, never through DNS),
+ * an IPv4 address in 127.0.0.0/8, `::1`, or an IPv4-mapped IPv6 form of 127.0.0.0/8.
+ */
+export function isLoopbackRequest(request: Request): boolean {
+  const urlHost = new URL(request.url).hostname
+  const hostHeader = request.headers.get('host')
+  return isLoopbackName(urlHost) && (hostHeader === null || isLoopbackName(hostOfHeader(hostHeader)))
+}
+
+/** The host part of a Host header value (`name`, `name:port`, `[v6]`, `[v6]:port`). */
+function hostOfHeader(value: string): string {
+  const trimmed = value.trim()
+  const bracketed = /^\[([^\]]*)\](?::[0-9]*)?$/.exec(trimmed)
+  if (bracketed) return bracketed[1] ?? ''
+  return trimmed.replace(/:[0-9]*$/, '')
+}
+
+function isLoopbackName(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '')
+  if (name === 'localhost' || name.endsWith('.localhost')) return true
+  const type = distinctRemoteAddr(name)
+  if (type === 'IPv4') return convertIPv4ToBinary(name) >> 24n === 127n
+  if (type === 'IPv6') {
+    const bits = convertIPv6ToBinary(name)
+    if (bits === 1n) return true
+    return isIPv4MappedIPv6(bits) && convertIPv4MappedIPv6ToIPv4(bits) >> 24n === 127n
+  }
+  return false
+}
 
 /** The outbox filter (query string). */
 export const OutboxQuery = z.object({
@@ -46,10 +96,10 @@ export const OutboxResponse = z.object({
   ),
 })
 
-/** GET /dev/whatsapp/outbox: what the console provider "sent", newest first. */
+/** GET /dev/whatsapp/outbox: what the console provider "sent" for the calling test project, newest first. */
 devRoutes.get('/whatsapp/outbox', validate('query', OutboxQuery), async (c) => {
   const { phone_number: phoneNumber, limit } = c.req.valid('query')
-  const messages = await listOutbox(c.env.DB, phoneNumber, limit)
+  const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
   return c.json({
     messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
   } satisfies z.infer<typeof OutboxResponse>)

@@ -63,15 +63,19 @@ interface TrustedKey {
   key?: Promise<CryptoKey>
 }
 
-// The JWKS route is public, so any project id can reach these caches: they are bounded.
+// The JWKS route is public, so any project id can reach these caches: they are bounded. Empty key
+// sets (any id that has signed nothing, including ids of no project) are remembered apart from real
+// ones, so requesting the JWKS of many made-up ids cannot push real projects' keys out.
 const CACHE_MAX_PROJECTS = 1_000
 const signers = new IsolateCache<SigningKey>(KEY_CACHE_TTL_MS, CACHE_MAX_PROJECTS)
 const verifiers = new IsolateCache<TrustedKey[]>(KEY_CACHE_TTL_MS, CACHE_MAX_PROJECTS)
+const emptyKeySets = new IsolateCache<true>(KEY_CACHE_TTL_MS, CACHE_MAX_PROJECTS)
 
 /** Forgets cached keys (tests reset storage between files and rotate keys under a moved clock). */
 export function clearSessionKeyCache(): void {
   signers.clear()
   verifiers.clear()
+  emptyKeySets.clear()
 }
 
 /**
@@ -148,6 +152,7 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
   const winner = results.at(-1)?.results[0] as KeyRow | undefined
   if (!winner) throw new Error('no active session signing key after creating one')
   verifiers.delete(projectId)
+  emptyKeySets.delete(projectId)
   return winner
 }
 
@@ -202,7 +207,8 @@ export async function verificationKey(env: Env, projectId: string, kid: string, 
 }
 
 async function loadTrusted(env: Env, projectId: string, at: number, reload: boolean): Promise<TrustedKey[]> {
-  let keys = reload ? undefined : verifiers.get(projectId, at)
+  const cachedEmpty: TrustedKey[] | undefined = emptyKeySets.get(projectId, at) ? [] : undefined
+  let keys = reload ? undefined : (verifiers.get(projectId, at) ?? cachedEmpty)
   if (!keys) {
     const { results } = await env.DB.prepare(
       `SELECT kid, public_jwk, retired_at FROM session_signing_keys
@@ -219,7 +225,13 @@ async function loadTrusted(env: Env, projectId: string, at: number, reload: bool
       if (key) trusted.key = key
       return trusted
     })
-    verifiers.set(projectId, keys, at)
+    if (keys.length > 0) {
+      emptyKeySets.delete(projectId)
+      verifiers.set(projectId, keys, at)
+    } else {
+      verifiers.delete(projectId)
+      emptyKeySets.set(projectId, true, at)
+    }
   }
   // A cached set may hold a key whose trust window closed since it was read.
   return keys.filter((k) => k.retiredAt === null || k.retiredAt > at - RETIRED_KEY_TRUST_MS)

@@ -2,13 +2,16 @@ import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
 import type { StytchSession } from '../schemas'
+import { resolveUserId } from '../users/service'
 import {
   credentialOf,
   hashSessionToken,
   newSessionToken,
   projectSigningKey,
+  sealSessionToken,
   sessionJwt,
   sessionSelector,
+  unsealSessionToken,
 } from './credentials'
 import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
@@ -81,8 +84,9 @@ export async function planSession(
 
   if (!credential) {
     const token = newSessionToken()
+    const id = newId('session', project.env)
     const session: NewSession = {
-      id: newId('session', project.env),
+      id,
       projectId: project.id,
       tokenHash: await hashSessionToken(token),
       at,
@@ -90,6 +94,7 @@ export async function planSession(
       ipAddress: input.attributes?.ip_address ?? '',
       userAgent: input.attributes?.user_agent ?? '',
       customClaims: initialCustomClaims(input.session_custom_claims),
+      sealedToken: await sealSessionToken(env, project.id, id, token),
     }
     return { kind: 'new', token, session, key }
   }
@@ -154,6 +159,7 @@ export function sessionStatements(
  * `session_not_found`, although the code has been used by then.
  */
 export async function sessionResult(
+  env: Env,
   projectId: string,
   plan: SessionPlan,
   results: readonly D1Result[],
@@ -166,7 +172,9 @@ export async function sessionResult(
     throw new StytchError('session_not_found')
   }
   const session = sessionObject(row, (results.at(-1)?.results ?? []) as FactorRow[])
-  return { session_token: plan.token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }
+  // A session presented by its JWT answers with its token too, as Stytch does.
+  const token = plan.token || (await unsealSessionToken(env, projectId, row))
+  return { session_token: token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }
 }
 
 /**
@@ -180,10 +188,12 @@ export async function sendUserId(
   at: number,
 ): Promise<string | undefined> {
   const credential = credentialOf(input)
-  if (!credential) return input.user_id
+  // An external id stands for its user's id.
+  const userId = input.user_id === undefined ? undefined : await resolveUserId(env, project, input.user_id)
+  if (!credential) return userId
   const selector = await sessionSelector(env, project.id, credential, at)
   const row = await sessionStatement(env.DB, project.id, selector, at).first<SessionRow>()
   if (!row) throw new StytchError('session_not_found')
-  if (input.user_id !== undefined && input.user_id !== row.user_id) throw new StytchError('user_id_mismatch')
+  if (userId !== undefined && userId !== row.user_id) throw new StytchError('user_id_mismatch')
   return row.user_id
 }

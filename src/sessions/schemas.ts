@@ -1,6 +1,14 @@
 import * as z from 'zod'
 import { parseId } from '../ids'
-import { Session, SessionCustomClaims, SessionDurationMinutes, SessionJwt, SessionToken, User } from '../schemas'
+import {
+  Session,
+  SessionCustomClaims,
+  SessionDurationMinutes,
+  SessionJwt,
+  SessionToken,
+  User,
+  UserId,
+} from '../schemas'
 
 /**
  * Request and response schemas of the sessions API (Stytch's /v1/sessions/*). The session fields the
@@ -15,10 +23,6 @@ const SessionId = z
   .max(100)
   .refine((id) => parseId('session', id) !== null, 'expected a session id such as session-test-<uuid>')
 
-const UserId = z
-  .string()
-  .max(100)
-  .refine((id) => parseId('user', id) !== null, 'expected a user id such as user-test-<uuid>')
 
 // RBAC is not implemented: a caller asking for an authorization check must not get a silent "yes".
 const AuthorizationCheck = optional(
@@ -46,7 +50,9 @@ export const SessionsGetQuery = z.object({ user_id: UserId })
 export const SessionsAuthenticateResponse = z.object({
   request_id: z.string(),
   session: Session,
-  session_token: z.string().describe("The token that was presented; '' when the session was named by a JWT."),
+  session_token: z
+    .string()
+    .describe("The session's token, also when the session was named by a JWT ('' only for a session started before tokens were kept sealed)."),
   session_jwt: z.string().describe('A fresh JWT (five minutes, never past the session).'),
   user: User,
   status_code: z.literal(200),

@@ -4,8 +4,16 @@ import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
 import type { StytchSession, StytchUser } from '../schemas'
+import { resolveUserId } from '../users/service'
 import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
-import { countGiven, credentialOf, projectSigningKey, sessionJwt, sessionSelector } from './credentials'
+import {
+  countGiven,
+  credentialOf,
+  projectSigningKey,
+  sessionJwt,
+  sessionSelector,
+  unsealSessionToken,
+} from './credentials'
 import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
 import type { SessionsAuthenticateInput, SessionsRevokeInput } from './schemas'
@@ -28,7 +36,7 @@ import {
 
 export interface AuthenticatedSession {
   session: StytchSession
-  /** The token that was presented; '' when the session was named by a JWT (tokens are stored hashed). */
+  /** The session's token: the one presented, or the sealed one when the session was named by a JWT. */
   session_token: string
   session_jwt: string
   user: StytchUser
@@ -74,7 +82,7 @@ export async function authenticateSession(
   const session = sessionObject(row, (factors?.results ?? []) as FactorRow[])
   return {
     session,
-    session_token: 'token' in credential ? credential.token : '',
+    session_token: 'token' in credential ? credential.token : await unsealSessionToken(env, project.id, row),
     session_jwt: await sessionJwt(await key, project.id, session, at),
     user: userObject(userRow, (phones?.results ?? []) as PhoneRow[], at),
   }
@@ -100,7 +108,8 @@ export async function revokeSession(env: Env, project: Project, input: SessionsR
 }
 
 /** GET /v1/sessions?user_id=: the user's live sessions, newest first (user_not_found if no such user). */
-export async function listSessions(env: Env, project: Project, userId: string): Promise<StytchSession[]> {
+export async function listSessions(env: Env, project: Project, ref: string): Promise<StytchSession[]> {
+  const userId = await resolveUserId(env, project, ref)
   const at = now()
   const { sessions, factors } = userSessionsStatements(env.DB, project.id, userId, at)
   const [user, rows, factorRows] = await env.DB.batch([

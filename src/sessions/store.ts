@@ -17,6 +17,9 @@ export interface SessionRow {
   ip_address: string
   user_agent: string
   custom_claims: string
+  /** The token sealed (src/sessions/credentials.ts); null for sessions started before it was kept. */
+  token_iv: string | null
+  token_ct: string | null
 }
 
 /** One authentication factor of a session: today always a WhatsApp OTP on a phone. */
@@ -54,6 +57,8 @@ const COLUMNS = [
   'ip_address',
   'user_agent',
   'custom_claims',
+  'token_iv',
+  'token_ct',
 ]
 const SESSION_COLUMNS = COLUMNS.map((c) => `s.${c}`).join(', ')
 // RETURNING cannot name the table's alias.
@@ -193,6 +198,8 @@ export interface NewSession {
   ipAddress: string
   userAgent: string
   customClaims: string
+  /** The token sealed for this session (sealSessionToken). */
+  sealedToken: { iv: string; ct: string }
 }
 
 /**
@@ -203,9 +210,9 @@ export function insertForPhoneStatement(db: D1Database, s: NewSession, phoneId: 
   return db
     .prepare(
       `INSERT INTO sessions (id, project_id, user_id, token_hash, started_at, last_accessed_at, expires_at,
-         ip_address, user_agent, custom_claims)
-       SELECT ?1, ?2, p.user_id, ?3, ?4, ?4, ?5, ?6, ?7, ?8 FROM phones p
-       WHERE p.id = ?9 AND p.project_id = ?2 AND ${gateSql(10)}`,
+         ip_address, user_agent, custom_claims, token_iv, token_ct)
+       SELECT ?1, ?2, p.user_id, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM phones p
+       WHERE p.id = ?11 AND p.project_id = ?2 AND ${gateSql(12)}`,
     )
     .bind(
       s.id,
@@ -216,6 +223,8 @@ export function insertForPhoneStatement(db: D1Database, s: NewSession, phoneId: 
       s.ipAddress,
       s.userAgent,
       s.customClaims,
+      s.sealedToken.iv,
+      s.sealedToken.ct,
       phoneId,
       ...gateParams(gate),
     )

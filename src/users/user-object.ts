@@ -1,6 +1,7 @@
 import { rfc3339 } from '../clock'
 import type { UserStatus } from '../db/users'
 import type { StytchUser } from '../schemas'
+import { parseMetadata } from './metadata'
 
 /** The user columns every read of a User object selects (aliases match these names). */
 export interface UserRow {
@@ -9,6 +10,13 @@ export interface UserRow {
   created_at: number
   lock_created_at: number | null
   locked_until: number | null
+  first_name: string
+  middle_name: string
+  last_name: string
+  /** JSON objects (src/users/metadata.ts). */
+  trusted_metadata: string
+  untrusted_metadata: string
+  external_id: string | null
 }
 
 /** One phone of a user as read from D1 (`verified` is SQLite's 0/1). */
@@ -24,9 +32,9 @@ export function isLocked(user: Pick<UserRow, 'locked_until'>, at: number): boole
 }
 
 /**
- * Stytch's User object from our rows. Factors this service does not have are empty arrays, the name
- * is empty strings (as Stytch shows an unnamed user) and metadata is empty; lock times appear only
- * while a lock is in force.
+ * Stytch's User object from our rows. Factors this service does not have are empty arrays; unset
+ * name parts are empty strings (as Stytch shows an unnamed user); external_id appears only when set,
+ * and lock times only while a lock is in force.
  */
 export function userObject(user: UserRow, phones: readonly PhoneRow[], at: number): StytchUser {
   const locked = isLocked(user, at)
@@ -46,11 +54,12 @@ export function userObject(user: UserRow, phones: readonly PhoneRow[], at: numbe
     biometric_registrations: [],
     is_locked: locked,
     roles: [],
-    name: { first_name: '', middle_name: '', last_name: '' },
+    name: { first_name: user.first_name, middle_name: user.middle_name, last_name: user.last_name },
     created_at: rfc3339(user.created_at),
-    trusted_metadata: {},
-    untrusted_metadata: {},
+    trusted_metadata: parseMetadata(user.trusted_metadata),
+    untrusted_metadata: parseMetadata(user.untrusted_metadata),
   }
+  if (user.external_id !== null) body.external_id = user.external_id
   if (locked && user.locked_until !== null) {
     body.lock_created_at = rfc3339(user.lock_created_at ?? at)
     body.lock_expires_at = rfc3339(user.locked_until)

@@ -1,4 +1,5 @@
 import { now } from '../clock'
+import { parseId } from '../ids'
 import type { Locale } from '../schemas'
 import type { OutgoingCode, WhatsAppProvider } from './provider'
 
@@ -6,12 +7,17 @@ import type { OutgoingCode, WhatsAppProvider } from './provider'
  * The local development provider: "delivers" a code by printing the message to the Worker's log
  * and keeping it in the dev_outbox table, read by GET /dev/whatsapp/outbox. It is selected only when
  * WHATSAPP_PROVIDER is exactly "console", so a deployed Worker (default "meta") never stores or
- * prints codes.
+ * prints codes, and it delivers only for test projects.
  */
 export function consoleProvider(db: D1Database): WhatsAppProvider {
   return {
     name: 'console',
     async send(message) {
+      // Codes of live projects belong to real people: they are never shown in a developer's outbox
+      // or log, even when a deployment selects this provider by mistake.
+      if (parseId('project', message.projectId) !== 'test') {
+        return { kind: 'failed', errorCode: null, detail: 'console_provider_live_project', alert: true }
+      }
       const text = messageText(message.locale, message.code, minutesLeft(message.expiresAt))
       const createdAt = now()
       // Keyed by the delivery id, so a re-run of the same job cannot add a second entry.
@@ -62,19 +68,24 @@ export interface OutboxMessage {
   created_at: number
 }
 
-/** Newest first; `phoneNumber` (E.164) narrows to one recipient. */
+/**
+ * The project's messages, newest first; `phoneNumber` (E.164) narrows to one recipient. An outbox
+ * entry's id is its delivery id, and the delivery row names the project.
+ */
 export async function listOutbox(
   db: D1Database,
+  projectId: string,
   phoneNumber: string | undefined,
   limit: number,
 ): Promise<OutboxMessage[]> {
   const { results } = await db
     .prepare(
-      `SELECT id, phone_number, code, locale, text, created_at FROM dev_outbox
-       WHERE ?1 IS NULL OR phone_number = ?1
-       ORDER BY created_at DESC, rowid DESC LIMIT ?2`,
+      `SELECT o.id, o.phone_number, o.code, o.locale, o.text, o.created_at
+       FROM dev_outbox o JOIN deliveries d ON d.id = o.id
+       WHERE d.project_id = ?1 AND (?2 IS NULL OR o.phone_number = ?2)
+       ORDER BY o.created_at DESC, o.rowid DESC LIMIT ?3`,
     )
-    .bind(phoneNumber ?? null, limit)
+    .bind(projectId, phoneNumber ?? null, limit)
     .all<OutboxMessage>()
   return results
 }

@@ -145,6 +145,7 @@ async function deliverOne(
 
     const result = await provider.send({
       deliveryId: job.id,
+      projectId: job.project_id,
       phoneNumber: job.phone_number,
       locale: job.locale,
       code,

@@ -3,6 +3,8 @@ import type { Locale } from '../schemas'
 /** What a provider needs to deliver one code. `code` is plaintext only inside the consumer. */
 export interface OutgoingCode {
   deliveryId: string
+  /** The project the code was issued for (its id carries the test/live environment). */
+  projectId: string
   /** E.164 with '+'. */
   phoneNumber: string
   locale: Locale

@@ -4,6 +4,7 @@
 // status_code. Run by `npm run test:node` (part of `npm test`).
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { Client, StytchError } from 'stytch'
 import { LOCAL_PROJECT, startServer } from './server.mjs'
@@ -34,11 +35,30 @@ after(async () => {
   await server?.stop()
 })
 
-/** Messages the console provider delivered to `phone`, newest first. */
+const basic = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
+
+/** Messages the console provider delivered to `phone` for PROJECT, newest first (its credentials). */
 async function outbox(phone) {
-  const res = await fetch(new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl))
+  const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl)
+  const res = await fetch(url, { headers: { authorization: basic(PROJECT) } })
   assert.equal(res.status, 200)
   return (await res.json()).messages
+}
+
+/** GET `path` with an explicit Host header (fetch cannot set one): status and parsed body. */
+function getWithHost(path, host, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, server.baseUrl), { headers: { ...headers, host } }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => {
+        text += chunk
+      })
+      res.on('end', () => resolve({ status: res.statusCode, text }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
 
 /** Waits for the queue consumer to deliver one more message to `phone` than `seen`; returns its code. */
@@ -166,7 +186,7 @@ describe('official stytch SDK against the local service', () => {
     )
 
     await rejectsWith(client.users.get({ user_id: `user-test-${randomUUID()}` }), 404, 'user_not_found')
-    await rejectsWith(client.users.get({ user_id: 'not-a-user-id' }), 400, 'invalid_user_id')
+    await rejectsWith(client.users.get({ user_id: 'user-test-not-a-uuid' }), 400, 'invalid_user_id')
     await rejectsWith(client.otps.whatsapp.send({ phone_number: '+12025550146' }), 404, 'phone_number_not_found')
     await rejectsWith(
       client.otps.whatsapp.send({ phone_number: '+12025550146', user_id: `user-test-${randomUUID()}` }),
@@ -177,6 +197,27 @@ describe('official stytch SDK against the local service', () => {
     const impostor = new Client({ project_id: PROJECT.id, secret: 'secret-test-wrong', env: server.baseUrl })
     await rejectsWith(impostor.users.get({ user_id: sent.user_id }), 401, 'unauthorized_credentials')
     await rejectsWith(impostor.otps.whatsapp.loginOrCreate({ phone_number: phone }), 401, 'unauthorized_credentials')
+  })
+
+  it('the outbox over real HTTP: only loopback hosts, only with test-project credentials, only its messages', async () => {
+    const phone = '+12025550148'
+    await client.otps.whatsapp.loginOrCreate({ phone_number: phone })
+    const code = await nextCode(phone, 0)
+    const path = `/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`
+    const auth = { authorization: basic(PROJECT) }
+    // A DNS-rebinding page reaches the same socket, but its requests carry its own host name.
+    const rebound = await getWithHost(path, 'attacker.example', auth)
+    assert.equal(rebound.status, 404)
+    assert.equal(JSON.parse(rebound.text).error_type, 'route_not_found')
+    assert.ok(!rebound.text.includes(code))
+    assert.equal((await getWithHost(path, `localhost:${server.port}`, auth)).status, 200)
+    const anonymous = await getWithHost(path, `127.0.0.1:${server.port}`)
+    assert.equal(anonymous.status, 401)
+    assert.ok(!anonymous.text.includes(code))
+    // Another test project sees nothing of this project's messages.
+    const other = await getWithHost(path, `127.0.0.1:${server.port}`, { authorization: basic(LOCAL_PROJECT) })
+    assert.equal(other.status, 200)
+    assert.deepEqual(JSON.parse(other.text).messages, [])
   })
 
   it("the README's local test project works with the SDK and keeps Stytch's default country allowlist", async () => {

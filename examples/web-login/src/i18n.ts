@@ -324,4 +324,10 @@ export const API_ERRORS: Record<string, ErrorMessage | 'wrongCode' | 'countryNot
   custom_claims_too_large: 'generic',
   user_id_mismatch: 'generic',
   duplicate_phone_number: 'generic',
+  // The Users API, which this app does not call.
+  duplicate_user_external_id: 'generic',
+  metadata_too_large: 'generic',
+  metadata_invalid_format: 'generic',
+  invalid_exchange_primary_factor_fields: 'generic',
+  invalid_exchange_primary_factor_user: 'generic',
 }

@@ -1,0 +1,102 @@
+import { env } from 'cloudflare:workers'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { sha256, toHex } from '../src/crypto'
+import { PROJECT_REREAD_MIN_MS, UNKNOWN_PROJECT_TTL_MS, findProject } from '../src/db/projects'
+import { type TestProject, callJson, countingEnv, expectStytchError, newProject } from './helpers'
+
+/**
+ * The per-isolate project cache behind Basic auth: a rotated secret takes effect at once (a
+ * mismatch re-reads the record, at most once a second), and unknown ids are remembered briefly in a
+ * cache of their own.
+ */
+
+const T0 = Date.parse('2026-11-27T10:00:00Z')
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['Date'] })
+  vi.setSystemTime(T0)
+})
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+/**
+ * An authenticated request that touches nothing past the credentials: a malformed user id is refused
+ * (400) only once they are accepted, so every D1 read counted is the project lookup.
+ */
+const probe = (credentials: Pick<TestProject, 'id' | 'secret'>, options: { env?: Env } = {}) =>
+  callJson('GET', '/v1/users/not-a-user-id', { project: credentials, ...options })
+
+const accepted = (res: { status: number }) => res.status === 400
+
+/** What `npm run project:update -- --rotate-secret` does to the row. */
+async function rotateInD1(p: TestProject): Promise<TestProject> {
+  const secret = `secret-test-${crypto.randomUUID()}`
+  await env.DB.prepare('UPDATE projects SET secret_hash = ?2 WHERE id = ?1')
+    .bind(p.id, toHex(await sha256(secret)))
+    .run()
+  return { ...p, secret }
+}
+
+describe('secret rotation with a warm project cache', () => {
+  it('accepts the new secret at once and refuses the old one after that re-read', async () => {
+    const old = await newProject()
+    expect(accepted(await probe(old))).toBe(true) // the record is now cached
+    vi.setSystemTime(T0 + 5_000) // well inside the cache lifetime
+    const rotated = await rotateInD1(old)
+    expect(accepted(await probe(rotated))).toBe(true)
+    expectStytchError(await probe(old), 401, 'unauthorized_credentials')
+    // And stays so: the cache now holds the rotated record.
+    vi.setSystemTime(T0 + 10_000)
+    expect(accepted(await probe(rotated))).toBe(true)
+    expectStytchError(await probe(old), 401, 'unauthorized_credentials')
+  })
+
+  it('re-reads a project at most once a second however many wrong secrets arrive', async () => {
+    const p = await newProject()
+    expect(accepted(await probe(p))).toBe(true)
+    vi.setSystemTime(T0 + 2 * PROJECT_REREAD_MIN_MS)
+    const counting = countingEnv()
+    const wrong = { id: p.id, secret: `secret-test-${crypto.randomUUID()}` }
+    for (let i = 0; i < 10; i++) expectStytchError(await probe(wrong, { env: counting.env }), 401, 'unauthorized_credentials')
+    expect(counting.d1()).toBe(1)
+    // A second later the next wrong secret may look again, once.
+    vi.setSystemTime(T0 + 3 * PROJECT_REREAD_MIN_MS)
+    for (let i = 0; i < 10; i++) expectStytchError(await probe(wrong, { env: counting.env }), 401, 'unauthorized_credentials')
+    expect(counting.d1()).toBe(2)
+    // The right secret is still answered from the cache.
+    const right = countingEnv()
+    expect(accepted(await probe(p, { env: right.env }))).toBe(true)
+    expect(right.d1()).toBe(0)
+  })
+})
+
+describe('unknown project ids', () => {
+  it('are looked up in D1 once, then refused from the isolate cache until it expires', async () => {
+    const id = `project-test-${crypto.randomUUID()}`
+    const counting = countingEnv()
+    for (let i = 0; i < 5; i++) {
+      expectStytchError(await probe({ id, secret: 'secret-test-x' }, { env: counting.env }), 401, 'unauthorized_credentials')
+    }
+    expect(counting.d1()).toBe(1)
+    vi.setSystemTime(T0 + UNKNOWN_PROJECT_TTL_MS)
+    expectStytchError(await probe({ id, secret: 'secret-test-x' }, { env: counting.env }), 401, 'unauthorized_credentials')
+    expect(counting.d1()).toBe(2)
+  })
+
+  it('never evict a real project from the cache, however many are tried', async () => {
+    const p = await newProject()
+    expect(accepted(await probe(p))).toBe(true)
+    // More unknown ids than the cache holds projects, looked up as the middleware looks them up.
+    // A database that knows no project answers at once, so a thousand misses take no real D1 time.
+    const empty = {
+      prepare: () => ({ bind: () => ({ first: async () => null }) }),
+    } as unknown as D1Database
+    for (let i = 0; i < 1_001; i++) {
+      expect(await findProject(empty, `project-test-${crypto.randomUUID()}`, Date.now())).toBeNull()
+    }
+    const counting = countingEnv()
+    expect(accepted(await probe(p, { env: counting.env }))).toBe(true)
+    expect(counting.d1()).toBe(0)
+  })
+})
