@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception'
 import type { AppEnv } from './env'
 import { StytchError, errorBody } from './errors'
 import { logEvent } from './log'
+import { withMetrics } from './metrics'
 import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
 import { openApiDocument } from './openapi/document'
@@ -19,6 +20,8 @@ import { webhookRoutes } from './routes/webhooks'
  */
 export const app = new Hono<AppEnv>()
 
+// Each request gets its own metrics scope (binding and dimensions) before anything logs.
+app.use('*', (c, next) => withMetrics(c.env, {}, next))
 app.use('*', requestId())
 app.use('*', async function noStore(c, next) {
   await next()

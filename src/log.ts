@@ -1,7 +1,11 @@
+import { recordFromLog } from './metrics'
+
 /**
  * One structured log line per event (Workers Logs indexes JSON lines). Callers pass ids,
  * counts, Meta error codes and our labels only: never a code, a phone number, a token or Meta's free
- * text, which can echo request parameters.
+ * text, which can echo request parameters. `alert: true` marks a line an operator must act on (the
+ * alert wiring forwards exactly those). A line that counts a send, a provider result, an
+ * authenticate outcome or a tripped limit also writes its metrics data point (src/metrics.ts).
  */
 export function logEvent(
   level: 'info' | 'warn' | 'error',
@@ -12,6 +16,7 @@ export function logEvent(
   if (level === 'error') console.error(line)
   else if (level === 'warn') console.warn(line)
   else console.log(line)
+  recordFromLog(event, fields)
 }
 
 /** An unexpected error as a log field: its name and message, without the stack. */

@@ -33,8 +33,8 @@ describe('the leak detector', () => {
 
   it('recognises exactly the console delivery line, in each locale, and nothing resembling it', () => {
     for (const locale of LOCALES) {
-      for (const minutes of [1, 2, 10]) {
-        const text = `[whatsapp console] to +12025550100 (${locale}): ${messageText(locale, '123456', minutes)}`
+      {
+        const text = `[whatsapp console] to +12025550100 (${locale}): ${messageText(locale, '123456')}`
         expect(consoleDeliveryCode(text)).toBe('123456')
         expect(consoleDeliveryCode(`${text} extra`)).toBeNull()
         expect(consoleDeliveryCode(`x${text}`)).toBeNull()

@@ -61,7 +61,7 @@ export function quietConsole(): void {
   captureState().quiet = true
 }
 
-// "[whatsapp console] to <E.164> (<locale>): <messageText(locale, code, minutes)>": the console
+// "[whatsapp console] to <E.164> (<locale>): <messageText(locale, code)>": the console
 // provider's delivery line (src/whatsapp/console.ts), the only line allowed to hold a plain code.
 const CONSOLE_DELIVERY = /^\[whatsapp console\] to (\+[1-9][0-9]{1,14}) \(([a-z-]+)\): ([0-9]{6}) /
 
@@ -72,10 +72,7 @@ export function consoleDeliveryCode(text: string): string | null {
   const code = match?.[3]
   if (!match || !code || !locale || !LOCALES.includes(locale)) return null
   const prefix = `[whatsapp console] to ${match[1]} (${locale}): `
-  for (let minutes = 1; minutes <= 10; minutes++) {
-    if (text === prefix + messageText(locale, code, minutes)) return code
-  }
-  return null
+  return text === prefix + messageText(locale, code) ? code : null
 }
 
 // Meta error codes are six digits too; they are logged on purpose, as the field error_code.

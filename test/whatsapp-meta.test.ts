@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { type MockInstance, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { META_ERROR_RULES } from '../src/whatsapp/meta'
+import { META_ERROR_RULES, classifyMetaError } from '../src/whatsapp/meta'
 import {
   DEAD_LETTER_QUEUE,
   deliveryRow,
@@ -130,12 +130,29 @@ describe('Meta provider: retry policy by error.code', () => {
 
   it('covers the platform table', () => {
     expect(retryable.map(([code]) => code).sort((a, b) => a - b)).toEqual([
-      1, 2, 4, 80007, 130429, 131000, 131016, 131056,
+      1, 2, 4, 613, 80007, 130429, 131000, 131016, 131056, 131057, 133004,
     ])
     expect(permanent).toEqual(
       expect.arrayContaining([100, 131008, 131009, 132000, 132001, 132012, 131026, 131030]),
     )
     expect(permanent).toEqual(expect.arrayContaining([190, 0, 10, 368, 131031, 131042, 131048]))
+  })
+
+  it('classifies codes beyond the common table: maintenance retries, an unregistered number alerts', () => {
+    // 131057: the business account is in maintenance mode (a throughput upgrade): temporary.
+    expect(classifyMetaError(400, { error: { code: 131057 } })).toMatchObject({
+      kind: 'retry',
+      detail: 'account_maintenance',
+    })
+    // 133010: the sending number is not registered on the Cloud API: only the operator can fix it.
+    expect(classifyMetaError(400, { error: { code: 133010 } })).toEqual({
+      kind: 'failed',
+      errorCode: 133010,
+      detail: 'phone_not_registered',
+      alert: true,
+    })
+    // A recipient-side permanent failure is not an alert.
+    expect(classifyMetaError(400, { error: { code: 131049 } })).toMatchObject({ kind: 'failed', alert: false })
   })
 
   // The HTTP status is deliberately "wrong" (400) for all of them: the code decides, not the status.

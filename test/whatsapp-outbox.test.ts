@@ -67,14 +67,14 @@ describe('GET /dev/whatsapp/outbox', () => {
       phone_number: a,
       code: third.code,
       locale: 'pt-br',
-      text: `${third.code} é o seu código de verificação. Para sua segurança, não o compartilhe. Este código expira em 2 minutos.`,
+      text: `${third.code} é o seu código de verificação. Para sua segurança, não o compartilhe.`,
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
     })
     expect(mine[1]?.text).toBe(
-      `${second.code} es tu código de verificación. Por tu seguridad, no lo compartas. Este código caduca en 2 minutos.`,
+      `${second.code} es tu código de verificación. Por tu seguridad, no lo compartas.`,
     )
     expect(mine[2]?.text).toBe(
-      `${first.code} is your verification code. For your security, do not share this code. This code expires in 2 minutes.`,
+      `${first.code} is your verification code. For your security, do not share this code.`,
     )
     expect(await deliveryRow(third.job.id)).toMatchObject({
       status: 'sent',

@@ -6,6 +6,7 @@ import { projectEnv } from '../db/shard'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { type ProjectEnv, parseId } from '../ids'
+import { setMetricDimensions } from '../metrics'
 
 const MAX_AUTHORIZATION_LENGTH = 1_024
 
@@ -35,6 +36,7 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     const ok = project ? matches(project, presented, env) : bytesEqual(presented, new Uint8Array(32)) && false
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
+    setMetricDimensions({ project: project.id })
     // From here on, DB is the database holding this project's data.
     c.env = projectEnv(c.env, project.id)
     await next()

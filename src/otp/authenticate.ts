@@ -12,8 +12,10 @@ import {
 import { releaseExpiredById, userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { type ErrorType, StytchError } from '../errors'
-import { type AuthSubject, batchWithLimits, failedAuthStatements } from '../limits'
-import { SANDBOX_PHONE_NUMBER } from '../phone'
+import { type AuthSubject, batchWithLimits, failedAuthStatements, sendCountry } from '../limits'
+import { logEvent } from '../log'
+import { setMetricDimensions } from '../metrics'
+import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
 import { type SessionPlan, type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
 import { type PhoneRow, isLocked, userObject } from '../users/user-object'
@@ -81,6 +83,29 @@ interface Pass {
  * (otp_codes.mac). The normal path keeps its single round trip.
  */
 export async function authenticateCode(
+  env: Env,
+  project: Project,
+  requestId: string,
+  input: AuthenticateInput,
+): Promise<AuthenticateResult> {
+  const sandbox = project.env === 'test' && input.code === SANDBOX_CODE
+  const fields = { project_id: project.id, method_id: input.method_id, sandbox }
+  try {
+    const result = await authenticateAttempt(env, project, requestId, input)
+    logEvent('info', 'otp.authenticate', { ...fields, outcome: 'success' })
+    return result
+  } catch (err) {
+    // The outcome of every judged attempt is counted (conversion, brute force); an unexpected
+    // failure is 'error' here and logged in full by the app's error handler.
+    logEvent('info', 'otp.authenticate', {
+      ...fields,
+      outcome: err instanceof StytchError ? err.errorType : 'error',
+    })
+    throw err
+  }
+}
+
+async function authenticateAttempt(
   env: Env,
   project: Project,
   requestId: string,
@@ -177,6 +202,8 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   const { state, results, verdict } = pass
   if (released(pass)) throw new StytchError('unable_to_auth_otp_code')
   if (!state) throw new StytchError('phone_number_not_found')
+  const parsed = parsePhone(state.phone_number)
+  if (parsed) setMetricDimensions({ country: sendCountry(parsed) })
   const sandboxPhone = project.env === 'test' && state.phone_number === SANDBOX_PHONE_NUMBER
   const used = consumed(pass, a.requestId)
   if (used || (a.sandbox && sandboxPhone)) {

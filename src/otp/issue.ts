@@ -12,6 +12,8 @@ import {
   newPendingCode,
   storeAndEnqueue,
 } from './code-store'
+import { logEvent } from '../log'
+import { setMetricDimensions } from '../metrics'
 import { undoSend } from './undo-send'
 
 /**
@@ -36,6 +38,7 @@ export function sendTarget(project: Project, phoneNumber: string): SendTarget {
   const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null, type: null } : parsePhone(phoneNumber)
   if (!phone) throw new StytchError('invalid_phone_number')
   const country = sandbox ? null : sendCountry(phone)
+  if (country) setMetricDimensions({ country })
   if (country) assertCountryAllowed(project.settings, country)
   if (!sandbox) assertLineTypeAllowed(project.settings, phone.type)
   return { sandbox, phone, country }
@@ -82,6 +85,7 @@ export async function prepareIssue(
   options: { at: number; mintedUserId: string | null; ownerUserId: string | null },
 ): Promise<Issue> {
   const { phone } = target
+  setMetricDimensions({ locale: input.locale })
   const [pending, ip] = await Promise.all([
     target.sandbox
       ? null
@@ -125,4 +129,12 @@ export async function completeIssue(
   await storeAndEnqueue(env, project.id, phoneId, issue.target.phone.e164, pending, replaced).catch((err: unknown) =>
     undoSend(env.DB, issue.subject, pending.codeId, err),
   )
+  logEvent('info', 'otp.sent', {
+    delivery_id: pending.codeId,
+    phone_id: phoneId,
+    project_id: project.id,
+    country: issue.target.country,
+    locale: pending.locale,
+    expiration_minutes: pending.expirationMinutes,
+  })
 }

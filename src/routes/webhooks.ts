@@ -3,9 +3,19 @@ import { bodyLimit } from 'hono/body-limit'
 import { now } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
-import { applyStatuses } from '../whatsapp/deliveries'
+import { sendCountry } from '../limits'
+import { parsePhone } from '../phone'
+import { type AppliedStatus, applyStatuses } from '../whatsapp/deliveries'
+import { metaErrorRule } from '../whatsapp/meta'
 import { logEvent } from '../log'
-import { secretEquals, statusEvents, verifySignature } from '../whatsapp/webhook'
+import {
+  ALERTING_TEMPLATE_EVENTS,
+  type WebhookNotice,
+  secretEquals,
+  statusEvents,
+  verifySignature,
+  webhookNotices,
+} from '../whatsapp/webhook'
 
 /**
  * Meta's WhatsApp webhook. Authenticated by Meta's own means (verify token, payload signature), not
@@ -67,8 +77,63 @@ webhookRoutes.post(
       throw new StytchError('bad_request', { message: 'The request body is not valid JSON.' })
     }
     const events = statusEvents(payload)
-    const updated = await applyStatuses(c.env.DB, events, now())
-    if (events.length > 0) logEvent('info', 'whatsapp.webhook_statuses', { received: events.length, updated })
+    const at = now()
+    const applied = await applyStatuses(c.env.DB, events, at)
+    if (events.length > 0) {
+      logEvent('info', 'whatsapp.webhook_statuses', { received: events.length, updated: applied.length })
+    }
+    for (const status of applied) logStatus(status, at)
+    for (const notice of webhookNotices(payload)) logNotice(notice)
     return c.json({ request_id: c.var.requestId, status_code: 200 as const })
   },
 )
+
+/**
+ * One line (and metric) per status that moved a delivery: delivered and read with their latency
+ * since the code was issued, failed with Meta's code. A failure an operator must fix (payment,
+ * account, template; or a code missing from the table) is an alert: such failures often arrive only
+ * here, after Meta accepted the message.
+ */
+function logStatus(status: AppliedStatus, at: number): void {
+  const phone = status.phoneNumber ? parsePhone(status.phoneNumber) : null
+  const fields = {
+    delivery_id: status.deliveryId,
+    project_id: status.projectId,
+    country: phone ? sendCountry(phone) : null,
+    status: status.status,
+    attempts: status.attempts,
+    latency_ms: Math.max(0, at - status.createdAt),
+  }
+  if (status.status !== 'failed') {
+    logEvent('info', 'whatsapp.status', fields)
+    return
+  }
+  const rule = status.errorCode === null ? undefined : metaErrorRule(status.errorCode)
+  const alert = rule ? (rule.alert ?? false) : true
+  logEvent(alert ? 'error' : 'warn', 'whatsapp.status', {
+    ...fields,
+    error_code: status.errorCode,
+    detail: rule?.label ?? 'meta_error',
+    alert,
+  })
+}
+
+function logNotice(notice: WebhookNotice): void {
+  if (notice.kind === 'template_status') {
+    const alert = ALERTING_TEMPLATE_EVENTS.has(notice.event)
+    logEvent(alert ? 'error' : 'info', 'whatsapp.template_status', {
+      template_event: notice.event,
+      template: notice.template,
+      language: notice.language,
+      reason: notice.reason,
+      alert,
+    })
+    return
+  }
+  const rule = metaErrorRule(notice.errorCode)
+  logEvent('error', 'whatsapp.webhook_error', {
+    error_code: notice.errorCode,
+    detail: rule?.label ?? 'meta_error',
+    alert: rule ? (rule.alert ?? false) || rule.retry === false : true,
+  })
+}

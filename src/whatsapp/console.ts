@@ -18,7 +18,7 @@ export function consoleProvider(db: D1Database): WhatsAppProvider {
       if (parseId('project', message.projectId) !== 'test') {
         return { kind: 'failed', errorCode: null, detail: 'console_provider_live_project', alert: true }
       }
-      const text = messageText(message.locale, message.code, minutesLeft(message.expiresAt))
+      const text = messageText(message.locale, message.code)
       const createdAt = now()
       // Keyed by the delivery id, so a re-run of the same job cannot add a second entry.
       await db
@@ -36,25 +36,22 @@ export function consoleProvider(db: D1Database): WhatsAppProvider {
   }
 }
 
-function minutesLeft(expiresAt: number): number {
-  return Math.max(1, Math.ceil((expiresAt - now()) / 60_000))
-}
-
 /**
- * The wording of WhatsApp's preset authentication template (body, security recommendation, expiry
- * footer) in each supported language, so the local message reads like the real one.
+ * The wording of WhatsApp's preset authentication template (body and security recommendation) in
+ * each supported language, so the local message reads like the real one. The template has no expiry
+ * footer (src/whatsapp/template.ts): Meta fixes that number per template while each request picks
+ * its own expiration_minutes, so the number could only be wrong.
  */
-export function messageText(locale: Locale, code: string, minutes: number): string {
-  const one = minutes === 1
+export function messageText(locale: Locale, code: string): string {
   switch (locale) {
     case 'es':
-      return `${code} es tu código de verificación. Por tu seguridad, no lo compartas. Este código caduca en ${minutes} ${one ? 'minuto' : 'minutos'}.`
+      return `${code} es tu código de verificación. Por tu seguridad, no lo compartas.`
     case 'fr':
-      return `${code} est votre code de vérification. Pour votre sécurité, ne le partagez pas. Ce code expire dans ${minutes} ${one ? 'minute' : 'minutes'}.`
+      return `${code} est votre code de vérification. Pour votre sécurité, ne le partagez pas.`
     case 'pt-br':
-      return `${code} é o seu código de verificação. Para sua segurança, não o compartilhe. Este código expira em ${minutes} ${one ? 'minuto' : 'minutos'}.`
+      return `${code} é o seu código de verificação. Para sua segurança, não o compartilhe.`
     case 'en':
-      return `${code} is your verification code. For your security, do not share this code. This code expires in ${minutes} ${one ? 'minute' : 'minutes'}.`
+      return `${code} is your verification code. For your security, do not share this code.`
   }
 }
 

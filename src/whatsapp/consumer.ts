@@ -6,6 +6,9 @@ import { consoleProvider } from './console'
 import { claimDelivery, recordExhausted, recordFailed, recordRetry, recordSent } from './deliveries'
 import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from './job'
 import { errorName, logEvent } from '../log'
+import { type MetricDimensions, withMetrics } from '../metrics'
+import { sendCountry } from '../limits'
+import { parsePhone } from '../phone'
 import { metaConfig, metaProvider } from './meta'
 import { type WhatsAppProvider, unconfiguredProvider } from './provider'
 
@@ -87,9 +90,20 @@ export async function handleQueue(
 }
 
 async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
-  const provider = selectProvider(env, deps)
+  const provider = withMetrics(env, {}, () => selectProvider(env, deps))
   // Every message is acked or retried on its own; one failure never fails its neighbours.
-  await Promise.all(batch.messages.map((message) => deliverOne(message, env, provider, deps)))
+  await Promise.all(
+    batch.messages.map((message) => {
+      const job = parseJob(message)
+      return job ? withMetrics(env, jobDimensions(job), () => deliverOne(message, job, projectEnv(env, job.project_id), provider, deps)) : null
+    }),
+  )
+}
+
+/** A job's metrics dimensions: its project, locale and destination country (never the number). */
+function jobDimensions(job: WhatsAppJob): Partial<MetricDimensions> {
+  const phone = parsePhone(job.phone_number)
+  return { project: job.project_id, locale: job.locale, country: phone ? sendCountry(phone) : '' }
 }
 
 function parseJob(message: Message): WhatsAppJob | null {
@@ -103,14 +117,11 @@ function parseJob(message: Message): WhatsAppJob | null {
 
 async function deliverOne(
   message: Message,
-  workerEnv: Env,
+  job: WhatsAppJob,
+  env: Env,
   provider: WhatsAppProvider,
   deps: ConsumerDeps,
 ): Promise<void> {
-  const job = parseJob(message)
-  if (!job) return
-  // The delivery row lives in the database of the job's project.
-  const env = projectEnv(workerEnv, job.project_id)
   const ids = { delivery_id: job.id, phone_id: job.phone_id, provider: provider.name }
   try {
     const claim = await claimDelivery(env.DB, job.id, provider.name, now())
@@ -151,7 +162,8 @@ async function deliverOne(
       code,
       expiresAt: job.expires_at,
     })
-    const fields = { ...ids, attempts: claim.attempts }
+    // latency_ms: from the code's issue to this attempt's answer (queue wait, retries, Meta's reply).
+    const fields = { ...ids, attempts: claim.attempts, latency_ms: Math.max(0, now() - claim.createdAt) }
     if (result.kind === 'sent') {
       try {
         await recordSent(env.DB, job.id, result.wamid, now())
@@ -201,20 +213,26 @@ async function recordDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
     batch.messages.map(async (message) => {
       const job = parseJob(message)
       if (!job) return
-      try {
-        const errorCode = await recordExhausted(projectEnv(env, job.project_id).DB, job.id, now())
-        logEvent(errorCode === undefined ? 'info' : 'error', 'whatsapp.dead_letter', {
-          delivery_id: job.id,
-          phone_id: job.phone_id,
-          recorded: errorCode !== undefined,
-          error_code: errorCode ?? null,
-          alert: errorCode !== undefined,
-        })
-        message.ack()
-      } catch (err) {
-        logEvent('error', 'whatsapp.dead_letter_error', { delivery_id: job.id, error: errorName(err) })
-        message.retry()
-      }
+      await withMetrics(env, jobDimensions(job), () => recordDeadLetter(message, job, projectEnv(env, job.project_id)))
     }),
   )
+}
+
+async function recordDeadLetter(message: Message, job: WhatsAppJob, env: Env): Promise<void> {
+  try {
+    const errorCode = await recordExhausted(env.DB, job.id, now())
+    // A job that gave up unsent needs a human: Meta kept failing it (rate limits past the code's
+    // life, an outage) or the consumer kept crashing.
+    logEvent(errorCode === undefined ? 'info' : 'error', 'whatsapp.dead_letter', {
+      delivery_id: job.id,
+      phone_id: job.phone_id,
+      recorded: errorCode !== undefined,
+      error_code: errorCode ?? null,
+      alert: errorCode !== undefined,
+    })
+    message.ack()
+  } catch (err) {
+    logEvent('error', 'whatsapp.dead_letter_error', { delivery_id: job.id, error: errorName(err), alert: true })
+    message.retry()
+  }
 }

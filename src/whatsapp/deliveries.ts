@@ -15,8 +15,8 @@ export const LEASE_MS = 30_000
 
 /** What claiming a job found, and so what the consumer does with the message. */
 export type Claim =
-  /** This consumer holds the job and may send it (`attempts` includes this one). */
-  | { kind: 'claimed'; attempts: number }
+  /** This consumer holds the job and may send it (`attempts` includes this one; `createdAt` = code issued). */
+  | { kind: 'claimed'; attempts: number; createdAt: number }
   /** Already sent, or finished for good: nothing to do. */
   | { kind: 'done'; status: DeliveryStatus }
   /** Another copy is being sent right now; look again once its lease has run out. */
@@ -47,11 +47,11 @@ export async function claimDelivery(
          updated_at = ?2
        WHERE id = ?1 AND ${CLAIMABLE} AND expires_at > ?2
          AND id = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
-       RETURNING attempts`,
+       RETURNING attempts, created_at`,
     )
     .bind(id, at, provider, LEASE_MS)
-    .first<{ attempts: number }>()
-  if (claimed) return { kind: 'claimed', attempts: claimed.attempts }
+    .first<{ attempts: number; created_at: number }>()
+  if (claimed) return { kind: 'claimed', attempts: claimed.attempts, createdAt: claimed.created_at }
 
   // Free and pending but not claimable: only a dead code explains that, so the job is dropped.
   const dropped = await db
@@ -160,25 +160,51 @@ const RANK: Record<WebhookStatus, number> = { sent: 1, failed: 2, delivered: 3, 
 const ROW_RANK = `CASE status
   WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 99 END`
 
+/** A status that moved a delivery forward, with what its log line and metric report. */
+export interface AppliedStatus extends StatusEvent {
+  deliveryId: string
+  projectId: string
+  /** When the code was issued (deliveries.created_at): the delivery latency is measured from it. */
+  createdAt: number
+  attempts: number
+  /** The recipient (E.164), only to derive the country; never logged or counted. */
+  phoneNumber: string | null
+}
+
 /**
  * Applies status webhooks by wamid in one D1 round trip. Each update only moves a row up the rank,
- * so duplicates and out-of-order arrivals are no-ops; unknown wamids match nothing. Returns how many
- * rows changed.
+ * so duplicates and out-of-order arrivals are no-ops; unknown wamids match nothing. Returns the
+ * statuses that changed a row.
  */
 export async function applyStatuses(
   db: D1Database,
   events: readonly StatusEvent[],
   at: number,
-): Promise<number> {
-  if (events.length === 0) return 0
+): Promise<AppliedStatus[]> {
+  if (events.length === 0) return []
   const statement = db.prepare(
     `UPDATE deliveries SET status = ?2, updated_at = ?5,
        error_code = CASE WHEN ?2 = 'failed' THEN ?3 ELSE error_code END,
        error_detail = CASE WHEN ?2 = 'failed' THEN 'meta_status_failed' ELSE error_detail END
-     WHERE wamid = ?1 AND ${ROW_RANK} < ?4`,
+     WHERE wamid = ?1 AND ${ROW_RANK} < ?4
+     RETURNING id, project_id, created_at, attempts,
+       (SELECT phone_number FROM phones WHERE phones.id = deliveries.phone_id) AS phone_number`,
   )
-  const results = await db.batch(
-    events.map((e) => statement.bind(e.wamid, e.status, e.errorCode, RANK[e.status], at)),
+  const results = await db.batch<{
+    id: string
+    project_id: string
+    created_at: number
+    attempts: number
+    phone_number: string | null
+  }>(events.map((e) => statement.bind(e.wamid, e.status, e.errorCode, RANK[e.status], at)))
+  return events.flatMap((event, i) =>
+    (results[i]?.results ?? []).map((row) => ({
+      ...event,
+      deliveryId: row.id,
+      projectId: row.project_id,
+      createdAt: row.created_at,
+      attempts: row.attempts,
+      phoneNumber: row.phone_number,
+    })),
   )
-  return results.reduce((sum, r) => sum + (r.meta.changes ?? 0), 0)
 }

@@ -5,8 +5,9 @@ import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
 
 /**
  * The WhatsApp Business Cloud API provider: one AUTHENTICATION template message (copy-code button)
- * per code, `POST https://graph.facebook.com/<version>/<phone-number-id>/messages`.
- * See shared/docs/platform.md §1.2 (request), §1.5 (languages) and §1.6 (error codes).
+ * per code, `POST https://graph.facebook.com/<version>/<phone-number-id>/messages`. The code goes in
+ * twice (body parameter and copy-code button parameter); language codes are Meta's (`en_US`, `pt_BR`);
+ * errors are classified by Meta's `error.code`.
  */
 
 // The Graph API host (the version and phone-number id follow in the path), the shapes of the
@@ -84,7 +85,7 @@ export function buildSendRequest(
   }
 }
 
-interface MetaErrorRule {
+export interface MetaErrorRule {
   retry: boolean
   label: string
   /** Retries wait at least this long (131056: one message per 6 s to the same user). */
@@ -94,7 +95,7 @@ interface MetaErrorRule {
 }
 
 /**
- * Meta's `error.code` → what to do (platform.md §1.6). Meta says to branch on the code, not on the
+ * Meta's `error.code` → what to do. Meta says to branch on the code, not on the
  * HTTP status, whose mapping its own tables disagree on.
  */
 export const META_ERROR_RULES: Readonly<Record<number, MetaErrorRule>> = {
@@ -125,6 +126,39 @@ export const META_ERROR_RULES: Readonly<Record<number, MetaErrorRule>> = {
   368: { retry: false, label: 'account_restricted', alert: true },
   131031: { retry: false, label: 'account_locked', alert: true },
   131042: { retry: false, label: 'payment_issue', alert: true },
+  // Further codes of Meta's error-code reference. Temporary states of Meta or of the account retry;
+  // states only the operator can change (registration, certificates, template text) alert.
+  131057: { retry: true, label: 'account_maintenance' },
+  133004: { retry: true, label: 'server_temporarily_unavailable' },
+  613: { retry: true, label: 'api_rate_limit' },
+  33: { retry: false, label: 'object_not_found', alert: true },
+  131021: { retry: false, label: 'recipient_is_sender' },
+  131037: { retry: false, label: 'display_name_approval_needed', alert: true },
+  131045: { retry: false, label: 'phone_registration_error', alert: true },
+  131049: { retry: false, label: 'ecosystem_engagement_limit' },
+  131050: { retry: false, label: 'user_stopped_marketing' },
+  131051: { retry: false, label: 'unsupported_message_type', alert: true },
+  131055: { retry: false, label: 'method_not_allowed', alert: true },
+  130472: { retry: false, label: 'recipient_in_experiment' },
+  130497: { retry: false, label: 'country_restricted', alert: true },
+  132005: { retry: false, label: 'template_text_too_long', alert: true },
+  132007: { retry: false, label: 'template_policy_violation', alert: true },
+  133000: { retry: false, label: 'incomplete_deregistration', alert: true },
+  133005: { retry: false, label: 'two_step_pin_mismatch', alert: true },
+  133006: { retry: false, label: 'phone_reverification_needed', alert: true },
+  133008: { retry: false, label: 'two_step_pin_guesses', alert: true },
+  133009: { retry: false, label: 'two_step_pin_too_fast', alert: true },
+  133010: { retry: false, label: 'phone_not_registered', alert: true },
+  133015: { retry: false, label: 'registration_wait', alert: true },
+  135000: { retry: false, label: 'generic_user_error', alert: true },
+}
+
+/** The rule for a Meta error code, including the 200-299 permission range; undefined when unlisted. */
+export function metaErrorRule(code: number): MetaErrorRule | undefined {
+  return (
+    META_ERROR_RULES[code] ??
+    (code >= 200 && code <= 299 ? { retry: false, label: 'permission_denied', alert: true } : undefined)
+  )
 }
 
 const MetaErrorBody = z.object({ error: z.object({ code: z.number().int() }) })
@@ -135,9 +169,7 @@ export function classifyMetaError(httpStatus: number, body: unknown): Exclude<Se
   const parsed = MetaErrorBody.safeParse(body)
   if (parsed.success) {
     const code = parsed.data.error.code
-    const rule: MetaErrorRule | undefined =
-      META_ERROR_RULES[code] ??
-      (code >= 200 && code <= 299 ? { retry: false, label: 'permission_denied', alert: true } : undefined)
+    const rule = metaErrorRule(code)
     if (rule?.retry)
       return {
         kind: 'retry',

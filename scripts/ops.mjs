@@ -1,0 +1,193 @@
+// Delivery and conversion figures from the tables the service keeps (deliveries, phones, otp_codes),
+// for `npm run stats` and `npm run deliveries`. Local D1 state by default, the deployed database with
+// --remote. Phone numbers are read only to derive the country and are printed masked, never whole.
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max'
+import { d1Execute, lit } from './d1.mjs'
+
+const DAY_MS = 86_400_000
+
+/** Common flags of both commands. */
+export const COMMON_OPTIONS = {
+  remote: { type: 'boolean', default: false },
+  'persist-to': { type: 'string' },
+  project: { type: 'string' },
+  days: { type: 'string', default: '7' },
+  json: { type: 'boolean', default: false },
+}
+
+/** Checked common flags, or throws an Error saying which flag is wrong. */
+export function commonArgs(values) {
+  const days = Number(values.days)
+  if (!Number.isInteger(days) || days < 1 || days > 366) throw new Error('--days must be an integer from 1 to 366')
+  if (values.project !== undefined && !/^project-(test|live)-[0-9a-f-]{36}$/.test(values.project)) {
+    throw new Error('--project must be a project id')
+  }
+  return { remote: values.remote, persistTo: values['persist-to'], project: values.project, days, json: values.json }
+}
+
+/** ISO country of an E.164 number; '001' for numbers without one; '??' when unknown (phone deleted). */
+export function countryOf(phoneNumber) {
+  if (!phoneNumber) return '??'
+  const parsed = parsePhoneNumberFromString(phoneNumber)
+  if (!parsed) return '??'
+  return parsed.country ?? '001'
+}
+
+/** A number with only its calling code and last two digits shown: +44 ••••••••56. */
+export function maskNumber(phoneNumber) {
+  if (!phoneNumber) return '(deleted)'
+  const parsed = parsePhoneNumberFromString(phoneNumber)
+  const callingCode = parsed?.countryCallingCode ?? ''
+  const rest = phoneNumber.replace(/^\+/, '').slice(callingCode.length)
+  if (rest.length <= 2) return `+${callingCode} ••`
+  return `+${callingCode} ${'•'.repeat(rest.length - 2)}${rest.slice(-2)}`
+}
+
+/**
+ * The deliveries of the last `days` days (one per code issued), newest first, with the recipient's
+ * number and, while the code is still the phone's current one, when it was used to log in.
+ * otp_codes keeps one row per phone, so a code replaced by a newer one no longer shows whether it
+ * was used: such codes count as not authenticated.
+ */
+export function loadDeliveries({ remote, persistTo, project, days, failedOnly = false, limit, now = Date.now() }) {
+  const since = now - days * DAY_MS
+  const where = [`d.created_at >= ${since}`]
+  if (project) where.push(`d.project_id = ${lit(project)}`)
+  if (failedOnly) where.push(`d.status = 'failed'`)
+  const sql = `SELECT d.id, d.project_id, d.status, d.provider, d.attempts, d.error_code, d.error_detail,
+      d.created_at, d.updated_at, p.phone_number,
+      CASE WHEN c.code_id = d.id THEN c.consumed_at END AS authenticated_at
+    FROM deliveries d
+    LEFT JOIN phones p ON p.id = d.phone_id
+    LEFT JOIN otp_codes c ON c.phone_id = d.phone_id
+    WHERE ${where.join(' AND ')}
+    ORDER BY d.created_at DESC, d.id${limit ? ` LIMIT ${Number(limit)}` : ''}`
+  let result
+  try {
+    ;[result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, persistTo, json: true })
+  } catch {
+    // wrangler has printed its own error above (no local state yet, not logged in, …).
+    throw new Error(
+      remote
+        ? 'could not read the deployed database (see the wrangler error above)'
+        : 'could not read the local database: start the service once with `npm run dev` (see the wrangler error above)',
+    )
+  }
+  return result?.results ?? []
+}
+
+const SENT = new Set(['sent', 'delivered', 'read'])
+
+function median(values) {
+  if (values.length === 0) return null
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/** Why a delivery failed: Meta's error code when there is one, else our label (retries_exhausted, …). */
+const failureReason = (row) => (row.error_code !== null && row.error_code !== undefined ? String(row.error_code) : row.error_detail ?? 'unknown')
+
+/**
+ * Per-country figures for `rows` (loadDeliveries), busiest country first, then a TOTAL row:
+ * codes issued, accepted by WhatsApp (sent), delivered (incl. read), read, failed by reason, expired
+ * unsent, authenticated, conversion (authenticated / codes) and the median seconds from issue to login.
+ */
+export function computeStats(rows) {
+  const groups = new Map()
+  const add = (key, row) => {
+    let g = groups.get(key)
+    if (!g) {
+      g = { country: key, codes: 0, sent: 0, delivered: 0, read: 0, failed: 0, failed_by_reason: {}, expired: 0, authenticated: 0, seconds: [] }
+      groups.set(key, g)
+    }
+    g.codes += 1
+    // A failure Meta reported after accepting the message was sent all the same.
+    if (SENT.has(row.status) || (row.status === 'failed' && row.error_detail === 'meta_status_failed')) g.sent += 1
+    if (row.status === 'delivered' || row.status === 'read') g.delivered += 1
+    if (row.status === 'read') g.read += 1
+    if (row.status === 'failed') {
+      g.failed += 1
+      const reason = failureReason(row)
+      g.failed_by_reason[reason] = (g.failed_by_reason[reason] ?? 0) + 1
+    }
+    if (row.status === 'expired') g.expired += 1
+    if (row.authenticated_at !== null && row.authenticated_at !== undefined) {
+      g.authenticated += 1
+      g.seconds.push((row.authenticated_at - row.created_at) / 1000)
+    }
+  }
+  for (const row of rows) {
+    add(countryOf(row.phone_number), row)
+    add('TOTAL', row)
+  }
+  const finish = ({ seconds, ...g }) => ({
+    ...g,
+    conversion: g.codes === 0 ? null : g.authenticated / g.codes,
+    median_seconds_to_authenticate: median(seconds),
+  })
+  const total = groups.get('TOTAL')
+  groups.delete('TOTAL')
+  const countries = [...groups.values()].sort((a, b) => b.codes - a.codes || a.country.localeCompare(b.country))
+  return [...countries, ...(total ? [total] : [])].map(finish)
+}
+
+/** A plain-text table: the header row, then one row per entry, columns padded to fit (numbers right). */
+export function table(header, rows, numeric = []) {
+  const all = [header, ...rows]
+  const widths = header.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)))
+  const right = (i) => numeric.includes(i)
+  const format = (r) =>
+    r.map((cell, i) => (right(i) ? String(cell).padStart(widths[i]) : String(cell).padEnd(widths[i]))).join('  ').trimEnd()
+  return [format(header), format(widths.map((w) => '-'.repeat(w))), ...rows.map(format)].join('\n')
+}
+
+export function statsTable(stats) {
+  const percent = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`)
+  const seconds = (x) => (x === null ? '-' : `${x.toFixed(1)} s`)
+  const reasons = (g) =>
+    Object.entries(g.failed_by_reason)
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([reason, n]) => `${reason}×${n}`)
+      .join(', ')
+  return table(
+    ['country', 'codes', 'sent', 'delivered', 'read', 'failed', 'expired', 'authenticated', 'conversion', 'median to login', 'failures by reason'],
+    stats.map((g) => [
+      g.country,
+      g.codes,
+      g.sent,
+      g.delivered,
+      g.read,
+      g.failed,
+      g.expired,
+      g.authenticated,
+      percent(g.conversion),
+      seconds(g.median_seconds_to_authenticate),
+      reasons(g) || '-',
+    ]),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9],
+  )
+}
+
+/** Rows of `npm run deliveries`: the number masked, the rest as stored (error_detail is our label). */
+export function deliveryRows(rows) {
+  return rows.map((r) => ({
+    created_at: new Date(r.created_at).toISOString(),
+    delivery_id: r.id,
+    project_id: r.project_id,
+    country: countryOf(r.phone_number),
+    phone: maskNumber(r.phone_number),
+    status: r.status,
+    error_code: r.error_code ?? null,
+    detail: r.error_detail ?? null,
+    attempts: r.attempts,
+  }))
+}
+
+export function deliveriesTable(rows) {
+  return table(
+    ['created', 'phone', 'country', 'status', 'meta error', 'detail', 'attempts', 'delivery'],
+    rows.map((r) => [r.created_at, r.phone, r.country, r.status, r.error_code ?? '-', r.detail ?? '-', r.attempts, r.delivery_id]),
+    [4, 6],
+  )
+}

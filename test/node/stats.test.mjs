@@ -1,0 +1,173 @@
+// `npm run stats` and `npm run deliveries -- --failed` on a local state seeded by a short run: the
+// service started as `npm run dev` starts it, codes sent to six numbers in three countries, three
+// logins with the delivered codes and one wrong guess, and Meta's status webhooks (signed) marking
+// deliveries delivered, read and failed. The printed counts must equal what the run did.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { createHmac, randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { after, before, describe, it } from 'node:test'
+import { d1Execute, lit } from '../../scripts/d1.mjs'
+import { startServer } from './server.mjs'
+
+const PROJECT = {
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-stats-${randomUUID()}`,
+  env: 'test',
+  settings: JSON.parse(readFileSync('test/lenient-limits.json', 'utf8')),
+}
+// This test's ports; the SDK tests, the load test and the developer's own server use others.
+const PORTS = [8950, 8999]
+const OUTBOX_TIMEOUT_MS = 60_000
+
+// What the run does to each number: the seeded truth the figures are checked against.
+const NUMBERS = {
+  us1: { phone: '+12025550141', country: 'US', login: true, status: 'delivered' },
+  us2: { phone: '+12025550142', country: 'US', login: true, status: 'read' },
+  us3: { phone: '+12025550143', country: 'US', login: false, status: null },
+  gb1: { phone: '+447400123451', country: 'GB', login: true, status: 'delivered' },
+  gb2: { phone: '+447400123452', country: 'GB', login: false, status: 'failed', error: 131026 },
+  br1: { phone: '+5511987654321', country: 'BR', login: false, status: 'failed', error: 131042 },
+}
+
+let server
+const phoneIds = {}
+
+const basic = `Basic ${Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')}`
+
+async function post(path, body, headers = {}) {
+  return fetch(new URL(path, server.baseUrl), {
+    method: 'POST',
+    headers: { authorization: basic, 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
+async function deliveredCode(phone) {
+  const deadline = Date.now() + OUTBOX_TIMEOUT_MS
+  for (;;) {
+    const res = await fetch(new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl), {
+      headers: { authorization: basic },
+    })
+    assert.equal(res.status, 200)
+    const { messages } = await res.json()
+    if (messages.length > 0) return messages[0].code
+    if (Date.now() > deadline) throw new Error(`no message for ${phone} within ${OUTBOX_TIMEOUT_MS} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+const appSecret = () => /^WHATSAPP_APP_SECRET=(.*)$/m.exec(readFileSync('.dev.vars', 'utf8'))?.[1] ?? ''
+
+async function webhook(statuses) {
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '1', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', statuses } }] }],
+  })
+  const signature = `sha256=${createHmac('sha256', appSecret()).update(body).digest('hex')}`
+  const res = await fetch(new URL('/v1/webhooks/whatsapp', server.baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature },
+    body,
+  })
+  assert.equal(res.status, 200)
+}
+
+function run(script, args) {
+  return execFileSync(process.execPath, [script, '--persist-to', server.persistTo, '--project', PROJECT.id, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+  })
+}
+
+before(
+  async () => {
+    server = await startServer({ projects: [PROJECT], ports: PORTS })
+    for (const [key, n] of Object.entries(NUMBERS)) {
+      const res = await post('/v1/otps/whatsapp/login_or_create', { phone_number: n.phone })
+      assert.equal(res.status, 200)
+      phoneIds[key] = (await res.json()).phone_id
+    }
+    for (const [key, n] of Object.entries(NUMBERS)) {
+      const code = await deliveredCode(n.phone)
+      if (n.login) {
+        const res = await post('/v1/otps/authenticate', { method_id: phoneIds[key], code })
+        assert.equal(res.status, 200)
+      }
+    }
+    // A wrong guess counts nothing here (the code stays unused).
+    const wrong = await post('/v1/otps/authenticate', { method_id: phoneIds.br1, code: '000000' })
+    assert.notEqual(wrong.status, 200)
+    // The console provider has no Meta message id; give each delivery one, then let Meta report.
+    d1Execute({
+      persistTo: server.persistTo,
+      sql: `UPDATE deliveries SET wamid = 'wamid.stats.' || phone_id WHERE project_id = ${lit(PROJECT.id)}`,
+    })
+    const statuses = []
+    for (const [key, n] of Object.entries(NUMBERS)) {
+      if (!n.status) continue
+      const id = `wamid.stats.${phoneIds[key]}`
+      if (n.status === 'read') statuses.push({ id, status: 'delivered', timestamp: '1' })
+      statuses.push({ id, status: n.status, timestamp: '2', ...(n.error ? { errors: [{ code: n.error }] } : {}) })
+    }
+    await webhook(statuses)
+  },
+  { timeout: 300_000 },
+)
+
+after(async () => {
+  await server?.stop()
+})
+
+describe('npm run stats / npm run deliveries on a seeded local state', () => {
+  it('prints per-country counts equal to the seeded truth', { timeout: 120_000 }, () => {
+    const { days, countries } = JSON.parse(run('scripts/stats.mjs', ['--json', '--days', '1']))
+    assert.equal(days, 1)
+    const by = Object.fromEntries(countries.map((c) => [c.country, c]))
+    assert.deepEqual(
+      countries.map((c) => c.country),
+      ['US', 'GB', 'BR', 'TOTAL'],
+    )
+    const expected = {
+      US: { codes: 3, sent: 3, delivered: 2, read: 1, failed: 0, failed_by_reason: {}, expired: 0, authenticated: 2 },
+      GB: { codes: 2, sent: 2, delivered: 1, read: 0, failed: 1, failed_by_reason: { 131026: 1 }, expired: 0, authenticated: 1 },
+      BR: { codes: 1, sent: 1, delivered: 0, read: 0, failed: 1, failed_by_reason: { 131042: 1 }, expired: 0, authenticated: 0 },
+      TOTAL: {
+        codes: 6,
+        sent: 6,
+        delivered: 3,
+        read: 1,
+        failed: 2,
+        failed_by_reason: { 131026: 1, 131042: 1 },
+        expired: 0,
+        authenticated: 3,
+      },
+    }
+    for (const [country, counts] of Object.entries(expected)) {
+      const { conversion, median_seconds_to_authenticate: median, country: _c, ...rest } = by[country]
+      assert.deepEqual(rest, counts, country)
+      assert.equal(conversion, counts.authenticated / counts.codes, `${country} conversion`)
+      if (counts.authenticated === 0) assert.equal(median, null)
+      else assert.ok(median > 0 && median < 300, `${country} median ${median}`)
+    }
+
+    const text = run('scripts/stats.mjs', ['--days', '1'])
+    assert.match(text, /^US\s+3\s+3\s+2\s+1\s+0\s+0\s+2\s+66\.7%\s+[0-9.]+ s\s+-$/m)
+    assert.match(text, /^BR\s+1\s+1\s+0\s+0\s+1\s+0\s+0\s+0\.0%\s+-\s+131042×1$/m)
+    assert.match(text, /^TOTAL\s+6\s+6\s+3\s+1\s+2\s+0\s+3\s+50\.0%/m)
+  })
+
+  it('lists the failed deliveries with masked numbers, Meta’s error and attempts', { timeout: 120_000 }, () => {
+    const { deliveries } = JSON.parse(run('scripts/deliveries.mjs', ['--failed', '--json']))
+    const got = deliveries.map((d) => [d.phone, d.country, d.status, d.error_code, d.detail, d.attempts]).sort()
+    assert.deepEqual(got, [
+      ['+44 ••••••••52', 'GB', 'failed', 131026, 'meta_status_failed', 1],
+      ['+55 •••••••••21', 'BR', 'failed', 131042, 'meta_status_failed', 1],
+    ])
+    const text = run('scripts/deliveries.mjs', ['--failed'])
+    for (const n of Object.values(NUMBERS)) {
+      assert.ok(!text.includes(n.phone) && !text.includes(n.phone.slice(1)), `${n.phone} printed unmasked`)
+    }
+    assert.match(text, /\+44 ••••••••52\s+GB\s+failed\s+131026\s+meta_status_failed\s+1/)
+  })
+})
