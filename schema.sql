@@ -123,12 +123,9 @@ CREATE TABLE IF NOT EXISTS dev_outbox (
 CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
 CREATE INDEX IF NOT EXISTS dev_outbox_created ON dev_outbox (created_at);
 
--- Abuse limits (src/limits.ts). One row per counted event: a send to a phone ('phone', E.164), a send
--- requested from an end-user IP ('ip_send'), a failed authentication from one ('ip_fail'; IPv4 as is,
--- IPv6 by /64), a send to a country ('country', ISO code or '001'), a user created ('new_user', '').
--- Every limit is a sliding window counted over these rows. expires_at = at + the longest window of
--- the kind; batches that record events also delete a few expired rows, and the hourly retention
--- purge (src/retention.ts) deletes the rest, also when traffic stops.
+-- Abuse limits, as written by earlier versions of the Worker (one row per counted event). No longer
+-- read or written; kept until every deployed Worker counts in limit_counters, then dropped. Rows
+-- expire after at most 24 hours (expires_at); the hourly retention purge (src/retention.ts) deletes them.
 CREATE TABLE IF NOT EXISTS limit_events (
   project_id TEXT NOT NULL,
   kind TEXT NOT NULL CHECK (kind IN ('phone', 'ip_send', 'ip_fail', 'country', 'new_user')),
@@ -149,8 +146,34 @@ CREATE TABLE IF NOT EXISTS limit_guard (
   ip_sends_per_hour INTEGER CONSTRAINT limit_ip_sends_per_hour CHECK (ip_sends_per_hour = 0),
   country_sends_per_hour INTEGER CONSTRAINT limit_country_sends_per_hour CHECK (country_sends_per_hour = 0),
   new_users_per_hour INTEGER CONSTRAINT limit_new_users_per_hour CHECK (new_users_per_hour = 0),
-  ip_failed_auths_per_hour INTEGER CONSTRAINT limit_ip_failed_auths_per_hour CHECK (ip_failed_auths_per_hour = 0)
+  ip_failed_auths_per_hour INTEGER CONSTRAINT limit_ip_failed_auths_per_hour CHECK (ip_failed_auths_per_hour = 0),
+  ipv6_56_sends_per_hour INTEGER CONSTRAINT limit_ipv6_56_sends_per_hour CHECK (ipv6_56_sends_per_hour = 0),
+  ipv6_48_sends_per_hour INTEGER CONSTRAINT limit_ipv6_48_sends_per_hour CHECK (ipv6_48_sends_per_hour = 0),
+  ipv6_56_failed_auths_per_hour INTEGER
+    CONSTRAINT limit_ipv6_56_failed_auths_per_hour CHECK (ipv6_56_failed_auths_per_hour = 0),
+  ipv6_48_failed_auths_per_hour INTEGER
+    CONSTRAINT limit_ipv6_48_failed_auths_per_hour CHECK (ipv6_48_failed_auths_per_hour = 0),
+  failed_auths_per_hour INTEGER CONSTRAINT limit_failed_auths_per_hour CHECK (failed_auths_per_hour = 0)
 );
+
+-- Abuse-limit counters (src/limits.ts decides what is counted, src/db/limit-counters.ts how).
+-- kind is the limit counted (e.g. 'country_sends_per_hour'), or 'phone' for sends to one number;
+-- subject is the E.164 number, the ISO country ('001' for numbers without one), '' for per-project
+-- counters, or for per-IP kinds a keyed hash (HMAC with the pepper) of the IPv4 address or IPv6
+-- prefix, never the IP itself. bucket is the start (ms) of the bucket counted in: the event's own
+-- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket.
+-- expires_at = when the row has left every window; batches that record events delete a few expired
+-- rows, so no cron is needed.
+CREATE TABLE IF NOT EXISTS limit_counters (
+  project_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  bucket INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, kind, subject, bucket)
+);
+CREATE INDEX IF NOT EXISTS limit_counters_expiry ON limit_counters (expires_at);
 
 -- Session JWT signing keys (RS256), one active per project (retired_at NULL; the partial unique index
 -- makes concurrent key creation race-safe). private_key_* is the PKCS#8 key sealed with AES-256-GCM

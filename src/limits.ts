@@ -1,27 +1,37 @@
+import { convertIPv4BinaryToString, convertIPv4MappedIPv6ToIPv4, convertIPv4ToBinary, convertIPv6BinaryToString,
+  convertIPv6ToBinary, distinctRemoteAddr, isIPv4MappedIPv6 } from 'hono/utils/ipaddr'
+import { hmacSha256, toBase64Url } from './crypto'
+import {
+  type CounterCheck,
+  type CounterEvent,
+  bucketedFrom,
+  exactFrom,
+  guardStatement,
+  recordStatement,
+  refundStatement,
+  sweepStatement,
+} from './db/limit-counters'
 import { recheckPendingSql } from './db/otp-gate'
+import { requireSecret } from './env'
 import { StytchError } from './errors'
 import { logEvent } from './log'
 import type { ParsedPhone } from './phone'
 import type { ProjectSettings } from './settings'
 
 /**
- * Abuse limits that ride in the caller's D1 batch, so an allowed request costs no extra round trip.
+ * Abuse-limit policy: which limits a send or an authentication is counted against, with which
+ * settings, and how a tripped limit becomes an error. The counting itself (SQL, buckets, the guard
+ * that rolls a batch back) is src/db/limit-counters.ts. Every statement rides in the caller's own D1
+ * batch, so an allowed request costs no extra round trip and a refused one changes nothing.
  *
- * Each counted event is a row in limit_events; every window is a sliding window over those rows
- * (`at > now - window`), which is exact, unlike fixed buckets that let 2x through at a boundary.
- * A send's batch first records its events, then runs one guard INSERT into limit_guard that
- * selects a row only when a count is over its limit. That row violates a named CHECK constraint, the
- * statement fails, and D1 rolls back the whole batch (a batch is one transaction): the user, phone,
- * code, delivery and the events themselves are all undone. D1 runs statements one at a time, so
- * concurrent batches see each other's events and exactly as many pass as the limits allow.
- * The constraint's name in the error says which limit tripped (trippedLimit, batchWithLimits).
+ * Per-phone limits are exact sliding windows. The high-volume counters (per IP, per country, per
+ * project) are summed over one-minute buckets: their cost per request is bounded (at most 61 rows
+ * per counter) whatever the traffic, and they can only refuse early, never let more than the limit
+ * through in a window (README, "Abuse limits").
  */
 
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
-
-/** Expired event rows deleted per batch: more than a batch records, so the table cannot grow. */
-const SWEEP_ROWS = 32
 
 /**
  * The region key of numbers without one (libphonenumber's "001": +800, +808, +870, +881-+883, +888,
@@ -29,18 +39,92 @@ const SWEEP_ROWS = 32
  */
 export const NON_GEOGRAPHIC = '001'
 
-/** Every limit the guard can trip: the limit_guard column (its constraint is `limit_<name>`) and why. */
+/**
+ * Every limit the guard can trip: the limit_guard column (its constraint is `limit_<name>`), which for
+ * the bucketed ones is also the counter's kind and the setting's name, and the reply's message.
+ */
 export const LIMITS = {
   phone_cooldown: 'A code was sent to this phone number moments ago; wait before sending another.',
   phone_sends_per_hour: 'Too many codes were sent to this phone number in the last hour.',
   phone_sends_per_day: 'Too many codes were sent to this phone number in the last 24 hours.',
   ip_sends_per_hour: 'Too many codes were requested from this IP address in the last hour.',
+  ipv6_56_sends_per_hour: 'Too many codes were requested from this IPv6 network (/56) in the last hour.',
+  ipv6_48_sends_per_hour: 'Too many codes were requested from this IPv6 network (/48) in the last hour.',
   country_sends_per_hour: "Too many codes were sent to this phone number's country in the last hour.",
   new_users_per_hour: 'Too many users were created in this project in the last hour.',
   ip_failed_auths_per_hour: 'Too many failed authentications from this IP address in the last hour.',
+  ipv6_56_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/56) in the last hour.',
+  ipv6_48_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/48) in the last hour.',
+  failed_auths_per_hour: 'Too many failed authentications in this project in the last hour.',
 } as const
 
 export type LimitName = keyof typeof LIMITS
+
+/** Limits whose trip is an operator alert (an attack on the whole project), not just a refused client. */
+const ALERT_LIMITS: ReadonlySet<LimitName> = new Set(['failed_auths_per_hour', 'country_sends_per_hour'])
+
+/**
+ * The network scopes an end-user IP is counted in: an IPv4 address alone; an IPv6 address by its /64
+ * (one subscriber usually holds a whole /64), and also by its /56 and /48, the sizes ISPs delegate to
+ * a home or a site, each with a higher cap, so a holder of many /64s does not get a budget per /64.
+ */
+export type IpScope = 'ip' | 'ipv6_56' | 'ipv6_48'
+
+/** One scope of an end-user IP, in canonical text (`2001:db8:1::/56`), before hashing. */
+export interface IpPrefix {
+  scope: IpScope
+  prefix: string
+}
+
+const V6_SCOPES: [IpScope, bigint][] = [
+  ['ip', 64n],
+  ['ipv6_56', 56n],
+  ['ipv6_48', 48n],
+]
+
+/**
+ * The scopes `ip` (a valid address, zod-checked) is counted in. IPv4-mapped IPv6 addresses count as
+ * their IPv4 address. Parsing and canonical forms come from hono's ipaddr helpers.
+ */
+export function ipPrefixes(ip: string): IpPrefix[] {
+  try {
+    if (distinctRemoteAddr(ip) === 'IPv4') {
+      return [{ scope: 'ip', prefix: convertIPv4BinaryToString(convertIPv4ToBinary(ip)) }]
+    }
+    const bits = convertIPv6ToBinary(ip)
+    if (isIPv4MappedIPv6(bits)) {
+      return [{ scope: 'ip', prefix: convertIPv4BinaryToString(convertIPv4MappedIPv6ToIPv4(bits)) }]
+    }
+    return V6_SCOPES.map(([scope, length]) => {
+      const host = 128n - length
+      return { scope, prefix: `${convertIPv6BinaryToString((bits >> host) << host)}/${length}` }
+    })
+  } catch {
+    // Not parseable by the helpers despite the schema's check: counted as its own text.
+    return [{ scope: 'ip', prefix: ip.toLowerCase() }]
+  }
+}
+
+/** An IP scope as counters store it: a keyed hash of the prefix, so no IP is kept in clear. */
+export interface IpKey {
+  scope: IpScope
+  key: string
+}
+
+/**
+ * The counter keys of attributes.ip_address: HMAC-SHA-256 with the pepper over each scope's prefix,
+ * truncated to 128 bits (base64url). None without an IP: then no per-IP limit applies.
+ */
+export async function ipKeys(env: Env, ip: string | undefined): Promise<IpKey[]> {
+  if (ip === undefined) return []
+  const pepper = requireSecret(env, 'OTP_PEPPER')
+  return Promise.all(
+    ipPrefixes(ip).map(async ({ scope, prefix }) => ({
+      scope,
+      key: toBase64Url((await hmacSha256(pepper, `limit:ip:v1:${prefix}`)).subarray(0, 16)),
+    })),
+  )
+}
 
 /** What a send is counted against. A null phone number is exempt from the per-phone limits. */
 export interface SendSubject {
@@ -50,8 +134,8 @@ export interface SendSubject {
   phoneNumber: string | null
   /** Destination region (sendCountry), or null when no code goes to a real country (sandbox). */
   country: string | null
-  /** attributes.ip_address; no per-IP limit applies without it. */
-  ipAddress: string | undefined
+  /** The keys of attributes.ip_address (ipKeys); empty without an IP. */
+  ip: IpKey[]
   /** The user id this batch mints if the number is new; counted only if that user is created. */
   mintedUserId: string | null
   /**
@@ -78,112 +162,69 @@ export function assertCountryAllowed(settings: ProjectSettings, country: string)
   throw new StytchError('invalid_phone_number_country_code')
 }
 
-/**
- * The key an end-user IP is counted under: an IPv4 address as is, an IPv6 address by its /64
- * (one subscriber usually holds a whole /64, so counting single addresses would be trivial to
- * dodge). IPv4-mapped IPv6 addresses count as their IPv4 address. Input is a valid IP (zod).
- */
-export function ipSubject(ip: string): string {
-  if (!ip.includes(':')) return ip
-  const groups = ipv6Groups(ip.toLowerCase())
-  if (!groups) return ip.toLowerCase()
-  const [a = 0, b = 0, c = 0, d = 0, e = 0, f = 0, g = 0, h = 0] = groups
-  if (a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && f === 0xffff) {
-    return [g >> 8, g & 0xff, h >> 8, h & 0xff].join('.')
+const sendsPerHour = (scope: IpScope) => `${scope}_sends_per_hour` as const
+const failedAuthsPerHour = (scope: IpScope) => `${scope}_failed_auths_per_hour` as const
+
+/** The counters a send is recorded in (besides new_users_per_hour, which counts a created user). */
+function sendEvents(s: SendSubject): CounterEvent[] {
+  const events: CounterEvent[] = []
+  if (s.phoneNumber !== null) events.push({ kind: 'phone', subject: s.phoneNumber, exact: true, windowMs: DAY_MS })
+  for (const ip of s.ip) events.push({ kind: sendsPerHour(ip.scope), subject: ip.key, exact: false, windowMs: HOUR_MS })
+  if (s.country !== null) {
+    events.push({ kind: 'country_sends_per_hour', subject: s.country, exact: false, windowMs: HOUR_MS })
   }
-  return `${[a, b, c, d].map((n) => n.toString(16)).join(':')}::/64`
+  return events
 }
 
-function ipv6Groups(ip: string): number[] | null {
-  let text = ip
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
-  if (dotted) {
-    const [, p = '0', q = '0', r = '0', s = '0'] = dotted
-    const hex = (x: string, y: string) => ((Number(x) << 8) | Number(y)).toString(16)
-    text = `${text.slice(0, dotted.index)}${hex(p, q)}:${hex(r, s)}`
-  }
-  const halves = text.split('::')
-  if (halves.length > 2) return null
-  const part = (s: string | undefined) => (s ? s.split(':').map((g) => Number.parseInt(g, 16)) : [])
-  const head = part(halves[0])
-  const tail = part(halves[1])
-  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0
-  const groups = [...head, ...Array<number>(Math.max(0, fill)).fill(0), ...tail]
-  return groups.length === 8 && groups.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffff) ? groups : null
-}
+const NEW_USER: CounterEvent = { kind: 'new_users_per_hour', subject: '', exact: false, windowMs: HOUR_MS }
 
 /**
  * Statements for one send (login_or_create or /send), to go into the caller's batch after its
  * writes: record the send's events, trip the guard if any limit is now exceeded, and sweep a few
- * expired events. The events are recorded only when the batch issued the code (`deliveryId`) and
- * the new-user event only when `mintedUserId` exists by then, i.e. this very batch created the user;
- * so place these after the find-or-create and code statements.
+ * expired counter rows. The send is recorded only when the batch issued the code (`deliveryId`) and
+ * the new user only when `mintedUserId` exists by then, i.e. this very batch created the user; so
+ * place these after the find-or-create and code statements.
  */
 export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedStatement[] {
-  const ip = s.ipAddress === undefined ? null : ipSubject(s.ipAddress)
-  const sent = '(?7 IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = ?7))'
-  const record = db
-    .prepare(
-      `INSERT INTO limit_events (project_id, kind, subject, at, expires_at)
-       SELECT ?1, 'phone', ?3, ?2, ?2 + ${DAY_MS} WHERE ?3 IS NOT NULL AND ${sent}
-       UNION ALL SELECT ?1, 'ip_send', ?4, ?2, ?2 + ${HOUR_MS} WHERE ?4 IS NOT NULL AND ${sent}
-       UNION ALL SELECT ?1, 'country', ?5, ?2, ?2 + ${HOUR_MS} WHERE ?5 IS NOT NULL AND ${sent}
-       UNION ALL SELECT ?1, 'new_user', '', ?2, ?2 + ${HOUR_MS}
-         WHERE ?6 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE id = ?6)`,
-    )
-    .bind(s.projectId, s.now, s.phoneNumber, ip, s.country, s.mintedUserId, s.deliveryId)
-  // Counts include the events just recorded, hence "> limit" (and "> 1" for the cooldown).
-  const count = (kind: string, subject: string, window: string) =>
-    `(SELECT COUNT(*) FROM limit_events WHERE project_id = ?1 AND kind = '${kind}' AND subject = ${subject}
-      AND at > ?2 - ${window})`
-  const { settings } = s
-  const guard = db
-    .prepare(
-      `INSERT INTO limit_guard (phone_cooldown, phone_sends_per_hour, phone_sends_per_day, ip_sends_per_hour,
-         country_sends_per_hour, new_users_per_hour)
-       SELECT * FROM (SELECT
-         ?3 IS NOT NULL AND ?7 > 0 AND ${count('phone', '?3', '?7')} > 1 AS a,
-         ?3 IS NOT NULL AND ${count('phone', '?3', String(HOUR_MS))} > ?8 AS b,
-         ?3 IS NOT NULL AND ${count('phone', '?3', String(DAY_MS))} > ?9 AS c,
-         ?4 IS NOT NULL AND ${count('ip_send', '?4', String(HOUR_MS))} > ?10 AS d,
-         ?5 IS NOT NULL AND ${count('country', '?5', String(HOUR_MS))} > ?11 AS e,
-         ?6 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE id = ?6)
-           AND ${count('new_user', "''", String(HOUR_MS))} > ?12 AS f
-       ) WHERE a OR b OR c OR d OR e OR f`,
-    )
-    .bind(
-      s.projectId,
-      s.now,
-      s.phoneNumber,
-      ip,
-      s.country,
-      s.mintedUserId,
-      settings.phone_send_cooldown_seconds * 1_000,
-      settings.phone_sends_per_hour,
-      settings.phone_sends_per_day,
-      settings.ip_sends_per_hour,
-      settings.country_sends_per_hour,
-      settings.new_users_per_hour,
-    )
-  return [record, guard, sweepStatement(db, s.now)]
+  const { settings, now } = s
+  // ?2 = the delivery id, ?3 = the minted user id.
+  const shared = [s.deliveryId, s.mintedUserId]
+  const sent = '(?2 IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = ?2))'
+  const created = '(?3 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE id = ?3))'
+  const record = recordStatement(db, s.projectId, now, shared, [
+    { events: sendEvents(s), condition: sent },
+    { events: [NEW_USER], condition: created },
+  ])
+  const hourly = bucketedFrom(now, HOUR_MS)
+  const checks: CounterCheck[] = []
+  if (s.phoneNumber !== null) {
+    const phone = { kind: 'phone', subject: s.phoneNumber }
+    // Counts include the event just recorded, hence "over 1" for the cooldown.
+    const cooldownMs = settings.phone_send_cooldown_seconds * 1_000
+    if (cooldownMs > 0) checks.push({ name: 'phone_cooldown', ...phone, from: exactFrom(now, cooldownMs), limit: 1 })
+    checks.push({ name: 'phone_sends_per_hour', ...phone, from: exactFrom(now, HOUR_MS), limit: settings.phone_sends_per_hour })
+    checks.push({ name: 'phone_sends_per_day', ...phone, from: exactFrom(now, DAY_MS), limit: settings.phone_sends_per_day })
+  }
+  for (const ip of s.ip) {
+    const name = sendsPerHour(ip.scope)
+    checks.push({ name, kind: name, subject: ip.key, from: hourly, limit: settings[name] })
+  }
+  if (s.country !== null) {
+    const name = 'country_sends_per_hour'
+    checks.push({ name, kind: name, subject: s.country, from: hourly, limit: settings[name] })
+  }
+  checks.push({ ...NEW_USER, name: NEW_USER.kind, from: hourly, limit: settings.new_users_per_hour, when: created })
+  const guard = guardStatement(db, s.projectId, shared, checks, true)
+  return [record, guard, sweepStatement(db, now)].filter((x): x is D1PreparedStatement => x !== null)
 }
 
 /**
- * Takes back the send events sendLimitStatements recorded for `s` (one row per kind, matched by
- * subject and time), for a send whose batch committed but whose code never went out. The new-user
- * event stays: that user was created.
+ * Takes back the send events sendLimitStatements recorded for `s`, for a send whose batch committed
+ * but whose code never went out. The new-user count stays: that user was created.
  */
-export function refundSendStatement(db: D1Database, s: SendSubject): D1PreparedStatement {
-  const ip = s.ipAddress === undefined ? null : ipSubject(s.ipAddress)
-  const one = (kind: string, subject: string) =>
-    `SELECT r FROM (SELECT rowid AS r FROM limit_events
-       WHERE project_id = ?1 AND kind = '${kind}' AND subject = ${subject} AND at = ?2 LIMIT 1)`
-  return db
-    .prepare(
-      `DELETE FROM limit_events WHERE rowid IN
-         (${one('phone', '?3')} UNION ALL ${one('ip_send', '?4')} UNION ALL ${one('country', '?5')})`,
-    )
-    .bind(s.projectId, s.now, s.phoneNumber, ip, s.country)
+export function refundSendStatements(db: D1Database, s: SendSubject): D1PreparedStatement[] {
+  const refund = refundStatement(db, s.projectId, s.now, sendEvents(s))
+  return refund ? [refund] : []
 }
 
 /** What an authenticate attempt is counted against, and how its batch tells success. */
@@ -209,67 +250,51 @@ export interface AuthSubject {
 }
 
 /**
- * Per-IP failed authentications, for authenticate's one batch, after its gate statements: the guard
- * first trips if the IP already has `ip_failed_auths_per_hour` failures in the last hour, whatever
- * this attempt's outcome (so a 429 tells nothing about the code and, rolling the batch back, counts
- * no attempt on it); then the attempt is recorded as a failure unless the batch consumed the code
- * for this request or authenticated the sandbox number, or (`recheck`) authenticate's second batch
- * will judge it again. Batches run one at a time, so parallel guesses from one IP get exactly the
- * allowed number of verdicts. No statements without an IP.
+ * Failed authentications, for authenticate's one batch, after its gate statements: per end-user IP
+ * scope (when attributes.ip_address is given) and per project. The guard first trips if a counter
+ * already holds its limit of failures in the last hour, whatever this attempt's outcome (so a 429
+ * tells nothing about the code and, rolling the batch back, counts no attempt on it); then the
+ * attempt is recorded as a failure unless the batch consumed the code for this request or
+ * authenticated the sandbox number, or (`recheck`) authenticate's second batch will judge it again.
+ * Batches run one at a time, so parallel guesses get exactly the allowed number of verdicts.
  */
-export function failedAuthStatements(db: D1Database, a: AuthSubject): D1PreparedStatement[] {
-  if (a.ipAddress === undefined) return []
-  const ip = ipSubject(a.ipAddress)
-  const recheckPending = recheckPendingSql({
-    phoneId: '?4',
-    projectId: '?1',
-    at: '?3',
-    checkedCodeId: '?8',
-    maxAttempts: '?9',
-  })
-  return [
-    db
-      .prepare(
-        `INSERT INTO limit_guard (ip_failed_auths_per_hour) SELECT 1 WHERE
-           (SELECT COUNT(*) FROM limit_events WHERE project_id = ?1 AND kind = 'ip_fail' AND subject = ?2
-             AND at > ?3 - ${HOUR_MS}) >= ?4`,
-      )
-      .bind(a.projectId, ip, a.now, a.settings.ip_failed_auths_per_hour),
-    db
-      .prepare(
-        `INSERT INTO limit_events (project_id, kind, subject, at, expires_at)
-         SELECT ?1, 'ip_fail', ?2, ?3, ?3 + ${HOUR_MS}
-         WHERE NOT EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?4 AND project_id = ?1 AND consumed_by = ?5)
-           AND NOT EXISTS (SELECT 1 FROM phones WHERE id = ?4 AND project_id = ?1 AND phone_number = ?6)
-           AND NOT (?7 = 1 AND ${recheckPending})`,
-      )
-      .bind(
-        a.projectId,
-        ip,
-        a.now,
-        a.phoneId,
-        a.requestId,
-        a.sandboxNumber,
-        a.recheck ? 1 : 0,
-        a.recheck?.checkedCodeId ?? null,
-        a.recheck?.maxAttempts ?? 0,
-      ),
-    sweepStatement(db, a.now),
+export async function failedAuthStatements(db: D1Database, env: Env, a: AuthSubject): Promise<D1PreparedStatement[]> {
+  const ip = await ipKeys(env, a.ipAddress)
+  const { settings, now } = a
+  const hourly = bucketedFrom(now, HOUR_MS)
+  const events: CounterEvent[] = [
+    { kind: 'failed_auths_per_hour', subject: '', exact: false, windowMs: HOUR_MS },
+    ...ip.map((k) => ({ kind: failedAuthsPerHour(k.scope), subject: k.key, exact: false, windowMs: HOUR_MS })),
   ]
-}
-
-/**
- * Deletes a bounded number of events that have left every window. It rides in batches that also
- * record events, so cleanup needs no round trip of its own and the table stays at about one day
- * of traffic. A rejected batch rolls its sweep back too, which is harmless.
- */
-function sweepStatement(db: D1Database, now: number): D1PreparedStatement {
-  return db
-    .prepare(
-      `DELETE FROM limit_events WHERE rowid IN
-         (SELECT rowid FROM limit_events WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ${SWEEP_ROWS})`,
-    )
-    .bind(now)
+  const checks: CounterCheck[] = events.map((e) => {
+    const name = e.kind as 'failed_auths_per_hour'
+    return { name, kind: e.kind, subject: e.subject, from: hourly, limit: settings[name] }
+  })
+  const recheckPending = recheckPendingSql({
+    phoneId: '?2',
+    projectId: '?1',
+    at: '?7',
+    checkedCodeId: '?6',
+    maxAttempts: '?5',
+  })
+  // ?2 phone id, ?3 request id, ?4 sandbox number, ?5 max attempts, ?6 checked code id, ?7 now, ?8 recheck.
+  const shared = [
+    a.phoneId,
+    a.requestId,
+    a.sandboxNumber,
+    a.recheck?.maxAttempts ?? 0,
+    a.recheck?.checkedCodeId ?? null,
+    now,
+    a.recheck ? 1 : 0,
+  ]
+  const failed = `NOT EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?2 AND project_id = ?1 AND consumed_by = ?3)
+    AND NOT EXISTS (SELECT 1 FROM phones WHERE id = ?2 AND project_id = ?1 AND phone_number = ?4)
+    AND NOT (?8 = 1 AND ${recheckPending})`
+  return [
+    guardStatement(db, a.projectId, shared, checks, false),
+    recordStatement(db, a.projectId, now, shared, [{ events, condition: failed }]),
+    sweepStatement(db, now),
+  ].filter((x): x is D1PreparedStatement => x !== null)
 }
 
 /**
@@ -279,7 +304,7 @@ function sweepStatement(db: D1Database, now: number): D1PreparedStatement {
  */
 export function trippedLimit(err: unknown): LimitName | null {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
-    const match = /CHECK constraint failed: limit_([a-z_]+)/.exec(e.message)
+    const match = /CHECK constraint failed: limit_([a-z0-9_]+)/.exec(e.message)
     const name = match?.[1]
     if (name && Object.hasOwn(LIMITS, name)) return name as LimitName
   }
@@ -288,7 +313,8 @@ export function trippedLimit(err: unknown): LimitName | null {
 
 /**
  * Runs a batch that carries limit statements: a tripped limit becomes `429 too_many_requests`
- * (logged with its name, so a pumping wave is visible); every other failure is rethrown unchanged.
+ * (logged with its name, so a pumping wave is visible; a project-wide limit as an alert line);
+ * every other failure is rethrown unchanged.
  */
 export async function batchWithLimits(
   db: D1Database,
@@ -300,7 +326,8 @@ export async function batchWithLimits(
   } catch (err) {
     const limit = trippedLimit(err)
     if (!limit) throw err
-    logEvent('info', 'limit_tripped', { limit, project_id: projectId })
+    if (ALERT_LIMITS.has(limit)) logEvent('error', 'limit_tripped', { limit, project_id: projectId, alert: true })
+    else logEvent('info', 'limit_tripped', { limit, project_id: projectId })
     throw new StytchError('too_many_requests', { message: LIMITS[limit] })
   }
 }

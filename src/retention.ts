@@ -43,6 +43,8 @@ export const PURGES: readonly { table: string; where: string; order: string }[] 
   { table: 'sessions', where: 'expires_at <= ?1', order: 'expires_at' },
   // expires_at = the event's time + the longest window of its kind: past it, no window counts it.
   { table: 'limit_events', where: 'expires_at <= ?1', order: 'expires_at' },
+  // Likewise for a counter row: expires_at is when its bucket has left every window that reads it.
+  { table: 'limit_counters', where: 'expires_at <= ?1', order: 'expires_at' },
   { table: 'dev_outbox', where: 'created_at <= ?4', order: 'created_at' },
 ]
 

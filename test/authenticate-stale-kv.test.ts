@@ -50,7 +50,7 @@ async function missingRecord(p: TestProject) {
 const ipFailures = async (p: TestProject) =>
   Number(
     (
-      await env.DB.prepare(`SELECT COUNT(*) AS n FROM limit_events WHERE project_id = ?1 AND kind = 'ip_fail'`)
+      await env.DB.prepare(`SELECT SUM(n) AS n FROM limit_counters WHERE project_id = ?1 AND kind = 'ip_failed_auths_per_hour'`)
         .bind(p.id)
         .first<{ n: number }>()
     )?.n,

@@ -1,9 +1,10 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { LIMITS, ipSubject, trippedLimit } from '../src/limits'
+import { LIMITS, ipKeys, ipPrefixes, trippedLimit } from '../src/limits'
 import { type TestProject, countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
+const MINUTE = 60_000
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 const SANDBOX = '+10000000000'
@@ -14,7 +15,7 @@ const send = (project: TestProject, phone: string, extra: Record<string, unknown
 
 /** Everything a send can leave behind, across all projects, including the stored code hashes. */
 async function footprint() {
-  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_events', 'limit_guard']
+  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
   const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}`)))
   const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number }).n]))
   const codes = await env.DB.prepare('SELECT phone_id, code_id, attempts, created_at FROM otp_codes ORDER BY phone_id').all()
@@ -84,7 +85,7 @@ describe('the sandbox number', () => {
     const res = await send(project, SANDBOX)
     expectStytchError(res, 429, 'too_many_requests')
     expect(res.body.error_message).toBe(LIMITS.new_users_per_hour)
-    clockAt(HOUR)
+    clockAt(HOUR + MINUTE) // a per-project counter's window reaches back one more minute bucket
     expect((await send(project, SANDBOX)).body.user_created).toBe(true)
     expect((await send(project, SANDBOX)).status).toBe(200) // existing user: no cap, no allowlist, no country
   })
@@ -99,33 +100,45 @@ describe('cost and housekeeping', () => {
     expect(res.status).toBe(200)
     expect(res.body.user_created).toBe(true)
     expect(counting.d1()).toBe(1)
-    const events = await env.DB.prepare('SELECT kind, subject FROM limit_events WHERE project_id = ?1 AND at = ?2 ORDER BY kind, subject')
-      .bind(project.id, T0)
+    const rows = await env.DB.prepare(
+      'SELECT kind, subject, bucket, n FROM limit_counters WHERE project_id = ?1 ORDER BY kind, subject',
+    )
+      .bind(project.id)
       .all()
-    expect(events.results).toEqual([
-      { kind: 'country', subject: 'US' },
-      { kind: 'country', subject: 'US' },
-      { kind: 'ip_send', subject: '2001:db8:0:0::/64' },
-      { kind: 'new_user', subject: '' },
-      { kind: 'new_user', subject: '' },
-      { kind: 'phone', subject: '+12025550140' },
-      { kind: 'phone', subject: '+12025550141' },
-    ])
+    const [v64, v56, v48] = await ipKeys(env, '2001:db8::1')
+    expect(rows.results).toEqual(
+      [
+        { kind: 'country_sends_per_hour', subject: 'US', bucket: T0, n: 2 },
+        { kind: 'ip_sends_per_hour', subject: v64?.key, bucket: T0, n: 1 },
+        { kind: 'ipv6_48_sends_per_hour', subject: v48?.key, bucket: T0, n: 1 },
+        { kind: 'ipv6_56_sends_per_hour', subject: v56?.key, bucket: T0, n: 1 },
+        { kind: 'new_users_per_hour', subject: '', bucket: T0, n: 2 },
+        { kind: 'phone', subject: '+12025550140', bucket: T0, n: 1 },
+        { kind: 'phone', subject: '+12025550141', bucket: T0, n: 1 },
+      ].sort((a, b) => (a.kind + a.subject < b.kind + b.subject ? -1 : 1)),
+    )
   })
 
-  it('sweeps expired events a bounded number at a time, inside the batches that record events', async () => {
+  it('sweeps expired counter rows a bounded number at a time, inside the batches that record events', async () => {
     const lenient = { phone_send_cooldown_seconds: 0, phone_sends_per_hour: 1_000, phone_sends_per_day: 1_000 }
     const project = await newProject('test', lenient)
-    for (let i = 0; i < 40; i++) expect((await send(project, '+12025550150')).status).toBe(200)
+    // One exact per-phone row per send (each at its own millisecond), one country row per minute.
+    for (let i = 0; i < 70; i++) {
+      clockAt(i * 1_000)
+      expect((await send(project, '+12025550150')).status).toBe(200)
+    }
     const count = async (where: string) =>
-      (await env.DB.prepare(`SELECT COUNT(*) AS n FROM limit_events WHERE ${where}`).bind(Date.now()).first<{ n: number }>())?.n ?? -1
-    clockAt(DAY + HOUR) // every event recorded so far in this file has expired
+      (await env.DB.prepare(`SELECT COUNT(*) AS n FROM limit_counters WHERE ${where}`).bind(Date.now()).first<{ n: number }>())?.n ?? -1
+    clockAt(DAY + HOUR) // every row recorded so far in this file has expired
     const total = await count('?1 = ?1')
     expect(await count('expires_at <= ?1')).toBe(total)
     expect(total).toBeGreaterThan(64)
     expect((await send(project, '+12025550150')).status).toBe(200)
     expect(await count('?1 = ?1')).toBe(total - 32 + 2) // 32 swept, phone + country recorded
-    for (let i = 0; i < Math.ceil(total / 32); i++) expect((await send(project, '+12025550150')).status).toBe(200)
+    for (let i = 0; i < Math.ceil(total / 32); i++) {
+      clockAt(DAY + HOUR + (i + 1) * 1_000)
+      expect((await send(project, '+12025550150')).status).toBe(200)
+    }
     expect(await count('expires_at <= ?1')).toBe(0)
   })
 
@@ -167,17 +180,32 @@ describe('trippedLimit', () => {
   })
 })
 
-describe('ipSubject', () => {
+describe('ipPrefixes', () => {
   it.each([
-    ['203.0.113.7', '203.0.113.7'],
-    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
-    ['2001:0DB8:0001:0002:ffff:0:0:9', '2001:db8:1:2::/64'],
-    ['::1', '0:0:0:0::/64'],
-    ['fe80::', 'fe80:0:0:0::/64'],
-    ['::ffff:198.51.100.1', '198.51.100.1'],
-    ['::ffff:c633:6401', '198.51.100.1'],
-    ['64:ff9b::198.51.100.1', '64:ff9b:0:0::/64'],
-  ])('%s counts as %s', (ip, subject) => {
-    expect(ipSubject(ip)).toBe(subject)
+    ['203.0.113.7', ['203.0.113.7']],
+    ['2001:db8:1:2::1', ['2001:db8:1:2::/64', '2001:db8:1::/56', '2001:db8:1::/48']],
+    ['2001:0DB8:0001:02ab:ffff:0:0:9', ['2001:db8:1:2ab::/64', '2001:db8:1:200::/56', '2001:db8:1::/48']],
+    ['::1', ['::/64', '::/56', '::/48']],
+    ['fe80::', ['fe80::/64', 'fe80::/56', 'fe80::/48']],
+    ['::ffff:198.51.100.1', ['198.51.100.1']],
+    ['::ffff:c633:6401', ['198.51.100.1']],
+    ['64:ff9b::198.51.100.1', ['64:ff9b::/64', '64:ff9b::/56', '64:ff9b::/48']],
+  ])('%s counts as %j', (ip, prefixes) => {
+    expect(ipPrefixes(ip).map((p) => p.prefix)).toEqual(prefixes)
+    expect(ipPrefixes(ip).map((p) => p.scope)).toEqual(prefixes.length === 1 ? ['ip'] : ['ip', 'ipv6_56', 'ipv6_48'])
+  })
+
+  it('stores keyed hashes: one per scope, the same for every spelling, never the address', async () => {
+    const a = await ipKeys(env, '2001:db8::1')
+    const b = await ipKeys(env, '2001:0db8:0:0:0:0:0:1')
+    expect(a).toEqual(b)
+    expect(a).toHaveLength(3)
+    for (const k of a) expect(k.key).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    // Another host of the same /64: the same three keys. Another /64 of the same /56: only the /64 differs.
+    expect(await ipKeys(env, '2001:db8:0:0:ffff::1')).toEqual(a)
+    const other = await ipKeys(env, '2001:db8:0:1::1')
+    expect(other.map((k, i) => k.key === a[i]?.key)).toEqual([false, true, true])
+    expect(JSON.stringify(a)).not.toContain('2001')
+    expect(await ipKeys(env, undefined)).toEqual([])
   })
 })

@@ -4,6 +4,7 @@ import { LIMITS } from '../src/limits'
 import { type TestProject, countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
+const MINUTE = 60_000
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 const PHONE = '+12025550123'
@@ -26,7 +27,7 @@ function expectLimited(res: Awaited<ReturnType<typeof loginOrCreate>>, limit: ke
 
 /** Everything a send can leave behind, across all projects. */
 async function footprint() {
-  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_events', 'limit_guard']
+  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
   const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}`)))
   const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number }).n]))
   const codes = await env.DB.prepare('SELECT phone_id, code_id, attempts FROM otp_codes ORDER BY phone_id').all()
@@ -156,13 +157,13 @@ describe('per-phone limits', () => {
 })
 
 describe('per-IP send limit (attributes.ip_address)', () => {
-  it('allows N sends per hour from one IP across phones, rejects N+1, and frees up after an hour', async () => {
+  it('allows N sends per hour from one IP across phones, rejects N+1, and frees up after an hour and a minute', async () => {
     const project = await newProject('test', { ip_sends_per_hour: 3 })
     for (let i = 0; i < 3; i++) expect((await send(project, usPhone(i), withIp('203.0.113.7'))).status).toBe(200)
     expectLimited(await send(project, usPhone(3), withIp('203.0.113.7')), 'ip_sends_per_hour')
     expect((await send(project, usPhone(4), withIp('203.0.113.8'))).status).toBe(200)
     expect((await send(project, usPhone(5))).status).toBe(200) // no IP supplied: no per-IP limit
-    clockAt(HOUR)
+    clockAt(HOUR + MINUTE) // bucketed: the window reaches back one more minute
     expect((await send(project, usPhone(6), withIp('203.0.113.7'))).status).toBe(200)
   })
 
@@ -212,12 +213,12 @@ describe('country allowlist and velocity cap', () => {
     expect((await send(all, '+33612345678')).status).toBe(200)
   })
 
-  it('caps sends per country per hour, N allowed, N+1 rejected, other countries unaffected', async () => {
+  it('caps sends per country per hour, N allowed, N+1 rejected, other countries unaffected, frees up after an hour and a minute', async () => {
     const project = await newProject('test', { country_sends_per_hour: 3 })
     for (let i = 0; i < 3; i++) expect((await send(project, usPhone(i))).status).toBe(200)
     expectLimited(await send(project, usPhone(3)), 'country_sends_per_hour')
     expect((await send(project, '+14165550123')).status).toBe(200)
-    clockAt(HOUR)
+    clockAt(HOUR + MINUTE) // bucketed: the window reaches back one more minute
     expect((await send(project, usPhone(3))).status).toBe(200)
   })
 
@@ -230,7 +231,7 @@ describe('country allowlist and velocity cap', () => {
 })
 
 describe('new users per hour', () => {
-  it('caps users created per project, still lets existing users log in, and frees up after an hour', async () => {
+  it('caps users created per project, still lets existing users log in, and frees up after an hour and a minute', async () => {
     const project = await newProject('test', { new_users_per_hour: 2, phone_send_cooldown_seconds: 0 })
     expect((await send(project, usPhone(0))).body.user_created).toBe(true)
     expect((await send(project, usPhone(1))).body.user_created).toBe(true)
@@ -238,7 +239,7 @@ describe('new users per hour', () => {
     const existing = await send(project, usPhone(0))
     expect(existing.status).toBe(200)
     expect(existing.body.user_created).toBe(false)
-    clockAt(HOUR)
+    clockAt(HOUR + MINUTE) // bucketed: the window reaches back one more minute
     expect((await send(project, usPhone(2))).body.user_created).toBe(true)
   })
 

@@ -12,7 +12,7 @@ const UK_LANDLINE = '+442079460000' // FIXED_LINE
 const BR_MOBILE = '+5511987654321' // MOBILE
 
 const rowCounts = async (projectId: string) => {
-  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_events']
+  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters']
   const rows = await env.DB.batch(
     tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE project_id = ?1`).bind(projectId)),
   )

@@ -81,6 +81,15 @@ async function limitEvent(expiresAt: number) {
     .run()
 }
 
+async function limitCounter(expiresAt: number) {
+  await env.DB.prepare(
+    `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
+     VALUES ('project-x', 'country_sends_per_hour', ?1, ?2, 1, ?3)`,
+  )
+    .bind(id('c'), expiresAt - 3_660_000, expiresAt)
+    .run()
+}
+
 async function outbox(createdAt: number) {
   const outboxId = id('outbox')
   await env.DB.prepare(
@@ -120,6 +129,8 @@ describe('retention purge (scheduled)', () => {
     await limitEvent(T - 1)
     await limitEvent(T)
     await limitEvent(T + 1)
+    await limitCounter(T)
+    await limitCounter(T + 1)
     const oldOutbox = await outbox(T - DEV_OUTBOX_MS - 1)
     const recentOutbox = await outbox(T - 60_000)
 
@@ -133,6 +144,7 @@ describe('retention purge (scheduled)', () => {
       session_factors: 1,
       sessions: 1,
       limit_events: 2,
+      limit_counters: 1,
       dev_outbox: 1,
       rounds: 1,
       complete: true,
@@ -147,11 +159,13 @@ describe('retention purge (scheduled)', () => {
     expect([await exists(factor, expiredSession), await exists(factor, liveSession)]).toEqual([false, true])
     const left = await env.DB.prepare('SELECT expires_at FROM limit_events').all<{ expires_at: number }>()
     expect(left.results.map((r) => r.expires_at)).toEqual([T + 1])
+    const counters = await env.DB.prepare('SELECT expires_at FROM limit_counters').all<{ expires_at: number }>()
+    expect(counters.results.map((r) => r.expires_at)).toEqual([T + 1])
     const outbox_ = 'SELECT 1 FROM dev_outbox WHERE id = ?1'
     expect([await exists(outbox_, oldOutbox), await exists(outbox_, recentOutbox)]).toEqual([false, true])
 
     // A second run finds nothing more.
-    expect(await runCron()).toMatchObject({ otp_codes: 0, deliveries: 0, session_factors: 0, sessions: 0, limit_events: 0, dev_outbox: 0 })
+    expect(await runCron()).toMatchObject({ otp_codes: 0, deliveries: 0, session_factors: 0, sessions: 0, limit_events: 0, limit_counters: 0, dev_outbox: 0 })
   })
 
   it('keeps deliveries for DELIVERY_RETENTION_DAYS, and falls back to 30 days for a malformed value', async () => {
@@ -185,6 +199,6 @@ describe('retention purge (scheduled)', () => {
   })
 
   it('has one purge per table that holds expiring personal or counting data', () => {
-    expect(PURGES.map((p) => p.table)).toEqual(['otp_codes', 'deliveries', 'session_factors', 'sessions', 'limit_events', 'dev_outbox'])
+    expect(PURGES.map((p) => p.table)).toEqual(['otp_codes', 'deliveries', 'session_factors', 'sessions', 'limit_events', 'limit_counters', 'dev_outbox'])
   })
 })

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { STORAGE_OPS_HEADER, type StorageCounts, formatCounts, parseCounts } from '../src/bench/storage-count'
+import { D1_ROWS_HEADER, STORAGE_OPS_HEADER, type StorageCounts, formatCounts, parseCounts, parseRows } from '../src/bench/storage-count'
 import { open } from '../src/crypto'
 import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
 import { type TestProject, call, callJson, countingEnv } from './helpers'
@@ -102,6 +102,20 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     const good = await countedAuth(p, first.phoneId, second.code)
     expect(good.status).toBe(200)
     expect(ops(good)).toEqual(only({ d1: 2, kv_read: 1, kv_delete: 1 }))
+  })
+
+  it('reports the rows D1 read and wrote: none for the bare route, those of its batch for login_or_create', async () => {
+    const rows = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))
+    expect(rows(await callJson('GET', '/health', { env: flagged() }))).toEqual({ read: 0, written: 0, ms: 0 })
+    const p = await project()
+    await countedLogin(p, '+12025550196')
+    const { res } = await countedLogin(p, '+12025550197')
+    const counted = rows(res)
+    // A new user, phone, code and delivery plus three counters: at least seven rows written.
+    expect(counted?.written).toBeGreaterThanOrEqual(7)
+    expect(counted?.read).toBeGreaterThan(0)
+    expect(counted?.ms).toBeGreaterThanOrEqual(0)
+    for (const bad of [null, '', 'read=1', 'read=1, written=1', 'read=x, written=1, ms=1']) expect(parseRows(bad)).toBeNull()
   })
 
   it('formats and parses the header value, refusing malformed ones', () => {

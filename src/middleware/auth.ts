@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import { now } from '../clock'
 import { bytesEqual, sha256 } from '../crypto'
 import { type Project, findProject, rereadProject } from '../db/projects'
+import { projectEnv } from '../db/shard'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { type ProjectEnv, parseId } from '../ids'
@@ -36,6 +37,8 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
     setMetricDimensions({ project: project.id })
+    // From here on, DB is the database holding this project's data.
+    c.env = projectEnv(c.env, project.id)
     await next()
   }
 }

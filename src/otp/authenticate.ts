@@ -112,11 +112,14 @@ async function authenticateAttempt(
   input: AuthenticateInput,
 ): Promise<AuthenticateResult> {
   const phoneId = input.method_id
-  const stored = await readStoredCode(env, phoneId)
-  const verdict = await judge(env, project.id, phoneId, input, stored)
   const at = now()
-  // A presented session must be live and the phone user's own; refused here, before the code is used.
-  const session = await planSession(env, project, input, phoneId, at)
+  // The code's KV record and the session plan do not depend on each other: both at once. A presented
+  // session must be live and the phone user's own; refused here, before the code is used.
+  const [stored, session] = await Promise.all([
+    readStoredCode(env, phoneId),
+    planSession(env, project, input, phoneId, at),
+  ])
+  const verdict = await judge(env, project.id, phoneId, input, stored)
   const sandbox = project.env === 'test' && input.code === SANDBOX_CODE
   const attempt: Attempt = { env, project, requestId, input, phoneId, at, session, sandbox }
   const checked = { checkedCodeId: stored?.code_id ?? null, maxAttempts: project.settings.otp_max_attempts }
@@ -164,10 +167,10 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     sessionAt = [statements.length, statements.length + writes.length]
     statements.push(...writes)
   }
-  // Per-IP failed authentications (after the gates, in this batch): a 429 if the IP is already at its
-  // limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
+  // Failed authentications per IP scope and per project (after the gates, in this batch): a 429 if one
+  // is already at its limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
   statements.push(
-    ...failedAuthStatements(env.DB, {
+    ...(await failedAuthStatements(env.DB, env, {
       projectId: project.id,
       settings,
       ipAddress: a.input.attributes?.ip_address,
@@ -176,7 +179,7 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
       sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
       now: at,
       recheck,
-    }),
+    })),
   )
   statements.push(
     authStateStatement(env.DB, project.id, phoneId),

@@ -211,8 +211,8 @@ export function liveCodeStatement(
 
 /**
  * After the D1 batch committed: the keyed hash goes to KV (one key per phone, so a new code
- * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum), then exactly one
- * delivery job with the code encrypted goes on the queue. `replaced` is the live code the batch
+ * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum) and, at the same time,
+ * exactly one delivery job with the code encrypted goes on the queue. `replaced` is the live code the batch
  * replaced (liveCodeStatement); its hash is carried over so authenticate can answer "superseded".
  */
 export async function storeAndEnqueue(
@@ -223,9 +223,11 @@ export async function storeAndEnqueue(
   pending: PendingCode,
   replaced: LiveCodeRow | null = null,
 ): Promise<void> {
-  const [mac, superseded] = await Promise.all([
+  const ids = { id: pending.codeId, phone_id: phoneId, phone_number: phoneNumber }
+  const [mac, superseded, code] = await Promise.all([
     codeMac(env, phoneId, pending.codeId, pending.code),
     replaced ? supersededCodes(env, phoneId, pending) : [],
+    sealCurrent(rotatingSecret(env, 'CODE_ENCRYPTION_KEY'), pending.code, jobAad(ids)),
   ])
   const stored: StoredCode = {
     v: 1,
@@ -235,13 +237,6 @@ export async function storeAndEnqueue(
     ...pending.attributes,
   }
   if (superseded.length > 0) stored.superseded = superseded
-  const ids = { id: pending.codeId, phone_id: phoneId, phone_number: phoneNumber }
-  const [, code] = await Promise.all([
-    env.OTP_KV.put(codeKey(phoneId), JSON.stringify(stored), {
-      expirationTtl: Math.max(60, pending.expirationMinutes * 60),
-    }),
-    sealCurrent(rotatingSecret(env, 'CODE_ENCRYPTION_KEY'), pending.code, jobAad(ids)),
-  ])
   const job: WhatsAppJob = {
     v: 1,
     ...ids,
@@ -250,7 +245,15 @@ export async function storeAndEnqueue(
     expires_at: pending.expiresAt,
     code,
   }
-  await env.WHATSAPP_QUEUE.send(job, { contentType: 'json' })
+  // Neither needs the other: the consumer never reads KV, and authenticate waits for the code to
+  // arrive anyway. If either fails the caller's undo closes the delivery, so a job that did reach
+  // the queue is dropped by the consumer.
+  await Promise.all([
+    env.OTP_KV.put(codeKey(phoneId), JSON.stringify(stored), {
+      expirationTtl: Math.max(60, pending.expirationMinutes * 60),
+    }),
+    env.WHATSAPP_QUEUE.send(job, { contentType: 'json' }),
+  ])
 }
 
 export async function readStoredCode(env: Env, phoneId: string): Promise<StoredCode | null> {

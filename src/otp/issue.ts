@@ -1,7 +1,7 @@
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import type { LineType, ProjectSettings } from '../settings'
-import { type SendSubject, assertCountryAllowed, sendCountry, sendLimitStatements } from '../limits'
+import { type SendSubject, assertCountryAllowed, ipKeys, sendCountry, sendLimitStatements } from '../limits'
 import { type ParsedPhone, SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
 import type { AttributesInput, Locale } from '../schemas'
 import {
@@ -86,15 +86,18 @@ export async function prepareIssue(
 ): Promise<Issue> {
   const { phone } = target
   setMetricDimensions({ locale: input.locale })
-  const pending = target.sandbox
-    ? null
-    : await newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes)
+  const [pending, ip] = await Promise.all([
+    target.sandbox
+      ? null
+      : newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes),
+    ipKeys(env, input.attributes?.ip_address),
+  ])
   const subject: SendSubject = {
     projectId: project.id,
     settings: project.settings,
     phoneNumber: target.sandbox ? null : phone.e164,
     country: target.country,
-    ipAddress: input.attributes?.ip_address,
+    ip,
     mintedUserId: options.mintedUserId,
     deliveryId: pending?.codeId ?? null,
     now: options.at,

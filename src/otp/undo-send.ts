@@ -1,4 +1,4 @@
-import { type SendSubject, refundSendStatement } from '../limits'
+import { type SendSubject, refundSendStatements } from '../limits'
 import { errorName, logEvent } from '../log'
 
 /**
@@ -25,7 +25,7 @@ export async function undoSend(
            WHERE id = ?1 AND status = 'queued'`,
         )
         .bind(deliveryId, subject.now),
-      refundSendStatement(db, subject),
+      ...refundSendStatements(db, subject),
     ])
     logEvent('warn', 'otp.send_undone', { ...fields, error: errorName(cause) })
   } catch (err) {

@@ -12,6 +12,7 @@ import {
   type SessionsRevokeResponse,
 } from '../sessions/schemas'
 import { authenticateSession, listSessions, projectJwks, revokeSession } from '../sessions/service'
+import { projectEnv } from '../db/shard'
 
 /**
  * The sessions API. Everything but the JWKS requires project credentials (src/app.ts): the JWKS is
@@ -41,6 +42,7 @@ sessionRoutes.post('/revoke', jsonBody(), validate('json', SessionsRevokeRequest
 })
 
 sessionRoutes.get('/jwks/:project_id', async (c) => {
-  const keys = await projectJwks(c.env, c.req.param('project_id'))
+  const projectId = c.req.param('project_id')
+  const keys = await projectJwks(projectEnv(c.env, projectId), projectId)
   return c.json({ keys, request_id: c.var.requestId, status_code: 200 } satisfies z.infer<typeof JwksResponse>)
 })

@@ -97,7 +97,7 @@ export async function createUser(
       settings: project.settings,
       phoneNumber: null,
       country: null,
-      ipAddress: undefined,
+      ip: [],
       mintedUserId: userId,
       deliveryId: null,
       now: at,

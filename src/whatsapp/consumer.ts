@@ -1,4 +1,5 @@
 import { now } from '../clock'
+import { projectEnv } from '../db/shard'
 import { openRotating } from '../crypto'
 import { rotatingSecret } from '../env'
 import { consoleProvider } from './console'
@@ -94,7 +95,7 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
   await Promise.all(
     batch.messages.map((message) => {
       const job = parseJob(message)
-      return job ? withMetrics(env, jobDimensions(job), () => deliverOne(message, job, env, provider, deps)) : null
+      return job ? withMetrics(env, jobDimensions(job), () => deliverOne(message, job, projectEnv(env, job.project_id), provider, deps)) : null
     }),
   )
 }
@@ -212,7 +213,7 @@ async function recordDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
     batch.messages.map(async (message) => {
       const job = parseJob(message)
       if (!job) return
-      await withMetrics(env, jobDimensions(job), () => recordDeadLetter(message, job, env))
+      await withMetrics(env, jobDimensions(job), () => recordDeadLetter(message, job, projectEnv(env, job.project_id)))
     }),
   )
 }

@@ -1,0 +1,182 @@
+/**
+ * Storage of the abuse limits (the policy, which limits apply and with what settings, is src/limits.ts):
+ * the statements that count events in limit_counters, the guard that trips a limit, and the sweep.
+ *
+ * A counter row is (project, kind, subject, bucket) → n. A window sums the rows of its counter from a
+ * start time on, so a check reads at most (window / bucket width) + 1 rows whatever the traffic:
+ *  - exact counters (the per-phone ones) use the event's own millisecond as the bucket, so their
+ *    windows are exact sliding windows; they are small by nature (a number gets a handful of sends
+ *    before its own limits refuse more, and a refused send's event is rolled back with its batch);
+ *  - bucketed counters (per IP, per country, per project) use BUCKET_MS buckets: a window of W sums
+ *    the current bucket and the W / BUCKET_MS before it, i.e. it covers between W and W + BUCKET_MS.
+ *    It can only over-count: never more than the limit passes in any window of W, and at worst events
+ *    up to one bucket older than W still count (see bucketedFrom).
+ * Recording is one upsert (`ON CONFLICT ... DO UPDATE SET n = n + 1`). The guard is an INSERT into
+ * limit_guard selecting a row only when a sum is over its limit; the row violates the named CHECK of
+ * that limit's column, the statement fails and D1 rolls the whole batch back (a batch is one
+ * transaction). D1 runs statements one at a time, so concurrent batches see each other's counts and
+ * exactly as many pass as a limit allows.
+ */
+
+/** Width of a bucket of the bucketed counters. */
+export const BUCKET_MS = 60_000
+
+/** Rows deleted per sweep: more than a batch records, so the table cannot grow past the windows. */
+const SWEEP_ROWS = 32
+
+/** One event to count: its counter and how long its row matters. */
+export interface CounterEvent {
+  kind: string
+  subject: string
+  /** True: the event's own millisecond is its bucket (exact windows); false: BUCKET_MS buckets. */
+  exact: boolean
+  /** The longest window the row is read by, in ms. */
+  windowMs: number
+}
+
+/** One window check: trips `name` when the counter's sum since `from` is over the threshold. */
+export interface CounterCheck {
+  /** The limit_guard column (its constraint is limit_<name>). */
+  name: string
+  kind: string
+  subject: string
+  /** Rows with bucket > from are summed (exactFrom / bucketedFrom). */
+  from: number
+  /** The limit: see guardStatement for how the sum is compared with it. */
+  limit: number
+  /** An extra SQL condition the check needs (over the statement's placeholders), or none. */
+  when?: string
+}
+
+/** Start of the bucket `at` falls in. */
+export const bucketOf = (at: number) => at - (at % BUCKET_MS)
+
+/** `from` for an exact sliding window of `windowMs` ending at `at`: events after at - windowMs. */
+export const exactFrom = (at: number, windowMs: number) => at - windowMs
+
+/**
+ * `from` for a bucketed window of `windowMs` ending at `at`: the current bucket and the
+ * windowMs / BUCKET_MS buckets before it (so between windowMs and windowMs + BUCKET_MS of history).
+ */
+export const bucketedFrom = (at: number, windowMs: number) => bucketOf(at) - windowMs - BUCKET_MS
+
+/**
+ * Upserts one row per event at time `at`, only where `condition` (SQL over ?-numbered placeholders
+ * the caller binds first, `argCount` of them) holds. Returns the SQL and its arguments.
+ */
+function recordSql(
+  events: CounterEvent[],
+  at: number,
+  firstArg: number,
+  condition: string,
+): { sql: string; args: (string | number)[] } {
+  const args: (string | number)[] = []
+  const rows = events.map((e) => {
+    const bucket = e.exact ? at : bucketOf(at)
+    const expires = bucket + e.windowMs + (e.exact ? 0 : BUCKET_MS)
+    const i = firstArg + args.length
+    args.push(e.kind, e.subject, bucket, expires)
+    return `SELECT ?${i} AS kind, ?${i + 1} AS subject, ?${i + 2} AS bucket, ?${i + 3} AS expires_at`
+  })
+  return {
+    sql: `SELECT kind, subject, bucket, expires_at FROM (${rows.join(' UNION ALL ')}) WHERE ${condition}`,
+    args,
+  }
+}
+
+/**
+ * Groups of events, each recorded only where its SQL condition holds, as one upsert statement.
+ * `projectId` is ?1; `shared` are bound as ?2… and may be referenced by the conditions.
+ */
+export function recordStatement(
+  db: D1Database,
+  projectId: string,
+  at: number,
+  shared: (string | number | null)[],
+  groups: { events: CounterEvent[]; condition: string }[],
+): D1PreparedStatement | null {
+  const args: (string | number | null)[] = [projectId, ...shared]
+  const selects: string[] = []
+  for (const g of groups) {
+    if (g.events.length === 0) continue
+    const part = recordSql(g.events, at, args.length + 1, g.condition)
+    args.push(...part.args)
+    selects.push(part.sql)
+  }
+  if (selects.length === 0) return null
+  return db
+    .prepare(
+      `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
+       SELECT ?1, kind, subject, bucket, 1, expires_at FROM (${selects.join(' UNION ALL ')}) WHERE true
+       ON CONFLICT (project_id, kind, subject, bucket) DO UPDATE SET n = n + 1`,
+    )
+    .bind(...args)
+}
+
+/**
+ * The guard: one INSERT into limit_guard that fails with the named CHECK of the first check over its
+ * limit. `after: true` checks run after the batch recorded its own event (tripped when sum > limit);
+ * otherwise before (tripped when sum >= limit, i.e. the limit is already used up).
+ * `projectId` is ?1; `shared` are bound as ?2… for the checks' `when` conditions.
+ */
+export function guardStatement(
+  db: D1Database,
+  projectId: string,
+  shared: (string | number | null)[],
+  checks: CounterCheck[],
+  after: boolean,
+): D1PreparedStatement | null {
+  if (checks.length === 0) return null
+  const args: (string | number | null)[] = [projectId, ...shared]
+  const columns: string[] = []
+  const exprs = checks.map((c, n) => {
+    const i = args.length + 1
+    args.push(c.kind, c.subject, c.from, c.limit)
+    columns.push(c.name)
+    const sum = `(SELECT COALESCE(SUM(n), 0) FROM limit_counters
+        WHERE project_id = ?1 AND kind = ?${i} AND subject = ?${i + 1} AND bucket > ?${i + 2})`
+    return `(${c.when ?? 'true'}) AND ${sum} ${after ? '>' : '>='} ?${i + 3} AS c${n}`
+  })
+  return db
+    .prepare(
+      `INSERT INTO limit_guard (${columns.join(', ')})
+       SELECT * FROM (SELECT ${exprs.join(', ')}) WHERE ${checks.map((_, n) => `c${n}`).join(' OR ')}`,
+    )
+    .bind(...args)
+}
+
+/**
+ * Takes back one event per listed counter at time `at` (a send whose batch committed but whose code
+ * never went out); a row left at 0 is swept like any other.
+ */
+export function refundStatement(
+  db: D1Database,
+  projectId: string,
+  at: number,
+  events: CounterEvent[],
+): D1PreparedStatement | null {
+  if (events.length === 0) return null
+  const args: (string | number)[] = [projectId]
+  const rows = events.map((e) => {
+    const i = args.length + 1
+    args.push(e.kind, e.subject, e.exact ? at : bucketOf(at))
+    return `(kind = ?${i} AND subject = ?${i + 1} AND bucket = ?${i + 2})`
+  })
+  return db
+    .prepare(`UPDATE limit_counters SET n = n - 1 WHERE project_id = ?1 AND n > 0 AND (${rows.join(' OR ')})`)
+    .bind(...args)
+}
+
+/**
+ * Deletes a bounded number of rows that have left every window. It rides in batches that also
+ * record events, so cleanup needs no round trip of its own and the table stays at about one day of
+ * per-phone events plus an hour of buckets. A rejected batch rolls its sweep back too, which is harmless.
+ */
+export function sweepStatement(db: D1Database, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM limit_counters WHERE rowid IN
+         (SELECT rowid FROM limit_counters WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ${SWEEP_ROWS})`,
+    )
+    .bind(at)
+}
