@@ -116,7 +116,7 @@ export function formatReport({ machine, bareRuns, rows, bundle, history = [], ca
 }
 
 /**
- * One line per target of issue 6, judged on each scenario's typical request (the most common
+ * One line per performance target (README, Benchmark), judged on each scenario's typical request (the most common
  * operation counts: the warm path), with how many requests were typical and the mean over all.
  */
 export function targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget, history = [] }) {

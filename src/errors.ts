@@ -3,7 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 /**
  * The one error catalogue. Every non-2xx reply of the service is built from an entry here, so the
  * wire shape is always Stytch's: `{ status_code, request_id, error_type, error_message, error_url }`.
- * Messages follow Stytch's published texts where they are known (see shared/docs/stytch-api.md §3).
+ * Messages follow Stytch's published error texts where they are known, so SDK users see familiar messages.
  */
 export const ERRORS = {
   bad_request: [400, 'The submitted request is invalid.'],

@@ -23,7 +23,7 @@ describe('POST /v1/otps/authenticate', () => {
     vi.useRealTimers()
   })
 
-  it('completes the login: code from the job → 200 with the §1.3 shape → verified phone, active user', async () => {
+  it('completes the login: code from the job → 200 with Stytch's response shape → verified phone, active user', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(T0)
     const p = await project()
