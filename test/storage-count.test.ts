@@ -7,7 +7,8 @@ import { type TestProject, call, callJson, countingEnv } from './helpers'
 import { project, wrong } from './otp-helpers'
 
 // The bench's storage accounting (src/bench/storage-count.ts), and through it the storage targets
-// (one D1 round trip, one KV write, one queue send per login_or_create) on a warm isolate: they hold here, in CI, not only in a bench run.
+// (one D1 round trip, one KV write, one queue send per login_or_create) on a warm isolate: they hold
+// here, in CI, not only in a bench run.
 
 const flagged = (base: Env = env) => ({ ...base, BENCH_COUNT_STORAGE: '1' }) as Env
 const ops = (res: { headers: Headers }) => parseCounts(res.headers.get(STORAGE_OPS_HEADER))
