@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { startServer } from './server.mjs'
+import { basicAuth, readOutbox, startServer, waitForCode } from './server.mjs'
 
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
@@ -17,7 +17,7 @@ const PROJECT = {
   env: 'test',
   settings: { phone_send_cooldown_seconds: 0, phone_sends_per_hour: 1_000, phone_sends_per_day: 10_000 },
 }
-const AUTH = `Basic ${Buffer.from(`${PROJECT.id}:${PROJECT.secret}`).toString('base64')}`
+const AUTH = basicAuth(PROJECT)
 const OUTBOX_TIMEOUT_MS = 30_000
 
 let server
@@ -42,24 +42,8 @@ async function api(method, path, body) {
   return { status: res.status, body: await res.json() }
 }
 
-/** Messages the console provider delivered to `phone`, newest first (the dev outbox, as a test project). */
-async function outbox(phone) {
-  const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl)
-  const res = await fetch(url, { headers: { authorization: AUTH } })
-  assert.equal(res.status, 200)
-  return (await res.json()).messages
-}
-
-/** Waits until `phone` has received more than `seen` messages; returns the newest code. */
-async function nextCode(phone, seen) {
-  const deadline = Date.now() + OUTBOX_TIMEOUT_MS
-  for (;;) {
-    const messages = await outbox(phone)
-    if (messages.length > seen) return messages[0].code
-    if (Date.now() > deadline) throw new Error(`no WhatsApp message for ${phone} within ${OUTBOX_TIMEOUT_MS} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
+const outbox = (phone) => readOutbox(server.baseUrl, PROJECT, phone)
+const nextCode = (phone, seen) => waitForCode(server.baseUrl, PROJECT, phone, seen, OUTBOX_TIMEOUT_MS)
 
 /** login_or_create then authenticate with the delivered code; returns the authenticate reply. */
 async function login(phone) {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { Client, StytchError } from 'stytch'
-import { LOCAL_PROJECT, startServer } from './server.mjs'
+import { LOCAL_PROJECT, basicAuth, readOutbox, startServer, waitForCode } from './server.mjs'
 
 /** A project of its own with the send limits out of the way (codes go to the same phones repeatedly). */
 const PROJECT = {
@@ -35,15 +35,8 @@ after(async () => {
   await server?.stop()
 })
 
-const basic = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
-
 /** Messages the console provider delivered to `phone` for PROJECT, newest first (its credentials). */
-async function outbox(phone) {
-  const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, server.baseUrl)
-  const res = await fetch(url, { headers: { authorization: basic(PROJECT) } })
-  assert.equal(res.status, 200)
-  return (await res.json()).messages
-}
+const outbox = (phone) => readOutbox(server.baseUrl, PROJECT, phone)
 
 /** GET `path` with an explicit Host header (fetch cannot set one): status and parsed body. */
 function getWithHost(path, host, headers = {}) {
@@ -62,19 +55,7 @@ function getWithHost(path, host, headers = {}) {
 }
 
 /** Waits for the queue consumer to deliver one more message to `phone` than `seen`; returns its code. */
-async function nextCode(phone, seen) {
-  const deadline = Date.now() + OUTBOX_TIMEOUT_MS
-  for (;;) {
-    const messages = await outbox(phone)
-    if (messages.length > seen) {
-      assert.match(messages[0].code, /^[0-9]{6}$/)
-      assert.ok(messages[0].text.includes(messages[0].code))
-      return messages[0].code
-    }
-    if (Date.now() > deadline) throw new Error(`no WhatsApp message for ${phone} within ${OUTBOX_TIMEOUT_MS} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
+const nextCode = (phone, seen) => waitForCode(server.baseUrl, PROJECT, phone, seen, OUTBOX_TIMEOUT_MS)
 
 /** Asserts that `promise` rejects with the SDK's StytchError carrying this status and error type. */
 async function rejectsWith(promise, status, errorType) {
@@ -204,7 +185,7 @@ describe('official stytch SDK against the local service', () => {
     await client.otps.whatsapp.loginOrCreate({ phone_number: phone })
     const code = await nextCode(phone, 0)
     const path = `/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`
-    const auth = { authorization: basic(PROJECT) }
+    const auth = { authorization: basicAuth(PROJECT) }
     // A DNS-rebinding page reaches the same socket, but its requests carry its own host name.
     const rebound = await getWithHost(path, 'attacker.example', auth)
     assert.equal(rebound.status, 404)
@@ -215,7 +196,7 @@ describe('official stytch SDK against the local service', () => {
     assert.equal(anonymous.status, 401)
     assert.ok(!anonymous.text.includes(code))
     // Another test project sees nothing of this project's messages.
-    const other = await getWithHost(path, `127.0.0.1:${server.port}`, { authorization: basic(LOCAL_PROJECT) })
+    const other = await getWithHost(path, `127.0.0.1:${server.port}`, { authorization: basicAuth(LOCAL_PROJECT) })
     assert.equal(other.status, 200)
     assert.deepEqual(JSON.parse(other.text).messages, [])
   })

@@ -160,3 +160,32 @@ export async function startServer({
   }
   return { baseUrl, port, persistTo, stop, output: () => output }
 }
+
+/** HTTP Basic credentials of a project, as the API and the dev outbox take them. */
+export const basicAuth = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
+
+/** Messages the console provider delivered to `phone` for `project`, newest first (the dev outbox). */
+export async function readOutbox(baseUrl, project, phone) {
+  const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phone)}`, baseUrl)
+  const res = await fetch(url, { headers: { authorization: basicAuth(project) } })
+  if (res.status !== 200) throw new Error(`dev outbox answered ${res.status}: ${await res.text()}`)
+  return (await res.json()).messages
+}
+
+/**
+ * Waits for the queue consumer to deliver one more message to `phone` than `seen` and returns its
+ * code, checked to be 6 digits and to stand in the message text.
+ */
+export async function waitForCode(baseUrl, project, phone, seen, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const messages = await readOutbox(baseUrl, project, phone)
+    if (messages.length > seen) {
+      const { code, text } = messages[0]
+      if (!/^[0-9]{6}$/.test(code) || !text.includes(code)) throw new Error(`malformed message: ${text}`)
+      return code
+    }
+    if (Date.now() > deadline) throw new Error(`no WhatsApp message for ${phone} within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
