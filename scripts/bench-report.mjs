@@ -2,9 +2,17 @@
 
 const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`
 const num = (n, digits = 2) => (Number.isInteger(n) ? String(n) : n.toFixed(digits))
-const pct = (part, whole) => `${((100 * part) / whole).toFixed(0)}%`
+const _pct = (part, whole) => `${((100 * part) / whole).toFixed(0)}%`
 const row = (cells) => `| ${cells.join(' | ')} |`
-const OPS_HEADINGS = ['D1 round trips', 'D1 rows read', 'D1 rows written', 'KV reads', 'KV writes', 'KV deletes', 'Queue sends']
+const OPS_HEADINGS = [
+  'D1 round trips',
+  'D1 rows read',
+  'D1 rows written',
+  'KV reads',
+  'KV writes',
+  'KV deletes',
+  'Queue sends',
+]
 const OPS_KINDS = ['d1', 'rows_read', 'rows_written', 'kv_read', 'kv_write', 'kv_delete', 'queue_send']
 
 const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length
@@ -59,7 +67,9 @@ export function formatReport({ machine, bareRuns, rows, bundle, history = [], ca
   for (const r of history) {
     const ops = r.ops ? OPS_KINDS.map((k) => num(r.ops[k], 1)) : Array(OPS_KINDS.length).fill('?')
     const replies = `${r.matched}/${r.requests} × ${r.status}`
-    lines.push(row([r.name, replies, Math.round(r.rps), num(r.p50, 1), num(r.p99, 1), (r.rps / r.bare).toFixed(2), ...ops]))
+    lines.push(
+      row([r.name, replies, Math.round(r.rps), num(r.p50, 1), num(r.p99, 1), (r.rps / r.bare).toFixed(2), ...ops]),
+    )
   }
   if (history.length > 0) {
     const empty = history[0]
@@ -87,7 +97,16 @@ export function formatReport({ machine, bareRuns, rows, bundle, history = [], ca
       'Capacity of this one local D1 database: requests one at a time, D1 time per request (sending each batch ' +
         'to its result); D1 runs one query at a time, so 1000 / that time is what the database alone would sustain.',
       '',
-      row(['Request', 'Replies', 'req/s (1 connection)', 'p50 ms', 'D1 ms / request', 'D1-bound requests/s', 'D1 rows read', 'D1 rows written']),
+      row([
+        'Request',
+        'Replies',
+        'req/s (1 connection)',
+        'p50 ms',
+        'D1 ms / request',
+        'D1-bound requests/s',
+        'D1 rows read',
+        'D1 rows written',
+      ]),
       row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:']),
       ...capacity.map((r) =>
         row([

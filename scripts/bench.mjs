@@ -14,10 +14,10 @@ import { availableParallelism, cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { ProjectSettingsSchema } from '../src/settings.ts'
-import { startServer } from '../test/node/server.mjs'
-import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
-import { formatReport, targetChecks } from './bench-report.mjs'
 import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
+import { startServer } from '../test/node/server.mjs'
+import { formatReport, targetChecks } from './bench-report.mjs'
+import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -214,7 +214,8 @@ async function historyRuns(url, scenario) {
     }
     // The buckets hold their share of the full total once the last chunk is in.
     seeded = total
-    if (total > 0) console.error(`bench: seeded ${total} events in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    if (total > 0)
+      console.error(`bench: seeded ${total} events in ${((performance.now() - started) / 1000).toFixed(1)} s`)
     const first = WARMUP_PHONES + N + step * HISTORY_REQUESTS
     const phones = Array.from({ length: HISTORY_REQUESTS }, (_, i) => phone(first + i))
     const row = await scenario(
@@ -290,7 +291,13 @@ async function run() {
     const bareRuns = []
     const bare = async () => {
       bareRuns.push(
-        await load(url, { name: 'GET /health (bare)', method: 'GET', path: '/health', amount: BARE_REQUESTS, expect: 200 }),
+        await load(url, {
+          name: 'GET /health (bare)',
+          method: 'GET',
+          path: '/health',
+          amount: BARE_REQUESTS,
+          expect: 200,
+        }),
       )
     }
     const scenario = async (spec, settle = async () => {}) => {
@@ -338,7 +345,9 @@ async function run() {
     const history = HISTORY > 0 ? await historyRuns(url, scenario) : []
     const capacity = await capacityRuns(url)
     console.log(formatReport({ machine, bareRuns, rows, bundle, history, capacity }))
-    console.log(targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget: BUNDLE_TARGET_GZIP_BYTES, history }))
+    console.log(
+      targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget: BUNDLE_TARGET_GZIP_BYTES, history }),
+    )
     if ([...bareRuns, ...rows, ...history, ...capacity].some((r) => !r.ok)) process.exitCode = 1
   } finally {
     await server.stop()

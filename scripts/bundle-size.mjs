@@ -3,7 +3,7 @@
 // Used by `npm run bench` and by test/node/bundle-size.test.mjs.
 //   node scripts/bundle-size.mjs     prints {"raw_bytes":…,"gzip_bytes":…,"files":[…]}
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'

@@ -14,4 +14,4 @@ const target = { remote: values.remote, configEnv: values['wrangler-env'] }
 d1Execute({ ...target, file: 'scripts/db-baseline.sql' })
 const [result] = d1Execute({ ...target, json: true, sql: 'SELECT name, applied_at FROM d1_migrations ORDER BY id' })
 console.log(JSON.stringify({ d1_migrations: result?.results ?? [] }, null, 2))
-console.log('Now apply the rest: npm run db:migrate' + (values.remote ? ' -- --remote' : ''))
+console.log(`Now apply the rest: npm run db:migrate${values.remote ? ' -- --remote' : ''}`)

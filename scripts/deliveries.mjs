@@ -12,11 +12,16 @@ let limit
 let failedOnly
 try {
   const { values } = parseArgs({
-    options: { ...COMMON_OPTIONS, failed: { type: 'boolean', default: false }, limit: { type: 'string', default: '50' } },
+    options: {
+      ...COMMON_OPTIONS,
+      failed: { type: 'boolean', default: false },
+      limit: { type: 'string', default: '50' },
+    },
   })
   args = commonArgs(values)
   limit = Number(values.limit)
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Error('--limit must be an integer from 1 to 1000')
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new Error('--limit must be an integer from 1 to 1000')
   failedOnly = values.failed
 } catch (err) {
   console.error(`error: ${err.message}`)

@@ -18,7 +18,13 @@ export function ensureDevVars(dir = '.') {
     return
   }
   // A .dev.vars from before a new variable was added gets that variable (never overwrites a value).
-  const names = (text) => new Set(text.split('\n').map((line) => /^([A-Z0-9_]+)=/.exec(line)?.[1]).filter(Boolean))
+  const names = (text) =>
+    new Set(
+      text
+        .split('\n')
+        .map((line) => /^([A-Z0-9_]+)=/.exec(line)?.[1])
+        .filter(Boolean),
+    )
   const have = names(readFileSync(target, 'utf8'))
   const missing = readFileSync(example, 'utf8')
     .split('\n')

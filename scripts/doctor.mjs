@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { unstable_readConfig } from 'wrangler'
-import { REQUIRED_SECRETS, checkConfig, checkMetaAccount } from '../src/config.ts'
+import { checkConfig, checkMetaAccount, REQUIRED_SECRETS } from '../src/config.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -59,14 +59,22 @@ let setWithoutValue
 if (args.remote) {
   let listed = []
   try {
-    const out = execFileSync('wrangler', ['secret', 'list', '--format', 'json', ...(args.env ? ['--env', args.env] : [])], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: wranglerEnv,
-    })
+    const out = execFileSync(
+      'wrangler',
+      ['secret', 'list', '--format', 'json', ...(args.env ? ['--env', args.env] : [])],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: wranglerEnv,
+      },
+    )
     listed = JSON.parse(out).map((s) => s.name)
   } catch (err) {
-    findings.push({ level: 'error', subject: 'wrangler secret list', message: `failed: ${String(err.message).split('\n')[0]}` })
+    findings.push({
+      level: 'error',
+      subject: 'wrangler secret list',
+      message: `failed: ${String(err.message).split('\n')[0]}`,
+    })
   }
   setWithoutValue = new Set(listed)
   values = { ...config.vars, WHATSAPP_ACCESS_TOKEN: process.env.WHATSAPP_ACCESS_TOKEN }
@@ -79,7 +87,11 @@ if (args.remote) {
   }
   for (const db of config.d1_databases) {
     if (PLACEHOLDER.test(db.database_id ?? '')) {
-      findings.push({ level: 'error', subject: `D1 ${db.binding}`, message: `database_id in ${where} is still the placeholder` })
+      findings.push({
+        level: 'error',
+        subject: `D1 ${db.binding}`,
+        message: `database_id in ${where} is still the placeholder`,
+      })
     }
   }
   for (const kv of config.kv_namespaces) {
@@ -88,7 +100,8 @@ if (args.remote) {
     }
   }
 } else {
-  const devVarsPath = args['dev-vars'] ?? (args.env && existsSync(`.dev.vars.${args.env}`) ? `.dev.vars.${args.env}` : '.dev.vars')
+  const devVarsPath =
+    args['dev-vars'] ?? (args.env && existsSync(`.dev.vars.${args.env}`) ? `.dev.vars.${args.env}` : '.dev.vars')
   if (!existsSync(devVarsPath)) {
     findings.push({
       level: 'error',
@@ -117,7 +130,9 @@ if (values.WHATSAPP_PROVIDER === 'meta') {
 }
 
 const mark = { ok: 'ok  ', warning: 'warn', error: 'FAIL' }
-console.log(`Configuration of ${args.remote ? `the deployed Worker ${config.name}` : 'local development'} (${where} of wrangler.toml)`)
+console.log(
+  `Configuration of ${args.remote ? `the deployed Worker ${config.name}` : 'local development'} (${where} of wrangler.toml)`,
+)
 for (const f of findings) console.log(`${mark[f.level]}  ${f.subject} ${f.message}`)
 const errors = findings.filter((f) => f.level === 'error')
 if (errors.length > 0) {

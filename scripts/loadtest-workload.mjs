@@ -78,7 +78,7 @@ export class Ledger {
     }
     known.sends++
     if (known.phoneId !== body.phone_id || known.userId !== body.user_id) {
-      this.inconsistent.push({ number, first: known, then: body })
+      this.inconsistent.push({ number, first: known, later: body })
     }
   }
 

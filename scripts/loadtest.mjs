@@ -13,11 +13,11 @@
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema } from '../src/settings.ts'
+import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
 import { startServer } from '../test/node/server.mjs'
 import { d1Execute, lit } from './d1.mjs'
 import { failedReplies, formatReport } from './loadtest-report.mjs'
-import { EXPECTED, Ledger, buildRequest, plan, prng } from './loadtest-workload.mjs'
-import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
+import { buildRequest, EXPECTED, Ledger, plan, prng } from './loadtest-workload.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -113,7 +113,8 @@ async function mixedLoad() {
     (i) => buildRequest(kinds[i], { random, ledger, phones: PHONES, auth: AUTH, project: PROJECT }),
     (request, reply) => {
       latencies.push(reply.ms)
-      const counts = (byKind[request.kind] ??= {})
+      byKind[request.kind] ??= {}
+      const counts = byKind[request.kind]
       counts[reply.status] = (counts[reply.status] ?? 0) + 1
       if (!EXPECTED[request.kind].includes(reply.status)) {
         check(false, `${request.kind} ${request.method} ${request.path} -> ${reply.status} ${reply.text.slice(0, 200)}`)

@@ -86,7 +86,8 @@ function median(values) {
 }
 
 /** Why a delivery failed: Meta's error code when there is one, else our label (retries_exhausted, …). */
-const failureReason = (row) => (row.error_code !== null && row.error_code !== undefined ? String(row.error_code) : row.error_detail ?? 'unknown')
+const failureReason = (row) =>
+  row.error_code !== null && row.error_code !== undefined ? String(row.error_code) : (row.error_detail ?? 'unknown')
 
 /**
  * Per-country figures for `rows` (loadDeliveries), busiest country first, then a TOTAL row:
@@ -98,7 +99,18 @@ export function computeStats(rows) {
   const add = (key, row) => {
     let g = groups.get(key)
     if (!g) {
-      g = { country: key, codes: 0, sent: 0, delivered: 0, read: 0, failed: 0, failed_by_reason: {}, expired: 0, authenticated: 0, seconds: [] }
+      g = {
+        country: key,
+        codes: 0,
+        sent: 0,
+        delivered: 0,
+        read: 0,
+        failed: 0,
+        failed_by_reason: {},
+        expired: 0,
+        authenticated: 0,
+        seconds: [],
+      }
       groups.set(key, g)
     }
     g.codes += 1
@@ -138,7 +150,10 @@ export function table(header, rows, numeric = []) {
   const widths = header.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)))
   const right = (i) => numeric.includes(i)
   const format = (r) =>
-    r.map((cell, i) => (right(i) ? String(cell).padStart(widths[i]) : String(cell).padEnd(widths[i]))).join('  ').trimEnd()
+    r
+      .map((cell, i) => (right(i) ? String(cell).padStart(widths[i]) : String(cell).padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
   return [format(header), format(widths.map((w) => '-'.repeat(w))), ...rows.map(format)].join('\n')
 }
 
@@ -151,7 +166,19 @@ export function statsTable(stats) {
       .map(([reason, n]) => `${reason}×${n}`)
       .join(', ')
   return table(
-    ['country', 'codes', 'sent', 'delivered', 'read', 'failed', 'expired', 'authenticated', 'conversion', 'median to login', 'failures by reason'],
+    [
+      'country',
+      'codes',
+      'sent',
+      'delivered',
+      'read',
+      'failed',
+      'expired',
+      'authenticated',
+      'conversion',
+      'median to login',
+      'failures by reason',
+    ],
     stats.map((g) => [
       g.country,
       g.codes,
@@ -187,7 +214,16 @@ export function deliveryRows(rows) {
 export function deliveriesTable(rows) {
   return table(
     ['created', 'phone', 'country', 'status', 'meta error', 'detail', 'attempts', 'delivery'],
-    rows.map((r) => [r.created_at, r.phone, r.country, r.status, r.error_code ?? '-', r.detail ?? '-', r.attempts, r.delivery_id]),
+    rows.map((r) => [
+      r.created_at,
+      r.phone,
+      r.country,
+      r.status,
+      r.error_code ?? '-',
+      r.detail ?? '-',
+      r.attempts,
+      r.delivery_id,
+    ]),
     [4, 6],
   )
 }

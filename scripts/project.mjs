@@ -79,7 +79,12 @@ if (command === 'create') {
 } else if (command === 'update') {
   const id = values.id
   if (!id || !/^project-(test|live)-[0-9a-f-]{36}$/.test(id)) fail('--id must be a project id')
-  const [result] = d1Execute({ remote, configEnv, json: true, sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}` })
+  const [result] = d1Execute({
+    remote,
+    configEnv,
+    json: true,
+    sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}`,
+  })
   const row = result?.results?.[0]
   if (!row) fail(`no project ${id}`)
   const settings = checkedSettings({ ...JSON.parse(row.settings), ...Object.fromEntries(values.set.map(parseSetting)) })

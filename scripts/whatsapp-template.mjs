@@ -103,7 +103,9 @@ async function graph(fetchFn, settings, method, path, body) {
   if (!res.ok) {
     const code = json?.error?.code
     const message = typeof json?.error?.message === 'string' ? json.error.message : `HTTP ${res.status}`
-    throw new Error(`Graph API ${method} ${path.split('?')[0]} failed: ${code === undefined ? '' : `(#${code}) `}${message}`)
+    throw new Error(
+      `Graph API ${method} ${path.split('?')[0]} failed: ${code === undefined ? '' : `(#${code}) `}${message}`,
+    )
   }
   return json
 }

@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { except } from 'hono/combine'
 import { HTTPException } from 'hono/http-exception'
 import type { AppEnv } from './env'
-import { StytchError, errorBody } from './errors'
+import { errorBody, StytchError } from './errors'
 import { logEvent } from './log'
 import { withMetrics } from './metrics'
 import { projectAuth } from './middleware/auth'
@@ -85,7 +85,10 @@ function allowedMethods(path: string): string[] {
   for (const route of app.routes) {
     if (route.method === 'ALL') continue
     const pattern = new RegExp(
-      `^${route.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\/:[^/]+/g, '/[^/]+').replace(/\*/g, '.*')}$`,
+      `^${route.path
+        .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+        .replace(/\/:[^/]+/g, '/[^/]+')
+        .replace(/\*/g, '.*')}$`,
     )
     if (pattern.test(path)) methods.add(route.method)
   }

@@ -57,7 +57,7 @@ const matches = (pattern: RegExp, shape: string) => (value: string) =>
 
 /** WHATSAPP_TEMPLATE_LANGUAGES as the full map (defaults under it), or the reason it is unusable. */
 export function templateLanguages(raw: string | undefined): Record<Locale, string> | string {
-  if (!raw || !raw.trim()) return { ...DEFAULT_TEMPLATE_LANGUAGES }
+  if (!raw?.trim()) return { ...DEFAULT_TEMPLATE_LANGUAGES }
   let json: unknown
   try {
     json = JSON.parse(raw)
@@ -100,7 +100,8 @@ export const CONFIG: readonly ConfigEntry[] = [
     name: 'SESSION_KEY_ENCRYPTION_KEY',
     kind: 'secret',
     needed: 'always',
-    description: "AES-256-GCM key (32 bytes, base64) for the projects' JWT signing keys at rest; session tokens are sealed under a key derived from it (HKDF)",
+    description:
+      "AES-256-GCM key (32 bytes, base64) for the projects' JWT signing keys at rest; session tokens are sealed under a key derived from it (HKDF)",
     problem: aes256Key,
   },
   {
@@ -211,9 +212,9 @@ export const CONFIG: readonly ConfigEntry[] = [
 ]
 
 /** The secrets a deployed Worker must have (wrangler.toml `secrets.required` lists exactly these). */
-export const REQUIRED_SECRETS: readonly string[] = CONFIG.filter((e) => e.kind === 'secret' && e.needed !== 'optional').map(
-  (e) => e.name,
-)
+export const REQUIRED_SECRETS: readonly string[] = CONFIG.filter(
+  (e) => e.kind === 'secret' && e.needed !== 'optional',
+).map((e) => e.name)
 
 export function configEntry(name: string): ConfigEntry {
   const entry = CONFIG.find((e) => e.name === name)
@@ -264,7 +265,11 @@ export function checkConfig(input: ConfigInput): Finding[] {
     if (problem && (needed || entry.needed === 'optional')) {
       findings.push({ level: 'error', subject: entry.name, message: problem })
     } else if (problem) {
-      findings.push({ level: 'warning', subject: entry.name, message: `${problem} (unused with provider "${provider}")` })
+      findings.push({
+        level: 'warning',
+        subject: entry.name,
+        message: `${problem} (unused with provider "${provider}")`,
+      })
     } else {
       findings.push({ level: 'ok', subject: entry.name, message: 'is set and well-formed' })
     }
@@ -343,7 +348,11 @@ export async function checkMetaAccount(
     `${accountId}/message_templates?name=${encodeURIComponent(templateName)}&fields=name,language,status,category&limit=100`,
   )
   if (!templates.ok) {
-    findings.push({ level: 'error', subject: 'WHATSAPP_TEMPLATE_NAME', message: `templates unreadable: ${graphError(templates)}` })
+    findings.push({
+      level: 'error',
+      subject: 'WHATSAPP_TEMPLATE_NAME',
+      message: `templates unreadable: ${graphError(templates)}`,
+    })
     return findings
   }
   const rows = ((templates.body as { data?: unknown } | null)?.data ?? []) as {
@@ -356,8 +365,10 @@ export async function checkMetaAccount(
     const subject = `template ${templateName} (${language}, locale ${locale})`
     const row = Array.isArray(rows) ? rows.find((t) => t.name === templateName && t.language === language) : undefined
     if (!row) findings.push({ level: 'error', subject, message: 'does not exist in the business account' })
-    else if (row.status !== 'APPROVED') findings.push({ level: 'error', subject, message: `is ${row.status ?? 'of unknown status'}, not APPROVED` })
-    else if (row.category !== 'AUTHENTICATION') findings.push({ level: 'error', subject, message: `is a ${row.category} template, not AUTHENTICATION` })
+    else if (row.status !== 'APPROVED')
+      findings.push({ level: 'error', subject, message: `is ${row.status ?? 'of unknown status'}, not APPROVED` })
+    else if (row.category !== 'AUTHENTICATION')
+      findings.push({ level: 'error', subject, message: `is a ${row.category} template, not AUTHENTICATION` })
     else findings.push({ level: 'ok', subject, message: 'exists and is approved' })
   }
   return findings

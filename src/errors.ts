@@ -7,14 +7,8 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
  */
 export const ERRORS = {
   bad_request: [400, 'The submitted request is invalid.'],
-  invalid_phone_number: [
-    400,
-    'Phone number format is invalid. Ensure the phone number is in the E.164 format.',
-  ],
-  invalid_phone_number_country_code: [
-    400,
-    "The phone number's country code is invalid, unsupported, or disabled.",
-  ],
+  invalid_phone_number: [400, 'Phone number format is invalid. Ensure the phone number is in the E.164 format.'],
+  invalid_phone_number_country_code: [400, "The phone number's country code is invalid, unsupported, or disabled."],
   invalid_expiration_otp: [400, 'expiration_minutes is invalid, should be between 1 and 10 minutes.'],
   invalid_locale: [400, 'locale is invalid.'],
   invalid_ip_address: [400, 'ip_address is invalid.'],
@@ -33,10 +27,7 @@ export const ERRORS = {
   invalid_session_id: [400, 'session_id format is invalid.'],
   too_many_session_arguments: [400, 'Only one of session_token and session_jwt may be provided.'],
   no_session_arguments: [400, 'One of session_token or session_jwt is required.'],
-  too_many_session_revoke_arguments: [
-    400,
-    'Only one of session_id, session_token and session_jwt may be provided.',
-  ],
+  too_many_session_revoke_arguments: [400, 'Only one of session_id, session_token and session_jwt may be provided.'],
   no_session_revoke_arguments: [400, 'One of session_id, session_token or session_jwt is required.'],
   custom_claims_too_large: [400, 'Total custom claims size cannot exceed four kilobytes.'],
   user_id_mismatch: [400, 'The session belongs to a different user.'],
@@ -47,20 +38,14 @@ export const ERRORS = {
     'Exactly one of email_address and phone_number is required; this service exchanges phone numbers only.',
   ],
   invalid_exchange_primary_factor_user: [400, 'The user must have exactly one factor to exchange it.'],
-  duplicate_phone_number: [
-    409,
-    'A user with the specified phone number already exists for this project.',
-  ],
+  duplicate_phone_number: [409, 'A user with the specified phone number already exists for this project.'],
   duplicate_user_external_id: [409, 'A user with the specified external_id already exists for this project.'],
   unauthorized_credentials: [401, 'Unauthorized credentials.'],
   unable_to_auth_otp_code: [
     401,
     'The passcode could not be authenticated because it was either already used or expired. Send another passcode to this user.',
   ],
-  attribute_mismatch: [
-    401,
-    "Unable to authenticate because attributes on request don't match stored attributes.",
-  ],
+  attribute_mismatch: [401, "Unable to authenticate because attributes on request don't match stored attributes."],
   invalid_webhook_signature: [401, 'The webhook signature is missing or invalid.'],
   forbidden: [403, 'The request is not allowed.'],
   route_not_found: [404, 'The requested route does not exist.'],

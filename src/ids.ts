@@ -17,7 +17,10 @@ export type IdKind = keyof typeof ID_PREFIXES
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 const patterns = new Map<IdKind, RegExp>(
-  (Object.keys(ID_PREFIXES) as IdKind[]).map((kind) => [kind, new RegExp(`^${ID_PREFIXES[kind]}-(test|live)-${UUID}$`)]),
+  (Object.keys(ID_PREFIXES) as IdKind[]).map((kind) => [
+    kind,
+    new RegExp(`^${ID_PREFIXES[kind]}-(test|live)-${UUID}$`),
+  ]),
 )
 
 export function newId(kind: IdKind, env: ProjectEnv): string {

@@ -1,10 +1,17 @@
-import { convertIPv4BinaryToString, convertIPv4MappedIPv6ToIPv4, convertIPv4ToBinary, convertIPv6BinaryToString,
-  convertIPv6ToBinary, distinctRemoteAddr, isIPv4MappedIPv6 } from 'hono/utils/ipaddr'
+import {
+  convertIPv4BinaryToString,
+  convertIPv4MappedIPv6ToIPv4,
+  convertIPv4ToBinary,
+  convertIPv6BinaryToString,
+  convertIPv6ToBinary,
+  distinctRemoteAddr,
+  isIPv4MappedIPv6,
+} from 'hono/utils/ipaddr'
 import { hmacSha256, toBase64Url } from './crypto'
 import {
+  bucketedFrom,
   type CounterCheck,
   type CounterEvent,
-  bucketedFrom,
   exactFrom,
   guardStatement,
   recordStatement,
@@ -202,8 +209,18 @@ export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedS
     // Counts include the event just recorded, hence "over 1" for the cooldown.
     const cooldownMs = settings.phone_send_cooldown_seconds * 1_000
     if (cooldownMs > 0) checks.push({ name: 'phone_cooldown', ...phone, from: exactFrom(now, cooldownMs), limit: 1 })
-    checks.push({ name: 'phone_sends_per_hour', ...phone, from: exactFrom(now, HOUR_MS), limit: settings.phone_sends_per_hour })
-    checks.push({ name: 'phone_sends_per_day', ...phone, from: exactFrom(now, DAY_MS), limit: settings.phone_sends_per_day })
+    checks.push({
+      name: 'phone_sends_per_hour',
+      ...phone,
+      from: exactFrom(now, HOUR_MS),
+      limit: settings.phone_sends_per_hour,
+    })
+    checks.push({
+      name: 'phone_sends_per_day',
+      ...phone,
+      from: exactFrom(now, DAY_MS),
+      limit: settings.phone_sends_per_day,
+    })
   }
   for (const ip of s.ip) {
     const name = sendsPerHour(ip.scope)

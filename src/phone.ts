@@ -25,6 +25,6 @@ export interface ParsedPhone {
 export function parsePhone(input: string): ParsedPhone | null {
   if (!E164.test(input)) return null
   const parsed = parsePhoneNumberFromString(input)
-  if (!parsed || !parsed.isValid() || parsed.number !== input) return null
+  if (!parsed?.isValid() || parsed.number !== input) return null
   return { e164: input, country: parsed.country ?? null, type: parsed.getType() ?? null }
 }

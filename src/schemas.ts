@@ -147,7 +147,9 @@ export const SendRequest = z.object({
   expiration_minutes: optional(ExpirationMinutes).transform((v) => v ?? 2),
   attributes: optional(Attributes),
   locale: optional(Locale).transform((v) => v ?? 'en'),
-  user_id: optional(UserId).describe('Attach the number, unverified, to this user (kept if verified within 5 minutes).'),
+  user_id: optional(UserId).describe(
+    'Attach the number, unverified, to this user (kept if verified within 5 minutes).',
+  ),
   session_token: optional(SessionToken),
   session_jwt: optional(SessionJwt),
 })
@@ -219,7 +221,9 @@ export const AuthenticateResponse = z.object({
   method_id: z.string(),
   user: User,
   reset_sessions: z.literal(false),
-  session_token: z.string().describe("The session's token (also when it was presented by its JWT), or '' without a session."),
+  session_token: z
+    .string()
+    .describe("The session's token (also when it was presented by its JWT), or '' without a session."),
   session_jwt: z.string().describe("A fresh JWT for the session, or '' when there is none."),
   session: Session.nullable().describe('Null unless a session was started or presented.'),
 })

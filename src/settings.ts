@@ -24,43 +24,83 @@ export type LineType = (typeof LINE_TYPES)[number]
  */
 export const ProjectSettingsSchema = z.object({
   otp_max_attempts: z
-    .number().int().min(1).max(20).default(5)
+    .number()
+    .int()
+    .min(1)
+    .max(20)
+    .default(5)
     .describe('Wrong guesses a single code survives; after that it is dead even for the right code.'),
   user_lock_threshold: z
-    .number().int().min(1).max(100).default(10)
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(10)
     .describe('Consecutive failed authentications that lock a user (Stytch user lock).'),
-  user_lock_seconds: z
-    .number().int().min(300).max(604_800).default(3_600)
-    .describe('How long a user lock lasts.'),
+  user_lock_seconds: z.number().int().min(300).max(604_800).default(3_600).describe('How long a user lock lasts.'),
   phone_send_cooldown_seconds: z
-    .number().int().min(0).max(3_600).default(30)
+    .number()
+    .int()
+    .min(0)
+    .max(3_600)
+    .default(30)
     .describe('Minimum time between two sends to one phone number.'),
-  phone_sends_per_hour: z
-    .number().int().min(1).max(1_000).default(5)
-    .describe('Sends to one phone number per hour.'),
+  phone_sends_per_hour: z.number().int().min(1).max(1_000).default(5).describe('Sends to one phone number per hour.'),
   phone_sends_per_day: z
-    .number().int().min(1).max(10_000).default(10)
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(10)
     .describe('Sends to one phone number per 24 hours.'),
   ip_sends_per_hour: z
-    .number().int().min(1).max(1_000_000).default(20)
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(20)
     .describe('Sends per end-user IP (attributes.ip_address: an IPv4 address, an IPv6 /64) per hour.'),
   ipv6_56_sends_per_hour: z
-    .number().int().min(1).max(1_000_000).default(100)
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(100)
     .describe('Sends per end-user IPv6 /56 (a typical home delegation) per hour.'),
   ipv6_48_sends_per_hour: z
-    .number().int().min(1).max(1_000_000).default(1_000)
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(1_000)
     .describe('Sends per end-user IPv6 /48 (a typical site delegation) per hour.'),
   ip_failed_auths_per_hour: z
-    .number().int().min(1).max(1_000_000).default(30)
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(30)
     .describe('Failed authentications per end-user IP (an IPv4 address, an IPv6 /64) per hour.'),
   ipv6_56_failed_auths_per_hour: z
-    .number().int().min(1).max(1_000_000).default(150)
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(150)
     .describe('Failed authentications per end-user IPv6 /56 per hour.'),
   ipv6_48_failed_auths_per_hour: z
-    .number().int().min(1).max(1_000_000).default(1_500)
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(1_500)
     .describe('Failed authentications per end-user IPv6 /48 per hour.'),
   failed_auths_per_hour: z
-    .number().int().min(1).max(100_000_000).default(50_000)
+    .number()
+    .int()
+    .min(1)
+    .max(100_000_000)
+    .default(50_000)
     .describe('Failed authentications per project per hour, from any IP (project-wide brake; logged as an alert).'),
   allowed_countries: z
     .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
@@ -73,10 +113,18 @@ export const ProjectSettingsSchema = z.object({
       'Line types (libphonenumber) that may receive codes, or "*" for all. Premium-rate, toll-free and personal numbers only pump money.',
     ),
   country_sends_per_hour: z
-    .number().int().min(1).max(100_000_000).default(100_000)
+    .number()
+    .int()
+    .min(1)
+    .max(100_000_000)
+    .default(100_000)
     .describe('Sends per destination country per hour (pumping circuit-breaker; logged as an alert).'),
   new_users_per_hour: z
-    .number().int().min(1).max(100_000_000).default(50_000)
+    .number()
+    .int()
+    .min(1)
+    .max(100_000_000)
+    .default(50_000)
     .describe('Users a project may create per hour.'),
 })
 

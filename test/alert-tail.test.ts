@@ -31,7 +31,13 @@ const tokenExpired = line({
   alert: true,
 })
 const routine = line({ level: 'info', event: 'whatsapp.sent', delivery_id: 'd2', wamid: 'wamid.routine' })
-const notAlert = line({ level: 'error', event: 'whatsapp.failed', error_code: 131026, detail: 'undeliverable', alert: false })
+const notAlert = line({
+  level: 'error',
+  event: 'whatsapp.failed',
+  error_code: 131026,
+  detail: 'undeliverable',
+  alert: false,
+})
 const paused = line({
   level: 'error',
   event: 'whatsapp.template_status',
@@ -48,7 +54,10 @@ afterEach(() => {
 
 describe('alert Tail Worker', () => {
   it('keeps only lines with "alert": true and groups identical ones', () => {
-    const events = [traceItem([tokenExpired, routine, notAlert, 'plain text', '{not json']), traceItem([tokenExpired, paused])]
+    const events = [
+      traceItem([tokenExpired, routine, notAlert, 'plain text', '{not json']),
+      traceItem([tokenExpired, paused]),
+    ]
     expect(alertsIn(events).map((a) => a.summary)).toEqual([
       'level=error event=whatsapp.failed detail=access_token_expired error_code=190',
       'level=error event=whatsapp.failed detail=access_token_expired error_code=190',

@@ -83,7 +83,9 @@ describe('alerts', () => {
   it('a payment failure reported later by the status webhook raises an alert; an undeliverable one does not', async () => {
     const first = await issueJob()
     const second = await issueJob()
-    fetchSpy.mockResolvedValueOnce(metaSuccess('wamid.alert-payment')).mockResolvedValueOnce(metaSuccess('wamid.alert-user'))
+    fetchSpy
+      .mockResolvedValueOnce(metaSuccess('wamid.alert-payment'))
+      .mockResolvedValueOnce(metaSuccess('wamid.alert-user'))
     await runQueue([first.job], { env: metaEnv() })
     await runQueue([second.job], { env: metaEnv() })
     const lines = await linesDuring(() =>
@@ -95,7 +97,12 @@ describe('alerts', () => {
       ),
     )
     expect(alerts(lines)).toEqual([
-      expect.objectContaining({ event: 'whatsapp.status', status: 'failed', error_code: 131042, detail: 'payment_issue' }),
+      expect.objectContaining({
+        event: 'whatsapp.status',
+        status: 'failed',
+        error_code: 131042,
+        detail: 'payment_issue',
+      }),
     ])
   })
 

@@ -39,7 +39,11 @@ describe('an unverified attachment is no claim on the number', () => {
     expect(victim.userId).not.toBe(attacker)
     expect(victim.phoneId).not.toBe(attach.phoneId)
 
-    const session = await authenticate(p, { method_id: victim.phoneId, code: victim.code, session_duration_minutes: 60 })
+    const session = await authenticate(p, {
+      method_id: victim.phoneId,
+      code: victim.code,
+      session_duration_minutes: 60,
+    })
     expect(session.status).toBe(200)
     expect(session.body.user_id).toBe(victim.userId)
     expect((session.body.session as { user_id: string }).user_id).toBe(victim.userId)
@@ -55,11 +59,7 @@ describe('an unverified attachment is no claim on the number', () => {
       'phone_number_not_found',
     )
     // Attaching the number again is refused: it now has an owner.
-    expectStytchError(
-      await send(p, { phone_number: VICTIM_PHONE, user_id: attacker }),
-      409,
-      'duplicate_phone_number',
-    )
+    expectStytchError(await send(p, { phone_number: VICTIM_PHONE, user_id: attacker }), 409, 'duplicate_phone_number')
   })
 
   it('/send without a user treats an attached number as unknown and changes nothing', async () => {

@@ -1,18 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import type { StoredCode } from '../src/otp/code-store'
-import { type TestProject, countingEnv, expectStytchError } from './helpers'
-import {
-  authenticate,
-  countingKv,
-  dbGate,
-  dbUser,
-  issue,
-  loginCode,
-  project,
-  statusCounts,
-  wrong,
-} from './otp-helpers'
+import { countingEnv, expectStytchError, type TestProject } from './helpers'
+import { authenticate, countingKv, dbGate, dbUser, issue, loginCode, project, statusCounts, wrong } from './otp-helpers'
 
 /**
  * KV lagging behind D1. KV is last-write-wins and eventually consistent, so two sends to one phone
@@ -50,7 +40,9 @@ async function missingRecord(p: TestProject) {
 const ipFailures = async (p: TestProject) =>
   Number(
     (
-      await env.DB.prepare(`SELECT SUM(n) AS n FROM limit_counters WHERE project_id = ?1 AND kind = 'ip_failed_auths_per_hour'`)
+      await env.DB.prepare(
+        `SELECT SUM(n) AS n FROM limit_counters WHERE project_id = ?1 AND kind = 'ip_failed_auths_per_hour'`,
+      )
         .bind(p.id)
         .first<{ n: number }>()
     )?.n,

@@ -23,7 +23,7 @@ describe('POST /v1/otps/authenticate', () => {
     vi.useRealTimers()
   })
 
-  it('completes the login: code from the job → 200 with Stytch's response shape → verified phone, active user', async () => {
+  it('completes the login: code from the job → 200 with the Stytch response shape → verified phone, active user', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(T0)
     const p = await project()
@@ -304,7 +304,11 @@ describe('POST /v1/otps/authenticate', () => {
       const guesses = first.code === code ? [code, wrong(code)] : [code, wrong(code), first.code]
       for (const guess of guesses) {
         // The reply must not tell the caller whether the code was right: same status, same error_type.
-        expectStytchError(await authenticate(p, { method_id: phoneId, code: guess, ...extra }), 401, 'attribute_mismatch')
+        expectStytchError(
+          await authenticate(p, { method_id: phoneId, code: guess, ...extra }),
+          401,
+          'attribute_mismatch',
+        )
         attempts++
       }
     }

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
-import { CONFIG, type Finding, REQUIRED_SECRETS, checkConfig, checkMetaAccount } from '../src/config'
+import { CONFIG, checkConfig, checkMetaAccount, type Finding, REQUIRED_SECRETS } from '../src/config'
 import { requireSecret } from '../src/env'
 
 /**
@@ -23,7 +23,7 @@ const META = {
   OTP_PEPPER: 'a'.repeat(48),
   CODE_ENCRYPTION_KEY: btoa('k'.repeat(32)),
   SESSION_KEY_ENCRYPTION_KEY: btoa('s'.repeat(32)),
-  WHATSAPP_ACCESS_TOKEN: 'EAAJB' + 'x'.repeat(40),
+  WHATSAPP_ACCESS_TOKEN: `EAAJB${'x'.repeat(40)}`,
   WHATSAPP_APP_SECRET: '0123456789abcdef0123456789abcdef',
   WHATSAPP_VERIFY_TOKEN: 'v'.repeat(24),
   WHATSAPP_GRAPH_VERSION: 'v26.0',
@@ -59,7 +59,13 @@ describe('the configuration list', () => {
 
 describe('checkConfig (npm run doctor)', () => {
   it('names every missing setting of a fresh clone (no .dev.vars, provider meta from wrangler.toml)', () => {
-    const findings = checkConfig({ values: { WHATSAPP_PROVIDER: 'meta', WHATSAPP_GRAPH_VERSION: 'v26.0', WHATSAPP_TEMPLATE_NAME: 'verification_code' } })
+    const findings = checkConfig({
+      values: {
+        WHATSAPP_PROVIDER: 'meta',
+        WHATSAPP_GRAPH_VERSION: 'v26.0',
+        WHATSAPP_TEMPLATE_NAME: 'verification_code',
+      },
+    })
     expect(errors(findings)).toEqual([...REQUIRED_SECRETS, 'WHATSAPP_PHONE_NUMBER_ID'])
     for (const f of findings.filter((x) => x.level === 'error')) expect(f.message).toMatch(/^is not set/)
   })
@@ -111,7 +117,10 @@ function graph(templates: { language: string; status: string; category?: string 
     if (url.startsWith(`https://graph.facebook.com/v26.0/${META.WHATSAPP_PHONE_NUMBER_ID}?`)) {
       return phoneStatus === 200
         ? Response.json({ id: META.WHATSAPP_PHONE_NUMBER_ID, display_phone_number: '+1 555-0100', verified_name: 'X' })
-        : Response.json({ error: { code: 100, type: 'GraphMethodException', message: 'Unsupported get request' } }, { status: phoneStatus })
+        : Response.json(
+            { error: { code: 100, type: 'GraphMethodException', message: 'Unsupported get request' } },
+            { status: phoneStatus },
+          )
     }
     if (url.startsWith(`https://graph.facebook.com/v26.0/${META.WHATSAPP_BUSINESS_ACCOUNT_ID}/message_templates?`)) {
       return Response.json({
@@ -175,13 +184,18 @@ describe('checkMetaAccount (npm run doctor with Meta credentials, Graph API mock
     const { fetchFn, urls } = graph(ALL_APPROVED)
     const findings = await checkMetaAccount({ ...META, WHATSAPP_BUSINESS_ACCOUNT_ID: '' }, fetchFn)
     expect(urls).toHaveLength(1)
-    expect(findings.at(-1)).toMatchObject({ level: 'warning', message: expect.stringContaining('WHATSAPP_BUSINESS_ACCOUNT_ID') })
+    expect(findings.at(-1)).toMatchObject({
+      level: 'warning',
+      message: expect.stringContaining('WHATSAPP_BUSINESS_ACCOUNT_ID'),
+    })
   })
 
   it('asks nothing when the settings it needs are malformed', async () => {
     const { fetchFn, urls } = graph(ALL_APPROVED)
     const findings = await checkMetaAccount({ ...META, WHATSAPP_PHONE_NUMBER_ID: 'abc' }, fetchFn)
     expect(urls).toEqual([])
-    expect(findings).toEqual([{ level: 'warning', subject: 'Meta account', message: 'not checked: fix the settings above first' }])
+    expect(findings).toEqual([
+      { level: 'warning', subject: 'Meta account', message: 'not checked: fix the settings above first' },
+    ])
   })
 })

@@ -2,15 +2,15 @@ import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { failingBatchDb, failingStatementDb } from './fault-env'
 import {
-  type FuzzRequest,
-  type Outcome,
   exchange,
   expectInternalError,
   expectNothingChanged,
   expectWellFormed,
+  type FuzzRequest,
   jsonPost,
+  type Outcome,
 } from './fuzz-probe'
-import { type TestProject, basicAuth } from './helpers'
+import { basicAuth, type TestProject } from './helpers'
 import { quietConsole } from './log-capture'
 import { dbGate, dbUser, project, wrong } from './otp-helpers'
 import { capturingQueue, freshPhone, issueJob, signWebhook, statusPayload } from './whatsapp-helpers'

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
-import { type MockInstance, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { backoffSeconds } from '../src/whatsapp/consumer'
 import { LEASE_MS } from '../src/whatsapp/deliveries'
 import type { WhatsAppJob } from '../src/whatsapp/job'
@@ -198,7 +198,9 @@ describe('D1 failing inside the consumer loses nothing and sends nothing twice',
     vi.useFakeTimers({ toFake: ['Date'] })
     const { job } = await issueJob()
     fetchSpy.mockResolvedValueOnce(metaError(503, 131016))
-    const broken = metaEnv({ DB: failingStatementDb(env.DB, /UPDATE deliveries SET status = \?5, lease_until = NULL/, 1) })
+    const broken = metaEnv({
+      DB: failingStatementDb(env.DB, /UPDATE deliveries SET status = \?5, lease_until = NULL/, 1),
+    })
     const failed = await runQueue([job], { env: broken })
     expect(failed.retry[0]).toHaveBeenCalledTimes(1)
 

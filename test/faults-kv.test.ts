@@ -1,18 +1,11 @@
 import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import { type KvOperation, failingKv, failingQueue } from './fault-env'
-import {
-  changedTables,
-  exchange,
-  expectInternalError,
-  expectNothingChanged,
-  expectWellFormed,
-  jsonPost,
-} from './fuzz-probe'
+import { WhatsAppJobSchema } from '../src/whatsapp/job'
+import { failingKv, failingQueue, type KvOperation } from './fault-env'
+import { exchange, expectInternalError, expectNothingChanged, expectWellFormed, jsonPost } from './fuzz-probe'
 import { basicAuth } from './helpers'
 import { quietConsole } from './log-capture'
 import { dbGate, dbPhone, dbUser, project, wrong } from './otp-helpers'
-import { WhatsAppJobSchema } from '../src/whatsapp/job'
 import { capturingQueue, deliveryRow, freshPhone, issueJob, metaEnv, runQueue } from './whatsapp-helpers'
 
 /**
@@ -93,7 +86,11 @@ describe('KV or the queue failing while a code is issued', () => {
     // The job went out together with the KV write; the undo closed its delivery, so the consumer drops it.
     expect(failed.queueSends).toHaveLength(1)
     const dropped = WhatsAppJobSchema.parse(failed.queueSends[0])
-    expect(await deliveryRow(dropped.id)).toMatchObject({ status: 'failed', error_detail: 'enqueue_failed', attempts: 0 })
+    expect(await deliveryRow(dropped.id)).toMatchObject({
+      status: 'failed',
+      error_detail: 'enqueue_failed',
+      attempts: 0,
+    })
 
     const sent: unknown[] = []
     const retry = await exchange(request, { ...env, WHATSAPP_QUEUE: capturingQueue(sent) })

@@ -14,9 +14,8 @@ import {
   rawBody,
   unicodeDigit,
 } from './fuzz-arbitraries'
-import { type Outcome, changedTables } from './fuzz-probe'
-import { FUZZ_RUNS, type Pool, checkJsonRoute, fuzzPool, jsonRequest } from './fuzz-setup'
-import { TEST_PROJECT } from './helpers'
+import { changedTables, type Outcome } from './fuzz-probe'
+import { checkJsonRoute, FUZZ_RUNS, fuzzPool, jsonRequest, type Pool } from './fuzz-setup'
 import { quietConsole } from './log-capture'
 
 /**

@@ -3,10 +3,10 @@ import fc from 'fast-check'
 import { expect } from 'vitest'
 import { open } from '../src/crypto'
 import { SANDBOX_PHONE_NUMBER } from '../src/phone'
-import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
+import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
 import { contentType, credentials } from './fuzz-arbitraries'
-import { type FuzzRequest, type Outcome, exchange, expectNothingChanged, expectWellFormed } from './fuzz-probe'
-import { TEST_PROJECT, loginOrCreate } from './helpers'
+import { exchange, expectNothingChanged, expectWellFormed, type FuzzRequest, type Outcome } from './fuzz-probe'
+import { loginOrCreate, TEST_PROJECT } from './helpers'
 import { capturingQueue } from './whatsapp-helpers'
 
 /**

@@ -2,9 +2,9 @@ import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { attributes, bodyObject, field, hugeString, phoneLike, printable, rawBody } from './fuzz-arbitraries'
-import { type Outcome, changedTables, expectNothingChanged, expectWellFormed, exchange } from './fuzz-probe'
-import { FUZZ_RUNS, type Pool, checkJsonRoute, fuzzPool, jsonRequest } from './fuzz-setup'
-import { TEST_PROJECT, basicAuth } from './helpers'
+import { changedTables, exchange, expectNothingChanged, expectWellFormed, type Outcome } from './fuzz-probe'
+import { checkJsonRoute, FUZZ_RUNS, fuzzPool, jsonRequest, type Pool } from './fuzz-setup'
+import { basicAuth, TEST_PROJECT } from './helpers'
 import { quietConsole } from './log-capture'
 
 /**
@@ -141,25 +141,35 @@ describe('fuzz: PUT /v1/users/{user_id}', () => {
 })
 
 describe('fuzz: POST /v1/users/search', () => {
-  const operand = () => fc.oneof(
-    fc.record({ filter_name: fc.constant('phone_number'), filter_value: fc.array(fc.oneof(phoneLike, fc.constantFrom(...pool.phoneNumbers)), { maxLength: 3 }) }),
-    fc.record({ filter_name: fc.constant('phone_id'), filter_value: fc.array(fc.oneof(printable(20), fc.constantFrom(...pool.phoneIds)), { maxLength: 3 }) }),
-    fc.record({ filter_name: fc.constant('user_id'), filter_value: fc.array(userRef(), { maxLength: 3 }) }),
-    fc.record({ filter_name: fc.constant('phone_verified'), filter_value: field(fc.boolean()) }),
-    fc.record({ filter_name: fc.constant('status'), filter_value: field(fc.constantFrom('active', 'pending', 'deleted')) }),
-    fc.record({
-      filter_name: fc.constantFrom('created_at_greater_than', 'created_at_less_than'),
-      filter_value: field(fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
-    }),
-    fc.record({
-      filter_name: fc.constant('created_at_between'),
-      filter_value: fc.record({
-        greater_than: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
-        less_than: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+  const operand = () =>
+    fc.oneof(
+      fc.record({
+        filter_name: fc.constant('phone_number'),
+        filter_value: fc.array(fc.oneof(phoneLike, fc.constantFrom(...pool.phoneNumbers)), { maxLength: 3 }),
       }),
-    }),
-    fc.record({ filter_name: printable(20), filter_value: fc.jsonValue({ maxDepth: 1 }) }),
-  )
+      fc.record({
+        filter_name: fc.constant('phone_id'),
+        filter_value: fc.array(fc.oneof(printable(20), fc.constantFrom(...pool.phoneIds)), { maxLength: 3 }),
+      }),
+      fc.record({ filter_name: fc.constant('user_id'), filter_value: fc.array(userRef(), { maxLength: 3 }) }),
+      fc.record({ filter_name: fc.constant('phone_verified'), filter_value: field(fc.boolean()) }),
+      fc.record({
+        filter_name: fc.constant('status'),
+        filter_value: field(fc.constantFrom('active', 'pending', 'deleted')),
+      }),
+      fc.record({
+        filter_name: fc.constantFrom('created_at_greater_than', 'created_at_less_than'),
+        filter_value: field(fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+      }),
+      fc.record({
+        filter_name: fc.constant('created_at_between'),
+        filter_value: fc.record({
+          greater_than: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          less_than: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        }),
+      }),
+      fc.record({ filter_name: printable(20), filter_value: fc.jsonValue({ maxDepth: 1 }) }),
+    )
   it('is Stytch JSON, never 5xx, never changes anything; pages hold at most limit users', async () => {
     const operands = operand()
     const body = bodyObject(
@@ -200,14 +210,12 @@ describe('fuzz: PUT /v1/users/{user_id}/exchange_primary_factor', () => {
       },
       ['phone_number'],
     )
-    const request = fc
-      .tuple(userRef(), jsonRequest('/', rawBody(body, ['phone_number'])))
-      .map(([ref, input]) =>
-        asPut({
-          ...input,
-          request: { ...input.request, path: `/v1/users/${encodePath(ref)}/exchange_primary_factor` },
-        }),
-      )
+    const request = fc.tuple(userRef(), jsonRequest('/', rawBody(body, ['phone_number']))).map(([ref, input]) =>
+      asPut({
+        ...input,
+        request: { ...input.request, path: `/v1/users/${encodePath(ref)}/exchange_primary_factor` },
+      }),
+    )
     await fc.assert(
       fc.asyncProperty(request, async (input) => {
         await checkJsonRoute(input, (o) => {
@@ -224,7 +232,13 @@ describe('fuzz: PUT /v1/users/{user_id}/exchange_primary_factor', () => {
 
 describe('fuzz: DELETE /v1/users/{user_id}/external_id', () => {
   it('is Stytch JSON, never 5xx; only the user row may change; a rejection changes nothing', async () => {
-    const request = fc.tuple(fc.boolean(), fc.oneof(userRef(), hugeString.map((s) => s.slice(0, 300))))
+    const request = fc.tuple(
+      fc.boolean(),
+      fc.oneof(
+        userRef(),
+        hugeString.map((s) => s.slice(0, 300)),
+      ),
+    )
     await fc.assert(
       fc.asyncProperty(request, async ([authorised, ref]) => {
         const headers: Record<string, string> = authorised ? { authorization: basicAuth(TEST_PROJECT) } : {}

@@ -5,7 +5,7 @@ import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
 import { clearProjectCache } from '../src/db/projects'
 import worker from '../src/index'
-import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
+import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
 import lenientLimits from './lenient-limits.json'
 
 export interface TestProject {
@@ -82,7 +82,11 @@ export async function call(method: string, path: string, options: CallOptions = 
     if (!headers.has('content-type')) headers.set('content-type', 'application/json')
   }
   const ctx = createExecutionContext()
-  const res = await worker.fetch(new Request(`http://localhost${path}`, { method, headers, body }), options.env ?? env, ctx)
+  const res = await worker.fetch(
+    new Request(`http://localhost${path}`, { method, headers, body }),
+    options.env ?? env,
+    ctx,
+  )
   await waitOnExecutionContext(ctx)
   return res
 }

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import { MAX_BODY_BYTES } from '../src/middleware/validate'
-import { TEST_PROJECT, call, callJson, expectStytchError, loginOrCreate, newProject } from './helpers'
+import { call, callJson, expectStytchError, loginOrCreate, newProject, TEST_PROJECT } from './helpers'
 
 const PATH = '/v1/otps/whatsapp/login_or_create'
 const VALID = { phone_number: '+12025550150' }
@@ -15,10 +15,19 @@ describe('project authentication', () => {
     ['Basic without a colon', { authorization: basic(TEST_PROJECT.id) }],
     ['an empty secret', { authorization: basic(`${TEST_PROJECT.id}:`) }],
     ['a wrong secret', { authorization: basic(`${TEST_PROJECT.id}:secret-test-wrong`) }],
-    ['a secret differing in the last character', { authorization: basic(`${TEST_PROJECT.id}:${TEST_PROJECT.secret.slice(0, -1)}1`) }],
-    ['an unknown project', { authorization: basic(`project-test-11111111-1111-4111-8111-111111111111:${TEST_PROJECT.secret}`) }],
+    [
+      'a secret differing in the last character',
+      { authorization: basic(`${TEST_PROJECT.id}:${TEST_PROJECT.secret.slice(0, -1)}1`) },
+    ],
+    [
+      'an unknown project',
+      { authorization: basic(`project-test-11111111-1111-4111-8111-111111111111:${TEST_PROJECT.secret}`) },
+    ],
     ['a malformed project id', { authorization: basic(`project-xyz:${TEST_PROJECT.secret}`) }],
-    ['the test project id relabelled live', { authorization: basic(`${TEST_PROJECT.id.replace('-test-', '-live-')}:${TEST_PROJECT.secret}`) }],
+    [
+      'the test project id relabelled live',
+      { authorization: basic(`${TEST_PROJECT.id.replace('-test-', '-live-')}:${TEST_PROJECT.secret}`) },
+    ],
     ['an oversized header', { authorization: `Basic ${'A'.repeat(4_000)}` }],
   ]
   it.each(cases)('rejects %s with 401 unauthorized_credentials', async (_name, headers) => {
@@ -35,7 +44,11 @@ describe('project authentication', () => {
   })
 
   it('checks credentials before the body', async () => {
-    const res = await callJson('POST', PATH, { rawBody: '{', project: null, headers: { 'content-type': 'application/json' } })
+    const res = await callJson('POST', PATH, {
+      rawBody: '{',
+      project: null,
+      headers: { 'content-type': 'application/json' },
+    })
     expectStytchError(res, 401, 'unauthorized_credentials')
   })
 
@@ -50,7 +63,10 @@ describe('project authentication', () => {
 
 describe('every failure is a Stytch-shaped JSON error', () => {
   it('answers malformed JSON with 400 bad_request', async () => {
-    const res = await callJson('POST', PATH, { rawBody: '{"phone_number": ', headers: { 'content-type': 'application/json' } })
+    const res = await callJson('POST', PATH, {
+      rawBody: '{"phone_number": ',
+      headers: { 'content-type': 'application/json' },
+    })
     expectStytchError(res, 400, 'bad_request')
   })
 

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { hmacSha256, keyedHash, keyedHashMatches, open, openRotating, seal, sealCurrent } from '../src/crypto'
 import { rotatingSecret } from '../src/env'
 import { clearSessionKeyCache, signingKey } from '../src/sessions/keys'
-import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type TestProject, callJson, expectStytchError } from './helpers'
+import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
+import { callJson, expectStytchError, type TestProject } from './helpers'
 import { authenticate, loginCode, project } from './otp-helpers'
 import { deliveryRow, issueJob, runQueue } from './whatsapp-helpers'
 
@@ -137,7 +137,9 @@ describe('CODE_ENCRYPTION_KEY rotation', () => {
 
 describe('SESSION_KEY_ENCRYPTION_KEY rotation', () => {
   const keyRow = (projectId: string) =>
-    env.DB.prepare('SELECT kid, private_key_iv, private_key_ct, retired_at FROM session_signing_keys WHERE project_id = ?1')
+    env.DB.prepare(
+      'SELECT kid, private_key_iv, private_key_ct, retired_at FROM session_signing_keys WHERE project_id = ?1',
+    )
       .bind(projectId)
       .all<{ kid: string; private_key_iv: string; private_key_ct: string; retired_at: number | null }>()
 

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { LIMITS, ipKeys, ipPrefixes, trippedLimit } from '../src/limits'
-import { type TestProject, countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
+import { ipKeys, ipPrefixes, LIMITS, trippedLimit } from '../src/limits'
+import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -17,8 +17,10 @@ const send = (project: TestProject, phone: string, extra: Record<string, unknown
 async function footprint() {
   const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
   const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}`)))
-  const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number }).n]))
-  const codes = await env.DB.prepare('SELECT phone_id, code_id, attempts, created_at FROM otp_codes ORDER BY phone_id').all()
+  const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number } | undefined)?.n]))
+  const codes = await env.DB.prepare(
+    'SELECT phone_id, code_id, attempts, created_at FROM otp_codes ORDER BY phone_id',
+  ).all()
   const kv = await env.OTP_KV.list()
   const kvValues = await Promise.all(kv.keys.map(async (k) => [k.name, await env.OTP_KV.get(k.name)]))
   return { counts, codes: codes.results, kv: kvValues }
@@ -33,32 +35,48 @@ afterEach(() => {
 })
 
 describe('a rejected request changes nothing', () => {
-  const cases: [string, Record<string, unknown>, (p: TestProject) => Promise<unknown>, string, keyof typeof LIMITS][] = [
-    ['cooldown on an existing phone', {}, (p) => send(p, '+12025550123'), '+12025550123', 'phone_cooldown'],
+  const cases: [string, Record<string, unknown>, (p: TestProject) => Promise<unknown>, string, keyof typeof LIMITS][] =
     [
-      'per-IP cap on a new phone',
-      { ip_sends_per_hour: 1 },
-      (p) => send(p, '+12025550124', { attributes: { ip_address: '192.0.2.9' } }),
-      '+12025550125',
-      'ip_sends_per_hour',
-    ],
-    ['country cap on a new phone', { country_sends_per_hour: 1 }, (p) => send(p, '+12025550126'), '+12025550127', 'country_sends_per_hour'],
-    ['new-user cap on a new phone', { new_users_per_hour: 1 }, (p) => send(p, '+12025550128'), '+12025550129', 'new_users_per_hour'],
-  ]
-  it.each(cases)('%s: no user, phone, code, KV key, delivery, job or counted event', async (_name, settings, prime, phone, limit) => {
-    const project = await newProject('test', settings)
-    await prime(project)
-    const before = await footprint()
-    const counting = countingEnv(env)
-    const extra = limit === 'ip_sends_per_hour' ? { attributes: { ip_address: '192.0.2.9' } } : {}
-    const res = await send(project, phone, extra, { env: counting.env })
-    expectStytchError(res, 429, 'too_many_requests')
-    expect(res.body.error_message).toBe(LIMITS[limit])
-    expect(await footprint()).toEqual(before)
-    expect(counting.queueSends).toHaveLength(0)
-    expect(counting.kvPuts).toHaveLength(0)
-    expect(counting.d1()).toBe(1)
-  })
+      ['cooldown on an existing phone', {}, (p) => send(p, '+12025550123'), '+12025550123', 'phone_cooldown'],
+      [
+        'per-IP cap on a new phone',
+        { ip_sends_per_hour: 1 },
+        (p) => send(p, '+12025550124', { attributes: { ip_address: '192.0.2.9' } }),
+        '+12025550125',
+        'ip_sends_per_hour',
+      ],
+      [
+        'country cap on a new phone',
+        { country_sends_per_hour: 1 },
+        (p) => send(p, '+12025550126'),
+        '+12025550127',
+        'country_sends_per_hour',
+      ],
+      [
+        'new-user cap on a new phone',
+        { new_users_per_hour: 1 },
+        (p) => send(p, '+12025550128'),
+        '+12025550129',
+        'new_users_per_hour',
+      ],
+    ]
+  it.each(cases)(
+    '%s: no user, phone, code, KV key, delivery, job or counted event',
+    async (_name, settings, prime, phone, limit) => {
+      const project = await newProject('test', settings)
+      await prime(project)
+      const before = await footprint()
+      const counting = countingEnv(env)
+      const extra = limit === 'ip_sends_per_hour' ? { attributes: { ip_address: '192.0.2.9' } } : {}
+      const res = await send(project, phone, extra, { env: counting.env })
+      expectStytchError(res, 429, 'too_many_requests')
+      expect(res.body.error_message).toBe(LIMITS[limit])
+      expect(await footprint()).toEqual(before)
+      expect(counting.queueSends).toHaveLength(0)
+      expect(counting.kvPuts).toHaveLength(0)
+      expect(counting.d1()).toBe(1)
+    },
+  )
 })
 
 describe('the sandbox number', () => {
@@ -80,7 +98,11 @@ describe('the sandbox number', () => {
   })
 
   it('counts against the new-user cap when it creates its user, and is outside any country', async () => {
-    const project = await newProject('test', { new_users_per_hour: 1, allowed_countries: ['FR'], country_sends_per_hour: 1 })
+    const project = await newProject('test', {
+      new_users_per_hour: 1,
+      allowed_countries: ['FR'],
+      country_sends_per_hour: 1,
+    })
     expect((await send(project, '+33612345678')).body.user_created).toBe(true)
     const res = await send(project, SANDBOX)
     expectStytchError(res, 429, 'too_many_requests')
@@ -96,7 +118,12 @@ describe('cost and housekeeping', () => {
     const project = await newProject('test')
     await send(project, '+12025550140') // warms the project cache
     const counting = countingEnv(env)
-    const res = await send(project, '+12025550141', { attributes: { ip_address: '2001:db8::1' } }, { env: counting.env })
+    const res = await send(
+      project,
+      '+12025550141',
+      { attributes: { ip_address: '2001:db8::1' } },
+      { env: counting.env },
+    )
     expect(res.status).toBe(200)
     expect(res.body.user_created).toBe(true)
     expect(counting.d1()).toBe(1)
@@ -128,7 +155,11 @@ describe('cost and housekeeping', () => {
       expect((await send(project, '+12025550150')).status).toBe(200)
     }
     const count = async (where: string) =>
-      (await env.DB.prepare(`SELECT COUNT(*) AS n FROM limit_counters WHERE ${where}`).bind(Date.now()).first<{ n: number }>())?.n ?? -1
+      (
+        await env.DB.prepare(`SELECT COUNT(*) AS n FROM limit_counters WHERE ${where}`)
+          .bind(Date.now())
+          .first<{ n: number }>()
+      )?.n ?? -1
     clockAt(DAY + HOUR) // every row recorded so far in this file has expired
     const total = await count('?1 = ?1')
     expect(await count('expires_at <= ?1')).toBe(total)
@@ -164,7 +195,8 @@ describe('cost and housekeeping', () => {
 
 describe('trippedLimit', () => {
   it('reads the limit from the D1 error text, also through a cause', () => {
-    const d1 = 'D1_ERROR: CHECK constraint failed: limit_phone_cooldown: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)'
+    const d1 =
+      'D1_ERROR: CHECK constraint failed: limit_phone_cooldown: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)'
     expect(trippedLimit(new Error(d1))).toBe('phone_cooldown')
     expect(trippedLimit(new Error('CHECK constraint failed: limit_new_users_per_hour'))).toBe('new_users_per_hour')
     expect(trippedLimit(new Error('D1_ERROR', { cause: new Error(d1) }))).toBe('phone_cooldown')

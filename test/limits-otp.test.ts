@@ -2,8 +2,8 @@ import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
 import { LIMITS } from '../src/limits'
-import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type TestProject, callJson, countingEnv, expectStytchError, newProject } from './helpers'
+import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
+import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -13,7 +13,8 @@ const SANDBOX = '+10000000000'
 const clockAt = (ms: number) => vi.setSystemTime(T0 + ms)
 
 type Reply = { status: number; headers: Headers; body: Record<string, unknown> }
-const post = (project: TestProject, path: string, body: unknown, e: Env = env) => callJson('POST', path, { project, body, env: e })
+const post = (project: TestProject, path: string, body: unknown, e: Env = env) =>
+  callJson('POST', path, { project, body, env: e })
 const loginOrCreate = (p: TestProject, phone: string, extra: Record<string, unknown> = {}, e?: Env) =>
   post(p, '/v1/otps/whatsapp/login_or_create', { phone_number: phone, ...extra }, e)
 const send = (p: TestProject, phone: string, extra: Record<string, unknown> = {}, e?: Env) =>
@@ -122,7 +123,8 @@ describe('POST /v1/otps/whatsapp/send shares the send limits', () => {
 
   it('counts nothing for a send it refuses for other reasons', async () => {
     const p = await newProject('test', { phone_sends_per_hour: 1, ip_sends_per_hour: 1, country_sends_per_hour: 1 })
-    for (let i = 0; i < 3; i++) expectStytchError(await send(p, PHONE, withIp('192.0.2.1')), 404, 'phone_number_not_found')
+    for (let i = 0; i < 3; i++)
+      expectStytchError(await send(p, PHONE, withIp('192.0.2.1')), 404, 'phone_number_not_found')
     expect((await loginOrCreate(p, PHONE, withIp('192.0.2.1'))).status).toBe(200)
   })
 
@@ -157,7 +159,8 @@ describe('POST /v1/otps/authenticate: failed authentications per IP', () => {
       expect((await authenticate(p, phoneId, code, '198.51.100.7')).status).toBe(200)
     }
     const { phoneId, code } = await issueCode(p, PHONE)
-    for (let i = 1; i <= 3; i++) expectStytchError(await authenticate(p, phoneId, wrongCode(code, i)), 404, 'otp_code_not_found')
+    for (let i = 1; i <= 3; i++)
+      expectStytchError(await authenticate(p, phoneId, wrongCode(code, i)), 404, 'otp_code_not_found')
     expectStytchError(await authenticate(p, phoneId, wrongCode(code, 4), '198.51.100.7'), 404, 'otp_code_not_found')
     expectLimited(await authenticate(p, phoneId, code, '198.51.100.7'), 'ip_failed_auths_per_hour')
   })

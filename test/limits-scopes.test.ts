@@ -3,8 +3,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
 import { LIMITS } from '../src/limits'
 import { ProjectSettingsSchema } from '../src/settings'
-import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type TestProject, callJson, countingEnv, expectStytchError, newProject } from './helpers'
+import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
+import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
 import { capturedLines } from './log-capture'
 
 // The per-network IPv6 limits (/56, /48), the project-wide brake on failed authentications, and the
@@ -16,7 +16,8 @@ const HOUR = 60 * MINUTE
 const clockAt = (ms: number) => vi.setSystemTime(T0 + ms)
 
 type Reply = { status: number; headers: Headers; body: Record<string, unknown> }
-const post = (p: TestProject, path: string, body: unknown, e: Env = env) => callJson('POST', path, { project: p, body, env: e })
+const post = (p: TestProject, path: string, body: unknown, e: Env = env) =>
+  callJson('POST', path, { project: p, body, env: e })
 const loginOrCreate = (p: TestProject, phone: string, extra: Record<string, unknown> = {}, e?: Env) =>
   post(p, '/v1/otps/whatsapp/login_or_create', { phone_number: phone, ...extra }, e)
 const authenticate = (p: TestProject, phoneId: string, code: string, ip?: string) =>
@@ -76,7 +77,10 @@ describe('IPv6 sends are also counted per /56 and per /48', () => {
     }
     const before = await footprint()
     const counting = countingEnv(env)
-    expectLimited(await loginOrCreate(p, usPhone(4), withIp('2001:db8:7:ff00::1'), counting.env), 'ipv6_48_sends_per_hour')
+    expectLimited(
+      await loginOrCreate(p, usPhone(4), withIp('2001:db8:7:ff00::1'), counting.env),
+      'ipv6_48_sends_per_hour',
+    )
     expect(await footprint()).toEqual(before)
     expect(counting.queueSends).toHaveLength(0)
     expect(counting.kvPuts).toHaveLength(0)
@@ -108,19 +112,34 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
     const p = await newProject('test', { ...lenientCode, ipv6_56_failed_auths_per_hour: 3 })
     const { phoneId, code } = await issueCode(p, usPhone(0))
     for (let i = 1; i <= 3; i++) {
-      expectStytchError(await authenticate(p, phoneId, wrongCode(code, i), `2001:db8:5:1${i}0::1`), 404, 'otp_code_not_found')
+      expectStytchError(
+        await authenticate(p, phoneId, wrongCode(code, i), `2001:db8:5:1${i}0::1`),
+        404,
+        'otp_code_not_found',
+      )
     }
     expectLimited(await authenticate(p, phoneId, code, '2001:db8:5:1ff::1'), 'ipv6_56_failed_auths_per_hour')
     expect((await authenticate(p, phoneId, code, '2001:db8:5:200::1')).status).toBe(200)
   })
 
   it('guesses from rotating /56s of one /48 trip the /48 cap', async () => {
-    const p = await newProject('test', { ...lenientCode, ipv6_56_failed_auths_per_hour: 100, ipv6_48_failed_auths_per_hour: 2 })
+    const p = await newProject('test', {
+      ...lenientCode,
+      ipv6_56_failed_auths_per_hour: 100,
+      ipv6_48_failed_auths_per_hour: 2,
+    })
     const { phoneId, code } = await issueCode(p, usPhone(1))
     for (let i = 1; i <= 2; i++) {
-      expectStytchError(await authenticate(p, phoneId, wrongCode(code, i), `2001:db8:6:${i}00::1`), 404, 'otp_code_not_found')
+      expectStytchError(
+        await authenticate(p, phoneId, wrongCode(code, i), `2001:db8:6:${i}00::1`),
+        404,
+        'otp_code_not_found',
+      )
     }
-    expectLimited(await authenticate(p, phoneId, wrongCode(code, 9), '2001:db8:6:ff00::1'), 'ipv6_48_failed_auths_per_hour')
+    expectLimited(
+      await authenticate(p, phoneId, wrongCode(code, 9), '2001:db8:6:ff00::1'),
+      'ipv6_48_failed_auths_per_hour',
+    )
   })
 
   it('failed_auths_per_hour: failures from any IP or none count per project; once reached every attempt gets 429, logged as an alert', async () => {
@@ -141,8 +160,14 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
       .filter((l) => l.text.includes('"limit_tripped"'))
       .map((l) => ({ level: l.level, line: JSON.parse(l.text) as Record<string, unknown> }))
     expect(alerts).toEqual([
-      { level: 'error', line: { level: 'error', event: 'limit_tripped', limit: 'failed_auths_per_hour', project_id: p.id, alert: true } },
-      { level: 'error', line: { level: 'error', event: 'limit_tripped', limit: 'failed_auths_per_hour', project_id: p.id, alert: true } },
+      {
+        level: 'error',
+        line: { level: 'error', event: 'limit_tripped', limit: 'failed_auths_per_hour', project_id: p.id, alert: true },
+      },
+      {
+        level: 'error',
+        line: { level: 'error', event: 'limit_tripped', limit: 'failed_auths_per_hour', project_id: p.id, alert: true },
+      },
     ])
     // Another project is not affected.
     const o = await issueCode(other, usPhone(2))
@@ -152,7 +177,9 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
   it('parallel wrong guesses without any IP: exactly the project cap get a verdict', async () => {
     const p = await newProject('test', { ...lenientCode, failed_auths_per_hour: 5 })
     const { phoneId, code } = await issueCode(p, usPhone(3))
-    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => authenticate(p, phoneId, wrongCode(code, i + 1))))
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => authenticate(p, phoneId, wrongCode(code, i + 1))),
+    )
     expect(results.filter((r) => r.status === 404)).toHaveLength(5)
     for (const r of results.filter((r) => r.status !== 404)) expectLimited(r, 'failed_auths_per_hour')
   })

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { LIMITS } from '../src/limits'
-import { type TestProject, countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
+import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -29,7 +29,7 @@ function expectLimited(res: Awaited<ReturnType<typeof loginOrCreate>>, limit: ke
 async function footprint() {
   const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
   const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}`)))
-  const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number }).n]))
+  const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number } | undefined)?.n]))
   const codes = await env.DB.prepare('SELECT phone_id, code_id, attempts FROM otp_codes ORDER BY phone_id').all()
   const kv = await env.OTP_KV.list()
   const kvValues = await Promise.all(kv.keys.map((k) => env.OTP_KV.get(k.name)))
@@ -127,9 +127,7 @@ describe('per-phone limits', () => {
   it('20 parallel sends to one phone: exactly as many accepted as the hourly cap (cooldown 0)', async () => {
     const project = await newProject('test', { phone_send_cooldown_seconds: 0, phone_sends_per_hour: 5 })
     const counting = countingEnv(env)
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () => send(project, PHONE, {}, { env: counting.env })),
-    )
+    const results = await Promise.all(Array.from({ length: 20 }, () => send(project, PHONE, {}, { env: counting.env })))
     expect(results.filter((r) => r.status === 200)).toHaveLength(5)
     for (const r of results.filter((r) => r.status !== 200)) expectLimited(r, 'phone_sends_per_hour')
     expect(counting.queueSends).toHaveLength(5)
@@ -146,9 +144,7 @@ describe('per-phone limits', () => {
   it('20 parallel sends to one phone with the default cooldown: exactly one accepted', async () => {
     const project = await newProject('test')
     const counting = countingEnv(env)
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () => send(project, PHONE, {}, { env: counting.env })),
-    )
+    const results = await Promise.all(Array.from({ length: 20 }, () => send(project, PHONE, {}, { env: counting.env })))
     expect(results.filter((r) => r.status === 200)).toHaveLength(1)
     expect(results.filter((r) => r.status === 429)).toHaveLength(19)
     expect(counting.queueSends).toHaveLength(1)

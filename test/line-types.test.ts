@@ -16,7 +16,7 @@ const rowCounts = async (projectId: string) => {
   const rows = await env.DB.batch(
     tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE project_id = ?1`).bind(projectId)),
   )
-  return Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number }).n]))
+  return Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number } | undefined)?.n]))
 }
 
 describe('allowed_line_types', () => {

@@ -43,9 +43,7 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
   })
 
   it('creates exactly one user when 25 requests race for the same new phone', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 25 }, () => loginOrCreate({ phone_number: '+12025550130' })),
-    )
+    const results = await Promise.all(Array.from({ length: 25 }, () => loginOrCreate({ phone_number: '+12025550130' })))
     expect(results.map((r) => r.status)).toEqual(Array(25).fill(200))
     expect(results.filter((r) => r.body.user_created === true)).toHaveLength(1)
     expect(new Set(results.map((r) => r.body.user_id)).size).toBe(1)
@@ -147,7 +145,11 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
 
     it('is an invalid number in a live project', async () => {
       const live = await newProject('live')
-      expectStytchError(await loginOrCreate({ phone_number: '+10000000000' }, { project: live }), 400, 'invalid_phone_number')
+      expectStytchError(
+        await loginOrCreate({ phone_number: '+10000000000' }, { project: live }),
+        400,
+        'invalid_phone_number',
+      )
     })
   })
 
@@ -205,9 +207,13 @@ describe('login_or_create validation', () => {
   })
 
   it('changes nothing when rejecting', async () => {
-    const before = await env.DB.prepare('SELECT (SELECT COUNT(*) FROM users) AS u, (SELECT COUNT(*) FROM phones) AS p').first()
+    const before = await env.DB.prepare(
+      'SELECT (SELECT COUNT(*) FROM users) AS u, (SELECT COUNT(*) FROM phones) AS p',
+    ).first()
     await loginOrCreate({ phone_number: '+12025550199', expiration_minutes: 99 })
-    const after = await env.DB.prepare('SELECT (SELECT COUNT(*) FROM users) AS u, (SELECT COUNT(*) FROM phones) AS p').first()
+    const after = await env.DB.prepare(
+      'SELECT (SELECT COUNT(*) FROM users) AS u, (SELECT COUNT(*) FROM phones) AS p',
+    ).first()
     expect(after).toEqual(before)
   })
 

@@ -1,10 +1,10 @@
 import { env } from 'cloudflare:workers'
-import { type MockInstance, afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterAll, afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { dataPoint } from '../src/metrics'
-import { type TestProject, callJson, newProject } from './helpers'
+import { callJson, newProject, type TestProject } from './helpers'
 import {
-  DEAD_LETTER_QUEUE,
   capturingQueue,
+  DEAD_LETTER_QUEUE,
   issueJob,
   metaEnv,
   metaError,

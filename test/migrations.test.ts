@@ -28,7 +28,8 @@ async function schemaOf(db: D1Database): Promise<Record<string, unknown>> {
       object.type === 'table'
         ? {
             columns: (await db.prepare('SELECT * FROM pragma_table_xinfo(?1)').bind(object.name).all()).results,
-            foreignKeys: (await db.prepare('SELECT * FROM pragma_foreign_key_list(?1)').bind(object.name).all()).results,
+            foreignKeys: (await db.prepare('SELECT * FROM pragma_foreign_key_list(?1)').bind(object.name).all())
+              .results,
           }
         : { columns: (await db.prepare('SELECT * FROM pragma_index_xinfo(?1)').bind(object.name).all()).results }
     schema[`${object.type} ${object.name}`] = { table: object.tbl_name, sql: normalized(object.sql), ...details }
@@ -100,7 +101,8 @@ async function tableNames(): Promise<string[]> {
 /** Every row of every table, only the columns it has now (later migrations may add columns). */
 async function snapshot(tables: string[]): Promise<Record<string, Record<string, unknown>[]>> {
   const rows: Record<string, Record<string, unknown>[]> = {}
-  for (const table of tables) rows[table] = (await env.DB.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all()).results
+  for (const table of tables)
+    rows[table] = (await env.DB.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all()).results
   return rows
 }
 
@@ -151,7 +153,9 @@ describe('D1 migrations', () => {
     expect(await recordedMigrations()).toEqual(migrationNames())
     const after = await snapshot(tables)
     for (const table of tables) {
-      const kept = after[table]?.map((row) => Object.fromEntries(Object.keys(before[table]?.[0] ?? row).map((k) => [k, row[k]])))
+      const kept = after[table]?.map((row) =>
+        Object.fromEntries(Object.keys(before[table]?.[0] ?? row).map((k) => [k, row[k]])),
+      )
       expect(kept, table).toEqual(before[table])
     }
   })

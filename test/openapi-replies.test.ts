@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { ROUTES } from '../src/openapi/routes'
-import { type CallOptions, type TestProject, call, callJson, newProject } from './helpers'
+import { type CallOptions, call, callJson, newProject, type TestProject } from './helpers'
 import { expectDocumentedReply, expectDocumentedRequest, fetchDocument, type Json } from './openapi-helpers'
 import { loginCode, project, wrong } from './otp-helpers'
 import { signWebhook, statusPayload } from './whatsapp-helpers'
@@ -144,13 +144,18 @@ describe('real replies match the OpenAPI document', () => {
     expect(tooBig.body.error_type).toBe('metadata_too_large')
 
     const put = '/v1/users/:user_id'
-    const updated = await check('PUT', put, '/v1/users/openapi-ada', { body: { untrusted_metadata: { theme: 'dark' } } })
+    const updated = await check('PUT', put, '/v1/users/openapi-ada', {
+      body: { untrusted_metadata: { theme: 'dark' } },
+    })
     expect(updated.status).toBe(200)
     expect((await check('PUT', put, `/v1/users/user-test-${uuid()}`, { body: {} })).body.error_type).toBe(
       'user_not_found',
     )
     const search = await check('POST', '/v1/users/search', '/v1/users/search', {
-      body: { limit: 1, query: { operator: 'AND', operands: [{ filter_name: 'phone_number', filter_value: ['+12025550310'] }] } },
+      body: {
+        limit: 1,
+        query: { operator: 'AND', operands: [{ filter_name: 'phone_number', filter_value: ['+12025550310'] }] },
+      },
     })
     expect(search.status).toBe(200)
     const badSearch = await check('POST', '/v1/users/search', '/v1/users/search', { body: { limit: 0 } })
@@ -166,7 +171,9 @@ describe('real replies match the OpenAPI document', () => {
 
     const external = '/v1/users/:user_id/external_id'
     expect((await check('DELETE', external, '/v1/users/openapi-ada/external_id')).status).toBe(200)
-    expect((await check('DELETE', external, '/v1/users/openapi-ada/external_id')).body.error_type).toBe('user_not_found')
+    expect((await check('DELETE', external, '/v1/users/openapi-ada/external_id')).body.error_type).toBe(
+      'user_not_found',
+    )
   })
 
   it('Sessions API: list, authenticate, revoke, JWKS, and their errors', async () => {

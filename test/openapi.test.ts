@@ -4,7 +4,7 @@ import { app } from '../src/app'
 import { ERRORS, type ErrorType } from '../src/errors'
 import { ROUTES } from '../src/openapi/routes'
 import { call } from './helpers'
-import { type Json, asJson, fetchDocument, openApiPath, operation, schemaErrors } from './openapi-helpers'
+import { asJson, fetchDocument, type Json, openApiPath, operation, schemaErrors } from './openapi-helpers'
 
 // The document covers exactly what the app serves: every route, every request field, every
 // response, every error; and it is well-formed. Real replies are checked in openapi-replies.test.ts.

@@ -1,14 +1,13 @@
 import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import { open } from '../src/crypto'
-import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type CallOptions, LENIENT_LIMITS, type TestProject, callJson, countingEnv, newProject } from './helpers'
+import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
+import { type CallOptions, callJson, countingEnv, LENIENT_LIMITS, newProject, type TestProject } from './helpers'
 
 /**
  * Domain helpers for the authenticate, send and users tests. Every test makes its own project, so
  * phone numbers repeat freely and no test sees another's users, codes or counters.
  */
-
 
 /** A fresh project with the default OTP and lock settings (or `settings` over them). */
 export const project = (settings: Record<string, unknown> = {}, projectEnv: 'test' | 'live' = 'test') =>
@@ -92,5 +91,8 @@ export const dbPhone = (phoneId: string) =>
     .first<{ user_id: string; phone_number: string; verified: number; attach_expires_at: number | null }>()
 
 /** Counts each status in a list of replies, e.g. { 200: 1, 401: 11 }. */
-export const statusCounts = (replies: { status: number }[]) =>
-  replies.reduce<Record<number, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {})
+export function statusCounts(replies: { status: number }[]): Record<number, number> {
+  const counts: Record<number, number> = {}
+  for (const r of replies) counts[r.status] = (counts[r.status] ?? 0) + 1
+  return counts
+}

@@ -1,8 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { sha256, toHex } from '../src/crypto'
-import { PROJECT_REREAD_MIN_MS, UNKNOWN_PROJECT_TTL_MS, findProject } from '../src/db/projects'
-import { type TestProject, callJson, countingEnv, expectStytchError, newProject } from './helpers'
+import { findProject, PROJECT_REREAD_MIN_MS, UNKNOWN_PROJECT_TTL_MS } from '../src/db/projects'
+import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
 
 /**
  * The per-isolate project cache behind Basic auth: a rotated secret takes effect at once (a
@@ -58,11 +58,13 @@ describe('secret rotation with a warm project cache', () => {
     vi.setSystemTime(T0 + 2 * PROJECT_REREAD_MIN_MS)
     const counting = countingEnv()
     const wrong = { id: p.id, secret: `secret-test-${crypto.randomUUID()}` }
-    for (let i = 0; i < 10; i++) expectStytchError(await probe(wrong, { env: counting.env }), 401, 'unauthorized_credentials')
+    for (let i = 0; i < 10; i++)
+      expectStytchError(await probe(wrong, { env: counting.env }), 401, 'unauthorized_credentials')
     expect(counting.d1()).toBe(1)
     // A second later the next wrong secret may look again, once.
     vi.setSystemTime(T0 + 3 * PROJECT_REREAD_MIN_MS)
-    for (let i = 0; i < 10; i++) expectStytchError(await probe(wrong, { env: counting.env }), 401, 'unauthorized_credentials')
+    for (let i = 0; i < 10; i++)
+      expectStytchError(await probe(wrong, { env: counting.env }), 401, 'unauthorized_credentials')
     expect(counting.d1()).toBe(2)
     // The right secret is still answered from the cache.
     const right = countingEnv()
@@ -76,11 +78,19 @@ describe('unknown project ids', () => {
     const id = `project-test-${crypto.randomUUID()}`
     const counting = countingEnv()
     for (let i = 0; i < 5; i++) {
-      expectStytchError(await probe({ id, secret: 'secret-test-x' }, { env: counting.env }), 401, 'unauthorized_credentials')
+      expectStytchError(
+        await probe({ id, secret: 'secret-test-x' }, { env: counting.env }),
+        401,
+        'unauthorized_credentials',
+      )
     }
     expect(counting.d1()).toBe(1)
     vi.setSystemTime(T0 + UNKNOWN_PROJECT_TTL_MS)
-    expectStytchError(await probe({ id, secret: 'secret-test-x' }, { env: counting.env }), 401, 'unauthorized_credentials')
+    expectStytchError(
+      await probe({ id, secret: 'secret-test-x' }, { env: counting.env }),
+      401,
+      'unauthorized_credentials',
+    )
     expect(counting.d1()).toBe(2)
   })
 

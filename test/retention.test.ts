@@ -20,7 +20,10 @@ afterEach(() => {
 })
 
 let seq = 0
-const id = (prefix: string) => `${prefix}-${(seq += 1)}`
+const id = (prefix: string) => {
+  seq += 1
+  return `${prefix}-${seq}`
+}
 
 /** A user with one phone in a fresh project; returns their ids. */
 async function owner() {
@@ -28,7 +31,11 @@ async function owner() {
   const userId = id('user-test')
   const phoneId = id('phone-number-test')
   await env.DB.batch([
-    env.DB.prepare(`INSERT INTO users (id, project_id, status, created_at) VALUES (?1, ?2, 'active', ?3)`).bind(userId, p.id, T - DAY),
+    env.DB.prepare(`INSERT INTO users (id, project_id, status, created_at) VALUES (?1, ?2, 'active', ?3)`).bind(
+      userId,
+      p.id,
+      T - DAY,
+    ),
     env.DB.prepare(
       `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)`,
     ).bind(phoneId, p.id, userId, `+1202555${String(seq).padStart(4, '0')}`, T - DAY),
@@ -150,7 +157,11 @@ describe('retention purge (scheduled)', () => {
       complete: true,
     })
     const code_ = 'SELECT 1 FROM otp_codes WHERE phone_id = ?1'
-    expect([await exists(code_, oldCode), await exists(code_, graceCode), await exists(code_, liveCode)]).toEqual([false, true, true])
+    expect([await exists(code_, oldCode), await exists(code_, graceCode), await exists(code_, liveCode)]).toEqual([
+      false,
+      true,
+      true,
+    ])
     const delivery_ = 'SELECT 1 FROM deliveries WHERE id = ?1'
     expect([await exists(delivery_, oldDelivery), await exists(delivery_, recentDelivery)]).toEqual([false, true])
     const session_ = 'SELECT 1 FROM sessions WHERE id = ?1'
@@ -165,7 +176,15 @@ describe('retention purge (scheduled)', () => {
     expect([await exists(outbox_, oldOutbox), await exists(outbox_, recentOutbox)]).toEqual([false, true])
 
     // A second run finds nothing more.
-    expect(await runCron()).toMatchObject({ otp_codes: 0, deliveries: 0, session_factors: 0, sessions: 0, limit_events: 0, limit_counters: 0, dev_outbox: 0 })
+    expect(await runCron()).toMatchObject({
+      otp_codes: 0,
+      deliveries: 0,
+      session_factors: 0,
+      sessions: 0,
+      limit_events: 0,
+      limit_counters: 0,
+      dev_outbox: 0,
+    })
   })
 
   it('keeps deliveries for DELIVERY_RETENTION_DAYS, and falls back to 30 days for a malformed value', async () => {
@@ -184,7 +203,9 @@ describe('retention purge (scheduled)', () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => undefined)
     expect(await purge(env, T, { batchRows: 10, maxRounds: 2 })).toMatchObject({ limit_events: 20 })
     expect(log).toHaveBeenCalledWith(expect.stringContaining('"rounds":2,"complete":false'))
-    const left = await env.DB.prepare('SELECT expires_at FROM limit_events ORDER BY expires_at').all<{ expires_at: number }>()
+    const left = await env.DB.prepare('SELECT expires_at FROM limit_events ORDER BY expires_at').all<{
+      expires_at: number
+    }>()
     expect(left.results.map((r) => r.expires_at)).toEqual([20, 21, 22, 23, 24].map((i) => T - 1_000 + i))
     expect(await purge(env, T, { batchRows: 10, maxRounds: 2 })).toMatchObject({ limit_events: 5 })
     expect(log).toHaveBeenLastCalledWith(expect.stringContaining('"rounds":1,"complete":true'))
@@ -199,6 +220,14 @@ describe('retention purge (scheduled)', () => {
   })
 
   it('has one purge per table that holds expiring personal or counting data', () => {
-    expect(PURGES.map((p) => p.table)).toEqual(['otp_codes', 'deliveries', 'session_factors', 'sessions', 'limit_events', 'limit_counters', 'dev_outbox'])
+    expect(PURGES.map((p) => p.table)).toEqual([
+      'otp_codes',
+      'deliveries',
+      'session_factors',
+      'sessions',
+      'limit_events',
+      'limit_counters',
+      'dev_outbox',
+    ])
   })
 })

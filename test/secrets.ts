@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
-import { TEST_PROJECT, basicAuth } from './helpers'
+import { basicAuth, TEST_PROJECT } from './helpers'
 
 /**
  * What must never leave the Worker in a reply or a log line: its secrets (as configured for tests in

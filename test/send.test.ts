@@ -59,7 +59,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
     const elsewhere = { ...attributes, ip_address: '203.0.113.10' }
     const phoneId = res.body.phone_id
     const code = '000001' // any code: the attributes are judged first
-    expectStytchError(await authenticate(p, { method_id: phoneId, code, attributes: elsewhere, options }), 401, 'attribute_mismatch')
+    expectStytchError(
+      await authenticate(p, { method_id: phoneId, code, attributes: elsewhere, options }),
+      401,
+      'attribute_mismatch',
+    )
   })
 
   it('is one D1 round trip, one KV write and one queue send for a first code', async () => {

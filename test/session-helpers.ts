@@ -1,6 +1,6 @@
 import { expect } from 'vitest'
 import { fromBase64Url } from '../src/crypto'
-import { type CallOptions, type TestProject, callJson } from './helpers'
+import { type CallOptions, callJson, type TestProject } from './helpers'
 import { authenticate, loginCode } from './otp-helpers'
 
 /** Domain helpers for the sessions tests: log in over the real OTP flow and call the sessions API. */

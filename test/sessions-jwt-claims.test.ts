@@ -2,9 +2,9 @@ import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { signJwt } from '../src/sessions/jwt'
 import { signingKey } from '../src/sessions/keys'
-import { type TestProject, expectStytchError, newProject } from './helpers'
+import { expectStytchError, newProject, type TestProject } from './helpers'
 import { authenticate, loginCode, project } from './otp-helpers'
-import { type Login, decodeParts, login, sessionsAuthenticate, sessionsRevoke } from './session-helpers'
+import { decodeParts, type Login, login, sessionsAuthenticate, sessionsRevoke } from './session-helpers'
 
 /**
  * A JWT signed with the project's own current key passes the kid and signature checks, so only the
@@ -41,7 +41,10 @@ const without = (name: string) => (payload: Record<string, unknown>) => {
 }
 
 /** Claim changes that must each make the JWT name no session. `other` is another project's id. */
-const badClaims = (p: TestProject, other: string): [string, (payload: Record<string, unknown>) => Record<string, unknown>][] => [
+const badClaims = (
+  p: TestProject,
+  other: string,
+): [string, (payload: Record<string, unknown>) => Record<string, unknown>][] => [
   ['an audience of another project', (payload) => ({ ...payload, aud: [other] })],
   ['an audience string of another project', (payload) => ({ ...payload, aud: other })],
   ['an empty audience', (payload) => ({ ...payload, aud: [] })],

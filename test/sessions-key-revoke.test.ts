@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { KEY_CACHE_TTL_MS, clearSessionKeyCache } from '../src/sessions/keys'
-import { type TestProject, expectStytchError } from './helpers'
+import { clearSessionKeyCache, KEY_CACHE_TTL_MS } from '../src/sessions/keys'
+import { expectStytchError, type TestProject } from './helpers'
 import { project } from './otp-helpers'
 import { decodeParts, jwks, login, sessionsAuthenticate } from './session-helpers'
 

@@ -1,12 +1,12 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
-import { JWT_LIFETIME_MS, decodeJwt, signJwt, verifySignature } from '../src/sessions/jwt'
+import { decodeJwt, JWT_LIFETIME_MS, signJwt, verifySignature } from '../src/sessions/jwt'
 import {
+  clearSessionKeyCache,
   KEY_CACHE_TTL_MS,
   KEY_MAX_AGE_MS,
   RETIRED_KEY_TRUST_MS,
-  clearSessionKeyCache,
   signingKey,
   trustedKeys,
   verificationKey,
@@ -74,7 +74,8 @@ describe('session signing keys', () => {
     const plaintext = await open(env.SESSION_KEY_ENCRYPTION_KEY, sealed, aad)
     expect(plaintext.length).toBeGreaterThan(1_000)
     // No stretch of the key is stored as it is (a 32-character run cannot match random ciphertext by chance).
-    for (let at = 0; at + 32 <= plaintext.length; at += 32) expect(sealed.ct).not.toContain(plaintext.slice(at, at + 32))
+    for (let at = 0; at + 32 <= plaintext.length; at += 32)
+      expect(sealed.ct).not.toContain(plaintext.slice(at, at + 32))
     const otherAad = `session-signing-key:v1:other:${key.kid}`
     await expect(open(env.SESSION_KEY_ENCRYPTION_KEY, sealed, otherAad)).rejects.toThrow()
     await expect(open(env.CODE_ENCRYPTION_KEY, sealed, aad)).rejects.toThrow()

@@ -1,9 +1,16 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { D1_ROWS_HEADER, STORAGE_OPS_HEADER, type StorageCounts, formatCounts, parseCounts, parseRows } from '../src/bench/storage-count'
+import {
+  D1_ROWS_HEADER,
+  formatCounts,
+  parseCounts,
+  parseRows,
+  STORAGE_OPS_HEADER,
+  type StorageCounts,
+} from '../src/bench/storage-count'
 import { open } from '../src/crypto'
-import { WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type TestProject, call, callJson, countingEnv } from './helpers'
+import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
+import { call, callJson, countingEnv, type TestProject } from './helpers'
 import { project, wrong } from './otp-helpers'
 
 // The bench's storage accounting (src/bench/storage-count.ts), and through it the storage targets
@@ -116,7 +123,8 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(counted?.written).toBeGreaterThanOrEqual(7)
     expect(counted?.read).toBeGreaterThan(0)
     expect(counted?.ms).toBeGreaterThanOrEqual(0)
-    for (const bad of [null, '', 'read=1', 'read=1, written=1', 'read=x, written=1, ms=1']) expect(parseRows(bad)).toBeNull()
+    for (const bad of [null, '', 'read=1', 'read=1, written=1', 'read=x, written=1, ms=1'])
+      expect(parseRows(bad)).toBeNull()
   })
 
   it('formats and parses the header value, refusing malformed ones', () => {

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { type TestProject, callJson, expectStytchError } from './helpers'
 import { changedTables, snapshot } from './fuzz-probe'
+import { callJson, expectStytchError, type TestProject } from './helpers'
 import { authenticate, dbGate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
 import { login, sessionsAuthenticate, sessionsList } from './session-helpers'
 
@@ -91,7 +91,11 @@ describe('POST /v1/users', () => {
     const p = await project()
     await loginCode(p, PHONE)
     await createUser(p, { phone_number: OTHER, external_id: 'taken' })
-    expectStytchError(await expectUnchanged(() => createUser(p, { phone_number: PHONE })), 409, 'duplicate_phone_number')
+    expectStytchError(
+      await expectUnchanged(() => createUser(p, { phone_number: PHONE })),
+      409,
+      'duplicate_phone_number',
+    )
     expectStytchError(
       await expectUnchanged(() => createUser(p, { phone_number: THIRD, external_id: 'taken' })),
       409,
@@ -129,7 +133,11 @@ describe('POST /v1/users', () => {
     expect(await dbPhone(attached.phoneId)).toBeNull()
     expect(await dbGate(attached.phoneId)).toBeNull()
     // The attachment's code is void, and the number now logs in to the created user only.
-    expectStytchError(await authenticate(p, { method_id: attached.phoneId, code: attached.code }), 404, 'phone_number_not_found')
+    expectStytchError(
+      await authenticate(p, { method_id: attached.phoneId, code: attached.code }),
+      404,
+      'phone_number_not_found',
+    )
     expect((await getUser(p, attacker.userId)).body.phone_numbers).toEqual([
       { phone_id: attacker.phoneId, phone_number: PHONE, verified: false },
     ])
@@ -147,7 +155,11 @@ describe('POST /v1/users', () => {
     const p = await project()
     const owner = await loginCode(p, PHONE)
     expect((await authenticate(p, { method_id: owner.phoneId, code: owner.code })).status).toBe(200)
-    expectStytchError(await expectUnchanged(() => createUser(p, { phone_number: PHONE })), 409, 'duplicate_phone_number')
+    expectStytchError(
+      await expectUnchanged(() => createUser(p, { phone_number: PHONE })),
+      409,
+      'duplicate_phone_number',
+    )
   })
 })
 
@@ -368,7 +380,11 @@ describe('PUT /v1/users/{user_id}/exchange_primary_factor', () => {
     const p = await project()
     const a = await loginCode(p, PHONE)
     const b = await loginCode(p, OTHER)
-    expectStytchError(await expectUnchanged(() => exchange(p, a.userId, { phone_number: OTHER })), 409, 'duplicate_phone_number')
+    expectStytchError(
+      await expectUnchanged(() => exchange(p, a.userId, { phone_number: OTHER })),
+      409,
+      'duplicate_phone_number',
+    )
     expect((await getUser(p, b.userId)).body.phone_numbers).toEqual([
       { phone_id: b.phoneId, phone_number: OTHER, verified: false },
     ])
@@ -379,9 +395,17 @@ describe('PUT /v1/users/{user_id}/exchange_primary_factor', () => {
       'invalid_exchange_primary_factor_user',
     )
     for (const body of [{}, { email_address: 'a@example.com' }, { email_address: 'a@b.c', phone_number: THIRD }]) {
-      expectStytchError(await expectUnchanged(() => exchange(p, b.userId, body)), 400, 'invalid_exchange_primary_factor_fields')
+      expectStytchError(
+        await expectUnchanged(() => exchange(p, b.userId, body)),
+        400,
+        'invalid_exchange_primary_factor_fields',
+      )
     }
-    expectStytchError(await expectUnchanged(() => exchange(p, b.userId, { phone_number: '12' })), 400, 'invalid_phone_number')
+    expectStytchError(
+      await expectUnchanged(() => exchange(p, b.userId, { phone_number: '12' })),
+      400,
+      'invalid_phone_number',
+    )
     expectStytchError(
       await expectUnchanged(() => exchange(p, `user-test-${crypto.randomUUID()}`, { phone_number: THIRD })),
       404,
@@ -415,7 +439,13 @@ describe('project isolation of the Users API', () => {
     expectStytchError(await exchange(q, userId, { phone_number: OTHER }), 404, 'user_not_found')
     expectStytchError(await deleteExternalId(q, userId), 404, 'user_not_found')
     expect((await searchUsers(q, byPhone(PHONE))).body.results_metadata).toEqual({ next_cursor: null, total: 0 })
-    expect((await searchUsers(q, { query: { operator: 'AND', operands: [{ filter_name: 'user_id', filter_value: [userId] }] } })).body.results).toEqual([])
+    expect(
+      (
+        await searchUsers(q, {
+          query: { operator: 'AND', operands: [{ filter_name: 'user_id', filter_value: [userId] }] },
+        })
+      ).body.results,
+    ).toEqual([])
     expect(changedTables(before, await snapshot())).toEqual({})
     // The same external id and number in another project are that project's own.
     const mine = await createUser(q, { phone_number: PHONE, external_id: 'shared' })

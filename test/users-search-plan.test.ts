@@ -45,8 +45,18 @@ describe('users.search query plans', () => {
     ['no filter', 'AND', [], false],
     ['no filter, with a cursor', 'AND', [], true],
     ...names.map((n): [string, 'AND', unknown[], boolean] => [n, 'AND', [OPERANDS[n]], false]),
-    ...names.map((n): [string, 'AND', unknown[], boolean] => [`${n} AND phone_number`, 'AND', [OPERANDS[n], OPERANDS.phone_number], true]),
-    ...names.map((n): [string, 'OR', unknown[], boolean] => [`${n} OR user_id`, 'OR', [OPERANDS[n], OPERANDS.user_id], false]),
+    ...names.map((n): [string, 'AND', unknown[], boolean] => [
+      `${n} AND phone_number`,
+      'AND',
+      [OPERANDS[n], OPERANDS.phone_number],
+      true,
+    ]),
+    ...names.map((n): [string, 'OR', unknown[], boolean] => [
+      `${n} OR user_id`,
+      'OR',
+      [OPERANDS[n], OPERANDS.user_id],
+      false,
+    ]),
   ]
 
   it.each(cases)('%s: no table scan', async (_name, operator, operands, cursor) => {
@@ -59,12 +69,15 @@ describe('users.search query plans', () => {
     expect(await plan(s.phones)).toContain('SEARCH p USING INDEX phones_user (user_id=?)')
   })
 
-  it.each(names.filter((n) => NARROWING.includes(n)))('%s: looks users up instead of walking the project', async (name) => {
-    for (const s of [statements('AND', [OPERANDS[name]]), statements('AND', [OPERANDS[name], OPERANDS.status])]) {
-      for (const statement of [s.page, s.phones, s.count]) {
-        const details = await plan(statement)
-        expect(details.filter(projectWalk), details.join(' | ')).toEqual([])
+  it.each(names.filter((n) => NARROWING.includes(n)))(
+    '%s: looks users up instead of walking the project',
+    async (name) => {
+      for (const s of [statements('AND', [OPERANDS[name]]), statements('AND', [OPERANDS[name], OPERANDS.status])]) {
+        for (const statement of [s.page, s.phones, s.count]) {
+          const details = await plan(statement)
+          expect(details.filter(projectWalk), details.join(' | ')).toEqual([])
+        }
       }
-    }
-  })
+    },
+  )
 })

@@ -33,7 +33,10 @@ interface ServiceCall {
 }
 
 /** The example's bindings; AUTH reaches the real service, or `reply` when given, and records each call. */
-function exampleEnv(project: TestProject, options: { reply?: (call: ServiceCall) => Response; turnstileSecret?: string } = {}) {
+function exampleEnv(
+  project: TestProject,
+  options: { reply?: (call: ServiceCall) => Response; turnstileSecret?: string } = {},
+) {
   const calls: ServiceCall[] = []
   const bindings: Bindings = {
     AUTH: {
@@ -128,13 +131,21 @@ describe('web-login example: flow against the service', () => {
   it('signs in with the sandbox number; the session cookie is HttpOnly, Secure, SameSite=Lax', async () => {
     const project = await newProject()
     const { bindings, calls } = exampleEnv(project)
-    const b = browser(bindings, { 'cf-connecting-ip': '203.0.113.7', 'user-agent': 'test-agent/1.0', 'accept-language': 'es' })
+    const b = browser(bindings, {
+      'cf-connecting-ip': '203.0.113.7',
+      'user-agent': 'test-agent/1.0',
+      'accept-language': 'es',
+    })
     const sent = await b.request('POST', '/login', { phone: ' +1 000 000 0000 ', 'cf-turnstile-response': DUMMY_TOKEN })
     expect(sent.res.status).toBe(303)
     expect(calls[0]).toEqual({
       method: 'POST',
       path: '/v1/otps/whatsapp/login_or_create',
-      body: { phone_number: SANDBOX_PHONE, locale: 'es', attributes: { ip_address: '203.0.113.7', user_agent: 'test-agent/1.0' } },
+      body: {
+        phone_number: SANDBOX_PHONE,
+        locale: 'es',
+        attributes: { ip_address: '203.0.113.7', user_agent: 'test-agent/1.0' },
+      },
     })
     const form = await b.request('GET', '/')
     expect(form.html).toContain('autocomplete="one-time-code"')
@@ -144,7 +155,11 @@ describe('web-login example: flow against the service', () => {
     expect(verified.res.status).toBe(303)
     const cookie = verified.res.headers.getSetCookie().find((c) => c.startsWith('__Host-wl_session='))
     expect(cookie).toMatch(/; Path=\/;.*HttpOnly; Secure; SameSite=Lax/)
-    expect(calls[1]?.body).toMatchObject({ code: '000000', session_duration_minutes: 60, attributes: { ip_address: '203.0.113.7' } })
+    expect(calls[1]?.body).toMatchObject({
+      code: '000000',
+      session_duration_minutes: 60,
+      attributes: { ip_address: '203.0.113.7' },
+    })
 
     const account = await b.request('GET', '/account')
     expect(account.res.status).toBe(200)
@@ -192,7 +207,10 @@ describe('web-login example: flow against the service', () => {
     const b = browser(bindings)
     await b.request('POST', '/login', { phone: SANDBOX_PHONE, 'cf-turnstile-response': DUMMY_TOKEN })
     const signed = decodeURIComponent(b.jar.get('__Host-wl_login') ?? '')
-    const [payload = '', signature = ''] = [signed.slice(0, signed.lastIndexOf('.')), signed.slice(signed.lastIndexOf('.') + 1)]
+    const [payload = '', signature = ''] = [
+      signed.slice(0, signed.lastIndexOf('.')),
+      signed.slice(signed.lastIndexOf('.') + 1),
+    ]
     const forged = payload.replace(SANDBOX_PHONE, '+12025550100')
     b.jar.set('__Host-wl_login', encodeURIComponent(`${forged}.${signature}`))
     const sentBefore = calls.length
@@ -221,7 +239,13 @@ describe('web-login example: flow against the service', () => {
 describe('web-login example: errors shown to people', () => {
   const stytchError = (status: number, errorType: string) =>
     Response.json(
-      { status_code: status, request_id: 'request-id-test-1', error_type: errorType, error_message: 'x', error_url: 'x' },
+      {
+        status_code: status,
+        request_id: 'request-id-test-1',
+        error_type: errorType,
+        error_message: 'x',
+        error_url: 'x',
+      },
       { status },
     )
 
@@ -261,7 +285,12 @@ describe('web-login example: errors shown to people', () => {
     const { bindings } = exampleEnv(project, {
       reply: (call) =>
         call.path === '/v1/otps/whatsapp/login_or_create'
-          ? Response.json({ user_id: 'user-test-1', phone_id: 'phone-number-test-1', user_created: true, status_code: 200 })
+          ? Response.json({
+              user_id: 'user-test-1',
+              phone_id: 'phone-number-test-1',
+              user_created: true,
+              status_code: 200,
+            })
           : next(),
     })
     const b = browser(bindings)
@@ -270,24 +299,36 @@ describe('web-login example: errors shown to people', () => {
     for (let i = 0; i < 5; i++) seen.push(alertText((await b.request('POST', '/verify', { code: '123456' })).html))
     expect(seen).toEqual([4, 3, 2, 1, 0].map((n) => MESSAGES.en.wrongCode(n)))
     next = () => stytchError(401, 'unable_to_auth_otp_code')
-    expect(alertText((await b.request('POST', '/verify', { code: '123456' })).html)).toBe(MESSAGES.en.errors.codeExpired)
+    expect(alertText((await b.request('POST', '/verify', { code: '123456' })).html)).toBe(
+      MESSAGES.en.errors.codeExpired,
+    )
     next = () => stytchError(429, 'user_lock_limit_reached')
     expect(alertText((await b.request('POST', '/verify', { code: '123456' })).html)).toBe(MESSAGES.en.errors.locked)
     next = () => stytchError(429, 'too_many_requests')
-    expect(alertText((await b.request('POST', '/verify', { code: '123456' })).html)).toBe(MESSAGES.en.errors.tooManyRequests)
+    expect(alertText((await b.request('POST', '/verify', { code: '123456' })).html)).toBe(
+      MESSAGES.en.errors.tooManyRequests,
+    )
     expect(alertText((await b.request('POST', '/verify', { code: '12345' })).html)).toBe(MESSAGES.en.errors.codeFormat)
     // A resend inside the cooldown is refused here, with the seconds left.
-    expect(alertText((await b.request('POST', '/resend', {})).html)).toMatch(/^A code was just sent\. You can ask for a new one in (29|30) seconds\.$/)
+    expect(alertText((await b.request('POST', '/resend', {})).html)).toMatch(
+      /^A code was just sent\. You can ask for a new one in (29|30) seconds\.$/,
+    )
   })
 
   it('an unreachable or misconfigured service is "unavailable", never a raw error', async () => {
     const project = await newProject()
     const { bindings } = exampleEnv(project, { reply: () => stytchError(401, 'unauthorized_credentials') })
-    const page = await browser(bindings).request('POST', '/login', { phone: SANDBOX_PHONE, 'cf-turnstile-response': DUMMY_TOKEN })
+    const page = await browser(bindings).request('POST', '/login', {
+      phone: SANDBOX_PHONE,
+      'cf-turnstile-response': DUMMY_TOKEN,
+    })
     expect(page.res.status).toBe(503)
     expect(alertText(page.html)).toBe(MESSAGES.en.errors.unavailable)
     const down = exampleEnv(project, { reply: () => new Response('bad gateway', { status: 502 }) })
-    const page2 = await browser(down.bindings).request('POST', '/login', { phone: SANDBOX_PHONE, 'cf-turnstile-response': DUMMY_TOKEN })
+    const page2 = await browser(down.bindings).request('POST', '/login', {
+      phone: SANDBOX_PHONE,
+      'cf-turnstile-response': DUMMY_TOKEN,
+    })
     expect(alertText(page2.html)).toBe(MESSAGES.en.errors.unavailable)
   })
 })
@@ -296,7 +337,10 @@ describe('web-login example: Turnstile', () => {
   it('a failing Turnstile verdict sends no code', async () => {
     const project = await newProject()
     const { bindings, calls } = exampleEnv(project, { turnstileSecret: FAIL_SECRET })
-    const page = await browser(bindings).request('POST', '/login', { phone: SANDBOX_PHONE, 'cf-turnstile-response': DUMMY_TOKEN })
+    const page = await browser(bindings).request('POST', '/login', {
+      phone: SANDBOX_PHONE,
+      'cf-turnstile-response': DUMMY_TOKEN,
+    })
     expect(page.res.status).toBe(400)
     expect(alertText(page.html)).toBe(MESSAGES.en.errors.turnstile)
     expect(calls).toEqual([])
@@ -304,7 +348,10 @@ describe('web-login example: Turnstile', () => {
 
   it('test secrets are answered locally; other secrets go to siteverify with the token and IP, failing closed', async () => {
     const fetchFn = vi.fn<typeof fetch>()
-    expect(await verifyTurnstile(PASS_SECRET, DUMMY_TOKEN, '203.0.113.7', fetchFn)).toEqual({ success: true, errorCodes: [] })
+    expect(await verifyTurnstile(PASS_SECRET, DUMMY_TOKEN, '203.0.113.7', fetchFn)).toEqual({
+      success: true,
+      errorCodes: [],
+    })
     expect(await verifyTurnstile(PASS_SECRET, undefined, undefined, fetchFn)).toEqual({
       success: false,
       errorCodes: ['missing-input-response'],
@@ -319,7 +366,11 @@ describe('web-login example: Turnstile', () => {
     const [url, init] = fetchFn.mock.calls[0] ?? []
     expect(url).toBe(SITEVERIFY_URL)
     const sent = init?.body as FormData
-    expect([sent.get('secret'), sent.get('response'), sent.get('remoteip')]).toEqual(['0x-real-secret', DUMMY_TOKEN, '203.0.113.7'])
+    expect([sent.get('secret'), sent.get('response'), sent.get('remoteip')]).toEqual([
+      '0x-real-secret',
+      DUMMY_TOKEN,
+      '203.0.113.7',
+    ])
 
     fetchFn.mockResolvedValueOnce(Response.json({ success: true }))
     expect((await verifyTurnstile('0x-real-secret', 'token', undefined, fetchFn)).success).toBe(true)

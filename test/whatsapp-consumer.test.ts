@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { type MockInstance, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { backoffSeconds } from '../src/whatsapp/consumer'
 import { LEASE_MS } from '../src/whatsapp/deliveries'
 import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue } from './whatsapp-helpers'
@@ -67,9 +67,7 @@ describe('idempotency: Queues deliver at least once', () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     const { job } = await issueJob()
     // What a consumer that claimed the job and then vanished leaves behind.
-    await env.DB.prepare(
-      `UPDATE deliveries SET status = 'sending', attempts = 1, lease_until = ?2 WHERE id = ?1`,
-    )
+    await env.DB.prepare(`UPDATE deliveries SET status = 'sending', attempts = 1, lease_until = ?2 WHERE id = ?1`)
       .bind(job.id, Date.now() + LEASE_MS)
       .run()
 
@@ -187,9 +185,7 @@ describe('malformed jobs', () => {
 
 describe('backoffSeconds', () => {
   it('doubles from 2 s up to a 60 s cap', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 20].map((a) => backoffSeconds(a, 0, () => 0))).toEqual([
-      2, 4, 8, 16, 32, 60, 60, 60,
-    ])
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map((a) => backoffSeconds(a, 0, () => 0))).toEqual([2, 4, 8, 16, 32, 60, 60, 60])
   })
 
   it('adds up to half again as jitter', () => {

@@ -4,8 +4,8 @@ import { expect, vi } from 'vitest'
 import { hmacSha256, open, toHex } from '../src/crypto'
 import worker from '../src/index'
 import { DEAD_LETTER_QUEUE, DELIVERY_QUEUE } from '../src/whatsapp/consumer'
-import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from '../src/whatsapp/job'
-import { type CallOptions, type TestProject, loginOrCreate, newProject } from './helpers'
+import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
+import { type CallOptions, loginOrCreate, newProject, type TestProject } from './helpers'
 
 export { DEAD_LETTER_QUEUE, DELIVERY_QUEUE }
 
@@ -159,9 +159,7 @@ export async function signWebhook(body: string, secret: string = env.WHATSAPP_AP
 }
 
 /** A status webhook payload as Meta sends it. */
-export function statusPayload(
-  statuses: { id: string; status: string; errors?: { code: number }[] }[],
-): unknown {
+export function statusPayload(statuses: { id: string; status: string; errors?: { code: number }[] }[]): unknown {
   return {
     object: 'whatsapp_business_account',
     entry: [

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
-import { type MockInstance, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { META_ERROR_RULES, classifyMetaError } from '../src/whatsapp/meta'
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
+import { classifyMetaError, META_ERROR_RULES } from '../src/whatsapp/meta'
 import {
   DEAD_LETTER_QUEUE,
   deliveryRow,
@@ -132,9 +132,7 @@ describe('Meta provider: retry policy by error.code', () => {
     expect(retryable.map(([code]) => code).sort((a, b) => a - b)).toEqual([
       1, 2, 4, 613, 80007, 130429, 131000, 131016, 131056, 131057, 133004,
     ])
-    expect(permanent).toEqual(
-      expect.arrayContaining([100, 131008, 131009, 132000, 132001, 132012, 131026, 131030]),
-    )
+    expect(permanent).toEqual(expect.arrayContaining([100, 131008, 131009, 132000, 132001, 132012, 131026, 131030]))
     expect(permanent).toEqual(expect.arrayContaining([190, 0, 10, 368, 131031, 131042, 131048]))
   })
 
@@ -210,11 +208,7 @@ describe('Meta provider: retry policy by error.code', () => {
 
   it.each([
     ['a network error', () => Promise.reject(new TypeError('Network connection lost.')), 'network_error'],
-    [
-      'a timeout',
-      () => Promise.reject(new DOMException('The operation timed out.', 'TimeoutError')),
-      'timeout',
-    ],
+    ['a timeout', () => Promise.reject(new DOMException('The operation timed out.', 'TimeoutError')), 'timeout'],
     ['a 502 without JSON', () => Promise.resolve(metaReply(502, '<html>Bad Gateway</html>')), 'http_502'],
     // A proxy in front of the Graph API can time out or throttle without Meta's JSON error body.
     ['a bare 408 without JSON', () => Promise.resolve(metaReply(408, 'Request Timeout')), 'http_408'],

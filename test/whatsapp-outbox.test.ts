@@ -2,7 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import worker from '../src/index'
-import { type TestProject, basicAuth, call, callJson, expectStytchError, loginOrCreate, newProject } from './helpers'
+import { basicAuth, call, callJson, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
 import { capturingQueue, deliveryRow, freshPhone, issueJob, metaEnv, runQueue } from './whatsapp-helpers'
 
 interface OutboxBody {
@@ -70,12 +70,8 @@ describe('GET /dev/whatsapp/outbox', () => {
       text: `${third.code} é o seu código de verificação. Para sua segurança, não o compartilhe.`,
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
     })
-    expect(mine[1]?.text).toBe(
-      `${second.code} es tu código de verificación. Por tu seguridad, no lo compartas.`,
-    )
-    expect(mine[2]?.text).toBe(
-      `${first.code} is your verification code. For your security, do not share this code.`,
-    )
+    expect(mine[1]?.text).toBe(`${second.code} es tu código de verificación. Por tu seguridad, no lo compartas.`)
+    expect(mine[2]?.text).toBe(`${first.code} is your verification code. For your security, do not share this code.`)
     expect(await deliveryRow(third.job.id)).toMatchObject({
       status: 'sent',
       provider: 'console',
@@ -180,14 +176,16 @@ describe('GET /dev/whatsapp/outbox', () => {
 })
 
 describe('the console provider and live projects', () => {
-  it('refuses to deliver a live project\'s code: no outbox row, no log line, a failed delivery with an alert', async () => {
+  it("refuses to deliver a live project's code: no outbox row, no log line, a failed delivery with an alert", async () => {
     const live = await newProject('live', { allowed_countries: '*' })
     const { job, code } = await issueJob({ project: live })
     const log = vi.spyOn(console, 'log')
     const { result, ids } = await runQueue([job])
     expect(result.explicitAcks).toEqual(ids)
     expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', error_detail: 'console_provider_live_project' })
-    const rows = await env.DB.prepare('SELECT count(*) AS n FROM dev_outbox WHERE id = ?1').bind(job.id).first<{ n: number }>()
+    const rows = await env.DB.prepare('SELECT count(*) AS n FROM dev_outbox WHERE id = ?1')
+      .bind(job.id)
+      .first<{ n: number }>()
     expect(rows?.n).toBe(0)
     expect(log.mock.calls.flat().join('\n')).not.toContain(code)
   })

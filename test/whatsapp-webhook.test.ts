@@ -1,15 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { call, callJson, expectStytchError } from './helpers'
-import {
-  deliveryRow,
-  issueJob,
-  metaEnv,
-  metaSuccess,
-  runQueue,
-  signWebhook,
-  statusPayload,
-} from './whatsapp-helpers'
+import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue, signWebhook, statusPayload } from './whatsapp-helpers'
 
 const PATH = '/v1/webhooks/whatsapp'
 
@@ -59,10 +51,7 @@ describe('GET /v1/webhooks/whatsapp: verification handshake', () => {
   it.each([
     ['a wrong verify token', { 'hub.mode': 'subscribe', 'hub.challenge': '1', 'hub.verify_token': 'wrong' }],
     ['no verify token', { 'hub.mode': 'subscribe', 'hub.challenge': '1' }],
-    [
-      'another mode',
-      { 'hub.mode': 'unsubscribe', 'hub.challenge': '1', 'hub.verify_token': 'test-verify-token' },
-    ],
+    ['another mode', { 'hub.mode': 'unsubscribe', 'hub.challenge': '1', 'hub.verify_token': 'test-verify-token' }],
     ['no challenge', { 'hub.mode': 'subscribe', 'hub.verify_token': 'test-verify-token' }],
     [
       'a challenge that is markup',
@@ -126,11 +115,7 @@ describe('POST /v1/webhooks/whatsapp: signature', () => {
 
   it('answers 400 to a signed body that is not JSON', async () => {
     const res = await postWebhook('not json')
-    expectStytchError(
-      { status: res.status, headers: res.headers, body: await res.json() },
-      400,
-      'bad_request',
-    )
+    expectStytchError({ status: res.status, headers: res.headers, body: await res.json() }, 400, 'bad_request')
   })
 
   it('answers 200 to notifications it does not track (inbound messages, unknown statuses)', async () => {

@@ -11,7 +11,17 @@ export interface AlertEnv {
 }
 
 /** The fields of an alert line that make up its message, in this order; other fields are left out. */
-const SHOWN = ['level', 'event', 'detail', 'error_code', 'template_event', 'template', 'language', 'reason', 'project_id']
+const SHOWN = [
+  'level',
+  'event',
+  'detail',
+  'error_code',
+  'template_event',
+  'template',
+  'language',
+  'reason',
+  'project_id',
+]
 
 /** One alert: its summary (what identical alerts share) and where it came from. */
 interface Alert {

@@ -170,12 +170,7 @@ function counting<T extends object>(target: T, onCall: Record<string, () => void
  */
 type Timer = <R>(call: () => Promise<R>) => Promise<R>
 
-function countD1<T extends object>(
-  db: T,
-  roundTrip: () => void,
-  onResult: (result: unknown) => void,
-  timed: Timer,
-): T {
+function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (result: unknown) => void, timed: Timer): T {
   const originals = new WeakMap<object, object>()
   const unwrap = (stmt: unknown) => (isObject(stmt) ? (originals.get(stmt) ?? stmt) : stmt)
   const statement = (stmt: object): object => {

@@ -1,4 +1,4 @@
-import { type UserRow, isLocked } from '../users/user-object'
+import { isLocked, type UserRow } from '../users/user-object'
 import { USER_COLUMNS } from './phones'
 
 /**

@@ -1,6 +1,6 @@
 import { IsolateCache } from '../cache'
 import { fromHex } from '../crypto'
-import { type ProjectEnv } from '../ids'
+import type { ProjectEnv } from '../ids'
 import { type ProjectSettings, parseSettings } from '../settings'
 
 export interface Project {

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { now } from '../clock'
 import { bytesEqual, sha256 } from '../crypto'
-import { type Project, findProject, rereadProject } from '../db/projects'
+import { findProject, type Project, rereadProject } from '../db/projects'
 import { projectEnv } from '../db/shard'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'

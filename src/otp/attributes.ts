@@ -84,7 +84,10 @@ export async function attributesMatch(
   env: Env,
   projectId: string,
   stored: StoredAttributes,
-  input: { attributes?: AttributesInput | undefined; options?: { ip_match_required: boolean; user_agent_match_required: boolean } | undefined },
+  input: {
+    attributes?: AttributesInput | undefined
+    options?: { ip_match_required: boolean; user_agent_match_required: boolean } | undefined
+  },
 ): Promise<boolean> {
   const { options, attributes } = input
   const checks: Promise<boolean>[] = []

@@ -1,11 +1,11 @@
 import { now } from '../clock'
 import {
   type AuthStateRow,
-  type GateArgs,
-  type RecheckGate,
   authStateStatement,
   consumeStatement,
+  type GateArgs,
   gateToRecheck,
+  type RecheckGate,
   successStatements,
   wrongCodeStatements,
 } from '../db/otp-gate'
@@ -15,12 +15,12 @@ import { type ErrorType, StytchError } from '../errors'
 import { type AuthSubject, batchWithLimits, failedAuthStatements, sendCountry } from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
-import { SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
+import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
-import { type SessionPlan, type SessionResult, planSession, sessionResult, sessionStatements } from '../sessions/otp'
-import { type PhoneRow, isLocked, userObject } from '../users/user-object'
+import { planSession, type SessionPlan, type SessionResult, sessionResult, sessionStatements } from '../sessions/otp'
+import { isLocked, type PhoneRow, userObject } from '../users/user-object'
 import { attributesMatch } from './attributes'
-import { type StoredCode, codeMacMatches, dropCodeRecord, gateCodeMacMatches, readStoredCode } from './code-store'
+import { codeMacMatches, dropCodeRecord, gateCodeMacMatches, readStoredCode, type StoredCode } from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'

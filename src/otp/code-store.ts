@@ -2,10 +2,10 @@ import { now } from '../clock'
 import { fromBase64Url, generateCode, keyedHash, keyedHashMatches, sealCurrent, toBase64Url } from '../crypto'
 import { ownsNumber } from '../db/phones'
 import { rotatingSecret } from '../env'
-import { type AttributeHashes, type StoredAttributes, hashAttributes } from './attributes'
-import type { AttributesInput, Locale } from '../schemas'
-import { type WhatsAppJob, jobAad } from '../whatsapp/job'
 import { errorName, logEvent } from '../log'
+import type { AttributesInput, Locale } from '../schemas'
+import { jobAad, type WhatsAppJob } from '../whatsapp/job'
+import { type AttributeHashes, hashAttributes, type StoredAttributes } from './attributes'
 
 /**
  * A freshly issued code, before it is stored. `code` is the only plaintext copy; it leaves this

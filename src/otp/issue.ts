@@ -1,19 +1,19 @@
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
-import type { LineType, ProjectSettings } from '../settings'
-import { type SendSubject, assertCountryAllowed, ipKeys, sendCountry, sendLimitStatements } from '../limits'
-import { type ParsedPhone, SANDBOX_PHONE_NUMBER, parsePhone } from '../phone'
-import type { AttributesInput, Locale } from '../schemas'
-import {
-  type LiveCodeRow,
-  type PendingCode,
-  codeStatements,
-  liveCodeStatement,
-  newPendingCode,
-  storeAndEnqueue,
-} from './code-store'
+import { assertCountryAllowed, ipKeys, type SendSubject, sendCountry, sendLimitStatements } from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
+import { type ParsedPhone, parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
+import type { AttributesInput, Locale } from '../schemas'
+import type { LineType, ProjectSettings } from '../settings'
+import {
+  codeStatements,
+  type LiveCodeRow,
+  liveCodeStatement,
+  newPendingCode,
+  type PendingCode,
+  storeAndEnqueue,
+} from './code-store'
 import { undoSend } from './undo-send'
 
 /**

@@ -1,6 +1,6 @@
 import { now } from '../clock'
 import type { Project } from '../db/projects'
-import { type PhoneOwnerRow, findOrCreateStatements } from '../db/users'
+import { findOrCreateStatements, type PhoneOwnerRow } from '../db/users'
 import { newId } from '../ids'
 import { batchWithLimits } from '../limits'
 import type { LoginOrCreateInput } from '../schemas'
@@ -17,7 +17,11 @@ export interface LoginOrCreateResult {
  * code, all in one D1 batch; then the code's hash goes to KV and one delivery job to the queue.
  * The sandbox number (test projects only) gets a stable user and phone and no code or job.
  */
-export async function loginOrCreate(env: Env, project: Project, input: LoginOrCreateInput): Promise<LoginOrCreateResult> {
+export async function loginOrCreate(
+  env: Env,
+  project: Project,
+  input: LoginOrCreateInput,
+): Promise<LoginOrCreateResult> {
   const target = sendTarget(project, input.phone_number)
   const at = now()
   const mintedUserId = newId('user', project.env)

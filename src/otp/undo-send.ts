@@ -1,4 +1,4 @@
-import { type SendSubject, refundSendStatements } from '../limits'
+import { refundSendStatements, type SendSubject } from '../limits'
 import { errorName, logEvent } from '../log'
 
 /**

@@ -1,8 +1,4 @@
 import { Hono } from 'hono'
-import * as z from 'zod'
-import { rfc3339 } from '../clock'
-import type { AppEnv } from '../env'
-import { StytchError } from '../errors'
 import {
   convertIPv4MappedIPv6ToIPv4,
   convertIPv4ToBinary,
@@ -10,6 +6,10 @@ import {
   distinctRemoteAddr,
   isIPv4MappedIPv6,
 } from 'hono/utils/ipaddr'
+import * as z from 'zod'
+import { rfc3339 } from '../clock'
+import type { AppEnv } from '../env'
+import { StytchError } from '../errors'
 import { projectAuth } from '../middleware/auth'
 import { validate } from '../middleware/validate'
 import { listOutbox } from '../whatsapp/console'
@@ -58,7 +58,10 @@ function hostOfHeader(value: string): string {
 }
 
 function isLoopbackName(host: string): boolean {
-  const name = host.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '')
+  const name = host
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '')
   if (name === 'localhost' || name.endsWith('.localhost')) return true
   const type = distinctRemoteAddr(name)
   if (type === 'IPv4') return convertIPv4ToBinary(name) >> 24n === 127n

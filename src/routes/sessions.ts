@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import type { z } from 'zod'
+import { projectEnv } from '../db/shard'
 import type { AppEnv } from '../env'
 import { jsonBody, validate } from '../middleware/validate'
 import {
@@ -12,7 +13,6 @@ import {
   type SessionsRevokeResponse,
 } from '../sessions/schemas'
 import { authenticateSession, listSessions, projectJwks, revokeSession } from '../sessions/service'
-import { projectEnv } from '../db/shard'
 
 /**
  * The sessions API. Everything but the JWKS requires project credentials (src/app.ts): the JWKS is

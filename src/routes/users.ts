@@ -63,18 +63,24 @@ userRoutes.get('/:user_id', validate('param', UserIdParam), async (c) => {
   return c.json({ request_id: c.var.requestId, ...user, status_code: 200 } satisfies z.infer<typeof GetUserResponse>)
 })
 
-userRoutes.put('/:user_id', jsonBody(), validate('param', UserIdParam), validate('json', UpdateUserRequest), async (c) => {
-  const user = await updateUser(c.env, c.var.project, c.req.valid('param').user_id, c.req.valid('json'))
-  return c.json({
-    request_id: c.var.requestId,
-    user_id: user.user_id,
-    emails: [],
-    phone_numbers: user.phone_numbers,
-    crypto_wallets: [],
-    user,
-    status_code: 200,
-  } satisfies z.infer<typeof UpdateUserResponse>)
-})
+userRoutes.put(
+  '/:user_id',
+  jsonBody(),
+  validate('param', UserIdParam),
+  validate('json', UpdateUserRequest),
+  async (c) => {
+    const user = await updateUser(c.env, c.var.project, c.req.valid('param').user_id, c.req.valid('json'))
+    return c.json({
+      request_id: c.var.requestId,
+      user_id: user.user_id,
+      emails: [],
+      phone_numbers: user.phone_numbers,
+      crypto_wallets: [],
+      user,
+      status_code: 200,
+    } satisfies z.infer<typeof UpdateUserResponse>)
+  },
+)
 
 userRoutes.put(
   '/:user_id/exchange_primary_factor',

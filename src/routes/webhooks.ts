@@ -4,16 +4,16 @@ import { now } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { sendCountry } from '../limits'
+import { logEvent } from '../log'
 import { parsePhone } from '../phone'
 import { type AppliedStatus, applyStatuses } from '../whatsapp/deliveries'
 import { metaErrorRule } from '../whatsapp/meta'
-import { logEvent } from '../log'
 import {
   ALERTING_TEMPLATE_EVENTS,
-  type WebhookNotice,
   secretEquals,
   statusEvents,
   verifySignature,
+  type WebhookNotice,
   webhookNotices,
 } from '../whatsapp/webhook'
 

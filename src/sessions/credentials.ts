@@ -1,10 +1,10 @@
-import { type Sealed, derivedAesKey, open, randomToken, seal, sha256, toHex } from '../crypto'
+import { derivedAesKey, open, randomToken, type Sealed, seal, sha256, toHex } from '../crypto'
 import type { Project } from '../db/projects'
 import { requireSecret, rotatingSecret } from '../env'
 import { StytchError } from '../errors'
 import { logEvent } from '../log'
 import type { StytchSession } from '../schemas'
-import { JWT_LIFETIME_MS, SESSION_CLAIM, decodeJwt, issuerFor, signJwt, verifySignature } from './jwt'
+import { decodeJwt, issuerFor, JWT_LIFETIME_MS, SESSION_CLAIM, signJwt, verifySignature } from './jwt'
 import { type SigningKey, signingKey, verificationKey } from './keys'
 import type { SessionSelector } from './store'
 

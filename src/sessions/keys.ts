@@ -1,7 +1,7 @@
 import { IsolateCache } from '../cache'
 import { fromBase64Url, openRotating, sealCurrent, toBase64Url } from '../crypto'
 import { rotatingSecret } from '../env'
-import { type ProjectEnv, newId } from '../ids'
+import { newId, type ProjectEnv } from '../ids'
 import { logEvent } from '../log'
 import { JWT_LIFETIME_MS } from './jwt'
 

@@ -17,12 +17,12 @@ import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
 import {
   type FactorRow,
-  type NewSession,
-  type OtpSuccessGate,
-  type SessionRow,
   factorsStatement,
   insertForPhoneStatement,
+  type NewSession,
+  type OtpSuccessGate,
   purgeExpiredStatement,
+  type SessionRow,
   sessionStatement,
   touchStatement,
   upsertPhoneFactorStatement,

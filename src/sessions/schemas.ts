@@ -23,7 +23,6 @@ const SessionId = z
   .max(100)
   .refine((id) => parseId('session', id) !== null, 'expected a session id such as session-test-<uuid>')
 
-
 // RBAC is not implemented: a caller asking for an authorization check must not get a silent "yes".
 const AuthorizationCheck = optional(
   z.unknown().refine(() => false, 'authorization checks (RBAC) are not supported'),
@@ -52,7 +51,9 @@ export const SessionsAuthenticateResponse = z.object({
   session: Session,
   session_token: z
     .string()
-    .describe("The session's token, also when the session was named by a JWT ('' only for a session started before tokens were kept sealed)."),
+    .describe(
+      "The session's token, also when the session was named by a JWT ('' only for a session started before tokens were kept sealed).",
+    ),
   session_jwt: z.string().describe('A fresh JWT (five minutes, never past the session).'),
   user: User,
   status_code: z.literal(200),

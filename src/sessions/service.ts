@@ -18,11 +18,11 @@ import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
 import type { SessionsAuthenticateInput, SessionsRevokeInput } from './schemas'
 import {
+  deleteStatement,
   type FactorRow,
+  factorsStatement,
   type SessionRow,
   type SessionSelector,
-  deleteStatement,
-  factorsStatement,
   sessionStatement,
   sessionUserStatement,
   touchStatement,

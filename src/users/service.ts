@@ -12,9 +12,9 @@ import {
 } from '../db/phones'
 import type { Project } from '../db/projects'
 import {
-  type UserChanges,
   createUserStatements,
   isDuplicateExternalId,
+  type UserChanges,
   updateUserStatement,
   userByExternalIdStatement,
 } from '../db/users'
@@ -191,7 +191,9 @@ export async function exchangePrimaryFactor(
   const after = userAfter(results, at)
   // Lost a race since the read: the user's phone changed, or someone took the number meanwhile.
   if (!after.phone_numbers.some((p) => p.phone_id === newPhoneId)) {
-    throw new StytchError(after.phone_numbers.length === 1 ? 'duplicate_phone_number' : 'invalid_exchange_primary_factor_user')
+    throw new StytchError(
+      after.phone_numbers.length === 1 ? 'duplicate_phone_number' : 'invalid_exchange_primary_factor_user',
+    )
   }
   await dropCodeRecord(env, only.phone_id)
   return after

@@ -1,7 +1,7 @@
 import { now } from '../clock'
 import { parseId } from '../ids'
 import type { Locale } from '../schemas'
-import type { OutgoingCode, WhatsAppProvider } from './provider'
+import type { WhatsAppProvider } from './provider'
 
 /**
  * The local development provider: "delivers" a code by printing the message to the Worker's log

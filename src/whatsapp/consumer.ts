@@ -1,16 +1,16 @@
 import { now } from '../clock'
-import { projectEnv } from '../db/shard'
 import { openRotating } from '../crypto'
+import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
-import { consoleProvider } from './console'
-import { claimDelivery, recordExhausted, recordFailed, recordRetry, recordSent } from './deliveries'
-import { type WhatsAppJob, WhatsAppJobSchema, jobAad } from './job'
+import { sendCountry } from '../limits'
 import { errorName, logEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
-import { sendCountry } from '../limits'
 import { parsePhone } from '../phone'
+import { consoleProvider } from './console'
+import { claimDelivery, recordExhausted, recordFailed, recordRetry, recordSent } from './deliveries'
+import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from './job'
 import { metaConfig, metaProvider } from './meta'
-import { type WhatsAppProvider, unconfiguredProvider } from './provider'
+import { unconfiguredProvider, type WhatsAppProvider } from './provider'
 
 /** The local (top-level wrangler.toml) queue names; queueRole() also knows each environment's. */
 export const DELIVERY_QUEUE = 'whatsapp-otp-delivery'
@@ -75,11 +75,7 @@ export function queueRole(name: string): 'delivery' | 'dead_letter' | null {
 }
 
 /** The Worker's `queue()` handler: delivery jobs and their dead letters. */
-export async function handleQueue(
-  batch: MessageBatch,
-  env: Env,
-  deps: ConsumerDeps = defaultDeps,
-): Promise<void> {
+export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerDeps = defaultDeps): Promise<void> {
   const role = queueRole(batch.queue)
   if (role === 'delivery') return deliverBatch(batch, env, deps)
   if (role === 'dead_letter') return recordDeadLetters(batch, env)
@@ -95,7 +91,11 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
   await Promise.all(
     batch.messages.map((message) => {
       const job = parseJob(message)
-      return job ? withMetrics(env, jobDimensions(job), () => deliverOne(message, job, projectEnv(env, job.project_id), provider, deps)) : null
+      return job
+        ? withMetrics(env, jobDimensions(job), () =>
+            deliverOne(message, job, projectEnv(env, job.project_id), provider, deps),
+          )
+        : null
     }),
   )
 }

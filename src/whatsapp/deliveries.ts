@@ -34,12 +34,7 @@ const CLAIMABLE = `status IN ('queued', 'sending') AND (lease_until IS NULL OR l
  * phone's current code (otp_codes.code_id): a job that waited in the queue while the user asked for
  * a new code would only deliver a code that can no longer log in.
  */
-export async function claimDelivery(
-  db: D1Database,
-  id: string,
-  provider: string,
-  at: number,
-): Promise<Claim> {
+export async function claimDelivery(db: D1Database, id: string, provider: string, at: number): Promise<Claim> {
   const claimed = await db
     .prepare(
       `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
@@ -77,12 +72,7 @@ export async function claimDelivery(
 }
 
 /** The provider accepted the message. Clears the last attempt's error: it no longer describes the row. */
-export async function recordSent(
-  db: D1Database,
-  id: string,
-  wamid: string | null,
-  at: number,
-): Promise<void> {
+export async function recordSent(db: D1Database, id: string, wamid: string | null, at: number): Promise<void> {
   await db
     .prepare(
       `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
@@ -126,11 +116,7 @@ async function recordAttemptError(
  * The queue gave up on the job (retries exhausted): the row fails, keeping the last attempt's error
  * code. Returns that code, or undefined when the row was no longer pending (nothing recorded).
  */
-export async function recordExhausted(
-  db: D1Database,
-  id: string,
-  at: number,
-): Promise<number | null | undefined> {
+export async function recordExhausted(db: D1Database, id: string, at: number): Promise<number | null | undefined> {
   const row = await db
     .prepare(
       `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_detail = 'retries_exhausted',

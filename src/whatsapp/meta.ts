@@ -55,10 +55,7 @@ export function metaConfig(env: Env): { ok: true; config: MetaConfig } | { ok: f
 }
 
 /** The exact Graph API request for one code: the code goes in the body and in the URL button. */
-export function buildSendRequest(
-  config: MetaConfig,
-  message: OutgoingCode,
-): { url: string; init: RequestInit } {
+export function buildSendRequest(config: MetaConfig, message: OutgoingCode): { url: string; init: RequestInit } {
   const body = {
     messaging_product: 'whatsapp',
     recipient_type: 'individual',

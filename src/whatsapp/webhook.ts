@@ -41,9 +41,7 @@ const StatusItem = z.object({
 const Payload = z.object({
   entry: z.array(
     z.object({
-      changes: z.array(
-        z.object({ value: z.object({ statuses: z.array(z.unknown()).optional() }).optional() }),
-      ),
+      changes: z.array(z.object({ value: z.object({ statuses: z.array(z.unknown()).optional() }).optional() })),
     }),
   ),
 })
@@ -76,7 +74,11 @@ export type WebhookNotice =
   | { kind: 'error'; errorCode: number }
 
 // Only labels leave this module: Meta's free texts (titles, messages, other_info) are never read.
-const Label = (max: number) => z.string().regex(/^[A-Za-z0-9_.-]+$/).max(max)
+const Label = (max: number) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .max(max)
 const TemplateStatus = z.object({
   event: z.string().regex(/^[A-Z_]{1,40}$/),
   message_template_name: Label(512).optional(),

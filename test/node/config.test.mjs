@@ -66,7 +66,11 @@ describe('configuration outside the Worker', () => {
     ].map((step) => [step, deploy.indexOf(step)])
     for (const [step, at] of order) assert.ok(at >= 0, `missing step: ${step}`)
     const positions = order.map(([, at]) => at)
-    assert.deepEqual(positions, [...positions].sort((a, b) => a - b), 'steps out of order')
+    assert.deepEqual(
+      positions,
+      [...positions].sort((a, b) => a - b),
+      'steps out of order',
+    )
   })
 
   it('npm run doctor fails on a fresh clone without .dev.vars and names what is missing', () => {

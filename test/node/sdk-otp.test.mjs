@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { Client, StytchError } from 'stytch'
-import { LOCAL_PROJECT, basicAuth, readOutbox, startServer, waitForCode } from './server.mjs'
+import { basicAuth, LOCAL_PROJECT, readOutbox, startServer, waitForCode } from './server.mjs'
 
 /** A project of its own with the send limits out of the way (codes go to the same phones repeatedly). */
 const PROJECT = {

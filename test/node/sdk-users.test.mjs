@@ -112,7 +112,11 @@ describe('the Users API and the official stytch SDK', () => {
       exchanged.user.phone_numbers.map((p) => [p.phone_number, p.verified]),
       [['+12025550421', false]],
     )
-    await rejectsWith(client.users.create({ phone_number: '+12025550422', external_id: external }), 409, 'duplicate_user_external_id')
+    await rejectsWith(
+      client.users.create({ phone_number: '+12025550422', external_id: external }),
+      409,
+      'duplicate_user_external_id',
+    )
     const deleted = await client.users.delete({ user_id: external })
     assert.equal(deleted.user_id, created.user_id)
     await rejectsWith(client.users.get({ user_id: created.user_id }), 404, 'user_not_found')

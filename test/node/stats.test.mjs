@@ -130,8 +130,26 @@ describe('npm run stats / npm run deliveries on a seeded local state', () => {
     )
     const expected = {
       US: { codes: 3, sent: 3, delivered: 2, read: 1, failed: 0, failed_by_reason: {}, expired: 0, authenticated: 2 },
-      GB: { codes: 2, sent: 2, delivered: 1, read: 0, failed: 1, failed_by_reason: { 131026: 1 }, expired: 0, authenticated: 1 },
-      BR: { codes: 1, sent: 1, delivered: 0, read: 0, failed: 1, failed_by_reason: { 131042: 1 }, expired: 0, authenticated: 0 },
+      GB: {
+        codes: 2,
+        sent: 2,
+        delivered: 1,
+        read: 0,
+        failed: 1,
+        failed_by_reason: { 131026: 1 },
+        expired: 0,
+        authenticated: 1,
+      },
+      BR: {
+        codes: 1,
+        sent: 1,
+        delivered: 0,
+        read: 0,
+        failed: 1,
+        failed_by_reason: { 131042: 1 },
+        expired: 0,
+        authenticated: 0,
+      },
       TOTAL: {
         codes: 6,
         sent: 6,

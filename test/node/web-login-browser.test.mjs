@@ -117,7 +117,9 @@ const countdownValue = () =>
 describe('web-login example in Chromium', () => {
   let sessionCookies
 
-  it('sends a code, refuses a wrong one with the attempts left, counts down the resend, signs in', { timeout: 120_000 }, async () => {
+  it('sends a code, refuses a wrong one with the attempts left, counts down the resend, signs in', {
+    timeout: 120_000,
+  }, async () => {
     await page.goto(exampleUrl('/'))
     await page.getByRole('heading', { name: 'Sign in with WhatsApp' }).waitFor()
     const phoneField = page.getByLabel('WhatsApp number')
@@ -134,7 +136,10 @@ describe('web-login example in Chromium', () => {
     assert.match(await page.locator('#code-sent').innerText(), /\+1 202 555 0143 \(United States\)/)
     // Where to read the code locally, with the number filled in.
     const devLink = page.locator('.dev a')
-    assert.equal(await devLink.getAttribute('href'), `http://localhost:${service.port}/dev/whatsapp/outbox?phone_number=%2B12025550143`)
+    assert.equal(
+      await devLink.getAttribute('href'),
+      `http://localhost:${service.port}/dev/whatsapp/outbox?phone_number=%2B12025550143`,
+    )
     const curl = await page.locator('.dev code').innerText()
     assert.ok(curl.startsWith(`curl -u "${PROJECT.id}:$STYTCH_SECRET" `), curl)
     assert.ok(!(await page.content()).includes(PROJECT.secret), 'the page never shows the secret')
@@ -180,7 +185,9 @@ describe('web-login example in Chromium', () => {
     await shot('4-signed-in')
   })
 
-  it('signs out, and the signed-in page is refused afterwards, also for the old cookie', { timeout: 60_000 }, async () => {
+  it('signs out, and the signed-in page is refused afterwards, also for the old cookie', {
+    timeout: 60_000,
+  }, async () => {
     assert.ok(sessionCookies, 'the login test ran first')
     await page.getByRole('button', { name: 'Sign out' }).click()
     await page.getByRole('status').getByText('You are signed out.').waitFor()

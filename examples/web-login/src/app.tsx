@@ -73,7 +73,7 @@ app.post('/login', async (c) => {
   const form = await c.req.parseBody()
   const raw = typeof form.phone === 'string' ? form.phone.trim().slice(0, 64) : ''
   const parsed = parsePhoneNumberFromString(raw)
-  if (!parsed || !parsed.isPossible()) {
+  if (!parsed?.isPossible()) {
     return render(c, { kind: 'phone', phone: raw, error: messages(c).errors.phoneFormat }, 400)
   }
   const { cfg } = c.var
@@ -197,7 +197,8 @@ app.post('/logout', async (c) => {
     const { cfg } = c.var
     const api = authApi(c.env, cfg)
     const verdict = await verifySessionJwt(jwt, cfg.projectId, api.jwks)
-    const sessionId = verdict.kind === 'valid' ? verdict.claims.sessionId : verdict.kind === 'expired' ? verdict.sessionId : undefined
+    const sessionId =
+      verdict.kind === 'valid' ? verdict.claims.sessionId : verdict.kind === 'expired' ? verdict.sessionId : undefined
     if (sessionId) {
       try {
         await api.revokeSession(sessionId)
@@ -217,7 +218,10 @@ app.onError((err, c) => {
   if (err instanceof HTTPException) return err.getResponse()
   console.error(JSON.stringify({ event: 'unhandled_error', error: err instanceof Error ? err.message : String(err) }))
   const locale = negotiateLocale(c.req.header('accept-language'))
-  return c.html(`<!doctype html><html lang="${locale}"><title>Error</title><p>${MESSAGES[locale].errors.unavailable}</p></html>`, 500)
+  return c.html(
+    `<!doctype html><html lang="${locale}"><title>Error</title><p>${MESSAGES[locale].errors.unavailable}</p></html>`,
+    500,
+  )
 })
 
 // ---------------------------------------------------------------------------------------------------
@@ -284,7 +288,11 @@ function resendInSeconds(c: Context<AppEnv>, pending: PendingLogin): number {
   return Math.max(0, Math.ceil((readyAt - Date.now()) / 1_000))
 }
 
-function codeView(c: Context<AppEnv>, pending: PendingLogin, extra: { error?: string; notice?: string | undefined }): View {
+function codeView(
+  c: Context<AppEnv>,
+  pending: PendingLogin,
+  extra: { error?: string; notice?: string | undefined },
+): View {
   const parsed = parsePhoneNumberFromString(pending.phone)
   const outbox = c.var.cfg.devOutboxUrl
   return {
@@ -317,13 +325,17 @@ function requestAttributes(c: Context<AppEnv>): Attributes {
 function apiErrorMessage(
   c: Context<AppEnv>,
   err: unknown,
-  context: { phone?: string; /** A send: a 429 inside this login's cooldown is the cooldown. */ pending?: PendingLogin },
+  context: {
+    phone?: string /** A send: a 429 inside this login's cooldown is the cooldown. */
+    pending?: PendingLogin
+  },
 ): { message: string; status: ContentfulStatusCode; restart: boolean } {
   const m = messages(c)
   if (!(err instanceof ApiError)) throw err
   const kind = API_ERRORS[err.errorType] ?? 'generic'
   if (kind === 'unavailable' || kind === 'generic') logApiError(err)
-  const status: ContentfulStatusCode = kind === 'unavailable' ? 503 : err.status >= 400 && err.status < 500 ? (err.status as ContentfulStatusCode) : 502
+  const status: ContentfulStatusCode =
+    kind === 'unavailable' ? 503 : err.status >= 400 && err.status < 500 ? (err.status as ContentfulStatusCode) : 502
   const parsed = context.phone ? parsePhoneNumberFromString(context.phone) : undefined
   switch (kind) {
     case 'phoneFormatOrType':

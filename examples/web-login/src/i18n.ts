@@ -93,7 +93,8 @@ const en: Messages = {
   resendWaitSr: (s) => `You can ask for a new code ${s} seconds after the last one.`,
   resend: 'Send a new code',
   otherNumber: 'Use another number',
-  devOutbox: 'Running locally? No WhatsApp message is sent: the code is in the dev outbox, which answers to the project’s id and secret:',
+  devOutbox:
+    'Running locally? No WhatsApp message is sent: the code is in the dev outbox, which answers to the project’s id and secret:',
   turnstileTest: 'Turnstile runs with a test key here: the human check passes without a challenge.',
   signedInTitle: 'You are signed in',
   userId: 'User ID',
@@ -109,8 +110,10 @@ const en: Messages = {
   signedOut: 'You are signed out.',
   codeResent: 'A new code is on its way. Only the newest code works.',
   errors: {
-    phoneFormat: 'That does not look like a phone number. Enter your WhatsApp number with the country code, for example +1 202 555 0123.',
-    phoneType: 'This type of number cannot receive sign-in codes (premium-rate, toll-free and shared-cost numbers are not allowed). Use your mobile number.',
+    phoneFormat:
+      'That does not look like a phone number. Enter your WhatsApp number with the country code, for example +1 202 555 0123.',
+    phoneType:
+      'This type of number cannot receive sign-in codes (premium-rate, toll-free and shared-cost numbers are not allowed). Use your mobile number.',
     tooManyRequests: 'Too many attempts. Please wait a while, then try again.',
     codeExpired: 'This code has expired or was already used. Ask for a new code.',
     codeFormat: 'Enter the 6 digits of the code.',
@@ -122,7 +125,13 @@ const en: Messages = {
     generic: 'Something went wrong. Please try again.',
   },
   wrongCode: (n) =>
-    n === undefined ? 'That code is not right. Check the latest WhatsApp message.' : n <= 0 ? 'That code is not right, and this code has no attempts left. Ask for a new code.' : n === 1 ? 'That code is not right. 1 attempt left.' : `That code is not right. ${n} attempts left.`,
+    n === undefined
+      ? 'That code is not right. Check the latest WhatsApp message.'
+      : n <= 0
+        ? 'That code is not right, and this code has no attempts left. Ask for a new code.'
+        : n === 1
+          ? 'That code is not right. 1 attempt left.'
+          : `That code is not right. ${n} attempts left.`,
   countryNotAllowed: (c) => `We cannot send codes to numbers ${c ? `from ${c}` : 'of this country'} yet.`,
   cooldown: (s) => `A code was just sent. You can ask for a new one in ${s} seconds.`,
 }
@@ -141,7 +150,8 @@ const es: Messages = {
   resendWaitSr: (s) => `Puedes pedir un código nuevo ${s} segundos después del último.`,
   resend: 'Enviar un código nuevo',
   otherNumber: 'Usar otro número',
-  devOutbox: '¿En local? No se envía ningún WhatsApp: el código está en el buzón de desarrollo, que pide el id y el secreto del proyecto:',
+  devOutbox:
+    '¿En local? No se envía ningún WhatsApp: el código está en el buzón de desarrollo, que pide el id y el secreto del proyecto:',
   turnstileTest: 'Turnstile usa aquí una clave de prueba: la verificación pasa sin desafío.',
   signedInTitle: 'Has iniciado sesión',
   userId: 'ID de usuario',
@@ -157,12 +167,15 @@ const es: Messages = {
   signedOut: 'Has cerrado la sesión.',
   codeResent: 'Va en camino un código nuevo. Solo funciona el más reciente.',
   errors: {
-    phoneFormat: 'Eso no parece un número de teléfono. Escribe tu número de WhatsApp con el código de país, por ejemplo +34 612 345 678.',
-    phoneType: 'Este tipo de número no puede recibir códigos (no se admiten números de tarificación adicional, gratuitos ni de coste compartido). Usa tu número móvil.',
+    phoneFormat:
+      'Eso no parece un número de teléfono. Escribe tu número de WhatsApp con el código de país, por ejemplo +34 612 345 678.',
+    phoneType:
+      'Este tipo de número no puede recibir códigos (no se admiten números de tarificación adicional, gratuitos ni de coste compartido). Usa tu número móvil.',
     tooManyRequests: 'Demasiados intentos. Espera un rato y vuelve a intentarlo.',
     codeExpired: 'Este código ha caducado o ya se usó. Pide un código nuevo.',
     codeFormat: 'Escribe los 6 dígitos del código.',
-    locked: 'Demasiados códigos incorrectos. El acceso con este número está bloqueado por un tiempo; inténtalo más tarde.',
+    locked:
+      'Demasiados códigos incorrectos. El acceso con este número está bloqueado por un tiempo; inténtalo más tarde.',
     loginExpired: 'Este intento de acceso ha terminado. Escribe tu número de nuevo.',
     sessionEnded: 'Tu sesión ha terminado. Vuelve a iniciar sesión.',
     turnstile: 'No pudimos confirmar que eres una persona. Inténtalo de nuevo.',
@@ -170,7 +183,13 @@ const es: Messages = {
     generic: 'Algo salió mal. Inténtalo de nuevo.',
   },
   wrongCode: (n) =>
-    n === undefined ? 'El código no es correcto. Revisa el último mensaje de WhatsApp.' : n <= 0 ? 'El código no es correcto y ya no quedan intentos. Pide un código nuevo.' : n === 1 ? 'El código no es correcto. Te queda 1 intento.' : `El código no es correcto. Te quedan ${n} intentos.`,
+    n === undefined
+      ? 'El código no es correcto. Revisa el último mensaje de WhatsApp.'
+      : n <= 0
+        ? 'El código no es correcto y ya no quedan intentos. Pide un código nuevo.'
+        : n === 1
+          ? 'El código no es correcto. Te queda 1 intento.'
+          : `El código no es correcto. Te quedan ${n} intentos.`,
   countryNotAllowed: (c) => `Todavía no podemos enviar códigos a números ${c ? `de ${c}` : 'de este país'}.`,
   cooldown: (s) => `Acabamos de enviar un código. Podrás pedir otro en ${s} segundos.`,
 }
@@ -182,14 +201,16 @@ const fr: Messages = {
   phoneHint: 'Avec l’indicatif du pays, par exemple +33 6 12 34 56 78.',
   sendCode: 'Envoyer le code',
   codeLabel: 'Code',
-  codeSentTo: (phone, country) => `Nous avons envoyé un code par WhatsApp au ${phone}${country ? ` (${country})` : ''}.`,
+  codeSentTo: (phone, country) =>
+    `Nous avons envoyé un code par WhatsApp au ${phone}${country ? ` (${country})` : ''}.`,
   codeHint: 'Les 6 chiffres du message WhatsApp.',
   verify: 'Se connecter',
   resendWait: 'Nouveau code disponible dans',
   resendWaitSr: (s) => `Vous pouvez demander un nouveau code ${s} secondes après le précédent.`,
   resend: 'Envoyer un nouveau code',
   otherNumber: 'Utiliser un autre numéro',
-  devOutbox: 'En local ? Aucun message WhatsApp n’est envoyé : le code est dans la boîte d’envoi de développement, qui demande l’id et le secret du projet :',
+  devOutbox:
+    'En local ? Aucun message WhatsApp n’est envoyé : le code est dans la boîte d’envoi de développement, qui demande l’id et le secret du projet :',
   turnstileTest: 'Turnstile utilise ici une clé de test : la vérification passe sans défi.',
   signedInTitle: 'Vous êtes connecté',
   userId: 'ID utilisateur',
@@ -205,8 +226,10 @@ const fr: Messages = {
   signedOut: 'Vous êtes déconnecté.',
   codeResent: 'Un nouveau code arrive. Seul le plus récent fonctionne.',
   errors: {
-    phoneFormat: 'Ce n’est pas un numéro de téléphone valide. Saisissez votre numéro WhatsApp avec l’indicatif du pays, par exemple +33 6 12 34 56 78.',
-    phoneType: 'Ce type de numéro ne peut pas recevoir de code (numéros surtaxés, gratuits et à coût partagé refusés). Utilisez votre numéro de mobile.',
+    phoneFormat:
+      'Ce n’est pas un numéro de téléphone valide. Saisissez votre numéro WhatsApp avec l’indicatif du pays, par exemple +33 6 12 34 56 78.',
+    phoneType:
+      'Ce type de numéro ne peut pas recevoir de code (numéros surtaxés, gratuits et à coût partagé refusés). Utilisez votre numéro de mobile.',
     tooManyRequests: 'Trop de tentatives. Patientez un moment, puis réessayez.',
     codeExpired: 'Ce code a expiré ou a déjà été utilisé. Demandez un nouveau code.',
     codeFormat: 'Saisissez les 6 chiffres du code.',
@@ -218,8 +241,15 @@ const fr: Messages = {
     generic: 'Une erreur s’est produite. Réessayez.',
   },
   wrongCode: (n) =>
-    n === undefined ? 'Ce code est incorrect. Vérifiez le dernier message WhatsApp.' : n <= 0 ? 'Ce code est incorrect et il ne reste plus d’essai. Demandez un nouveau code.' : n === 1 ? 'Ce code est incorrect. Il reste 1 essai.' : `Ce code est incorrect. Il reste ${n} essais.`,
-  countryNotAllowed: (c) => `Nous ne pouvons pas encore envoyer de code aux numéros ${c ? `de ce pays : ${c}` : 'de ce pays'}.`,
+    n === undefined
+      ? 'Ce code est incorrect. Vérifiez le dernier message WhatsApp.'
+      : n <= 0
+        ? 'Ce code est incorrect et il ne reste plus d’essai. Demandez un nouveau code.'
+        : n === 1
+          ? 'Ce code est incorrect. Il reste 1 essai.'
+          : `Ce code est incorrect. Il reste ${n} essais.`,
+  countryNotAllowed: (c) =>
+    `Nous ne pouvons pas encore envoyer de code aux numéros ${c ? `de ce pays : ${c}` : 'de ce pays'}.`,
   cooldown: (s) => `Un code vient d’être envoyé. Vous pourrez en demander un autre dans ${s} secondes.`,
 }
 
@@ -237,7 +267,8 @@ const ptBr: Messages = {
   resendWaitSr: (s) => `Você pode pedir um novo código ${s} segundos depois do último.`,
   resend: 'Enviar um novo código',
   otherNumber: 'Usar outro número',
-  devOutbox: 'Rodando localmente? Nenhuma mensagem de WhatsApp é enviada: o código está na caixa de saída de desenvolvimento, que pede o id e o segredo do projeto:',
+  devOutbox:
+    'Rodando localmente? Nenhuma mensagem de WhatsApp é enviada: o código está na caixa de saída de desenvolvimento, que pede o id e o segredo do projeto:',
   turnstileTest: 'O Turnstile usa aqui uma chave de teste: a verificação passa sem desafio.',
   signedInTitle: 'Você entrou',
   userId: 'ID do usuário',
@@ -253,8 +284,10 @@ const ptBr: Messages = {
   signedOut: 'Você saiu.',
   codeResent: 'Um novo código está a caminho. Só o mais recente funciona.',
   errors: {
-    phoneFormat: 'Isso não parece um número de telefone. Digite seu número do WhatsApp com o código do país, por exemplo +55 11 91234 5678.',
-    phoneType: 'Este tipo de número não pode receber códigos (números de tarifa premium, gratuitos e de custo compartilhado não são aceitos). Use seu número de celular.',
+    phoneFormat:
+      'Isso não parece um número de telefone. Digite seu número do WhatsApp com o código do país, por exemplo +55 11 91234 5678.',
+    phoneType:
+      'Este tipo de número não pode receber códigos (números de tarifa premium, gratuitos e de custo compartilhado não são aceitos). Use seu número de celular.',
     tooManyRequests: 'Tentativas demais. Aguarde um pouco e tente de novo.',
     codeExpired: 'Este código expirou ou já foi usado. Peça um novo código.',
     codeFormat: 'Digite os 6 dígitos do código.',
@@ -266,7 +299,13 @@ const ptBr: Messages = {
     generic: 'Algo deu errado. Tente de novo.',
   },
   wrongCode: (n) =>
-    n === undefined ? 'Código incorreto. Confira a última mensagem do WhatsApp.' : n <= 0 ? 'Código incorreto e não restam tentativas. Peça um novo código.' : n === 1 ? 'Código incorreto. Resta 1 tentativa.' : `Código incorreto. Restam ${n} tentativas.`,
+    n === undefined
+      ? 'Código incorreto. Confira a última mensagem do WhatsApp.'
+      : n <= 0
+        ? 'Código incorreto e não restam tentativas. Peça um novo código.'
+        : n === 1
+          ? 'Código incorreto. Resta 1 tentativa.'
+          : `Código incorreto. Restam ${n} tentativas.`,
   countryNotAllowed: (c) => `Ainda não enviamos códigos para números ${c ? `de ${c}` : 'deste país'}.`,
   cooldown: (s) => `Um código acabou de ser enviado. Você poderá pedir outro em ${s} segundos.`,
 }

@@ -39,7 +39,13 @@ async function loadKeys(projectId: string, fetchJwks: () => Promise<{ keys: Json
     const { n, e } = jwk
     imported.set(
       kid,
-      await crypto.subtle.importKey('jwk', { kty: 'RSA', n, e, alg: 'RS256', ext: true }, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, false, ['verify']),
+      await crypto.subtle.importKey(
+        'jwk',
+        { kty: 'RSA', n, e, alg: 'RS256', ext: true },
+        { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+        false,
+        ['verify'],
+      ),
     )
   }
   const set = { keys: imported, fetchedAt: Date.now() }
@@ -101,7 +107,8 @@ export async function verifySessionJwt(
   if (typeof payload.nbf === 'number' && payload.nbf > now + CLOCK_SKEW_S) return { kind: 'invalid' }
   if (typeof payload.exp !== 'number') return { kind: 'invalid' }
   const session = payload[SESSION_CLAIM] as Record<string, unknown> | undefined
-  if (payload.exp <= now) return { kind: 'expired', sessionId: typeof session?.id === 'string' ? session.id : undefined }
+  if (payload.exp <= now)
+    return { kind: 'expired', sessionId: typeof session?.id === 'string' ? session.id : undefined }
   if (typeof payload.sub !== 'string' || !session || typeof session.id !== 'string') return { kind: 'invalid' }
   return {
     kind: 'valid',

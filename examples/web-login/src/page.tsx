@@ -152,7 +152,10 @@ function CodeForm({ view, m }: { view: Extract<View, { kind: 'code' }>; m: Messa
           {m.verify}
         </button>
       </form>
-      <div class={wait > 0 ? 'resend waiting' : 'resend'} style={wait > 0 ? `--from:${wait};--wait:${wait}s` : undefined}>
+      <div
+        class={wait > 0 ? 'resend waiting' : 'resend'}
+        style={wait > 0 ? `--from:${wait};--wait:${wait}s` : undefined}
+      >
         {wait > 0 ? (
           <>
             {/* The number counts down in CSS (no script): visible, but read as the sentence below. */}
