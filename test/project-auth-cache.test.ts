@@ -25,7 +25,7 @@ afterEach(() => {
  * (400) only once they are accepted, so every D1 read counted is the project lookup.
  */
 const probe = (credentials: Pick<TestProject, 'id' | 'secret'>, options: { env?: Env } = {}) =>
-  callJson('GET', '/v1/users/not-a-user-id', { project: credentials, ...options })
+  callJson('GET', '/v1/users/user-test-not-a-uuid', { project: credentials, ...options })
 
 const accepted = (res: { status: number }) => res.status === 400
 
