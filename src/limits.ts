@@ -1,12 +1,4 @@
-import {
-  convertIPv4BinaryToString,
-  convertIPv4MappedIPv6ToIPv4,
-  convertIPv4ToBinary,
-  convertIPv6BinaryToString,
-  convertIPv6ToBinary,
-  distinctRemoteAddr,
-  isIPv4MappedIPv6,
-} from 'hono/utils/ipaddr'
+import { convertIPv6BinaryToString } from 'hono/utils/ipaddr'
 import { hmacSha256, toBase64Url } from './crypto'
 import {
   bucketedFrom,
@@ -21,6 +13,7 @@ import {
 import { recheckPendingSql } from './db/otp-gate'
 import { requireSecret } from './env'
 import { StytchError } from './errors'
+import { parseIp } from './ip'
 import { logEvent } from './log'
 import type { ParsedPhone } from './phone'
 import type { ProjectSettings } from './settings'
@@ -94,22 +87,14 @@ const V6_SCOPES: [IpScope, bigint][] = [
  * their IPv4 address. Parsing and canonical forms come from hono's ipaddr helpers.
  */
 export function ipPrefixes(ip: string): IpPrefix[] {
-  try {
-    if (distinctRemoteAddr(ip) === 'IPv4') {
-      return [{ scope: 'ip', prefix: convertIPv4BinaryToString(convertIPv4ToBinary(ip)) }]
-    }
-    const bits = convertIPv6ToBinary(ip)
-    if (isIPv4MappedIPv6(bits)) {
-      return [{ scope: 'ip', prefix: convertIPv4BinaryToString(convertIPv4MappedIPv6ToIPv4(bits)) }]
-    }
-    return V6_SCOPES.map(([scope, length]) => {
-      const host = 128n - length
-      return { scope, prefix: `${convertIPv6BinaryToString((bits >> host) << host)}/${length}` }
-    })
-  } catch {
-    // Not parseable by the helpers despite the schema's check: counted as its own text.
-    return [{ scope: 'ip', prefix: ip.toLowerCase() }]
-  }
+  const parsed = parseIp(ip)
+  // Not parseable despite the schema's check: counted as its own text.
+  if (!parsed) return [{ scope: 'ip', prefix: ip.toLowerCase() }]
+  if ('v4' in parsed) return [{ scope: 'ip', prefix: parsed.v4 }]
+  return V6_SCOPES.map(([scope, length]) => {
+    const host = 128n - length
+    return { scope, prefix: `${convertIPv6BinaryToString((parsed.v6 >> host) << host)}/${length}` }
+  })
 }
 
 /** An IP scope as counters store it: a keyed hash of the prefix, so no IP is kept in clear. */

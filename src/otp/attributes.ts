@@ -1,13 +1,6 @@
-import {
-  convertIPv4BinaryToString,
-  convertIPv4MappedIPv6ToIPv4,
-  convertIPv4ToBinary,
-  convertIPv6BinaryToString,
-  convertIPv6ToBinary,
-  isIPv4MappedIPv6,
-} from 'hono/utils/ipaddr'
 import { fromBase64Url, keyedHash, keyedHashMatches, toBase64Url } from '../crypto'
 import { rotatingSecret } from '../env'
+import { canonicalIp } from '../ip'
 import type { AttributesInput } from '../schemas'
 
 /**
@@ -30,23 +23,6 @@ export interface StoredAttributes {
   ua_hash?: string | null | undefined
   ip_address?: string | null | undefined
   user_agent?: string | null | undefined
-}
-
-/**
- * One spelling per address, so that `2001:db8::1`, `2001:0DB8:0:0:0:0:0:1` and `::ffff:192.0.2.1`
- * vs `192.0.2.1` compare equal. Input that is not an address (it never passes validation) is only
- * lower-cased.
- */
-export function canonicalIp(ip: string): string {
-  try {
-    if (!ip.includes(':')) return convertIPv4BinaryToString(convertIPv4ToBinary(ip))
-    const binary = convertIPv6ToBinary(ip)
-    return isIPv4MappedIPv6(binary)
-      ? convertIPv4BinaryToString(convertIPv4MappedIPv6ToIPv4(binary))
-      : convertIPv6BinaryToString(binary)
-  } catch {
-    return ip.toLowerCase()
-  }
 }
 
 const ipMessage = (projectId: string, ip: string) => `otp:attr:v1:ip:${projectId}:${canonicalIp(ip)}`

@@ -1,15 +1,9 @@
 import { Hono } from 'hono'
-import {
-  convertIPv4MappedIPv6ToIPv4,
-  convertIPv4ToBinary,
-  convertIPv6ToBinary,
-  distinctRemoteAddr,
-  isIPv4MappedIPv6,
-} from 'hono/utils/ipaddr'
 import * as z from 'zod'
 import { rfc3339 } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
+import { parseIp } from '../ip'
 import { projectAuth } from '../middleware/auth'
 import { validate } from '../middleware/validate'
 import { listOutbox } from '../whatsapp/console'
@@ -63,14 +57,10 @@ function isLoopbackName(host: string): boolean {
     .replace(/^\[(.*)\]$/, '$1')
     .replace(/\.$/, '')
   if (name === 'localhost' || name.endsWith('.localhost')) return true
-  const type = distinctRemoteAddr(name)
-  if (type === 'IPv4') return convertIPv4ToBinary(name) >> 24n === 127n
-  if (type === 'IPv6') {
-    const bits = convertIPv6ToBinary(name)
-    if (bits === 1n) return true
-    return isIPv4MappedIPv6(bits) && convertIPv4MappedIPv6ToIPv4(bits) >> 24n === 127n
-  }
-  return false
+  // 127.0.0.0/8 (also IPv4-mapped, which parseIp returns as IPv4) or ::1.
+  const ip = parseIp(name)
+  if (!ip) return false
+  return 'v4' in ip ? ip.v4.startsWith('127.') : ip.v6 === 1n
 }
 
 /** The outbox filter (query string). */
