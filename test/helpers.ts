@@ -67,6 +67,8 @@ export interface CallOptions {
   project?: Pick<TestProject, 'id' | 'secret'> | null
   headers?: Record<string, string>
   env?: Env
+  /** The Worker whose fetch handler answers: src/index.ts unless given (the bench's entry, say). */
+  worker?: { fetch: ExportedHandlerFetchHandler<Env> }
 }
 
 /** Calls the real Worker's fetch handler in workerd with the test bindings (or `options.env`). */
@@ -82,7 +84,7 @@ export async function call(method: string, path: string, options: CallOptions = 
     if (!headers.has('content-type')) headers.set('content-type', 'application/json')
   }
   const ctx = createExecutionContext()
-  const res = await worker.fetch(
+  const res = await (options.worker ?? worker).fetch(
     new Request(`http://localhost${path}`, { method, headers, body }),
     options.env ?? env,
     ctx,

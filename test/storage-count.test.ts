@@ -1,5 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import bench from '../src/bench/entry'
+import { HISTORY_PATH } from '../src/bench/history'
 import {
   D1_ROWS_HEADER,
   formatCounts,
@@ -15,7 +17,8 @@ import { project, wrong } from './otp-helpers'
 
 // The bench's storage accounting (src/bench/storage-count.ts), and through it the storage targets
 // (one D1 round trip, one KV write, one queue send per login_or_create) on a warm isolate: they hold
-// here, in CI, not only in a bench run.
+// here, in CI, not only in a bench run. Requests go to the bench's entry point (src/bench/entry.ts),
+// the only one that counts; the production entry is checked to carry none of it.
 
 const flagged = (base: Env = env) => ({ ...base, BENCH_COUNT_STORAGE: '1' }) as Env
 const ops = (res: { headers: Headers }) => parseCounts(res.headers.get(STORAGE_OPS_HEADER))
@@ -35,6 +38,7 @@ async function countedLogin(p: TestProject, phoneNumber: string) {
     project: p,
     body: { phone_number: phoneNumber },
     env: flagged(capture.env),
+    worker: bench,
   })
   expect(res.status, JSON.stringify(res.body)).toBe(200)
   const job = WhatsAppJobSchema.parse(capture.queueSends.at(-1))
@@ -43,22 +47,42 @@ async function countedLogin(p: TestProject, phoneNumber: string) {
 }
 
 const countedAuth = (p: TestProject, phoneId: string, code: string) =>
-  callJson('POST', '/v1/otps/authenticate', { project: p, body: { method_id: phoneId, code }, env: flagged() })
+  callJson('POST', '/v1/otps/authenticate', {
+    project: p,
+    body: { method_id: phoneId, code },
+    env: flagged(),
+    worker: bench,
+  })
 
 describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
   it('is off unless the variable is exactly "1": no header, same reply', async () => {
     for (const value of [undefined, '0', 'true', ' 1']) {
-      const res = await call('GET', '/health', { env: { ...env, BENCH_COUNT_STORAGE: value } as Env })
+      const res = await call('GET', '/health', { env: { ...env, BENCH_COUNT_STORAGE: value } as Env, worker: bench })
       expect(res.status).toBe(200)
       expect(res.headers.has(STORAGE_OPS_HEADER)).toBe(false)
     }
-    const res = await callJson('POST', '/v1/otps/whatsapp/login_or_create', { body: { phone_number: '+12025550190' } })
+    const res = await callJson('POST', '/v1/otps/whatsapp/login_or_create', {
+      body: { phone_number: '+12025550190' },
+      worker: bench,
+    })
     expect(res.status).toBe(200)
     expect(res.headers.has(STORAGE_OPS_HEADER)).toBe(false)
   })
 
+  it('is absent from the production entry even with the variable set: no headers, no seeding route', async () => {
+    for (const path of ['/health', '/v1/otps/whatsapp/login_or_create']) {
+      const body = path === '/health' ? undefined : { phone_number: '+12025550189' }
+      const res = await call(body ? 'POST' : 'GET', path, { body, env: flagged() })
+      expect(res.status).toBe(200)
+      expect(res.headers.has(STORAGE_OPS_HEADER)).toBe(false)
+      expect(res.headers.has(D1_ROWS_HEADER)).toBe(false)
+    }
+    const seed = await call('POST', HISTORY_PATH, { body: { project_id: 'p', from: 0, total: 1 }, env: flagged() })
+    expect(seed.status).toBe(404)
+  })
+
   it('reports zero operations for GET /health and keeps status, body and headers', async () => {
-    const res = await callJson('GET', '/health', { env: flagged() })
+    const res = await callJson('GET', '/health', { env: flagged(), worker: bench })
     expect(res.status).toBe(200)
     expect(res.body).toMatchObject({ status: 'ok', status_code: 200 })
     expect(res.headers.get('x-request-id')).toBe(res.body.request_id)
@@ -114,7 +138,11 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
 
   it('reports the rows D1 read and wrote: none for the bare route, those of its batch for login_or_create', async () => {
     const rows = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))
-    expect(rows(await callJson('GET', '/health', { env: flagged() }))).toEqual({ read: 0, written: 0, ms: 0 })
+    expect(rows(await callJson('GET', '/health', { env: flagged(), worker: bench }))).toEqual({
+      read: 0,
+      written: 0,
+      ms: 0,
+    })
     const p = await project()
     await countedLogin(p, '+12025550196')
     const { res } = await countedLogin(p, '+12025550197')

@@ -3,7 +3,8 @@ import { BUCKET_MS, bucketOf } from '../db/limit-counters'
 /**
  * The bench's history scenario (`npm run bench`): the counters a project would hold after `total`
  * sends to distinct US numbers, each creating a user, spread over the last hour. Reachable only
- * through withStorageCounting, i.e. only when the dev-only BENCH_COUNT_STORAGE=1 is set.
+ * through withStorageCounting, i.e. only in the bench's entry point (src/bench/entry.ts) and only
+ * when the dev-only BENCH_COUNT_STORAGE=1 is set.
  *
  * Per-phone rows (one per send, exact windows) are written for sends `from` … `total` - 1, so the
  * history can grow in steps; the per-country and new-user minute buckets of the hour before the

@@ -1,7 +1,8 @@
 /**
- * Opt-in storage accounting for the benchmark (`npm run bench`). Only when the Worker runs with the
- * variable BENCH_COUNT_STORAGE=1 (passed by the bench with `wrangler dev --var`; wrangler.toml does
- * not declare it, so a deployed Worker never has it) is every request given a copy of its bindings
+ * Opt-in storage accounting for the benchmark (`npm run bench`). It wraps the fetch handler of the
+ * bench's own entry point (src/bench/entry.ts) only: the production entry, src/index.ts, never loads
+ * it. Only when that Worker runs with the variable BENCH_COUNT_STORAGE=1 (passed by the bench with
+ * `wrangler dev --var`; wrangler.toml does not declare it) is every request given a copy of its bindings
  * that counts D1 round trips, KV reads/writes/deletes and queue sends, reported in the response
  * header X-Storage-Ops, and the rows D1 read and wrote, in X-D1-Rows. Otherwise the request goes
  * straight to the app: one property read.

@@ -84,7 +84,7 @@ function seedProjects(persistTo, projects) {
  * Starts the Worker and resolves once GET /health answers. `projects` are created besides the local
  * test project; `vars` are extra `NAME:VALUE` Worker variables; `ports` is the [first, last] range
  * the port is taken from; `script` is the dev script (another Worker's, such as the web-login
- * example's, takes the same options). The caller must call stop(); if this process ends first, the
+ * example's, takes the same options); `entry` replaces the Worker's entry point (the bench's). The caller must call stop(); if this process ends first, the
  * server ends too.
  */
 export async function startServer({
@@ -92,6 +92,7 @@ export async function startServer({
   vars = [],
   ports = [FIRST_PORT, FIRST_PORT + 199],
   script = 'scripts/dev.mjs',
+  entry,
 } = {}) {
   if (!existsSync(script)) throw new Error('run from the repository root')
   const persistTo = mkdtempSync(join(tmpdir(), 'whatsapp-otp-node-test-'))
@@ -99,6 +100,7 @@ export async function startServer({
   const port = await freePort(ports)
   const args = [script, '--port', String(port), '--persist-to', persistTo]
   for (const v of vars) args.push('--var', v)
+  if (entry) args.push('--entry', entry)
   // Its own process group, so stop() ends wrangler and the workerd it starts, and nothing else.
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
