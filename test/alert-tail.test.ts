@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import alertTail, { alertMessage, alertsIn } from '../examples/alert-tail/index'
 
 /** The Tail Worker of examples/alert-tail: only alert lines leave, grouped, to the configured webhook. */
@@ -46,10 +46,6 @@ const paused = line({
   language: 'es',
   reason: '',
   alert: true,
-})
-
-afterEach(() => {
-  vi.restoreAllMocks()
 })
 
 describe('alert Tail Worker', () => {

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { callJson } from './helpers'
 import { capturedLines } from './log-capture'
 import {
@@ -25,10 +25,6 @@ let fetchSpy: ReturnType<typeof vi.fn>
 beforeEach(() => {
   fetchSpy = vi.fn(() => Promise.reject(new Error('unexpected fetch')))
   vi.spyOn(globalThis, 'fetch').mockImplementation(fetchSpy as unknown as typeof fetch)
-})
-
-afterEach(() => {
-  vi.restoreAllMocks()
 })
 
 /** The JSON log lines written while `fn` ran. */

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { callJson, countingEnv, expectStytchError, loginOrCreate } from './helpers'
 import { authenticate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
 
@@ -20,10 +20,6 @@ const phoneNumbersOf = async (p: Awaited<ReturnType<typeof project>>, userId: st
   ((await getUser(p, userId)).body.phone_numbers as { phone_number: string; verified: boolean }[]) ?? []
 
 describe('an unverified attachment is no claim on the number', () => {
-  afterEach(() => {
-    vi.useRealTimers()
-  })
-
   it('login_or_create during the attach window creates the real owner and voids the attach code', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(T0)

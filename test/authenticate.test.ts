@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { StoredCode } from '../src/otp/code-store'
 import { countingEnv, expectStytchError, loginOrCreate } from './helpers'
 import {
@@ -19,10 +19,6 @@ const PHONE = '+12025550140'
 const T0 = new Date('2026-11-27T10:00:00Z')
 
 describe('POST /v1/otps/authenticate', () => {
-  afterEach(() => {
-    vi.useRealTimers()
-  })
-
   it('completes the login: code from the job → 200 with the Stytch response shape → verified phone, active user', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(T0)
@@ -384,10 +380,6 @@ describe('POST /v1/otps/authenticate', () => {
 })
 
 describe('user lock', () => {
-  afterEach(() => {
-    vi.useRealTimers()
-  })
-
   const failTimes = async (p: Awaited<ReturnType<typeof project>>, n: number) => {
     const replies = []
     for (let i = 0; i < n; i++) {

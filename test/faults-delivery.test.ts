@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
-import { afterEach, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
+import { beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { backoffSeconds } from '../src/whatsapp/consumer'
 import { LEASE_MS } from '../src/whatsapp/deliveries'
 import type { WhatsAppJob } from '../src/whatsapp/job'
@@ -36,11 +36,6 @@ beforeAll(() => {
 beforeEach(() => {
   fetchSpy = vi.spyOn(globalThis, 'fetch').mockRejectedValue(new Error('unexpected fetch'))
   vi.spyOn(Math, 'random').mockReturnValue(0)
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-  vi.restoreAllMocks()
 })
 
 /** A transient failure of one Graph API call, and the least delay its retry must wait. */

@@ -31,7 +31,6 @@ const finished = (name: 'OTP_PEPPER' | 'CODE_ENCRYPTION_KEY' | 'SESSION_KEY_ENCR
 })
 
 afterEach(() => {
-  vi.restoreAllMocks()
   clearSessionKeyCache()
 })
 

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
 import { LOCALES } from '../src/schemas'
 import { messageText } from '../src/whatsapp/console'
@@ -22,10 +22,6 @@ import { freshPhone, metaEnv, metaError, metaSuccess, runQueue, signWebhook, sta
 
 beforeAll(() => {
   quietConsole()
-})
-
-afterEach(() => {
-  vi.restoreAllMocks()
 })
 
 describe('the leak detector', () => {

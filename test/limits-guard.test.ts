@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { ipKeys, ipPrefixes, LIMITS, trippedLimit } from '../src/limits'
 import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
 
@@ -29,9 +29,6 @@ async function footprint() {
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   clockAt(0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 describe('a rejected request changes nothing', () => {

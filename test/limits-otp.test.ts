@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
 import { LIMITS } from '../src/limits'
 import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
@@ -57,9 +57,6 @@ async function authFootprint(p: TestProject, phoneId: string) {
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   clockAt(0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 describe('POST /v1/otps/whatsapp/send shares the send limits', () => {

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
 import { LIMITS } from '../src/limits'
 import { ProjectSettingsSchema } from '../src/settings'
@@ -50,9 +50,6 @@ async function footprint() {
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   clockAt(0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 describe('IPv6 sends are also counted per /56 and per /48', () => {

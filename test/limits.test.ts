@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { LIMITS } from '../src/limits'
 import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
 
@@ -39,9 +39,6 @@ async function footprint() {
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   clockAt(0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 describe('defaults of a new project', () => {

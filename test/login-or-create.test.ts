@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { StoredCode } from '../src/otp/code-store'
 import { countingEnv, expectStytchError, loginOrCreate, newProject, sendCode } from './helpers'
 
@@ -13,10 +13,6 @@ const usersWithPhone = async (phone: string) =>
   ).results
 
 describe('POST /v1/otps/whatsapp/login_or_create', () => {
-  afterEach(() => {
-    vi.useRealTimers()
-  })
-
   it('creates a user for a new phone and returns exactly the five fields', async () => {
     const res = await loginOrCreate({ phone_number: '+12025550123' })
     expect(res.status).toBe(200)

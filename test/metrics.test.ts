@@ -48,7 +48,6 @@ beforeEach(() => {
 
 afterEach(() => {
   allPoints.push(...metrics.points)
-  vi.restoreAllMocks()
 })
 
 const point = (blobs: string[], doubles: unknown[] = [1, 0, 0]) => ({ indexes: [blobs[2]], blobs, doubles })

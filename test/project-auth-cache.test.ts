@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { sha256, toHex } from '../src/crypto'
 import { findProject, PROJECT_REREAD_MIN_MS, UNKNOWN_PROJECT_TTL_MS } from '../src/db/projects'
 import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
@@ -15,9 +15,6 @@ const T0 = Date.parse('2026-11-27T10:00:00Z')
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 /**

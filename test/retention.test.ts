@@ -1,6 +1,6 @@
 import { createScheduledController } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import worker from '../src/index'
 import { CODE_GRACE_MS, DEV_OUTBOX_MS, PURGES, purge } from '../src/retention'
 import { newProject } from './helpers'
@@ -13,10 +13,6 @@ const DAY = 24 * 60 * 60_000
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T)
-})
-afterEach(() => {
-  vi.useRealTimers()
-  vi.restoreAllMocks()
 })
 
 let seq = 0

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { countingEnv, expectStytchError, loginOrCreate } from './helpers'
 import { authenticate, countingKv, dbGate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
 
@@ -15,10 +15,6 @@ const phonesWithNumber = async (projectId: string, phoneNumber: string) =>
   ).results
 
 describe('POST /v1/otps/whatsapp/send', () => {
-  afterEach(() => {
-    vi.useRealTimers()
-  })
-
   it("sends to a user's phone like login_or_create and returns exactly the four fields", async () => {
     const p = await project()
     const login = await loginCode(p, PHONE)

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { sha256, toHex } from '../src/crypto'
 import { callJson, countingEnv, expectStytchError } from './helpers'
 import { project } from './otp-helpers'
@@ -22,9 +22,6 @@ const MINUTE = 60_000
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 describe('POST /v1/sessions/authenticate', () => {

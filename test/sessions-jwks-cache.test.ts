@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { clearSessionKeyCache, trustedKeys } from '../src/sessions/keys'
 import { callJson, countingEnv, newProject } from './helpers'
 import { login } from './session-helpers'
@@ -15,9 +15,6 @@ beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
   clearSessionKeyCache()
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 const jwksVia = async (projectId: string, bindings: Env) => {

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { signJwt } from '../src/sessions/jwt'
 import { signingKey } from '../src/sessions/keys'
 import { expectStytchError, newProject, type TestProject } from './helpers'
@@ -19,9 +19,6 @@ const T0 = Date.parse('2026-11-27T10:00:00Z')
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 /** The session's JWT, re-signed with the project's current key after `change` edits its payload. */

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { clearSessionKeyCache, KEY_CACHE_TTL_MS } from '../src/sessions/keys'
 import { expectStytchError, type TestProject } from './helpers'
 import { project } from './otp-helpers'
@@ -17,9 +17,6 @@ beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
   clearSessionKeyCache()
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 /** What scripts/session-keys.mjs revoke runs for a project's active key. */

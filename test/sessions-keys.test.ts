@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
 import { decodeJwt, JWT_LIFETIME_MS, signJwt, verifySignature } from '../src/sessions/jwt'
 import {
@@ -49,9 +49,6 @@ describe('session signing keys', () => {
     clearSessionKeyCache()
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(new Date('2026-06-01T12:00:00Z'))
-  })
-  afterEach(() => {
-    vi.useRealTimers()
   })
 
   it('creates one RS256 key per project on first use, its private half sealed', async () => {

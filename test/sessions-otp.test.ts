@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
 import { authenticate, deleteUser, issue, loginCode, project, send, wrong } from './otp-helpers'
 import { decodeParts, iso, login, sessionsAuthenticate, sessionsList, verifiesWithJwks } from './session-helpers'
@@ -15,9 +15,6 @@ const sessionRows = async (userId: string) =>
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
-})
-afterEach(() => {
-  vi.useRealTimers()
 })
 
 describe('POST /v1/otps/authenticate with session_duration_minutes', () => {

@@ -1,5 +1,6 @@
 import { applyD1Migrations } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
+import { afterEach, vi } from 'vitest'
 import { clearSessionKeyCache } from '../src/sessions/keys'
 import { seedProject, TEST_PROJECT } from './helpers'
 
@@ -9,3 +10,11 @@ await applyD1Migrations(env.DB, env.TEST_MIGRATIONS)
 await seedProject(TEST_PROJECT)
 // Signing keys live in D1, which starts empty in every file; a key cached by an earlier file is gone.
 clearSessionKeyCache()
+
+// Every test starts on the real clock with no function mocked, whatever the test before it did: fake
+// timers and spies are undone here, once for all files, and so also after a failing assertion ended a
+// test before its own clean-up.
+afterEach(() => {
+  vi.useRealTimers()
+  vi.restoreAllMocks()
+})

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { changedTables, snapshot } from './fuzz-probe'
 import { callJson, expectStytchError, type TestProject } from './helpers'
 import { authenticate, dbGate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
@@ -30,10 +30,6 @@ async function expectUnchanged<T>(request: () => Promise<T>): Promise<T> {
   expect(changedTables(before, await snapshot())).toEqual({})
   return result
 }
-
-afterEach(() => {
-  vi.useRealTimers()
-})
 
 describe('POST /v1/users', () => {
   it('creates an active user with an unverified number, name, metadata and external id', async () => {

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { callJson, countingEnv, expectStytchError, loginOrCreate } from './helpers'
 import {
   authenticate,
@@ -19,10 +19,6 @@ const OTHER_PHONE = '+12025550161'
 const T0 = new Date('2026-11-27T10:00:00Z')
 
 describe('GET /v1/users/{user_id}', () => {
-  afterEach(() => {
-    vi.useRealTimers()
-  })
-
   it('returns the Stytch user object flattened, with request_id and status_code', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(T0)
@@ -191,16 +187,12 @@ describe('DELETE /v1/users/phone_numbers/{phone_id}', () => {
   it('treats an attachment whose window passed as gone', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(T0)
-    try {
-      const p = await project()
-      const { userId } = await loginCode(p, PHONE)
-      const attached = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId })
-      vi.setSystemTime(T0.getTime() + 5 * 60_000)
-      expectStytchError(await deletePhone(p, attached.phoneId), 404, 'phone_number_not_found')
-      expect(await dbPhone(attached.phoneId)).toBeNull()
-    } finally {
-      vi.useRealTimers()
-    }
+    const p = await project()
+    const { userId } = await loginCode(p, PHONE)
+    const attached = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId })
+    vi.setSystemTime(T0.getTime() + 5 * 60_000)
+    expectStytchError(await deletePhone(p, attached.phoneId), 404, 'phone_number_not_found')
+    expect(await dbPhone(attached.phoneId)).toBeNull()
   })
 })
 

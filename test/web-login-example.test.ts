@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { app } from '../examples/web-login/src/app'
 import type { Bindings } from '../examples/web-login/src/config'
 import { API_ERRORS, LOCALES, MESSAGES, negotiateLocale } from '../examples/web-login/src/i18n'
@@ -20,11 +20,6 @@ const SANDBOX_PHONE = '+10000000000'
 const ORIGIN = 'http://localhost'
 const PASS_SECRET = '1x0000000000000000000000000000000AA'
 const FAIL_SECRET = '2x0000000000000000000000000000000AA'
-
-afterEach(() => {
-  vi.useRealTimers()
-  vi.restoreAllMocks()
-})
 
 interface ServiceCall {
   method: string

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
+import { beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { backoffSeconds } from '../src/whatsapp/consumer'
 import { LEASE_MS } from '../src/whatsapp/deliveries'
 import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue } from './whatsapp-helpers'
@@ -9,11 +9,6 @@ let fetchSpy: MockInstance<typeof fetch>
 beforeEach(() => {
   fetchSpy = vi.spyOn(globalThis, 'fetch').mockRejectedValue(new Error('unexpected fetch'))
   vi.spyOn(Math, 'random').mockReturnValue(0)
-})
-
-afterEach(() => {
-  vi.useRealTimers()
-  vi.restoreAllMocks()
 })
 
 describe('idempotency: Queues deliver at least once', () => {

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
+import { beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { classifyMetaError, META_ERROR_RULES } from '../src/whatsapp/meta'
 import {
   DEAD_LETTER_QUEUE,
@@ -20,10 +20,6 @@ beforeEach(() => {
   // No network here: any call not mocked by the test fails loudly.
   fetchSpy = vi.spyOn(globalThis, 'fetch').mockRejectedValue(new Error('unexpected fetch'))
   vi.spyOn(Math, 'random').mockReturnValue(0)
-})
-
-afterEach(() => {
-  vi.restoreAllMocks()
 })
 
 function sentRequest(call = 0): { url: string; init: RequestInit; body: unknown } {

@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import worker from '../src/index'
 import { basicAuth, call, callJson, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
 import { capturingQueue, deliveryRow, freshPhone, issueJob, metaEnv, runQueue } from './whatsapp-helpers'
@@ -29,11 +29,6 @@ async function outboxAt(url: string, p: TestProject, host?: string): Promise<Res
   await waitOnExecutionContext(ctx)
   return res
 }
-
-afterEach(() => {
-  vi.useRealTimers()
-  vi.restoreAllMocks()
-})
 
 /** Issues a code and runs the consumer on its job with the console provider (the test default). */
 async function deliverViaConsole(options: Parameters<typeof issueJob>[0] = {}) {

@@ -1,13 +1,9 @@
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { call, callJson, expectStytchError } from './helpers'
 import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue, signWebhook, statusPayload } from './whatsapp-helpers'
 
 const PATH = '/v1/webhooks/whatsapp'
-
-afterEach(() => {
-  vi.restoreAllMocks()
-})
 
 function handshake(query: Record<string, string>) {
   return call('GET', `${PATH}?${new URLSearchParams(query)}`, { project: null })
