@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
-import { callJson, countingEnv, expectStytchError, loginOrCreate } from './helpers'
-import { authenticate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
+import { callJson, countingEnv, expectStytchError, issueCode, loginOrCreate } from './helpers'
+import { authenticate, dbPhone, getUser, loginCode, project, send } from './otp-helpers'
 
 // An attacker's account X attaches a victim's number V through the integrator's "add a phone" flow
 // (/send with user_id X). An attachment is no claim on V: the victim's login must never resolve to X.
@@ -25,7 +25,7 @@ describe('an unverified attachment is no claim on the number', () => {
     vi.setSystemTime(T0)
     const p = await project()
     const attacker = await attackerAccount(p)
-    const attach = await issue(p, 'send', { phone_number: VICTIM_PHONE, user_id: attacker })
+    const attach = await issueCode(p, { phone_number: VICTIM_PHONE, user_id: attacker }, { path: 'send' })
     expect(attach.body.user_id).toBe(attacker)
 
     // 31 s later, well inside the 5-minute window, the victim logs in with their own number.
@@ -61,7 +61,7 @@ describe('an unverified attachment is no claim on the number', () => {
   it('/send without a user treats an attached number as unknown and changes nothing', async () => {
     const p = await project()
     const attacker = await attackerAccount(p)
-    const attach = await issue(p, 'send', { phone_number: VICTIM_PHONE, user_id: attacker })
+    const attach = await issueCode(p, { phone_number: VICTIM_PHONE, user_id: attacker }, { path: 'send' })
 
     const counting = countingEnv(env)
     const res = await send(p, { phone_number: VICTIM_PHONE }, { env: counting.env })

@@ -1,8 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import type { StoredCode } from '../src/otp/code-store'
-import { countingEnv, expectStytchError, type TestProject } from './helpers'
-import { authenticate, countingKv, dbGate, dbUser, issue, loginCode, project, statusCounts, wrong } from './otp-helpers'
+import { countingEnv, expectStytchError, issueCode, type TestProject } from './helpers'
+import { authenticate, countingKv, dbGate, dbUser, loginCode, project, statusCounts, wrong } from './otp-helpers'
 
 /**
  * KV lagging behind D1. KV is last-write-wins and eventually consistent, so two sends to one phone
@@ -175,7 +175,7 @@ describe('authenticate when KV holds an older code (reordered write)', () => {
     const p = await project()
     const first = await loginCode(p, PHONE)
     const staleRecord = await env.OTP_KV.get(`otp:${first.phoneId}`)
-    const second = await issue(p, 'send', { phone_number: PHONE })
+    const second = await issueCode(p, { phone_number: PHONE }, { path: 'send' })
     await env.OTP_KV.put(`otp:${first.phoneId}`, staleRecord ?? '', { expirationTtl: 120 })
     expect(await dbGate(first.phoneId)).toMatchObject({ code_id: second.codeId })
     expectStytchError(

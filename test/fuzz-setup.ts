@@ -1,13 +1,10 @@
 import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { expect } from 'vitest'
-import { open } from '../src/crypto'
 import { SANDBOX_PHONE_NUMBER } from '../src/phone'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
 import { contentType, credentials } from './fuzz-arbitraries'
 import { exchange, expectNothingChanged, expectWellFormed, type FuzzRequest, type Outcome } from './fuzz-probe'
-import { loginOrCreate, TEST_PROJECT } from './helpers'
-import { capturingQueue } from './whatsapp-helpers'
+import { issueCode, loginOrCreate, TEST_PROJECT } from './helpers'
 
 /**
  * The seed of every property in the fuzz files. Fixed by default, so a run (CI included) is
@@ -56,17 +53,11 @@ export async function fuzzPool(base: Env, size = 8): Promise<Pool> {
   const pool: Pool = { phoneNumbers: [], userIds: [], phoneIds: [], codes: [], sandboxPhoneId: '' }
   for (let i = 0; i < size; i++) {
     const phoneNumber = `+1202555${String(7_000 + i)}`
-    const sent: unknown[] = []
-    const res = await loginOrCreate(
-      { phone_number: phoneNumber },
-      { project: TEST_PROJECT, env: { ...base, WHATSAPP_QUEUE: capturingQueue(sent) } },
-    )
-    expect(res.status).toBe(200)
-    const job = WhatsAppJobSchema.parse(sent[0])
+    const issued = await issueCode(TEST_PROJECT, { phone_number: phoneNumber }, { env: base, deliver: false })
     pool.phoneNumbers.push(phoneNumber)
-    pool.userIds.push(String(res.body.user_id))
-    pool.phoneIds.push(String(res.body.phone_id))
-    pool.codes.push(await open(base.CODE_ENCRYPTION_KEY, job.code, jobAad(job)))
+    pool.userIds.push(issued.userId)
+    pool.phoneIds.push(issued.phoneId)
+    pool.codes.push(issued.code)
   }
   const sandbox = await loginOrCreate({ phone_number: SANDBOX_PHONE_NUMBER }, { project: TEST_PROJECT })
   expect(sandbox.status).toBe(200)

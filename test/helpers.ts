@@ -154,18 +154,93 @@ export function countingEnv(base: Env = env): { env: Env; d1: () => number; queu
   return { env: { ...counted, WHATSAPP_QUEUE: queue, OTP_KV: kv }, d1: () => counts.d1, queueSends, kvPuts }
 }
 
+/** A queue binding that only records what is sent, so miniflare's own consumer never sees the job. */
+export function capturingQueue(sent: unknown[]): Queue {
+  const metadata = { metrics: { backlogCount: 0, backlogBytes: 0 } }
+  return {
+    metrics: async () => ({ backlogCount: 0, backlogBytes: 0 }),
+    send: async (body: unknown) => {
+      sent.push(body)
+      return { metadata }
+    },
+    sendBatch: async (messages: Iterable<MessageSendRequest>) => {
+      for (const m of messages) sent.push(m.body)
+      return { metadata }
+    },
+  }
+}
+
+/** A queue binding that records what is sent and passes it on to `queue`, whose consumer runs as usual. */
+function recordingQueue(sent: unknown[], queue: Queue): Queue {
+  return {
+    metrics: () => queue.metrics(),
+    send: async (body: unknown, opts?: QueueSendOptions) => {
+      sent.push(body)
+      return queue.send(body, opts)
+    },
+    sendBatch: async (messages: Iterable<MessageSendRequest>, opts?: QueueSendBatchOptions) => {
+      const list = [...messages]
+      for (const m of list) sent.push(m.body)
+      return queue.sendBatch(list, opts)
+    },
+  }
+}
+
+export interface IssuedCode {
+  status: number
+  headers: Headers
+  body: Record<string, unknown>
+  /** The delivery job the request queued, and the plain code sealed in it. */
+  job: WhatsAppJob
+  code: string
+  codeId: string
+  phoneId: string
+  userId: string
+}
+
+export interface IssueOptions {
+  /** The route: login_or_create (the default) or send. */
+  path?: 'login_or_create' | 'send'
+  /** The bindings (the test bindings unless given); the code is decrypted with their key. */
+  env?: Env
+  /**
+   * false: the job is only recorded, never queued, so no consumer delivers it (for tests that run
+   * the consumer themselves). Otherwise it is also queued and delivered as usual.
+   */
+  deliver?: boolean
+  /** The Worker that answers (src/index.ts unless given). */
+  worker?: CallOptions['worker']
+}
+
 /**
- * login_or_create for `phone` and the plain code it issued, read the way the consumer reads it:
- * by decrypting the delivery job that was put on the queue.
+ * Issues a code through the real route and returns the reply with the plain code, read the way the
+ * consumer reads it: by decrypting the one delivery job the request queued. Every test helper that
+ * needs a live code goes through here.
  */
-export async function sendCode(
-  phoneNumber: string,
-  options: CallOptions & { extra?: Record<string, unknown> } = {},
-): Promise<{ status: number; body: Record<string, unknown>; code: string; job: WhatsAppJob }> {
-  const counting = countingEnv(options.env ?? env)
-  const res = await loginOrCreate({ phone_number: phoneNumber, ...options.extra }, { ...options, env: counting.env })
-  expect(res.status).toBe(200)
-  const job = WhatsAppJobSchema.parse(counting.queueSends.at(-1))
-  const code = await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
-  return { status: res.status, body: res.body, code, job }
+export async function issueCode(
+  project: TestProject,
+  body: Record<string, unknown>,
+  options: IssueOptions = {},
+): Promise<IssuedCode> {
+  const bindings = options.env ?? env
+  const sent: unknown[] = []
+  const queue = options.deliver === false ? capturingQueue(sent) : recordingQueue(sent, bindings.WHATSAPP_QUEUE)
+  const res = await callJson('POST', `/v1/otps/whatsapp/${options.path ?? 'login_or_create'}`, {
+    project,
+    body,
+    env: { ...bindings, WHATSAPP_QUEUE: queue },
+    ...(options.worker ? { worker: options.worker } : {}),
+  })
+  expect(res.status, JSON.stringify(res.body)).toBe(200)
+  expect(sent).toHaveLength(1)
+  const job = WhatsAppJobSchema.parse(sent[0])
+  const code = await open(bindings.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
+  return {
+    ...res,
+    job,
+    code,
+    codeId: job.id,
+    phoneId: String(res.body.phone_id),
+    userId: String(res.body.user_id),
+  }
 }

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { hmacSha256, keyedHash, keyedHashMatches, open, openRotating, seal, sealCurrent } from '../src/crypto'
 import { rotatingSecret } from '../src/env'
 import { clearSessionKeyCache, signingKey } from '../src/sessions/keys'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
-import { callJson, expectStytchError, type TestProject } from './helpers'
+import { jobAad } from '../src/whatsapp/job'
+import { expectStytchError, issueCode, type TestProject } from './helpers'
 import { authenticate, loginCode, project } from './otp-helpers'
 import { deliveryRow, issueJob, runQueue } from './whatsapp-helpers'
 
@@ -162,16 +162,5 @@ describe('SESSION_KEY_ENCRYPTION_KEY rotation', () => {
 })
 
 /** Issues a code with `bindings` (e.g. during a rotation) and returns it decrypted with their current key. */
-async function issueDuring(p: TestProject, phoneNumber: string, bindings: Env) {
-  const sent: unknown[] = []
-  const queue = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue
-  const res = await callJson('POST', '/v1/otps/whatsapp/login_or_create', {
-    project: p,
-    body: { phone_number: phoneNumber },
-    env: { ...bindings, WHATSAPP_QUEUE: queue },
-  })
-  expect(res.status, JSON.stringify(res.body)).toBe(200)
-  const job = WhatsAppJobSchema.parse(sent[0])
-  const code = await open(bindings.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
-  return { code, job, phoneId: String(res.body.phone_id) }
-}
+const issueDuring = (p: TestProject, phoneNumber: string, bindings: Env) =>
+  issueCode(p, { phone_number: phoneNumber }, { env: bindings, deliver: false })

@@ -1,9 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { open } from '../src/crypto'
 import { LIMITS } from '../src/limits'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
-import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
+import { callJson, countingEnv, expectStytchError, issueCode, newProject, type TestProject } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -26,19 +24,6 @@ const withIp = (ip: string) => ({ attributes: { ip_address: ip } })
 function expectLimited(res: Reply, limit: keyof typeof LIMITS) {
   expectStytchError(res, 429, 'too_many_requests')
   expect(res.body.error_message).toBe(LIMITS[limit])
-}
-
-/** login_or_create and the plain code it queued (read back from the encrypted job). */
-async function issueCode(p: TestProject, phone: string): Promise<{ phoneId: string; userId: string; code: string }> {
-  const counting = countingEnv(env)
-  const res = await loginOrCreate(p, phone, {}, counting.env)
-  expect(res.status).toBe(200)
-  const job = WhatsAppJobSchema.parse(counting.queueSends.at(-1))
-  return {
-    phoneId: String(res.body.phone_id),
-    userId: String(res.body.user_id),
-    code: await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job)),
-  }
 }
 
 const wrongCode = (code: string, i = 1) => String((Number(code) + i) % 1_000_000).padStart(6, '0')
@@ -110,7 +95,7 @@ describe('POST /v1/otps/whatsapp/send shares the send limits', () => {
 
   it('applies the country allowlist and the country cap', async () => {
     const p = await newProject('test', { country_sends_per_hour: 2, phone_send_cooldown_seconds: 0 })
-    const { userId } = await issueCode(p, PHONE)
+    const { userId } = await issueCode(p, { phone_number: PHONE })
     expectStytchError(await send(p, '+33612345678', { user_id: userId }), 400, 'invalid_phone_number_country_code')
     const phones = await env.DB.prepare('SELECT COUNT(*) AS n FROM phones WHERE user_id = ?1').bind(userId).first()
     expect(phones).toEqual({ n: 1 })
@@ -136,7 +121,7 @@ describe('POST /v1/otps/authenticate: failed authentications per IP', () => {
 
   it('N failures allowed, then 429 for any attempt, even the right code, changing nothing', async () => {
     const p = await newProject('test', { ...lenientCode, ip_failed_auths_per_hour: 3 })
-    const { phoneId, code } = await issueCode(p, PHONE)
+    const { phoneId, code } = await issueCode(p, { phone_number: PHONE })
     for (let i = 1; i <= 3; i++) {
       expectStytchError(await authenticate(p, phoneId, wrongCode(code, i), '198.51.100.7'), 404, 'otp_code_not_found')
     }
@@ -152,10 +137,10 @@ describe('POST /v1/otps/authenticate: failed authentications per IP', () => {
   it('does not count successes, nor attempts without an IP', async () => {
     const p = await newProject('test', { ...lenientCode, ip_failed_auths_per_hour: 1, phone_send_cooldown_seconds: 0 })
     for (let i = 0; i < 4; i++) {
-      const { phoneId, code } = await issueCode(p, PHONE)
+      const { phoneId, code } = await issueCode(p, { phone_number: PHONE })
       expect((await authenticate(p, phoneId, code, '198.51.100.7')).status).toBe(200)
     }
-    const { phoneId, code } = await issueCode(p, PHONE)
+    const { phoneId, code } = await issueCode(p, { phone_number: PHONE })
     for (let i = 1; i <= 3; i++)
       expectStytchError(await authenticate(p, phoneId, wrongCode(code, i)), 404, 'otp_code_not_found')
     expectStytchError(await authenticate(p, phoneId, wrongCode(code, 4), '198.51.100.7'), 404, 'otp_code_not_found')
@@ -177,7 +162,7 @@ describe('POST /v1/otps/authenticate: failed authentications per IP', () => {
 
   it('parallel guesses from one IP: exactly the allowed number get a verdict', async () => {
     const p = await newProject('test', { ...lenientCode, ip_failed_auths_per_hour: 4 })
-    const { phoneId, code } = await issueCode(p, PHONE)
+    const { phoneId, code } = await issueCode(p, { phone_number: PHONE })
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => authenticate(p, phoneId, wrongCode(code, i + 1), '2001:db8:7::1')),
     )

@@ -1,10 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { open } from '../src/crypto'
 import { LIMITS } from '../src/limits'
 import { ProjectSettingsSchema } from '../src/settings'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
-import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
+import { callJson, countingEnv, expectStytchError, issueCode, newProject, type TestProject } from './helpers'
 import { capturedLines } from './log-capture'
 
 // The per-network IPv6 limits (/56, /48), the project-wide brake on failed authentications, and the
@@ -30,14 +28,6 @@ const wrongCode = (code: string, i = 1) => String((Number(code) + i) % 1_000_000
 function expectLimited(res: Reply, limit: keyof typeof LIMITS) {
   expectStytchError(res, 429, 'too_many_requests')
   expect(res.body.error_message).toBe(LIMITS[limit])
-}
-
-async function issueCode(p: TestProject, phone: string): Promise<{ phoneId: string; code: string }> {
-  const counting = countingEnv(env)
-  const res = await loginOrCreate(p, phone, {}, counting.env)
-  expect(res.status).toBe(200)
-  const job = WhatsAppJobSchema.parse(counting.queueSends.at(-1))
-  return { phoneId: String(res.body.phone_id), code: await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job)) }
 }
 
 /** Everything a request could change, for "a refused request changes nothing". */
@@ -107,7 +97,7 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
 
   it('guesses from rotating /64s of one /56 trip the /56 cap; then even the right code gets 429 from it', async () => {
     const p = await newProject('test', { ...lenientCode, ipv6_56_failed_auths_per_hour: 3 })
-    const { phoneId, code } = await issueCode(p, usPhone(0))
+    const { phoneId, code } = await issueCode(p, { phone_number: usPhone(0) })
     for (let i = 1; i <= 3; i++) {
       expectStytchError(
         await authenticate(p, phoneId, wrongCode(code, i), `2001:db8:5:1${i}0::1`),
@@ -125,7 +115,7 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
       ipv6_56_failed_auths_per_hour: 100,
       ipv6_48_failed_auths_per_hour: 2,
     })
-    const { phoneId, code } = await issueCode(p, usPhone(1))
+    const { phoneId, code } = await issueCode(p, { phone_number: usPhone(1) })
     for (let i = 1; i <= 2; i++) {
       expectStytchError(
         await authenticate(p, phoneId, wrongCode(code, i), `2001:db8:6:${i}00::1`),
@@ -142,7 +132,7 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
   it('failed_auths_per_hour: failures from any IP or none count per project; once reached every attempt gets 429, logged as an alert', async () => {
     const p = await newProject('test', { ...lenientCode, failed_auths_per_hour: 4 })
     const other = await newProject('test', { ...lenientCode, failed_auths_per_hour: 4 })
-    const { phoneId, code } = await issueCode(p, usPhone(2))
+    const { phoneId, code } = await issueCode(p, { phone_number: usPhone(2) })
     const ips = ['198.51.100.1', undefined, '2001:db8:a::1', '203.0.113.9']
     for (const [i, ip] of ips.entries()) {
       expectStytchError(await authenticate(p, phoneId, wrongCode(code, i + 1), ip), 404, 'otp_code_not_found')
@@ -167,13 +157,13 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
       },
     ])
     // Another project is not affected.
-    const o = await issueCode(other, usPhone(2))
+    const o = await issueCode(other, { phone_number: usPhone(2) })
     expect((await authenticate(other, o.phoneId, o.code)).status).toBe(200)
   })
 
   it('parallel wrong guesses without any IP: exactly the project cap get a verdict', async () => {
     const p = await newProject('test', { ...lenientCode, failed_auths_per_hour: 5 })
-    const { phoneId, code } = await issueCode(p, usPhone(3))
+    const { phoneId, code } = await issueCode(p, { phone_number: usPhone(3) })
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => authenticate(p, phoneId, wrongCode(code, i + 1))),
     )

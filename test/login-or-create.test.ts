@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import type { StoredCode } from '../src/otp/code-store'
-import { countingEnv, expectStytchError, loginOrCreate, newProject, sendCode } from './helpers'
+import { countingEnv, expectStytchError, issueCode, loginOrCreate, newProject, TEST_PROJECT } from './helpers'
 
 const usersWithPhone = async (phone: string) =>
   (
@@ -65,7 +65,7 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(new Date('2026-11-27T10:00:00Z'))
     const attributes = { ip_address: '203.0.113.7', user_agent: 'Mozilla/5.0 test' }
-    const { body, code, job } = await sendCode('+12025550133', { extra: { attributes } })
+    const { body, code, job } = await issueCode(TEST_PROJECT, { phone_number: '+12025550133', attributes })
     expect(code).toMatch(/^[0-9]{6}$/)
     const raw = await env.OTP_KV.get(`otp:${body.phone_id}`)
     expect(raw).not.toBeNull()
@@ -95,7 +95,11 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
   it('honours expiration_minutes and locale', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     vi.setSystemTime(new Date('2026-11-27T10:00:00Z'))
-    const { body, job } = await sendCode('+12025550134', { extra: { expiration_minutes: 10, locale: 'pt-br' } })
+    const { body, job } = await issueCode(TEST_PROJECT, {
+      phone_number: '+12025550134',
+      expiration_minutes: 10,
+      locale: 'pt-br',
+    })
     expect(job.locale).toBe('pt-br')
     expect(job.expires_at).toBe(Date.parse('2026-11-27T10:10:00Z'))
     const gate = await env.DB.prepare('SELECT expires_at, attempts FROM otp_codes WHERE phone_id = ?1')
@@ -105,8 +109,8 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
   })
 
   it('replaces the previous code of the phone with a new one', async () => {
-    const first = await sendCode('+12025550135')
-    const second = await sendCode('+12025550135')
+    const first = await issueCode(TEST_PROJECT, { phone_number: '+12025550135' })
+    const second = await issueCode(TEST_PROJECT, { phone_number: '+12025550135' })
     expect(second.job.id).not.toBe(first.job.id)
     const stored = await env.OTP_KV.get<StoredCode>(`otp:${first.body.phone_id}`, 'json')
     expect(stored?.code_id).toBe(second.job.id)

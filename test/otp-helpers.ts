@@ -1,8 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { expect } from 'vitest'
-import { open } from '../src/crypto'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
-import { type CallOptions, callJson, countingEnv, LENIENT_LIMITS, newProject, type TestProject } from './helpers'
+import { type CallOptions, callJson, issueCode, LENIENT_LIMITS, newProject, type TestProject } from './helpers'
 
 /**
  * Domain helpers for the authenticate, send and users tests. Every test makes its own project, so
@@ -26,24 +23,9 @@ export const deleteUser = (p: TestProject, userId: string) => callJson('DELETE',
 export const deletePhone = (p: TestProject, phoneId: string) =>
   callJson('DELETE', `/v1/users/phone_numbers/${phoneId}`, { project: p })
 
-/** Calls `path` and returns the reply with the plain code of the one job it queued. */
-export async function issue(
-  p: TestProject,
-  path: 'login_or_create' | 'send',
-  body: Record<string, unknown>,
-): Promise<{ body: Record<string, unknown>; code: string; codeId: string; phoneId: string; userId: string }> {
-  const counting = countingEnv(env)
-  const res = await callJson('POST', `/v1/otps/whatsapp/${path}`, { project: p, body, env: counting.env })
-  expect(res.status, JSON.stringify(res.body)).toBe(200)
-  expect(counting.queueSends).toHaveLength(1)
-  const job = WhatsAppJobSchema.parse(counting.queueSends[0])
-  const code = await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
-  return { body: res.body, code, codeId: job.id, phoneId: String(res.body.phone_id), userId: String(res.body.user_id) }
-}
-
 /** login_or_create for `phoneNumber` and the code it sent. */
 export const loginCode = (p: TestProject, phoneNumber: string, extra: Record<string, unknown> = {}) =>
-  issue(p, 'login_or_create', { phone_number: phoneNumber, ...extra })
+  issueCode(p, { phone_number: phoneNumber, ...extra })
 
 /** A 6-digit code that is not `code`. */
 export const wrong = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')

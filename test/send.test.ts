@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
-import { countingEnv, expectStytchError, loginOrCreate } from './helpers'
-import { authenticate, countingKv, dbGate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
+import { countingEnv, expectStytchError, issueCode, loginOrCreate } from './helpers'
+import { authenticate, countingKv, dbGate, dbPhone, getUser, loginCode, project, send } from './otp-helpers'
 
 const PHONE = '+12025550150'
 const OTHER_PHONE = '+12025550151'
@@ -18,7 +18,7 @@ describe('POST /v1/otps/whatsapp/send', () => {
   it("sends to a user's phone like login_or_create and returns exactly the four fields", async () => {
     const p = await project()
     const login = await loginCode(p, PHONE)
-    const sent = await issue(p, 'send', { phone_number: PHONE })
+    const sent = await issueCode(p, { phone_number: PHONE }, { path: 'send' })
     expect(Object.keys(sent.body).sort()).toEqual(['phone_id', 'request_id', 'status_code', 'user_id'])
     expect(sent.body).toEqual({
       request_id: expect.stringMatching(/^request-id-test-[0-9a-f-]{36}$/),
@@ -114,7 +114,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
       vi.setSystemTime(T0)
       const p = await project()
       const { userId, phoneId: firstPhone } = await loginCode(p, PHONE)
-      const attached = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId, expiration_minutes: 10 })
+      const attached = await issueCode(
+        p,
+        { phone_number: OTHER_PHONE, user_id: userId, expiration_minutes: 10 },
+        { path: 'send' },
+      )
       expect(attached.body.user_id).toBe(userId)
       expect(attached.phoneId).not.toBe(firstPhone)
       expect(await dbPhone(attached.phoneId)).toEqual({
@@ -152,7 +156,11 @@ describe('POST /v1/otps/whatsapp/send', () => {
       vi.setSystemTime(T0)
       const p = await project()
       const { userId } = await loginCode(p, PHONE)
-      const attached = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId, expiration_minutes: 10 })
+      const attached = await issueCode(
+        p,
+        { phone_number: OTHER_PHONE, user_id: userId, expiration_minutes: 10 },
+        { path: 'send' },
+      )
 
       vi.setSystemTime(T0.getTime() + 5 * 60_000)
       const user = await getUser(p, userId)
@@ -182,14 +190,14 @@ describe('POST /v1/otps/whatsapp/send', () => {
       const p = await project()
       const first = await loginCode(p, PHONE)
       const second = await loginCode(p, '+12025550152')
-      await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: first.userId })
+      await issueCode(p, { phone_number: OTHER_PHONE, user_id: first.userId }, { path: 'send' })
       expectStytchError(
         await send(p, { phone_number: OTHER_PHONE, user_id: second.userId }),
         409,
         'duplicate_phone_number',
       )
       vi.setSystemTime(T0.getTime() + 5 * 60_000 + 1)
-      const claimed = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: second.userId })
+      const claimed = await issueCode(p, { phone_number: OTHER_PHONE, user_id: second.userId }, { path: 'send' })
       expect(claimed.body.user_id).toBe(second.userId)
     })
 
@@ -198,9 +206,9 @@ describe('POST /v1/otps/whatsapp/send', () => {
       vi.setSystemTime(T0)
       const p = await project()
       const { userId } = await loginCode(p, PHONE)
-      const first = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId })
+      const first = await issueCode(p, { phone_number: OTHER_PHONE, user_id: userId }, { path: 'send' })
       vi.setSystemTime(T0.getTime() + 4 * 60_000)
-      const again = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId })
+      const again = await issueCode(p, { phone_number: OTHER_PHONE, user_id: userId }, { path: 'send' })
       expect(again.phoneId).toBe(first.phoneId)
       expect(await dbPhone(first.phoneId)).toMatchObject({ attach_expires_at: T0.getTime() + 9 * 60_000 })
     })
@@ -209,7 +217,7 @@ describe('POST /v1/otps/whatsapp/send', () => {
       const p = await project()
       const login = await loginCode(p, PHONE)
       expect((await authenticate(p, { method_id: login.phoneId, code: login.code })).status).toBe(200)
-      const sent = await issue(p, 'send', { phone_number: PHONE, user_id: login.userId })
+      const sent = await issueCode(p, { phone_number: PHONE, user_id: login.userId }, { path: 'send' })
       expect(sent.body).toMatchObject({ user_id: login.userId, phone_id: login.phoneId })
       expect(await dbPhone(login.phoneId)).toMatchObject({ verified: 1, attach_expires_at: null })
     })

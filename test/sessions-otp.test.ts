@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
-import { authenticate, deleteUser, issue, loginCode, project, send, wrong } from './otp-helpers'
+import { countingEnv, expectStytchError, issueCode, loginOrCreate, newProject } from './helpers'
+import { authenticate, deleteUser, loginCode, project, send, wrong } from './otp-helpers'
 import { decodeParts, iso, login, sessionsAuthenticate, sessionsList, verifiesWithJwks } from './session-helpers'
 
 const PHONE = '+12025550170'
@@ -134,7 +134,7 @@ describe('POST /v1/otps/authenticate with an existing session', () => {
     const p = await project()
     const s = await login(p, PHONE)
     vi.setSystemTime(T0 + 10 * MINUTE)
-    const second = await issue(p, 'send', { phone_number: SECOND_PHONE, session_token: s.token })
+    const second = await issueCode(p, { phone_number: SECOND_PHONE, session_token: s.token }, { path: 'send' })
     expect(second.userId).toBe(s.userId)
     const res = await authenticate(p, {
       method_id: second.phoneId,

@@ -10,9 +10,7 @@ import {
   STORAGE_OPS_HEADER,
   type StorageCounts,
 } from '../src/bench/storage-count'
-import { open } from '../src/crypto'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
-import { call, callJson, countingEnv, type TestProject } from './helpers'
+import { call, callJson, issueCode, type TestProject } from './helpers'
 import { project, wrong } from './otp-helpers'
 
 // The bench's storage accounting (src/bench/storage-count.ts), and through it the storage targets
@@ -33,17 +31,8 @@ const only = (counts: Partial<StorageCounts>): StorageCounts => ({
 
 /** login_or_create with counting on; returns the reply, its counts and the code it queued. */
 async function countedLogin(p: TestProject, phoneNumber: string) {
-  const capture = countingEnv(env)
-  const res = await callJson('POST', '/v1/otps/whatsapp/login_or_create', {
-    project: p,
-    body: { phone_number: phoneNumber },
-    env: flagged(capture.env),
-    worker: bench,
-  })
-  expect(res.status, JSON.stringify(res.body)).toBe(200)
-  const job = WhatsAppJobSchema.parse(capture.queueSends.at(-1))
-  const code = await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
-  return { res, counts: ops(res), code, phoneId: String(res.body.phone_id) }
+  const { code, phoneId, ...res } = await issueCode(p, { phone_number: phoneNumber }, { env: flagged(), worker: bench })
+  return { res, counts: ops(res), code, phoneId }
 }
 
 const countedAuth = (p: TestProject, phoneId: string, code: string) =>

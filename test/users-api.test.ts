@@ -1,8 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import { changedTables, snapshot } from './fuzz-probe'
-import { callJson, expectStytchError, type TestProject } from './helpers'
-import { authenticate, dbGate, dbPhone, getUser, issue, loginCode, project, send } from './otp-helpers'
+import { callJson, expectStytchError, issueCode, type TestProject } from './helpers'
+import { authenticate, dbGate, dbPhone, getUser, loginCode, project, send } from './otp-helpers'
 import { login, sessionsAuthenticate, sessionsList } from './session-helpers'
 
 const PHONE = '+12025550170'
@@ -121,7 +121,7 @@ describe('POST /v1/users', () => {
   it('takes a number whose only claim is an unverified attachment; the attacher loses it', async () => {
     const p = await project()
     const attacker = await loginCode(p, PHONE)
-    const attached = await issue(p, 'send', { phone_number: OTHER, user_id: attacker.userId })
+    const attached = await issueCode(p, { phone_number: OTHER, user_id: attacker.userId }, { path: 'send' })
     const res = await createUser(p, { phone_number: OTHER })
     expect(res.status).toBe(200)
     const victimId = String(res.body.user_id)
@@ -384,7 +384,7 @@ describe('PUT /v1/users/{user_id}/exchange_primary_factor', () => {
     expect((await getUser(p, b.userId)).body.phone_numbers).toEqual([
       { phone_id: b.phoneId, phone_number: OTHER, verified: false },
     ])
-    await issue(p, 'send', { phone_number: THIRD, user_id: a.userId })
+    await issueCode(p, { phone_number: THIRD, user_id: a.userId }, { path: 'send' })
     expectStytchError(
       await expectUnchanged(() => exchange(p, a.userId, { phone_number: '+12025550173' })),
       400,
@@ -413,7 +413,7 @@ describe('PUT /v1/users/{user_id}/exchange_primary_factor', () => {
     const p = await project()
     const a = await loginCode(p, PHONE)
     const b = await loginCode(p, OTHER)
-    const attached = await issue(p, 'send', { phone_number: THIRD, user_id: a.userId })
+    const attached = await issueCode(p, { phone_number: THIRD, user_id: a.userId }, { path: 'send' })
     const res = await exchange(p, b.userId, { phone_number: THIRD })
     expect(res.status).toBe(200)
     expect(await dbPhone(attached.phoneId)).toBeNull()

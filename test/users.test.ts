@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
-import { callJson, countingEnv, expectStytchError, loginOrCreate } from './helpers'
+import { callJson, countingEnv, expectStytchError, issueCode, loginOrCreate } from './helpers'
 import {
   authenticate,
   dbGate,
@@ -9,7 +9,6 @@ import {
   deletePhone,
   deleteUser,
   getUser,
-  issue,
   loginCode,
   project,
 } from './otp-helpers'
@@ -96,7 +95,7 @@ describe('DELETE /v1/users/{user_id}', () => {
   it('deletes the user with its phones and codes, in D1 and KV', async () => {
     const p = await project()
     const { userId, phoneId, code } = await loginCode(p, PHONE)
-    const attached = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId })
+    const attached = await issueCode(p, { phone_number: OTHER_PHONE, user_id: userId }, { path: 'send' })
     const res = await deleteUser(p, userId)
     expect(res.status).toBe(200)
     expect(res.body).toEqual({
@@ -139,7 +138,7 @@ describe('DELETE /v1/users/phone_numbers/{phone_id}', () => {
   it('removes the number and its code and returns the user as it is afterwards', async () => {
     const p = await project()
     const first = await loginCode(p, PHONE)
-    const second = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: first.userId })
+    const second = await issueCode(p, { phone_number: OTHER_PHONE, user_id: first.userId }, { path: 'send' })
     const res = await deletePhone(p, second.phoneId)
     expect(res.status).toBe(200)
     expect(Object.keys(res.body).sort()).toEqual(['request_id', 'status_code', 'user', 'user_id'])
@@ -189,7 +188,7 @@ describe('DELETE /v1/users/phone_numbers/{phone_id}', () => {
     vi.setSystemTime(T0)
     const p = await project()
     const { userId } = await loginCode(p, PHONE)
-    const attached = await issue(p, 'send', { phone_number: OTHER_PHONE, user_id: userId })
+    const attached = await issueCode(p, { phone_number: OTHER_PHONE, user_id: userId }, { path: 'send' })
     vi.setSystemTime(T0.getTime() + 5 * 60_000)
     expectStytchError(await deletePhone(p, attached.phoneId), 404, 'phone_number_not_found')
     expect(await dbPhone(attached.phoneId)).toBeNull()
@@ -201,7 +200,7 @@ describe('the whole login', () => {
     const p = await project()
     const login = await loginOrCreate({ phone_number: PHONE, create_user_as_pending: true }, { project: p })
     expect(login.body.user_created).toBe(true)
-    const sent = await issue(p, 'send', { phone_number: PHONE })
+    const sent = await issueCode(p, { phone_number: PHONE }, { path: 'send' })
     const auth = await authenticate(p, { method_id: sent.phoneId, code: sent.code, session_duration_minutes: 60 })
     expect(auth.status).toBe(200)
     const user = await getUser(p, String(login.body.user_id))

@@ -1,13 +1,13 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { expect, vi } from 'vitest'
-import { hmacSha256, open, toHex } from '../src/crypto'
+import { vi } from 'vitest'
+import { hmacSha256, toHex } from '../src/crypto'
 import worker from '../src/index'
 import { DEAD_LETTER_QUEUE, DELIVERY_QUEUE } from '../src/whatsapp/consumer'
-import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
-import { type CallOptions, loginOrCreate, newProject, type TestProject } from './helpers'
+import type { WhatsAppJob } from '../src/whatsapp/job'
+import { capturingQueue, issueCode, newProject, type TestProject } from './helpers'
 
-export { DEAD_LETTER_QUEUE, DELIVERY_QUEUE }
+export { capturingQueue, DEAD_LETTER_QUEUE, DELIVERY_QUEUE }
 
 /** The test bindings with the Meta provider selected (the Graph API is mocked at fetch). */
 export const metaEnv = (overrides: Partial<Env> = {}): Env => ({
@@ -32,22 +32,6 @@ export function freshPhone(): string {
   return `+1202555${String(1_000 + phoneCounter).padStart(4, '0')}`
 }
 
-/** A queue binding that only records what is sent, so miniflare's own consumer never sees the job. */
-export function capturingQueue(sent: unknown[]): Queue {
-  const metadata = { metrics: { backlogCount: 0, backlogBytes: 0 } }
-  return {
-    metrics: async () => ({ backlogCount: 0, backlogBytes: 0 }),
-    send: async (body: unknown) => {
-      sent.push(body)
-      return { metadata }
-    },
-    sendBatch: async (messages: Iterable<MessageSendRequest>) => {
-      for (const m of messages) sent.push(m.body)
-      return { metadata }
-    },
-  }
-}
-
 export interface IssuedJob {
   job: WhatsAppJob
   code: string
@@ -56,21 +40,15 @@ export interface IssuedJob {
 }
 
 /**
- * Issues a code through the real login_or_create route and returns the delivery job it enqueued
- * (captured, not queued) with the plaintext code, decrypted as the consumer does.
+ * Issues a code through the real login_or_create route (a fresh project and phone unless given) and
+ * returns the delivery job it enqueued (captured, not queued) with the plaintext code.
  */
 export async function issueJob(
   options: { phoneNumber?: string; project?: TestProject; extra?: Record<string, unknown> } = {},
 ): Promise<IssuedJob> {
   const project = options.project ?? (await newProject('test', RELAXED_LIMITS))
   const phoneNumber = options.phoneNumber ?? freshPhone()
-  const sent: unknown[] = []
-  const callOptions: CallOptions = { project, env: { ...env, WHATSAPP_QUEUE: capturingQueue(sent) } }
-  const res = await loginOrCreate({ phone_number: phoneNumber, ...options.extra }, callOptions)
-  expect(res.status).toBe(200)
-  expect(sent).toHaveLength(1)
-  const job = WhatsAppJobSchema.parse(sent[0])
-  const code = await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
+  const { job, code } = await issueCode(project, { phone_number: phoneNumber, ...options.extra }, { deliver: false })
   return { job, code, project, phoneNumber }
 }
 
