@@ -1,4 +1,6 @@
 import { now } from './clock'
+import { Batch } from './db/batch'
+import { type PurgeTable, purgeStatement } from './db/purge'
 import { errorName, logEvent } from './log'
 
 /**
@@ -18,10 +20,7 @@ export const DEV_OUTBOX_MS = 24 * 60 * 60_000
 /** DELIVERY_RETENTION_DAYS when unset or not a whole number from 1 to 3650. */
 export const DEFAULT_DELIVERY_RETENTION_DAYS = 30
 
-/**
- * The cut-off times a purge condition compares against: ?1 now, ?2 the code grace cut-off, ?3 the
- * delivery retention cut-off, ?4 the dev outbox cut-off.
- */
+/** The cut-off times a table's rows are compared against. */
 interface Cutoffs {
   now: number
   codes: number
@@ -30,22 +29,24 @@ interface Cutoffs {
 }
 
 /**
- * One line per table: the rows a run deletes. `where` may use ?1-?4 (Cutoffs, in that order); each
- * statement deletes at most a batch of rows per round, oldest first by `order`.
+ * One line per table: its rows older than `cutoff` are deleted (src/db/purge.ts says which rows
+ * those are), at most a batch of rows per round, oldest first.
  */
-export const PURGES: readonly { table: string; where: string; order: string }[] = [
-  // Every code expires at most 10 minutes after issue, so this covers used codes as well.
-  { table: 'otp_codes', where: 'expires_at <= ?2', order: 'expires_at' },
-  { table: 'deliveries', where: 'created_at <= ?3', order: 'created_at' },
+export const PURGES: readonly { table: PurgeTable; cutoff: keyof Cutoffs }[] = [
+  // By expiry: every code expires at most 10 minutes after issue, so this covers used codes as well.
+  { table: 'otp_codes', cutoff: 'codes' },
+  // By when the code was issued.
+  { table: 'deliveries', cutoff: 'deliveries' },
   // An expired session's factors first: the cascade would delete them too, but D1 would then count
   // them as sessions.
-  { table: 'session_factors', where: 'session_id IN (SELECT id FROM sessions WHERE expires_at <= ?1)', order: 'rowid' },
-  { table: 'sessions', where: 'expires_at <= ?1', order: 'expires_at' },
+  { table: 'session_factors', cutoff: 'now' },
+  { table: 'sessions', cutoff: 'now' },
   // expires_at = the event's time + the longest window of its kind: past it, no window counts it.
-  { table: 'limit_events', where: 'expires_at <= ?1', order: 'expires_at' },
+  { table: 'limit_events', cutoff: 'now' },
   // Likewise for a counter row: expires_at is when its bucket has left every window that reads it.
-  { table: 'limit_counters', where: 'expires_at <= ?1', order: 'expires_at' },
-  { table: 'dev_outbox', where: 'created_at <= ?4', order: 'created_at' },
+  { table: 'limit_counters', cutoff: 'now' },
+  // By when the message was stored.
+  { table: 'dev_outbox', cutoff: 'devOutbox' },
 ]
 
 /** DELIVERY_RETENTION_DAYS as a number of days (the default when unset or malformed). */
@@ -74,25 +75,22 @@ export async function purge(
     deliveries: at - deliveryRetentionDays(env) * 24 * 60 * 60_000,
     devOutbox: at - DEV_OUTBOX_MS,
   }
-  const statements = PURGES.map(({ table, where, order }) =>
-    env.DB.prepare(
-      `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${where} ORDER BY ${order} LIMIT ?5)`,
-    ).bind(cutoffs.now, cutoffs.codes, cutoffs.deliveries, cutoffs.devOutbox, batchRows),
-  )
   const counts: PurgeCounts = Object.fromEntries(PURGES.map(({ table }) => [table, 0]))
   let rounds = 0
   let more = true
   while (more && rounds < maxRounds) {
     rounds += 1
-    const results = await env.DB.batch(statements)
+    const batch = new Batch()
+    const deletes = PURGES.map(({ table, cutoff }) => ({
+      table,
+      deleted: batch.add(purgeStatement(env.DB, table, cutoffs[cutoff], batchRows)),
+    }))
+    await batch.run(env.DB)
     more = false
-    results.forEach((result, i) => {
-      const table = PURGES[i]?.table
-      if (!table) return
-      const changes = result.meta.changes ?? 0
-      counts[table] = (counts[table] ?? 0) + changes
-      if (changes >= batchRows) more = true
-    })
+    for (const { table, deleted } of deletes) {
+      counts[table] = (counts[table] ?? 0) + deleted.changes
+      if (deleted.changes >= batchRows) more = true
+    }
   }
   logEvent('info', 'retention.purged', { ...counts, rounds, complete: !more })
   return counts

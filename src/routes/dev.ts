@@ -1,12 +1,12 @@
 import { Hono } from 'hono'
 import * as z from 'zod'
 import { rfc3339 } from '../clock'
+import { listOutbox } from '../db/dev-outbox'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { parseIp } from '../ip'
 import { projectAuth } from '../middleware/auth'
 import { validate } from '../middleware/validate'
-import { listOutbox } from '../whatsapp/console'
 
 /**
  * Local development routes. They exist only while the console provider is active: with any other

@@ -1,5 +1,6 @@
 import { IsolateCache } from '../cache'
 import { fromBase64Url, openRotating, sealCurrent, toBase64Url } from '../crypto'
+import { activeKey, type KeyRow, publicKeys, replaceActiveKey, resealKey } from '../db/signing-keys'
 import { rotatingSecret } from '../env'
 import { newId, type ProjectEnv } from '../ids'
 import { logEvent } from '../log'
@@ -43,18 +44,6 @@ export interface SigningKey {
   privateKey: CryptoKey
 }
 
-interface KeyRow {
-  kid: string
-  public_jwk: string
-  private_key_iv: string
-  private_key_ct: string
-  created_at: number
-  retired_at: number | null
-}
-
-const SELECT_KEY = `SELECT kid, public_jwk, private_key_iv, private_key_ct, created_at, retired_at
-  FROM session_signing_keys`
-
 const keyAad = (projectId: string, kid: string) => `session-signing-key:v1:${projectId}:${kid}`
 
 interface TrustedKey {
@@ -86,9 +75,7 @@ export function clearSessionKeyCache(): void {
 export async function signingKey(env: Env, projectId: string, projectEnv: ProjectEnv, at: number): Promise<SigningKey> {
   const hit = signers.get(projectId, at)
   if (hit) return hit
-  let row = await env.DB.prepare(`${SELECT_KEY} WHERE project_id = ?1 AND retired_at IS NULL`)
-    .bind(projectId)
-    .first<KeyRow>()
+  let row = await activeKey(env.DB, projectId)
   if (!row || row.created_at + KEY_MAX_AGE_MS <= at) {
     row = await createKey(env, projectId, projectEnv, at, row?.kid)
   }
@@ -131,25 +118,13 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
     toBase64Url(new Uint8Array(pkcs8)),
     keyAad(projectId, kid),
   )
-  const retireOld = retire
-    ? [
-        env.DB.prepare(
-          `UPDATE session_signing_keys SET retired_at = ?3
-           WHERE project_id = ?1 AND kid = ?2 AND retired_at IS NULL`,
-        ).bind(projectId, retire, at),
-      ]
-    : []
-  const results = await env.DB.batch([
-    ...retireOld,
-    // Loses quietly to a concurrent creator (the partial unique index on the active key).
-    env.DB.prepare(
-      `INSERT INTO session_signing_keys
-         (kid, project_id, public_jwk, private_key_iv, private_key_ct, created_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
-    ).bind(kid, projectId, JSON.stringify(publicJwk), sealed.iv, sealed.ct, at),
-    env.DB.prepare(`${SELECT_KEY} WHERE project_id = ?1 AND retired_at IS NULL`).bind(projectId),
-  ])
-  const winner = results.at(-1)?.results[0] as KeyRow | undefined
+  const winner = await replaceActiveKey(
+    env.DB,
+    projectId,
+    { kid, publicJwk: JSON.stringify(publicJwk), iv: sealed.iv, ct: sealed.ct },
+    at,
+    retire,
+  )
   if (!winner) throw new Error('no active session signing key after creating one')
   verifiers.delete(projectId)
   emptyKeySets.delete(projectId)
@@ -173,12 +148,7 @@ async function unsealPrivateKey(env: Env, projectId: string, row: KeyRow): Promi
   if (opened.previous) {
     const resealed = await sealCurrent(secret, opened.plaintext, aad)
     // Conditional on the old ciphertext: a concurrent re-seal by another isolate wins harmlessly.
-    await env.DB.prepare(
-      `UPDATE session_signing_keys SET private_key_iv = ?3, private_key_ct = ?4
-       WHERE project_id = ?1 AND kid = ?2 AND private_key_ct = ?5`,
-    )
-      .bind(projectId, row.kid, resealed.iv, resealed.ct, row.private_key_ct)
-      .run()
+    await resealKey(env.DB, projectId, row.kid, resealed, row.private_key_ct)
     logEvent('info', 'session_key_resealed', { project_id: projectId, kid: row.kid })
   }
   return crypto.subtle.importKey('pkcs8', fromBase64Url(opened.plaintext), ALGORITHM, false, ['sign'])
@@ -210,13 +180,7 @@ async function loadTrusted(env: Env, projectId: string, at: number, reload: bool
   const cachedEmpty: TrustedKey[] | undefined = emptyKeySets.get(projectId, at) ? [] : undefined
   let keys = reload ? undefined : (verifiers.get(projectId, at) ?? cachedEmpty)
   if (!keys) {
-    const { results } = await env.DB.prepare(
-      `SELECT kid, public_jwk, retired_at FROM session_signing_keys
-       WHERE project_id = ?1 AND (retired_at IS NULL OR retired_at > ?2)
-       ORDER BY retired_at IS NOT NULL, created_at DESC, rowid DESC`,
-    )
-      .bind(projectId, at - RETIRED_KEY_TRUST_MS)
-      .all<Pick<KeyRow, 'kid' | 'public_jwk' | 'retired_at'>>()
+    const results = await publicKeys(env.DB, projectId, at - RETIRED_KEY_TRUST_MS)
     // Keys already imported from an older read of the set are kept.
     const imported = new Map((verifiers.peek(projectId) ?? []).map((k) => [k.jwk.kid, k.key]))
     keys = results.map((r): TrustedKey => {

@@ -1,13 +1,14 @@
 import { now } from '../clock'
+import { insertOutboxMessage } from '../db/dev-outbox'
 import { parseId } from '../ids'
 import type { Locale } from '../schemas'
 import type { WhatsAppProvider } from './provider'
 
 /**
  * The local development provider: "delivers" a code by printing the message to the Worker's log
- * and keeping it in the dev_outbox table, read by GET /dev/whatsapp/outbox. It is selected only when
- * WHATSAPP_PROVIDER is exactly "console", so a deployed Worker (default "meta") never stores or
- * prints codes, and it delivers only for test projects.
+ * and keeping it in the dev_outbox table (src/db/dev-outbox.ts), read by GET /dev/whatsapp/outbox.
+ * It is selected only when WHATSAPP_PROVIDER is exactly "console", so a deployed Worker (default
+ * "meta") never stores or prints codes, and it delivers only for test projects.
  */
 export function consoleProvider(db: D1Database): WhatsAppProvider {
   return {
@@ -19,16 +20,14 @@ export function consoleProvider(db: D1Database): WhatsAppProvider {
         return { kind: 'failed', errorCode: null, detail: 'console_provider_live_project', alert: true }
       }
       const text = messageText(message.locale, message.code)
-      const createdAt = now()
-      // Keyed by the delivery id, so a re-run of the same job cannot add a second entry.
-      await db
-        .prepare(
-          `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-           ON CONFLICT (id) DO NOTHING`,
-        )
-        .bind(message.deliveryId, message.phoneNumber, message.code, message.locale, text, createdAt)
-        .run()
+      await insertOutboxMessage(db, {
+        id: message.deliveryId,
+        phone_number: message.phoneNumber,
+        code: message.code,
+        locale: message.locale,
+        text,
+        created_at: now(),
+      })
       // The one place a plaintext code is logged: this provider exists to show it to the developer.
       console.log(`[whatsapp console] to ${message.phoneNumber} (${message.locale}): ${text}`)
       return { kind: 'sent', wamid: null }
@@ -53,36 +52,4 @@ export function messageText(locale: Locale, code: string): string {
     case 'en':
       return `${code} is your verification code. For your security, do not share this code.`
   }
-}
-
-/** A dev_outbox row (created_at in epoch ms). */
-export interface OutboxMessage {
-  id: string
-  phone_number: string
-  code: string
-  locale: string
-  text: string
-  created_at: number
-}
-
-/**
- * The project's messages, newest first; `phoneNumber` (E.164) narrows to one recipient. An outbox
- * entry's id is its delivery id, and the delivery row names the project.
- */
-export async function listOutbox(
-  db: D1Database,
-  projectId: string,
-  phoneNumber: string | undefined,
-  limit: number,
-): Promise<OutboxMessage[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT o.id, o.phone_number, o.code, o.locale, o.text, o.created_at
-       FROM dev_outbox o JOIN deliveries d ON d.id = o.id
-       WHERE d.project_id = ?1 AND (?2 IS NULL OR o.phone_number = ?2)
-       ORDER BY o.created_at DESC, o.rowid DESC LIMIT ?3`,
-    )
-    .bind(projectId, phoneNumber ?? null, limit)
-    .all<OutboxMessage>()
-  return results
 }

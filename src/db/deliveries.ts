@@ -1,0 +1,198 @@
+import { Batch } from './batch'
+
+/**
+ * The deliveries table (schema.sql): one row per delivery job, id = code_id. Queues deliver at least
+ * once, so every step is a conditional UPDATE that only moves a row forward; a duplicate or late
+ * copy of a job, or of a webhook, finds nothing to update.
+ */
+
+/** deliveries.status; the CHECK constraint in schema.sql lists the same values. */
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'expired'
+
+// A pending row that nobody holds.
+const CLAIMABLE = `status IN ('queued', 'sending') AND (lease_until IS NULL OR lease_until <= ?2)`
+
+/**
+ * Takes the lease on a job for one send attempt until `at + leaseMs`. Only a free, pending row whose
+ * code is unexpired and still the phone's current code (otp_codes.code_id) is claimed. Returns the
+ * attempt count including this one and when the code was issued, or null when nothing was claimed.
+ */
+export function leaseDelivery(
+  db: D1Database,
+  id: string,
+  provider: string,
+  at: number,
+  leaseMs: number,
+): Promise<{ attempts: number; created_at: number } | null> {
+  return db
+    .prepare(
+      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
+         lease_until = ?2 + ?4,
+         updated_at = ?2
+       WHERE id = ?1 AND ${CLAIMABLE} AND expires_at > ?2
+         AND id = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
+       RETURNING attempts, created_at`,
+    )
+    .bind(id, at, provider, leaseMs)
+    .first<{ attempts: number; created_at: number }>()
+}
+
+/**
+ * Records a free, pending row as 'expired', with whether its code had expired or been replaced.
+ * Returns that reason, or null when the row was not free and pending.
+ */
+export async function expireDelivery(
+  db: D1Database,
+  id: string,
+  at: number,
+): Promise<'code_expired' | 'code_superseded' | null> {
+  const row = await db
+    .prepare(
+      `UPDATE deliveries SET status = 'expired', lease_until = NULL, updated_at = ?2,
+         error_detail = CASE WHEN expires_at <= ?2 THEN 'code_expired' ELSE 'code_superseded' END
+       WHERE id = ?1 AND ${CLAIMABLE}
+       RETURNING error_detail`,
+    )
+    .bind(id, at)
+    .first<{ error_detail: 'code_expired' | 'code_superseded' }>()
+  return row ? row.error_detail : null
+}
+
+/** The delivery's status and lease, or null when there is no such row. */
+export function deliveryState(
+  db: D1Database,
+  id: string,
+): Promise<{ status: DeliveryStatus; lease_until: number | null } | null> {
+  return db
+    .prepare('SELECT status, lease_until FROM deliveries WHERE id = ?1')
+    .bind(id)
+    .first<{ status: DeliveryStatus; lease_until: number | null }>()
+}
+
+/** The provider accepted the message. Clears the last attempt's error: it no longer describes the row. */
+export async function recordSent(db: D1Database, id: string, wamid: string | null, at: number): Promise<void> {
+  await db
+    .prepare(
+      `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
+         error_code = NULL, error_detail = NULL,
+         updated_at = ?3
+       WHERE id = ?1 AND status = 'sending'`,
+    )
+    .bind(id, wamid, at)
+    .run()
+}
+
+/** A transient failure: the row stays pending and the lease is released for the retry. */
+export function recordRetry(db: D1Database, id: string, errorCode: number | null, detail: string, at: number) {
+  return recordAttemptError(db, id, 'sending', errorCode, detail, at)
+}
+
+/** A permanent failure of this message. */
+export function recordFailed(db: D1Database, id: string, errorCode: number | null, detail: string, at: number) {
+  return recordAttemptError(db, id, 'failed', errorCode, detail, at)
+}
+
+/** Ends the claimed attempt with its error, releasing the lease; `status` is where the row goes. */
+async function recordAttemptError(
+  db: D1Database,
+  id: string,
+  status: 'sending' | 'failed',
+  errorCode: number | null,
+  detail: string,
+  at: number,
+): Promise<void> {
+  await db
+    .prepare(
+      `UPDATE deliveries SET status = ?5, lease_until = NULL, error_code = ?2, error_detail = ?3, updated_at = ?4
+       WHERE id = ?1 AND status = 'sending'`,
+    )
+    .bind(id, errorCode, detail, at, status)
+    .run()
+}
+
+/**
+ * The queue gave up on the job (retries exhausted): the row fails, keeping the last attempt's error
+ * code. Returns that code, or undefined when the row was no longer pending (nothing recorded).
+ */
+export async function recordExhausted(db: D1Database, id: string, at: number): Promise<number | null | undefined> {
+  const row = await db
+    .prepare(
+      `UPDATE deliveries SET status = 'failed', lease_until = NULL, error_detail = 'retries_exhausted',
+         updated_at = ?2
+       WHERE id = ?1 AND ${CLAIMABLE}
+       RETURNING error_code`,
+    )
+    .bind(id, at)
+    .first<{ error_code: number | null }>()
+  return row ? row.error_code : undefined
+}
+
+/** The message statuses Meta reports that a delivery records. */
+export type WebhookStatus = 'sent' | 'delivered' | 'read' | 'failed'
+
+/** One status from a webhook: Meta's message id, the status, and the error code on 'failed'. */
+export interface StatusEvent {
+  wamid: string
+  status: WebhookStatus
+  errorCode: number | null
+}
+
+// Forward-only order of what Meta reports. 'failed' ranks below 'delivered' and 'read' because a
+// message can fail on one of the user's devices and still reach another; rows not (yet) sent through
+// Meta, or finished without it, rank above everything and are never touched by a webhook.
+const RANK: Record<WebhookStatus, number> = { sent: 1, failed: 2, delivered: 3, read: 4 }
+const ROW_RANK = `CASE status
+  WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 99 END`
+
+/** A delivery a webhook status moved forward. */
+export interface StatusUpdatedRow {
+  id: string
+  project_id: string
+  created_at: number
+  attempts: number
+  phone_number: string | null
+}
+
+/**
+ * Applies status webhooks by wamid in one D1 round trip. Each update only moves a row up the rank,
+ * so duplicates and out-of-order arrivals are no-ops; unknown wamids match nothing. Returns, per
+ * event and in the events' order, the rows it moved (none for a no-op).
+ */
+export async function applyStatusUpdates(
+  db: D1Database,
+  events: readonly StatusEvent[],
+  at: number,
+): Promise<{ event: StatusEvent; rows: StatusUpdatedRow[] }[]> {
+  if (events.length === 0) return []
+  const statement = db.prepare(
+    `UPDATE deliveries SET status = ?2, updated_at = ?5,
+       error_code = CASE WHEN ?2 = 'failed' THEN ?3 ELSE error_code END,
+       error_detail = CASE WHEN ?2 = 'failed' THEN 'meta_status_failed' ELSE error_detail END
+     WHERE wamid = ?1 AND ${ROW_RANK} < ?4
+     RETURNING id, project_id, created_at, attempts,
+       (SELECT phone_number FROM phones WHERE phones.id = deliveries.phone_id) AS phone_number`,
+  )
+  const batch = new Batch()
+  const updates = events.map((event) => ({
+    event,
+    handle: batch.add<StatusUpdatedRow>(
+      statement.bind(event.wamid, event.status, event.errorCode, RANK[event.status], at),
+    ),
+  }))
+  await batch.run(db)
+  return updates.map(({ event, handle }) => ({ event, rows: handle.rows() }))
+}
+
+/**
+ * Closes a still-queued delivery as failed with 'enqueue_failed': its code never reached the queue,
+ * so a copy of the job that did arrive is dropped by the consumer instead of delivering it. A
+ * statement, to run in the batch that also takes the send's limit events back.
+ */
+export function failUnsentStatement(db: D1Database, id: string, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE deliveries SET status = 'failed', error_detail = 'enqueue_failed', lease_until = NULL, updated_at = ?2
+       WHERE id = ?1 AND status = 'queued'`,
+    )
+    .bind(id, at)
+}

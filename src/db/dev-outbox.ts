@@ -1,0 +1,48 @@
+/**
+ * The dev_outbox table (schema.sql): the messages the console provider "delivered" in local
+ * development, keyed by delivery id.
+ */
+
+/** A dev_outbox row (created_at in epoch ms). */
+export interface OutboxMessage {
+  id: string
+  phone_number: string
+  code: string
+  locale: string
+  text: string
+  created_at: number
+}
+
+/** Stores a message; keyed by the delivery id, so a re-run of the same job cannot add a second entry. */
+export async function insertOutboxMessage(db: D1Database, message: OutboxMessage): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+       ON CONFLICT (id) DO NOTHING`,
+    )
+    .bind(message.id, message.phone_number, message.code, message.locale, message.text, message.created_at)
+    .run()
+}
+
+/**
+ * The project's messages, newest first; `phoneNumber` (E.164) narrows to one recipient. An outbox
+ * entry's id is its delivery id, and the delivery row names the project.
+ */
+export async function listOutbox(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string | undefined,
+  limit: number,
+): Promise<OutboxMessage[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT o.id, o.phone_number, o.code, o.locale, o.text, o.created_at
+       FROM dev_outbox o JOIN deliveries d ON d.id = o.id
+       WHERE d.project_id = ?1 AND (?2 IS NULL OR o.phone_number = ?2)
+       ORDER BY o.created_at DESC, o.rowid DESC LIMIT ?3`,
+    )
+    .bind(projectId, phoneNumber ?? null, limit)
+    .all<OutboxMessage>()
+  return results
+}

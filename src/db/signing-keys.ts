@@ -1,0 +1,113 @@
+import { Batch } from './batch'
+
+/**
+ * The session_signing_keys table (schema.sql): per-project RS256 keys, the private half sealed. A
+ * project has at most one active key (retired_at NULL), enforced by a partial unique index.
+ */
+
+/** A session_signing_keys row as the signer reads it. */
+export interface KeyRow {
+  kid: string
+  public_jwk: string
+  private_key_iv: string
+  private_key_ct: string
+  created_at: number
+  retired_at: number | null
+}
+
+/** A key as the JWKS and the verifier read it. */
+export type PublicKeyRow = Pick<KeyRow, 'kid' | 'public_jwk' | 'retired_at'>
+
+/** A new key: the public JWK as JSON and the sealed private key. */
+export interface NewKey {
+  kid: string
+  publicJwk: string
+  iv: string
+  ct: string
+}
+
+const activeKeyStatement = (db: D1Database, projectId: string) =>
+  db
+    .prepare(
+      `SELECT kid, public_jwk, private_key_iv, private_key_ct, created_at, retired_at
+       FROM session_signing_keys WHERE project_id = ?1 AND retired_at IS NULL`,
+    )
+    .bind(projectId)
+
+/** The project's active key, or null when it has none. */
+export function activeKey(db: D1Database, projectId: string): Promise<KeyRow | null> {
+  return activeKeyStatement(db, projectId).first<KeyRow>()
+}
+
+/**
+ * In one batch: retires the active key `retire` (when given and still active), inserts `key` as
+ * the active key, and reads back whichever key is active afterwards. The insert loses quietly to a
+ * concurrent creator (the partial unique index), so the key returned may be that creator's.
+ */
+export async function replaceActiveKey(
+  db: D1Database,
+  projectId: string,
+  key: NewKey,
+  at: number,
+  retire: string | undefined,
+): Promise<KeyRow | undefined> {
+  const batch = new Batch()
+  if (retire) {
+    batch.add(
+      db
+        .prepare(
+          `UPDATE session_signing_keys SET retired_at = ?3
+           WHERE project_id = ?1 AND kid = ?2 AND retired_at IS NULL`,
+        )
+        .bind(projectId, retire, at),
+    )
+  }
+  batch.add(
+    db
+      .prepare(
+        `INSERT INTO session_signing_keys
+           (kid, project_id, public_jwk, private_key_iv, private_key_ct, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
+      )
+      .bind(key.kid, projectId, key.publicJwk, key.iv, key.ct, at),
+  )
+  const winner = batch.add<KeyRow>(activeKeyStatement(db, projectId))
+  await batch.run(db)
+  return winner.first()
+}
+
+/**
+ * Stores a key's private half sealed anew, only if it is still sealed as `previousCt`: a concurrent
+ * re-seal by another isolate wins harmlessly.
+ */
+export async function resealKey(
+  db: D1Database,
+  projectId: string,
+  kid: string,
+  sealed: { iv: string; ct: string },
+  previousCt: string,
+): Promise<void> {
+  await db
+    .prepare(
+      `UPDATE session_signing_keys SET private_key_iv = ?3, private_key_ct = ?4
+       WHERE project_id = ?1 AND kid = ?2 AND private_key_ct = ?5`,
+    )
+    .bind(projectId, kid, sealed.iv, sealed.ct, previousCt)
+    .run()
+}
+
+/**
+ * The project's active key and the keys retired after `retiredAfter`, active key first, then newest
+ * first.
+ */
+export async function publicKeys(db: D1Database, projectId: string, retiredAfter: number): Promise<PublicKeyRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT kid, public_jwk, retired_at FROM session_signing_keys
+       WHERE project_id = ?1 AND (retired_at IS NULL OR retired_at > ?2)
+       ORDER BY retired_at IS NOT NULL, created_at DESC, rowid DESC`,
+    )
+    .bind(projectId, retiredAfter)
+    .all<PublicKeyRow>()
+  return results
+}
