@@ -1,7 +1,7 @@
 import * as z from 'zod'
 import { version } from '../../package.json'
 import { ERRORS, type ErrorType } from '../errors'
-import { zodToStytchError } from '../middleware/validate'
+import { fieldErrorType } from '../middleware/validate'
 import { Attributes, ErrorResponse, Session, User } from '../schemas'
 import { ROUTES, type RouteDoc } from './routes'
 
@@ -158,10 +158,8 @@ function errorsByStatus(route: RouteDoc, bodyId: string | undefined, schemas: Js
       ...(bodyId ? fieldPaths(schemas[bodyId], schemas) : []),
     ]
     if (fields.length > 0) types.add('bad_request')
-    // The validator's own mapping decides each field's error type (zodToStytchError), not a copy.
-    for (const field of fields) {
-      types.add(zodToStytchError({ issues: [{ code: 'custom', path: field.split('.'), message: '' }] }).errorType)
-    }
+    // The validator's own mapping decides each field's error type, not a copy.
+    for (const field of fields) types.add(fieldErrorType(field))
   }
   const byStatus = new Map<number, ErrorType[]>()
   for (const type of [...types].sort()) {
