@@ -1,6 +1,5 @@
-import * as z from 'zod'
+import type * as z from 'zod'
 import type { ErrorType } from '../errors'
-import { OutboxQuery, OutboxResponse } from '../routes/dev'
 import {
   AckResponse,
   AuthenticateRequest,
@@ -12,27 +11,31 @@ import {
   ExchangePrimaryFactorRequest,
   GetUserResponse,
   HealthResponse,
+  JwksParams,
+  JwksResponse,
   LoginOrCreateRequest,
   LoginOrCreateResponse,
+  MetaNotification,
+  OpenApiResponse,
+  OutboxQuery,
+  OutboxResponse,
   PhoneIdParam,
   SearchUsersRequest,
   SearchUsersResponse,
   SendRequest,
   SendResponse,
-  UpdateUserRequest,
-  UpdateUserResponse,
-  UserChangeResponse,
-  UserIdParam,
-} from '../schemas'
-import {
-  JwksResponse,
   SessionsAuthenticateRequest,
   SessionsAuthenticateResponse,
   SessionsGetQuery,
   SessionsGetResponse,
   SessionsRevokeRequest,
   SessionsRevokeResponse,
-} from '../sessions/schemas'
+  UpdateUserRequest,
+  UpdateUserResponse,
+  UserChangeResponse,
+  UserIdParam,
+  WebhookVerifyQuery,
+} from '../schemas'
 
 /**
  * The route registry: every route the app serves, with the very zod schemas its validators use.
@@ -65,23 +68,6 @@ export interface RouteDoc {
 }
 
 const OTP_SEND_ERRORS = ['invalid_phone_number', 'invalid_phone_number_country_code', 'too_many_requests'] as const
-
-// Documentation only (the handshake handler reads these itself and answers 403 to anything else).
-const WebhookVerifyQuery = z.object({
-  'hub.mode': z.literal('subscribe'),
-  'hub.verify_token': z.string().describe('WHATSAPP_VERIFY_TOKEN, as configured in the Meta app.'),
-  'hub.challenge': z.string().describe('Echoed back as the plain-text body.'),
-})
-
-const MetaNotification = z
-  .record(z.string(), z.unknown())
-  .describe(
-    "Meta's webhook notification, signed with the app secret (X-Hub-Signature-256: sha256=<hex HMAC of the raw body>).",
-  )
-
-const JwksParams = z.object({ project_id: z.string().describe('The project whose public signing keys to list.') })
-
-const OpenApiResponse = z.record(z.string(), z.unknown()).describe('This OpenAPI 3.1 document.')
 
 export const ROUTES: readonly RouteDoc[] = [
   {

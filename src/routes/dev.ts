@@ -1,11 +1,12 @@
 import { Hono } from 'hono'
-import * as z from 'zod'
+import type { z } from 'zod'
 import { rfc3339 } from '../clock'
 import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { parseIp } from '../ip'
 import { projectAuth } from '../middleware/auth'
 import { validate } from '../middleware/validate'
+import { OutboxQuery, type OutboxResponse } from '../schemas'
 import { listOutbox } from '../whatsapp/console'
 
 /**
@@ -62,32 +63,6 @@ function isLoopbackName(host: string): boolean {
   if (!ip) return false
   return 'v4' in ip ? ip.v4.startsWith('127.') : ip.v6 === 1n
 }
-
-/** The outbox filter (query string). */
-export const OutboxQuery = z.object({
-  // In a query string an unencoded '+' arrives as a space, so `?phone_number=+1202…` as typed works.
-  phone_number: z
-    .string()
-    .max(32)
-    .transform((v) => v.trim().replace(/^(?=[0-9])/, '+'))
-    .pipe(z.string().regex(/^\+[1-9][0-9]{1,14}$/))
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-})
-
-/** What the outbox lists: each message as the console provider "sent" it. */
-export const OutboxResponse = z.object({
-  messages: z.array(
-    z.object({
-      id: z.string().describe('The delivery id.'),
-      phone_number: z.string(),
-      code: z.string(),
-      locale: z.string(),
-      text: z.string().describe('The message as WhatsApp would show it.'),
-      created_at: z.string().describe('RFC 3339 UTC.'),
-    }),
-  ),
-})
 
 /** GET /dev/whatsapp/outbox: what the console provider "sent" for the calling test project, newest first. */
 devRoutes.get('/whatsapp/outbox', validate('query', OutboxQuery), async (c) => {

@@ -11,7 +11,7 @@ import {
   type SessionsGetResponse,
   SessionsRevokeRequest,
   type SessionsRevokeResponse,
-} from '../sessions/schemas'
+} from '../schemas'
 import { authenticateSession, listSessions, projectJwks, revokeSession } from '../sessions/service'
 
 /**
