@@ -2,12 +2,12 @@ import * as z from 'zod'
 import { version } from '../../package.json'
 import { ERRORS, type ErrorType } from '../errors'
 import { fieldErrorType } from '../middleware/validate'
+import type { RouteDoc } from '../routes/group'
 import { Attributes, ErrorResponse, Session, User } from '../schemas'
-import { ROUTES, type RouteDoc } from './routes'
 
 /**
- * The OpenAPI 3.1 document, generated from the route registry (./routes.ts) and the zod schemas the
- * validators use: request schemas as zod's input type (what a client may send: nulls, omitted
+ * The OpenAPI 3.1 document, generated from the routes as declared (./routes.ts lists them) and the
+ * zod schemas the validators use: request schemas as zod's input type (what a client may send: nulls, omitted
  * defaults), responses as the output type. Error replies are derived per route from its
  * authentication, its validated fields (through the same mapping the validator uses) and the error
  * types its handler can raise. Built once per isolate on first request.
@@ -22,13 +22,13 @@ const JSON_BODY_ERRORS: readonly ErrorType[] = ['bad_request', 'request_too_larg
 
 let cached: Json | undefined
 
-/** The document served at GET /openapi.json. */
-export function openApiDocument(): Json {
-  cached ??= build()
+/** The document served at GET /openapi.json, for the app's routes (the same list on every call). */
+export function openApiDocument(routes: readonly RouteDoc[]): Json {
+  cached ??= build(routes)
   return cached
 }
 
-function build(): Json {
+function build(routes: readonly RouteDoc[]): Json {
   const requests = z.registry<{ id: string }>()
   const responses = z.registry<{ id: string }>()
   requests.add(Attributes, { id: 'Attributes' })
@@ -44,7 +44,7 @@ function build(): Json {
   }
   const bodies = new Map<RouteDoc, string>()
   const results = new Map<RouteDoc, string>()
-  for (const route of ROUTES) {
+  for (const route of routes) {
     const base = route.operationId.charAt(0).toUpperCase() + route.operationId.slice(1)
     if (route.body) bodies.set(route, idFor(requests, route.body, `${base}Request`))
     if (route.response instanceof z.ZodType) results.set(route, idFor(responses, route.response, `${base}Response`))
@@ -64,7 +64,7 @@ function build(): Json {
   }
 
   const paths: Record<string, Json> = {}
-  for (const route of ROUTES) {
+  for (const route of routes) {
     const path = route.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
     const item = paths[path] ?? {}
     item[route.method] = operation(route, bodies.get(route), results.get(route), schemas)

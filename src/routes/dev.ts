@@ -1,13 +1,11 @@
-import { Hono } from 'hono'
 import type { z } from 'zod'
 import { rfc3339 } from '../clock'
-import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { parseIp } from '../ip'
 import { projectAuth } from '../middleware/auth'
-import { validate } from '../middleware/validate'
-import { OutboxQuery, type OutboxResponse } from '../schemas'
+import { OutboxQuery, OutboxResponse } from '../schemas'
 import { listOutbox } from '../whatsapp/console'
+import { RouteGroup } from './group'
 
 /**
  * Local development routes. They exist only while the console provider is active: with any other
@@ -17,16 +15,16 @@ import { listOutbox } from '../whatsapp/console'
  * 127.0.0.1 and read the codes from the browser (its requests carry the page's own Host). And they
  * need the Basic credentials of a test project, and show only that project's messages.
  */
-export const devRoutes = new Hono<AppEnv>()
+export const devRoutes = new RouteGroup('/dev')
 
-devRoutes.use('*', async function consoleProviderOnly(c, next) {
+devRoutes.app.use('*', async function consoleProviderOnly(c, next) {
   if (c.env.WHATSAPP_PROVIDER !== 'console' || !isLoopbackRequest(c.req.raw)) {
     throw new StytchError('route_not_found', { message: `No route for ${c.req.method} ${c.req.path}.` })
   }
   await next()
 })
-devRoutes.use('*', projectAuth())
-devRoutes.use('*', async function testProjectsOnly(c, next) {
+devRoutes.app.use('*', projectAuth())
+devRoutes.app.use('*', async function testProjectsOnly(c, next) {
   if (c.var.project.env !== 'test') {
     throw new StytchError('forbidden', { message: 'The outbox shows the messages of test projects only.' })
   }
@@ -64,11 +62,27 @@ function isLoopbackName(host: string): boolean {
   return 'v4' in ip ? ip.v4.startsWith('127.') : ip.v6 === 1n
 }
 
-/** GET /dev/whatsapp/outbox: what the console provider "sent" for the calling test project, newest first. */
-devRoutes.get('/whatsapp/outbox', validate('query', OutboxQuery), async (c) => {
-  const { phone_number: phoneNumber, limit } = c.req.valid('query')
-  const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
-  return c.json({
-    messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
-  } satisfies z.infer<typeof OutboxResponse>)
-})
+devRoutes.add(
+  {
+    method: 'get',
+    path: '/whatsapp/outbox',
+    operationId: 'devWhatsappOutbox',
+    summary: 'Local development only: the codes the console provider "sent" for a test project, newest first',
+    description:
+      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default) and only for requests ' +
+      'addressed to a loopback host (localhost, 127.0.0.0/8, ::1); otherwise 404 route_not_found. Needs the ' +
+      "credentials of a test project (a live project's are refused with 403) and lists only its messages.",
+    tag: 'Development',
+    auth: 'project',
+    query: OutboxQuery,
+    response: OutboxResponse,
+    errors: ['route_not_found', 'forbidden'],
+  },
+  async (c) => {
+    const { phone_number: phoneNumber, limit } = c.req.valid('query')
+    const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
+    return c.json({
+      messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
+    } satisfies z.infer<typeof OutboxResponse>)
+  },
+)
