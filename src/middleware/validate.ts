@@ -53,6 +53,9 @@ export function zodToStytchError(error: { issues: readonly z.core.$ZodIssue[] })
   return new StytchError('bad_request', { message: `The submitted request is invalid: ${reason}` })
 }
 
+/** What jsonBody() can answer before validation (the OpenAPI document lists them for every JSON body). */
+export const JSON_BODY_ERRORS: readonly ErrorType[] = ['bad_request', 'request_too_large', 'unsupported_media_type']
+
 /**
  * Reads a JSON request body safely before validation: the size is capped (413), the media type
  * must be JSON (415), the text must parse (400) and be a JSON object (400). Hono caches the parsed

@@ -1,24 +1,22 @@
 import * as z from 'zod'
 import { version } from '../../package.json'
 import { ERRORS, type ErrorType } from '../errors'
-import { fieldErrorType } from '../middleware/validate'
+import { fieldErrorType, JSON_BODY_ERRORS } from '../middleware/validate'
 import type { RouteDoc } from '../routes/group'
 import { Attributes, ErrorResponse, Session, User } from '../schemas'
 
 /**
  * The OpenAPI 3.1 document, generated from the routes as declared (./routes.ts lists them) and the
- * zod schemas the validators use: request schemas as zod's input type (what a client may send: nulls, omitted
- * defaults), responses as the output type. Error replies are derived per route from its
- * authentication, its validated fields (through the same mapping the validator uses) and the error
- * types its handler can raise. Built once per isolate on first request.
+ * zod schemas the validators use: request schemas as zod's input type (what a client may send:
+ * nulls, omitted defaults), responses as the output type. Error replies are derived per route from
+ * its authentication, its validated fields (through the same mapping the validator uses) and the
+ * error types its handler can raise. Built once per isolate on first request.
  */
 
 type Json = Record<string, unknown>
 
 const ERROR_SCHEMA_REF = '#/components/schemas/ErrorResponse'
 const ref = (id: string) => `#/components/schemas/${id}`
-/** What jsonBody() answers before validation (src/middleware/validate.ts). */
-const JSON_BODY_ERRORS: readonly ErrorType[] = ['bad_request', 'request_too_large', 'unsupported_media_type']
 
 let cached: Json | undefined
 
