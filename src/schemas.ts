@@ -2,8 +2,8 @@ import * as z from 'zod'
 import { isExternalId, parseId } from './ids'
 
 /**
- * Request and response schemas: the one source for validation and for the OpenAPI document.
- * Optional fields accept `null` as "absent" (several Stytch SDKs send nulls for unset fields).
+ * Request and response schemas of every route: the one source for validation and for the OpenAPI
+ * document. Optional fields accept `null` as "absent" (several Stytch SDKs send nulls for unset fields).
  */
 
 export const LOCALES = ['en', 'es', 'fr', 'pt-br'] as const
@@ -365,4 +365,119 @@ export const SearchUsersResponse = z.object({
     total: z.number().int().describe('How many users match the query in all.'),
   }),
   status_code: z.literal(200),
+})
+
+// Sessions API (Stytch's /v1/sessions/*).
+
+const SessionId = z
+  .string()
+  .max(100)
+  .refine((id) => parseId('session', id) !== null, 'expected a session id such as session-test-<uuid>')
+
+// RBAC is not implemented: a caller asking for an authorization check must not get a silent "yes".
+const AuthorizationCheck = optional(
+  z.unknown().refine(() => false, 'authorization checks (RBAC) are not supported'),
+).describe('Not supported: any value other than null is rejected.')
+
+export const SessionsAuthenticateRequest = z.object({
+  session_token: optional(SessionToken),
+  session_jwt: optional(SessionJwt),
+  session_duration_minutes: optional(SessionDurationMinutes),
+  session_custom_claims: optional(SessionCustomClaims),
+  authorization_check: AuthorizationCheck,
+})
+export type SessionsAuthenticateInput = z.infer<typeof SessionsAuthenticateRequest>
+
+export const SessionsRevokeRequest = z.object({
+  session_id: optional(SessionId),
+  session_token: optional(SessionToken),
+  session_jwt: optional(SessionJwt),
+})
+export type SessionsRevokeInput = z.infer<typeof SessionsRevokeRequest>
+
+export const SessionsGetQuery = z.object({ user_id: UserId })
+
+export const SessionsAuthenticateResponse = z.object({
+  request_id: z.string(),
+  session: Session,
+  session_token: z
+    .string()
+    .describe(
+      "The session's token, also when the session was named by a JWT ('' only for a session started before tokens were kept sealed).",
+    ),
+  session_jwt: z.string().describe('A fresh JWT (five minutes, never past the session).'),
+  user: User,
+  status_code: z.literal(200),
+})
+
+export const SessionsGetResponse = z.object({
+  request_id: z.string(),
+  sessions: z.array(Session),
+  status_code: z.literal(200),
+})
+
+export const SessionsRevokeResponse = z.object({ request_id: z.string(), status_code: z.literal(200) })
+
+// Documentation only: the JWKS handler reads its path parameter itself (any project id, no credentials).
+export const JwksParams = z.object({
+  project_id: z.string().describe('The project whose public signing keys to list.'),
+})
+
+export const Jwk = z.object({
+  kty: z.literal('RSA'),
+  use: z.literal('sig'),
+  key_ops: z.tuple([z.literal('verify')]),
+  alg: z.literal('RS256'),
+  kid: z.string(),
+  n: z.string(),
+  e: z.string(),
+})
+
+export const JwksResponse = z.object({ keys: z.array(Jwk), request_id: z.string(), status_code: z.literal(200) })
+
+// Meta's WhatsApp webhook. Documentation only: both handlers read their input themselves (the
+// handshake answers 403 to anything else; a notification is checked against its signature first).
+
+export const WebhookVerifyQuery = z.object({
+  'hub.mode': z.literal('subscribe'),
+  'hub.verify_token': z.string().describe('WHATSAPP_VERIFY_TOKEN, as configured in the Meta app.'),
+  'hub.challenge': z.string().describe('Echoed back as the plain-text body.'),
+})
+
+export const MetaNotification = z
+  .record(z.string(), z.unknown())
+  .describe(
+    "Meta's webhook notification, signed with the app secret (X-Hub-Signature-256: sha256=<hex HMAC of the raw body>).",
+  )
+
+// Service routes.
+
+export const OpenApiResponse = z.record(z.string(), z.unknown()).describe('This OpenAPI 3.1 document.')
+
+// Local development: the console provider's outbox.
+
+/** The outbox filter (query string). */
+export const OutboxQuery = z.object({
+  // In a query string an unencoded '+' arrives as a space, so `?phone_number=+1202…` as typed works.
+  phone_number: z
+    .string()
+    .max(32)
+    .transform((v) => v.trim().replace(/^(?=[0-9])/, '+'))
+    .pipe(z.string().regex(/^\+[1-9][0-9]{1,14}$/))
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+})
+
+/** What the outbox lists: each message as the console provider "sent" it. */
+export const OutboxResponse = z.object({
+  messages: z.array(
+    z.object({
+      id: z.string().describe('The delivery id.'),
+      phone_number: z.string(),
+      code: z.string(),
+      locale: z.string(),
+      text: z.string().describe('The message as WhatsApp would show it.'),
+      created_at: z.string().describe('RFC 3339 UTC.'),
+    }),
+  ),
 })

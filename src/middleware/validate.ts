@@ -30,18 +30,31 @@ const FIELD_ERROR_TYPES: Record<string, ErrorType> = {
   untrusted_metadata: 'metadata_invalid_format',
 }
 
+/**
+ * The Stytch error type a validation failure at a field answers: the field's own type (by its
+ * dotted path, e.g. `attributes.ip_address`) when it has one and was given, `bad_request` otherwise
+ * (a field without its own type, or a required field left out). The validator and the OpenAPI
+ * document both ask this, so the documented errors are the ones the validator raises.
+ */
+export function fieldErrorType(path: string, missing = false): ErrorType {
+  return (missing ? undefined : FIELD_ERROR_TYPES[path]) ?? 'bad_request'
+}
+
 /** Turns the first zod issue into the matching Stytch error. */
 export function zodToStytchError(error: { issues: readonly z.core.$ZodIssue[] }): StytchError {
   const issue = error.issues[0]
   if (!issue) return new StytchError('bad_request')
   const path = issue.path.map(String).join('.')
   const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message)
-  const errorType = missing ? undefined : FIELD_ERROR_TYPES[path]
-  if (errorType) return new StytchError(errorType)
+  const errorType = fieldErrorType(path, missing)
+  if (errorType !== 'bad_request') return new StytchError(errorType)
   const field = path || 'body'
   const reason = missing ? `${field} is required.` : `${field}: ${issue.message}.`
   return new StytchError('bad_request', { message: `The submitted request is invalid: ${reason}` })
 }
+
+/** What jsonBody() can answer before validation (the OpenAPI document lists them for every JSON body). */
+export const JSON_BODY_ERRORS: readonly ErrorType[] = ['bad_request', 'request_too_large', 'unsupported_media_type']
 
 /**
  * Reads a JSON request body safely before validation: the size is capped (413), the media type

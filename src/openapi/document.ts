@@ -1,34 +1,32 @@
 import * as z from 'zod'
 import { version } from '../../package.json'
 import { ERRORS, type ErrorType } from '../errors'
-import { zodToStytchError } from '../middleware/validate'
+import { fieldErrorType, JSON_BODY_ERRORS } from '../middleware/validate'
+import type { RouteDoc } from '../routes/group'
 import { Attributes, ErrorResponse, Session, User } from '../schemas'
-import { ROUTES, type RouteDoc } from './routes'
 
 /**
- * The OpenAPI 3.1 document, generated from the route registry (./routes.ts) and the zod schemas the
- * validators use: request schemas as zod's input type (what a client may send: nulls, omitted
- * defaults), responses as the output type. Error replies are derived per route from its
- * authentication, its validated fields (through the same mapping the validator uses) and the error
- * types its handler can raise. Built once per isolate on first request.
+ * The OpenAPI 3.1 document, generated from the routes as declared (./routes.ts lists them) and the
+ * zod schemas the validators use: request schemas as zod's input type (what a client may send:
+ * nulls, omitted defaults), responses as the output type. Error replies are derived per route from
+ * its authentication, its validated fields (through the same mapping the validator uses) and the
+ * error types its handler can raise. Built once per isolate on first request.
  */
 
 type Json = Record<string, unknown>
 
 const ERROR_SCHEMA_REF = '#/components/schemas/ErrorResponse'
 const ref = (id: string) => `#/components/schemas/${id}`
-/** What jsonBody() answers before validation (src/middleware/validate.ts). */
-const JSON_BODY_ERRORS: readonly ErrorType[] = ['bad_request', 'request_too_large', 'unsupported_media_type']
 
 let cached: Json | undefined
 
-/** The document served at GET /openapi.json. */
-export function openApiDocument(): Json {
-  cached ??= build()
+/** The document served at GET /openapi.json, for the app's routes (the same list on every call). */
+export function openApiDocument(routes: readonly RouteDoc[]): Json {
+  cached ??= build(routes)
   return cached
 }
 
-function build(): Json {
+function build(routes: readonly RouteDoc[]): Json {
   const requests = z.registry<{ id: string }>()
   const responses = z.registry<{ id: string }>()
   requests.add(Attributes, { id: 'Attributes' })
@@ -44,7 +42,7 @@ function build(): Json {
   }
   const bodies = new Map<RouteDoc, string>()
   const results = new Map<RouteDoc, string>()
-  for (const route of ROUTES) {
+  for (const route of routes) {
     const base = route.operationId.charAt(0).toUpperCase() + route.operationId.slice(1)
     if (route.body) bodies.set(route, idFor(requests, route.body, `${base}Request`))
     if (route.response instanceof z.ZodType) results.set(route, idFor(responses, route.response, `${base}Response`))
@@ -64,7 +62,7 @@ function build(): Json {
   }
 
   const paths: Record<string, Json> = {}
-  for (const route of ROUTES) {
+  for (const route of routes) {
     const path = route.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
     const item = paths[path] ?? {}
     item[route.method] = operation(route, bodies.get(route), results.get(route), schemas)
@@ -158,10 +156,8 @@ function errorsByStatus(route: RouteDoc, bodyId: string | undefined, schemas: Js
       ...(bodyId ? fieldPaths(schemas[bodyId], schemas) : []),
     ]
     if (fields.length > 0) types.add('bad_request')
-    // The validator's own mapping decides each field's error type (zodToStytchError), not a copy.
-    for (const field of fields) {
-      types.add(zodToStytchError({ issues: [{ code: 'custom', path: field.split('.'), message: '' }] }).errorType)
-    }
+    // The validator's own mapping decides each field's error type, not a copy.
+    for (const field of fields) types.add(fieldErrorType(field))
   }
   const byStatus = new Map<number, ErrorType[]>()
   for (const type of [...types].sort()) {

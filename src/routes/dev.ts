@@ -1,12 +1,11 @@
-import { Hono } from 'hono'
-import * as z from 'zod'
+import type { z } from 'zod'
 import { rfc3339 } from '../clock'
 import { listOutbox } from '../db/dev-outbox'
-import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { parseIp } from '../ip'
 import { projectAuth } from '../middleware/auth'
-import { validate } from '../middleware/validate'
+import { OutboxQuery, OutboxResponse } from '../schemas'
+import { RouteGroup } from './group'
 
 /**
  * Local development routes. They exist only while the console provider is active: with any other
@@ -16,16 +15,16 @@ import { validate } from '../middleware/validate'
  * 127.0.0.1 and read the codes from the browser (its requests carry the page's own Host). And they
  * need the Basic credentials of a test project, and show only that project's messages.
  */
-export const devRoutes = new Hono<AppEnv>()
+export const devRoutes = new RouteGroup('/dev')
 
-devRoutes.use('*', async function consoleProviderOnly(c, next) {
+devRoutes.app.use('*', async function consoleProviderOnly(c, next) {
   if (c.env.WHATSAPP_PROVIDER !== 'console' || !isLoopbackRequest(c.req.raw)) {
     throw new StytchError('route_not_found', { message: `No route for ${c.req.method} ${c.req.path}.` })
   }
   await next()
 })
-devRoutes.use('*', projectAuth())
-devRoutes.use('*', async function testProjectsOnly(c, next) {
+devRoutes.app.use('*', projectAuth())
+devRoutes.app.use('*', async function testProjectsOnly(c, next) {
   if (c.var.project.env !== 'test') {
     throw new StytchError('forbidden', { message: 'The outbox shows the messages of test projects only.' })
   }
@@ -63,37 +62,27 @@ function isLoopbackName(host: string): boolean {
   return 'v4' in ip ? ip.v4.startsWith('127.') : ip.v6 === 1n
 }
 
-/** The outbox filter (query string). */
-export const OutboxQuery = z.object({
-  // In a query string an unencoded '+' arrives as a space, so `?phone_number=+1202…` as typed works.
-  phone_number: z
-    .string()
-    .max(32)
-    .transform((v) => v.trim().replace(/^(?=[0-9])/, '+'))
-    .pipe(z.string().regex(/^\+[1-9][0-9]{1,14}$/))
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-})
-
-/** What the outbox lists: each message as the console provider "sent" it. */
-export const OutboxResponse = z.object({
-  messages: z.array(
-    z.object({
-      id: z.string().describe('The delivery id.'),
-      phone_number: z.string(),
-      code: z.string(),
-      locale: z.string(),
-      text: z.string().describe('The message as WhatsApp would show it.'),
-      created_at: z.string().describe('RFC 3339 UTC.'),
-    }),
-  ),
-})
-
-/** GET /dev/whatsapp/outbox: what the console provider "sent" for the calling test project, newest first. */
-devRoutes.get('/whatsapp/outbox', validate('query', OutboxQuery), async (c) => {
-  const { phone_number: phoneNumber, limit } = c.req.valid('query')
-  const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
-  return c.json({
-    messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
-  } satisfies z.infer<typeof OutboxResponse>)
-})
+devRoutes.add(
+  {
+    method: 'get',
+    path: '/whatsapp/outbox',
+    operationId: 'devWhatsappOutbox',
+    summary: 'Local development only: the codes the console provider "sent" for a test project, newest first',
+    description:
+      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default) and only for requests ' +
+      'addressed to a loopback host (localhost, 127.0.0.0/8, ::1); otherwise 404 route_not_found. Needs the ' +
+      "credentials of a test project (a live project's are refused with 403) and lists only its messages.",
+    tag: 'Development',
+    auth: 'project',
+    query: OutboxQuery,
+    response: OutboxResponse,
+    errors: ['route_not_found', 'forbidden'],
+  },
+  async (c) => {
+    const { phone_number: phoneNumber, limit } = c.req.valid('query')
+    const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
+    return c.json({
+      messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
+    } satisfies z.infer<typeof OutboxResponse>)
+  },
+)

@@ -1,36 +1,96 @@
-import { Hono } from 'hono'
 import type { z } from 'zod'
-import type { AppEnv } from '../env'
-import { jsonBody, validate } from '../middleware/validate'
 import { authenticateCode } from '../otp/authenticate'
 import { loginOrCreate } from '../otp/login-or-create'
 import { sendCode } from '../otp/send'
 import {
   AuthenticateRequest,
-  type AuthenticateResponse,
+  AuthenticateResponse,
   LoginOrCreateRequest,
+  LoginOrCreateResponse,
   SendRequest,
-  type SendResponse,
+  SendResponse,
 } from '../schemas'
+import { RouteGroup } from './group'
 
-export const otpRoutes = new Hono<AppEnv>()
+/** The OTP API: send a WhatsApp code (creating the user, or to a user's number) and check it. */
+export const otpRoutes = new RouteGroup('/v1/otps')
 
-otpRoutes.post('/whatsapp/login_or_create', jsonBody(), validate('json', LoginOrCreateRequest), async (c) => {
-  const result = await loginOrCreate(c.env, c.var.project, c.req.valid('json'))
-  return c.json({ request_id: c.var.requestId, ...result, status_code: 200 as const })
-})
+const OTP_SEND_ERRORS = ['invalid_phone_number', 'invalid_phone_number_country_code', 'too_many_requests'] as const
 
-otpRoutes.post('/whatsapp/send', jsonBody(), validate('json', SendRequest), async (c) => {
-  const result = await sendCode(c.env, c.var.project, c.req.valid('json'))
-  return c.json({ request_id: c.var.requestId, ...result, status_code: 200 } satisfies z.infer<typeof SendResponse>)
-})
+otpRoutes.add(
+  {
+    method: 'post',
+    path: '/whatsapp/login_or_create',
+    operationId: 'otpsWhatsappLoginOrCreate',
+    summary: 'Send a WhatsApp code, creating the user if no user has the number',
+    tag: 'OTP',
+    auth: 'project',
+    body: LoginOrCreateRequest,
+    response: LoginOrCreateResponse,
+    errors: OTP_SEND_ERRORS,
+  },
+  async (c) => {
+    const result = await loginOrCreate(c.env, c.var.project, c.req.valid('json'))
+    return c.json({ request_id: c.var.requestId, ...result, status_code: 200 as const })
+  },
+)
 
-otpRoutes.post('/authenticate', jsonBody(), validate('json', AuthenticateRequest), async (c) => {
-  const result = await authenticateCode(c.env, c.var.project, c.var.requestId, c.req.valid('json'))
-  return c.json({
-    request_id: c.var.requestId,
-    status_code: 200,
-    ...result,
-    reset_sessions: false,
-  } satisfies z.infer<typeof AuthenticateResponse>)
-})
+otpRoutes.add(
+  {
+    method: 'post',
+    path: '/whatsapp/send',
+    operationId: 'otpsWhatsappSend',
+    summary: "Send a WhatsApp code to an existing user's number, or attach a new number to user_id",
+    tag: 'OTP',
+    auth: 'project',
+    body: SendRequest,
+    response: SendResponse,
+    errors: [
+      ...OTP_SEND_ERRORS,
+      'phone_number_not_found',
+      'user_not_found',
+      'duplicate_phone_number',
+      'session_not_found',
+      'too_many_session_arguments',
+      'user_id_mismatch',
+    ],
+  },
+  async (c) => {
+    const result = await sendCode(c.env, c.var.project, c.req.valid('json'))
+    return c.json({ request_id: c.var.requestId, ...result, status_code: 200 } satisfies z.infer<typeof SendResponse>)
+  },
+)
+
+otpRoutes.add(
+  {
+    method: 'post',
+    path: '/authenticate',
+    operationId: 'otpsAuthenticate',
+    summary: 'Check a code; optionally start a session',
+    tag: 'OTP',
+    auth: 'project',
+    body: AuthenticateRequest,
+    response: AuthenticateResponse,
+    errors: [
+      'otp_code_not_found',
+      'unable_to_auth_otp_code',
+      'attribute_mismatch',
+      'phone_number_not_found',
+      'user_lock_limit_reached',
+      'too_many_requests',
+      'session_not_found',
+      'too_many_session_arguments',
+      'custom_claims_too_large',
+      'user_id_mismatch',
+    ],
+  },
+  async (c) => {
+    const result = await authenticateCode(c.env, c.var.project, c.var.requestId, c.req.valid('json'))
+    return c.json({
+      request_id: c.var.requestId,
+      status_code: 200,
+      ...result,
+      reset_sessions: false,
+    } satisfies z.infer<typeof AuthenticateResponse>)
+  },
+)

@@ -1,11 +1,10 @@
-import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { now } from '../clock'
-import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { sendCountry } from '../limits'
 import { logEvent } from '../log'
 import { parsePhone } from '../phone'
+import { AckResponse, MetaNotification, WebhookVerifyQuery } from '../schemas'
 import { type AppliedStatus, applyStatuses } from '../whatsapp/deliveries'
 import { metaErrorRule } from '../whatsapp/meta'
 import {
@@ -16,12 +15,13 @@ import {
   type WebhookNotice,
   webhookNotices,
 } from '../whatsapp/webhook'
+import { RouteGroup } from './group'
 
 /**
  * Meta's WhatsApp webhook. Authenticated by Meta's own means (verify token, payload signature), not
- * by project credentials: app.ts applies projectAuth to /v1/otps/* only.
+ * by project credentials: app.ts applies projectAuth to the OTP, Users and Sessions APIs only.
  */
-export const webhookRoutes = new Hono<AppEnv>()
+export const webhookRoutes = new RouteGroup('/v1/webhooks')
 
 const MAX_WEBHOOK_BYTES = 1024 * 1024
 // Meta sends an integer; anything else is refused rather than reflected.
@@ -31,36 +31,64 @@ const CHALLENGE = /^[0-9A-Za-z_-]{1,128}$/
  * GET: the subscription handshake. The one reply of this service that is not JSON: Meta requires
  * the hub.challenge value echoed back as the plain body. A failed handshake is a Stytch-shaped 403.
  */
-webhookRoutes.get('/whatsapp', async (c) => {
-  const expected = c.env.WHATSAPP_VERIFY_TOKEN
-  if (!expected) {
-    throw new StytchError('service_unavailable', { message: 'WHATSAPP_VERIFY_TOKEN is not configured.' })
-  }
-  const token = c.req.query('hub.verify_token') ?? ''
-  const challenge = c.req.query('hub.challenge') ?? ''
-  const tokenOk = await secretEquals(token, expected)
-  if (c.req.query('hub.mode') !== 'subscribe' || !tokenOk || !CHALLENGE.test(challenge)) {
-    throw new StytchError('forbidden', { message: 'The webhook verification request was not accepted.' })
-  }
-  c.header('X-Content-Type-Options', 'nosniff')
-  return c.text(challenge)
-})
+webhookRoutes.add(
+  {
+    method: 'get',
+    path: '/whatsapp',
+    operationId: 'webhooksWhatsappVerify',
+    summary: "Meta's webhook subscription handshake",
+    description: 'The one reply that is not JSON: Meta requires hub.challenge echoed back as the plain body.',
+    tag: 'Webhooks',
+    auth: 'none',
+    query: WebhookVerifyQuery,
+    validated: false,
+    response: { text: 'The hub.challenge value.' },
+    errors: ['forbidden', 'service_unavailable'],
+  },
+  async (c) => {
+    const expected = c.env.WHATSAPP_VERIFY_TOKEN
+    if (!expected) {
+      throw new StytchError('service_unavailable', { message: 'WHATSAPP_VERIFY_TOKEN is not configured.' })
+    }
+    const token = c.req.query('hub.verify_token') ?? ''
+    const challenge = c.req.query('hub.challenge') ?? ''
+    const tokenOk = await secretEquals(token, expected)
+    if (c.req.query('hub.mode') !== 'subscribe' || !tokenOk || !CHALLENGE.test(challenge)) {
+      throw new StytchError('forbidden', { message: 'The webhook verification request was not accepted.' })
+    }
+    c.header('X-Content-Type-Options', 'nosniff')
+    return c.text(challenge)
+  },
+)
 
 /**
  * POST: event notifications. The signature is checked over the raw bytes before anything parses
  * them; status events then move deliveries forward. Applied before answering, so a D1 failure
  * becomes a 500 and Meta redelivers the notification.
  */
-webhookRoutes.post(
-  '/whatsapp',
-  bodyLimit({
-    maxSize: MAX_WEBHOOK_BYTES,
-    onError: () => {
-      throw new StytchError('request_too_large', {
-        message: `The request body is larger than ${MAX_WEBHOOK_BYTES} bytes.`,
-      })
-    },
-  }),
+webhookRoutes.add(
+  {
+    method: 'post',
+    path: '/whatsapp',
+    operationId: 'webhooksWhatsappNotify',
+    summary: "Meta's delivery status notifications (authenticated by the payload signature)",
+    tag: 'Webhooks',
+    auth: 'none',
+    body: MetaNotification,
+    validated: false,
+    response: AckResponse,
+    errors: ['invalid_webhook_signature', 'bad_request', 'request_too_large', 'service_unavailable'],
+    use: [
+      bodyLimit({
+        maxSize: MAX_WEBHOOK_BYTES,
+        onError: () => {
+          throw new StytchError('request_too_large', {
+            message: `The request body is larger than ${MAX_WEBHOOK_BYTES} bytes.`,
+          })
+        },
+      }),
+    ],
+  },
   async (c) => {
     const appSecret = c.env.WHATSAPP_APP_SECRET
     if (!appSecret) {

@@ -3,7 +3,7 @@ import { userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
-import type { StytchSession, StytchUser } from '../schemas'
+import type { SessionsAuthenticateInput, SessionsRevokeInput, StytchSession, StytchUser } from '../schemas'
 import { resolveUserId } from '../users/service'
 import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
 import {
@@ -16,7 +16,6 @@ import {
 } from './credentials'
 import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
-import type { SessionsAuthenticateInput, SessionsRevokeInput } from './schemas'
 import {
   deleteStatement,
   type FactorRow,
