@@ -1,16 +1,15 @@
 import { convertIPv6BinaryToString } from 'hono/utils/ipaddr'
 import { hmacSha256, toBase64Url } from './crypto'
+import type { Batch } from './db/batch'
 import {
   bucketedFrom,
   type CounterCheck,
   type CounterEvent,
   exactFrom,
-  guardStatement,
-  recordStatement,
+  failedAuthCountStatements,
   refundStatement,
-  sweepStatement,
+  sendCountStatements,
 } from './db/limit-counters'
-import { recheckPendingSql } from './db/otp-gate'
 import { requireSecret } from './env'
 import { StytchError } from './errors'
 import { parseIp } from './ip'
@@ -179,14 +178,6 @@ const NEW_USER: CounterEvent = { kind: 'new_users_per_hour', subject: '', exact:
  */
 export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedStatement[] {
   const { settings, now } = s
-  // ?2 = the delivery id, ?3 = the minted user id.
-  const shared = [s.deliveryId, s.mintedUserId]
-  const sent = '(?2 IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = ?2))'
-  const created = '(?3 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE id = ?3))'
-  const record = recordStatement(db, s.projectId, now, shared, [
-    { events: sendEvents(s), condition: sent },
-    { events: [NEW_USER], condition: created },
-  ])
   const hourly = bucketedFrom(now, HOUR_MS)
   const checks: CounterCheck[] = []
   if (s.phoneNumber !== null) {
@@ -215,9 +206,20 @@ export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedS
     const name = 'country_sends_per_hour'
     checks.push({ name, kind: name, subject: s.country, from: hourly, limit: settings[name] })
   }
-  checks.push({ ...NEW_USER, name: NEW_USER.kind, from: hourly, limit: settings.new_users_per_hour, when: created })
-  const guard = guardStatement(db, s.projectId, shared, checks, true)
-  return [record, guard, sweepStatement(db, now)].filter((x): x is D1PreparedStatement => x !== null)
+  return sendCountStatements(db, s.projectId, now, {
+    deliveryId: s.deliveryId,
+    mintedUserId: s.mintedUserId,
+    sendEvents: sendEvents(s),
+    sendChecks: checks,
+    newUser: NEW_USER,
+    newUserCheck: {
+      name: NEW_USER.kind,
+      kind: NEW_USER.kind,
+      subject: NEW_USER.subject,
+      from: hourly,
+      limit: settings.new_users_per_hour,
+    },
+  })
 }
 
 /**
@@ -272,31 +274,14 @@ export async function failedAuthStatements(db: D1Database, env: Env, a: AuthSubj
     const name = e.kind as 'failed_auths_per_hour'
     return { name, kind: e.kind, subject: e.subject, from: hourly, limit: settings[name] }
   })
-  const recheckPending = recheckPendingSql({
-    phoneId: '?2',
-    projectId: '?1',
-    at: '?7',
-    checkedCodeId: '?6',
-    maxAttempts: '?5',
+  return failedAuthCountStatements(db, a.projectId, now, {
+    phoneId: a.phoneId,
+    requestId: a.requestId,
+    sandboxNumber: a.sandboxNumber,
+    recheck: a.recheck,
+    events,
+    checks,
   })
-  // ?2 phone id, ?3 request id, ?4 sandbox number, ?5 max attempts, ?6 checked code id, ?7 now, ?8 recheck.
-  const shared = [
-    a.phoneId,
-    a.requestId,
-    a.sandboxNumber,
-    a.recheck?.maxAttempts ?? 0,
-    a.recheck?.checkedCodeId ?? null,
-    now,
-    a.recheck ? 1 : 0,
-  ]
-  const failed = `NOT EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?2 AND project_id = ?1 AND consumed_by = ?3)
-    AND NOT EXISTS (SELECT 1 FROM phones WHERE id = ?2 AND project_id = ?1 AND phone_number = ?4)
-    AND NOT (?8 = 1 AND ${recheckPending})`
-  return [
-    guardStatement(db, a.projectId, shared, checks, false),
-    recordStatement(db, a.projectId, now, shared, [{ events, condition: failed }]),
-    sweepStatement(db, now),
-  ].filter((x): x is D1PreparedStatement => x !== null)
 }
 
 /**
@@ -318,13 +303,9 @@ export function trippedLimit(err: unknown): LimitName | null {
  * (logged with its name, so a pumping wave is visible; a project-wide limit as an alert line);
  * every other failure is rethrown unchanged.
  */
-export async function batchWithLimits(
-  db: D1Database,
-  statements: D1PreparedStatement[],
-  projectId: string,
-): Promise<D1Result[]> {
+export async function runWithLimits(db: D1Database, batch: Batch, projectId: string): Promise<void> {
   try {
-    return await db.batch(statements)
+    await batch.run(db)
   } catch (err) {
     const limit = trippedLimit(err)
     if (!limit) throw err

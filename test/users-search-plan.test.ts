@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import { type Sql, searchSql } from '../src/db/user-search'
 import { SearchUsersRequest } from '../src/schemas'
-import { type Sql, searchSql } from '../src/users/search'
 
 // users.search runs on indexes only: SQLite's own query plans for every filter, alone and combined,
 // never scan a table, and the filters that name users (ids, numbers) never walk the project.

@@ -1,3 +1,5 @@
+import { otpSucceededSql, recheckPendingSql } from './otp-codes'
+
 /**
  * Storage of the abuse limits (the policy, which limits apply and with what settings, is src/limits.ts):
  * the statements that count events in limit_counters, the guard that trips a limit, and the sweep.
@@ -44,7 +46,10 @@ export interface CounterCheck {
   from: number
   /** The limit: see guardStatement for how the sum is compared with it. */
   limit: number
-  /** An extra SQL condition the check needs (over the statement's placeholders), or none. */
+}
+
+/** A check as the guard runs it: with an extra SQL condition (over the statement's placeholders), or none. */
+interface GuardCheck extends CounterCheck {
   when?: string
 }
 
@@ -88,7 +93,7 @@ function recordSql(
  * Groups of events, each recorded only where its SQL condition holds, as one upsert statement.
  * `projectId` is ?1; `shared` are bound as ?2… and may be referenced by the conditions.
  */
-export function recordStatement(
+function recordStatement(
   db: D1Database,
   projectId: string,
   at: number,
@@ -119,11 +124,11 @@ export function recordStatement(
  * otherwise before (tripped when sum >= limit, i.e. the limit is already used up).
  * `projectId` is ?1; `shared` are bound as ?2… for the checks' `when` conditions.
  */
-export function guardStatement(
+function guardStatement(
   db: D1Database,
   projectId: string,
   shared: (string | number | null)[],
-  checks: CounterCheck[],
+  checks: GuardCheck[],
   after: boolean,
 ): D1PreparedStatement | null {
   if (checks.length === 0) return null
@@ -172,11 +177,107 @@ export function refundStatement(
  * record events, so cleanup needs no round trip of its own and the table stays at about one day of
  * per-phone events plus an hour of buckets. A rejected batch rolls its sweep back too, which is harmless.
  */
-export function sweepStatement(db: D1Database, at: number): D1PreparedStatement {
+function sweepStatement(db: D1Database, at: number): D1PreparedStatement {
   return db
     .prepare(
       `DELETE FROM limit_counters WHERE rowid IN
          (SELECT rowid FROM limit_counters WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ${SWEEP_ROWS})`,
     )
     .bind(at)
+}
+
+const present = (statements: (D1PreparedStatement | null)[]) =>
+  statements.filter((x): x is D1PreparedStatement => x !== null)
+
+/** What one send counts, as the policy (src/limits.ts) decided it. */
+export interface SendCounting {
+  /**
+   * The delivery (= code) id the batch inserts when it issues a code: the send events count only if
+   * that row exists by then. Null when no code is issued at all (sandbox): they always count.
+   */
+  deliveryId: string | null
+  /** The user id the batch mints if the number is new; `newUser` counts only if that user exists by then. */
+  mintedUserId: string | null
+  sendEvents: CounterEvent[]
+  sendChecks: CounterCheck[]
+  newUser: CounterEvent
+  newUserCheck: CounterCheck
+}
+
+/**
+ * A send's statements for the caller's batch, after its writes: record the send's events (only if
+ * the batch issued the code) and the new user (only if this very batch created it), trip the guard
+ * if any limit is now exceeded (counts include the events just recorded), and sweep a few expired
+ * counter rows.
+ */
+export function sendCountStatements(
+  db: D1Database,
+  projectId: string,
+  at: number,
+  c: SendCounting,
+): D1PreparedStatement[] {
+  // ?2 = the delivery id, ?3 = the minted user id.
+  const shared = [c.deliveryId, c.mintedUserId]
+  const sent = '(?2 IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = ?2))'
+  const created = '(?3 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE id = ?3))'
+  const record = recordStatement(db, projectId, at, shared, [
+    { events: c.sendEvents, condition: sent },
+    { events: [c.newUser], condition: created },
+  ])
+  const guard = guardStatement(db, projectId, shared, [...c.sendChecks, { ...c.newUserCheck, when: created }], true)
+  return present([record, guard, sweepStatement(db, at)])
+}
+
+/** What one authenticate attempt counts, as the policy decided it, and how its batch tells success. */
+export interface FailedAuthCounting {
+  phoneId: string
+  /** This request's id: the gate records it in otp_codes.consumed_by when the code is consumed. */
+  requestId: string
+  /** The sandbox number when the sandbox code was presented in a test project, else null. */
+  sandboxNumber: string | null
+  /**
+   * In authenticate's first batch: the code id of the KV record the code was judged against (null
+   * without one) and otp_max_attempts; the failure is then not recorded while a second batch will
+   * judge the attempt again (recheckPendingSql). Absent: the attempt's verdict is final.
+   */
+  recheck: { checkedCodeId: string | null; maxAttempts: number } | undefined
+  events: CounterEvent[]
+  checks: CounterCheck[]
+}
+
+/**
+ * An authenticate attempt's statements, after its gate statements: the guard first trips if a
+ * counter already holds its limit (whatever this attempt's outcome), then the attempt is recorded
+ * as a failure unless the OTP succeeded in this batch (otpSucceededSql) or a recheck is pending.
+ */
+export function failedAuthCountStatements(
+  db: D1Database,
+  projectId: string,
+  at: number,
+  a: FailedAuthCounting,
+): D1PreparedStatement[] {
+  const recheckPending = recheckPendingSql({
+    phoneId: '?2',
+    projectId: '?1',
+    at: '?7',
+    checkedCodeId: '?6',
+    maxAttempts: '?5',
+  })
+  const succeeded = otpSucceededSql({ phoneId: '?2', projectId: '?1', requestId: '?3', sandboxNumber: '?4' })
+  // ?2 phone id, ?3 request id, ?4 sandbox number, ?5 max attempts, ?6 checked code id, ?7 now, ?8 recheck.
+  const shared = [
+    a.phoneId,
+    a.requestId,
+    a.sandboxNumber,
+    a.recheck?.maxAttempts ?? 0,
+    a.recheck?.checkedCodeId ?? null,
+    at,
+    a.recheck ? 1 : 0,
+  ]
+  const failed = `NOT ${succeeded} AND NOT (?8 = 1 AND ${recheckPending})`
+  return present([
+    guardStatement(db, projectId, shared, a.checks, false),
+    recordStatement(db, projectId, at, shared, [{ events: a.events, condition: failed }]),
+    sweepStatement(db, at),
+  ])
 }

@@ -1,6 +1,9 @@
+import type { UserStatus } from './users'
+
 /**
- * D1 statements for phone numbers attached by /send and for reading a user with its phones. Like
- * src/db/users.ts, builders return prepared statements so callers can batch them.
+ * D1 statements over the phones table: numbers, their owners, attachments by /send, and the
+ * deletion or exchange of a number. Like src/db/users.ts, builders return prepared statements so
+ * callers can batch them.
  *
  * An unverified number attached to an existing user (attach_expires_at set) belongs to that user
  * only until attach_expires_at; afterwards it is released: deleted on every write path that touches
@@ -14,11 +17,20 @@
 /** How long a number attached by /send stays on the user without a successful authenticate. */
 export const ATTACH_WINDOW_MS = 5 * 60_000
 
-// A phone row is visible unless it is an attachment whose window has passed (?3 = now).
-const VISIBLE = '(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ?3)'
-/** The UserRow columns of `users u` (src/users/user-object.ts). */
-export const USER_COLUMNS = `u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until,
-  u.first_name, u.middle_name, u.last_name, u.trusted_metadata, u.untrusted_metadata, u.external_id`
+/** One phone of a user as read from D1 (`verified` is SQLite's 0/1). */
+export interface PhoneRow {
+  phone_id: string
+  phone_number: string
+  verified: number
+}
+
+/**
+ * SQL over `phones p`: the row is visible unless it is an attachment whose window has passed by
+ * `at` (a placeholder or parameter reference holding now).
+ */
+export const visiblePhone = (at: string) =>
+  `(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ${at})`
+const VISIBLE = visiblePhone('?3')
 
 /**
  * SQL over a `phones` row (optionally qualified, e.g. 'p.'): the row is the number's real owner, i.e.
@@ -91,31 +103,6 @@ export function attachStatements(
   ]
 }
 
-/** 1 when the user exists in the project. */
-export function userExistsStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
-  return db.prepare('SELECT 1 AS found FROM users WHERE id = ?2 AND project_id = ?1').bind(projectId, userId)
-}
-
-/** The user (UserRow columns) by id. */
-export function userByIdStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
-  return db.prepare(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = ?2 AND u.project_id = ?1`).bind(projectId, userId)
-}
-
-/** The owner of a phone (UserRow columns), if the phone is visible. */
-export function userByPhoneStatement(
-  db: D1Database,
-  projectId: string,
-  phoneId: string,
-  at: number,
-): D1PreparedStatement {
-  return db
-    .prepare(
-      `SELECT ${USER_COLUMNS} FROM phones p JOIN users u ON u.id = p.user_id
-       WHERE p.id = ?2 AND p.project_id = ?1 AND ${VISIBLE}`,
-    )
-    .bind(projectId, phoneId, at)
-}
-
 /**
  * A user's visible phones (PhoneRow columns), in the order they were added. The user is given by id
  * or as the owner of `phoneId`, so the statement can run in the same batch that changes that phone,
@@ -141,23 +128,6 @@ export function userPhonesStatement(
        ORDER BY p.created_at, p.rowid`,
     )
     .bind(projectId, key, at)
-}
-
-/**
- * Deletes a user with its phones and their gates, explicitly rather than through ON DELETE CASCADE
- * so the order is visible. `meta.changes` of the last statement is 1 when the user existed.
- */
-export function deleteUserStatements(db: D1Database, projectId: string, userId: string): D1PreparedStatement[] {
-  return [
-    db
-      .prepare(
-        `DELETE FROM otp_codes WHERE project_id = ?1
-           AND phone_id IN (SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2)`,
-      )
-      .bind(projectId, userId),
-    db.prepare('DELETE FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId),
-    db.prepare('DELETE FROM users WHERE project_id = ?1 AND id = ?2').bind(projectId, userId),
-  ]
 }
 
 /** Deletes one phone and its gate. */
@@ -219,4 +189,37 @@ export function exchangePhoneStatements(
       .prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)')
       .bind(projectId, oldPhoneId, newPhoneId),
   ]
+}
+
+export interface PhoneOwnerRow {
+  phone_id: string
+  user_id: string
+  status: UserStatus
+  verified: number
+  user_created: number
+}
+
+/**
+ * The phone's owner; `user_created` is 1 when the owner is the user id this request minted. With
+ * `claims: 'owner'` a number held only by an unverified attachment has no owner (/send without a
+ * user must not route a login into the attaching account); 'any' also returns the attaching user.
+ */
+export function phoneOwnerStatement(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  options: { mintedUserId?: string; claims: 'owner' | 'any' },
+): D1PreparedStatement {
+  const claim = options.claims === 'owner' ? `AND ${ownsNumber('p.')}` : ''
+  return db
+    .prepare(
+      `SELECT p.id AS phone_id, p.user_id, u.status, p.verified, (p.user_id = ?3) AS user_created
+       FROM phones p JOIN users u ON u.id = p.user_id WHERE p.project_id = ?1 AND p.phone_number = ?2 ${claim}`,
+    )
+    .bind(projectId, phoneNumber, options.mintedUserId ?? '')
+}
+
+/** The user holding the phone `phoneId` in the project, whatever the phone's state. */
+export function phoneUserStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
+  return db.prepare('SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1').bind(projectId, phoneId)
 }

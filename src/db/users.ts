@@ -1,18 +1,36 @@
-import { ownsNumber, releaseAttachmentByNumber } from './phones'
+import { phoneOwnerStatement, releaseAttachmentByNumber, visiblePhone } from './phones'
 
 /**
- * D1 statements for users and their phone numbers. Statement builders return prepared statements so
- * callers can put them into one batch (one round trip, one transaction).
+ * D1 statements over the users table: creating a user (with its first phone), reading, updating and
+ * deleting one. Statement builders return prepared statements so callers can put them into one batch
+ * (one round trip, one transaction).
  */
 
 export type UserStatus = 'active' | 'pending'
 
-export interface PhoneOwnerRow {
-  phone_id: string
+/** The user columns every read of a User object selects (aliases match these names). */
+export interface UserRow {
   user_id: string
   status: UserStatus
-  verified: number
-  user_created: number
+  created_at: number
+  lock_created_at: number | null
+  locked_until: number | null
+  first_name: string
+  middle_name: string
+  last_name: string
+  /** JSON objects (src/users/metadata.ts). */
+  trusted_metadata: string
+  untrusted_metadata: string
+  external_id: string | null
+}
+
+/** The UserRow columns of `users u`. */
+export const USER_COLUMNS = `u.id AS user_id, u.status, u.created_at, u.lock_created_at, u.locked_until,
+  u.first_name, u.middle_name, u.last_name, u.trusted_metadata, u.untrusted_metadata, u.external_id`
+
+/** True while the user's lock is in force; an expired lock is just history. */
+export function isLocked(user: Pick<UserRow, 'locked_until'>, at: number): boolean {
+  return user.locked_until !== null && user.locked_until > at
 }
 
 /**
@@ -46,26 +64,6 @@ export function findOrCreateStatements(
     ],
     owner: phoneOwnerStatement(db, projectId, phoneNumber, { mintedUserId: userId, claims: 'owner' }),
   }
-}
-
-/**
- * The phone's owner; `user_created` is 1 when the owner is the user id this request minted. With
- * `claims: 'owner'` a number held only by an unverified attachment has no owner (/send without a
- * user must not route a login into the attaching account); 'any' also returns the attaching user.
- */
-export function phoneOwnerStatement(
-  db: D1Database,
-  projectId: string,
-  phoneNumber: string,
-  options: { mintedUserId?: string; claims: 'owner' | 'any' },
-): D1PreparedStatement {
-  const claim = options.claims === 'owner' ? `AND ${ownsNumber('p.')}` : ''
-  return db
-    .prepare(
-      `SELECT p.id AS phone_id, p.user_id, u.status, p.verified, (p.user_id = ?3) AS user_created
-       FROM phones p JOIN users u ON u.id = p.user_id WHERE p.project_id = ?1 AND p.phone_number = ?2 ${claim}`,
-    )
-    .bind(projectId, phoneNumber, options.mintedUserId ?? '')
 }
 
 /** What users.create stores besides the phone. Metadata is JSON text ('{}' when not given). */
@@ -176,4 +174,53 @@ export function userByExternalIdStatement(db: D1Database, projectId: string, ext
 /** True when a D1 error is the users_external_id uniqueness (another user has the external id). */
 export function isDuplicateExternalId(err: unknown): boolean {
   return err instanceof Error && /UNIQUE constraint failed: users\.project_id, users\.external_id/.test(err.message)
+}
+
+/** 1 when the user exists in the project. */
+export function userExistsStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db.prepare('SELECT 1 AS found FROM users WHERE id = ?2 AND project_id = ?1').bind(projectId, userId)
+}
+
+/** The user (UserRow columns) by id. */
+export function userByIdStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db.prepare(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = ?2 AND u.project_id = ?1`).bind(projectId, userId)
+}
+
+/** The owner of a phone (UserRow columns), if the phone is visible. */
+export function userByPhoneStatement(
+  db: D1Database,
+  projectId: string,
+  phoneId: string,
+  at: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT ${USER_COLUMNS} FROM phones p JOIN users u ON u.id = p.user_id
+       WHERE p.id = ?2 AND p.project_id = ?1 AND ${visiblePhone('?3')}`,
+    )
+    .bind(projectId, phoneId, at)
+}
+
+/**
+ * Deletes a user with its phones and their gates, explicitly rather than through ON DELETE CASCADE
+ * so the order is visible: `dependents` (gates, then phones) go into the batch before `user`, whose
+ * `meta.changes` is 1 when the user existed.
+ */
+export function deleteUserStatements(
+  db: D1Database,
+  projectId: string,
+  userId: string,
+): { dependents: D1PreparedStatement[]; user: D1PreparedStatement } {
+  return {
+    dependents: [
+      db
+        .prepare(
+          `DELETE FROM otp_codes WHERE project_id = ?1
+             AND phone_id IN (SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2)`,
+        )
+        .bind(projectId, userId),
+      db.prepare('DELETE FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId),
+    ],
+    user: db.prepare('DELETE FROM users WHERE project_id = ?1 AND id = ?2').bind(projectId, userId),
+  }
 }

@@ -1,4 +1,5 @@
 import { now } from '../clock'
+import { Batch, type Handle } from '../db/batch'
 import {
   type AuthStateRow,
   authStateStatement,
@@ -8,17 +9,25 @@ import {
   type RecheckGate,
   successStatements,
   wrongCodeStatements,
-} from '../db/otp-gate'
-import { releaseExpiredById, userPhonesStatement } from '../db/phones'
+} from '../db/otp-codes'
+import { type PhoneRow, releaseExpiredById, userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
+import { isLocked } from '../db/users'
 import { type ErrorType, StytchError } from '../errors'
-import { type AuthSubject, batchWithLimits, failedAuthStatements, sendCountry } from '../limits'
+import { type AuthSubject, failedAuthStatements, runWithLimits, sendCountry } from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
-import { planSession, type SessionPlan, type SessionResult, sessionResult, sessionStatements } from '../sessions/otp'
-import { isLocked, type PhoneRow, userObject } from '../users/user-object'
+import {
+  addSessionStatements,
+  planSession,
+  type SessionPlan,
+  type SessionReads,
+  type SessionResult,
+  sessionResult,
+} from '../sessions/otp'
+import { userObject } from '../users/user-object'
 import { attributesMatch } from './attributes'
 import { codeMacMatches, dropCodeRecord, gateCodeMacMatches, readStoredCode, type StoredCode } from './code-store'
 
@@ -61,13 +70,17 @@ interface Attempt {
   sandbox: boolean
 }
 
-/** One batch run for a verdict: its results and where the parts read back afterwards sit in them. */
+/** One batch run for a verdict, with the results read back afterwards. */
 interface Pass {
   verdict: Verdict
-  results: D1Result[]
   state: AuthStateRow | undefined
-  wrongAt: number
-  sessionAt: [number, number]
+  /** The expired-attachment release: 1 change when it released the phone. */
+  release: Handle
+  /** The wrong-code attempt count on the gate (a wrong verdict only): 1 change when counted. */
+  wrongAttempt: Handle | null
+  /** The session read back (a success with a session plan only). */
+  session: SessionReads | null
+  phones: Handle<PhoneRow>
 }
 
 /**
@@ -140,7 +153,7 @@ async function authenticateAttempt(
  * the per-IP failure record when a second batch will judge the attempt again (failedAuthStatements).
  */
 async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['recheck']): Promise<Pass> {
-  const { env, project, phoneId, requestId, at, session } = a
+  const { env, project, phoneId, requestId, at } = a
   const { settings } = project
   const gate = (codeId: string): GateArgs => ({
     projectId: project.id,
@@ -151,26 +164,28 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     maxAttempts: settings.otp_max_attempts,
   })
 
-  const statements = [releaseExpiredById(env.DB, project.id, phoneId, at)]
-  if (verdict.kind === 'match') statements.push(consumeStatement(env.DB, gate(verdict.codeId)))
-  const wrongAt = statements.length
-  let sessionAt: [number, number] = [0, 0]
+  const batch = new Batch()
+  const release = batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))
+  if (verdict.kind === 'match') batch.add(consumeStatement(env.DB, gate(verdict.codeId)))
+  let wrongAttempt: Handle | null = null
+  let sessionReads: SessionReads | null = null
   if (verdict.kind === 'wrong') {
     const lock = { lockThreshold: settings.user_lock_threshold, lockMs: settings.user_lock_seconds * 1000 }
-    statements.push(...wrongCodeStatements(env.DB, { ...gate(verdict.codeId), ...lock }))
+    const wrong = wrongCodeStatements(env.DB, { ...gate(verdict.codeId), ...lock })
+    wrongAttempt = batch.add(wrong.attempt)
+    batch.add(wrong.failure)
   }
   if (verdict.kind === 'match' || a.sandbox) {
     const sandboxNumber = a.sandbox ? SANDBOX_PHONE_NUMBER : null
-    statements.push(...successStatements(env.DB, { projectId: project.id, phoneId, requestId, sandboxNumber }))
+    batch.addAll(successStatements(env.DB, { projectId: project.id, phoneId, requestId, sandboxNumber }))
     // The session writes ride in this batch, gated on the same success: one transaction, no extra trip.
-    const writes = sessionStatements(env.DB, project.id, session, phoneId, { phoneId, requestId, sandboxNumber }, at)
-    sessionAt = [statements.length, statements.length + writes.length]
-    statements.push(...writes)
+    const success = { phoneId, requestId, sandboxNumber }
+    sessionReads = addSessionStatements(batch, env.DB, project.id, a.session, phoneId, success, at)
   }
   // Failed authentications per IP scope and per project (after the gates, in this batch): a 429 if one
   // is already at its limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
-  statements.push(
-    ...(await failedAuthStatements(env.DB, env, {
+  batch.addAll(
+    await failedAuthStatements(env.DB, env, {
       projectId: project.id,
       settings,
       ipAddress: a.input.attributes?.ip_address,
@@ -179,19 +194,16 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
       sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
       now: at,
       recheck,
-    })),
+    }),
   )
-  statements.push(
-    authStateStatement(env.DB, project.id, phoneId),
-    userPhonesStatement(env.DB, project.id, { phoneId }, at),
-  )
-  const results = await batchWithLimits(env.DB, statements, project.id)
-  const state = results.at(-2)?.results[0] as AuthStateRow | undefined
-  return { verdict, results, state, wrongAt, sessionAt }
+  const state = batch.add<AuthStateRow>(authStateStatement(env.DB, project.id, phoneId))
+  const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at))
+  await runWithLimits(env.DB, batch, project.id)
+  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, phones }
 }
 
 // The number was attached by /send and its 5-minute window passed: released, so the code is void.
-const released = (pass: Pass) => (pass.results[0]?.meta.changes ?? 0) > 0
+const released = (pass: Pass) => pass.release.changes > 0
 
 const consumed = (pass: Pass, requestId: string) =>
   pass.verdict.kind === 'match' && pass.state?.consumed_by === requestId
@@ -199,7 +211,7 @@ const consumed = (pass: Pass, requestId: string) =>
 /** The reply for a pass's outcome: the response fields on success, otherwise the error to throw. */
 async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   const { env, project, phoneId, at } = a
-  const { state, results, verdict } = pass
+  const { state, verdict } = pass
   if (released(pass)) throw new StytchError('unable_to_auth_otp_code')
   if (!state) throw new StytchError('phone_number_not_found')
   const parsed = parsePhone(state.phone_number)
@@ -208,15 +220,19 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   const used = consumed(pass, a.requestId)
   if (used || (a.sandbox && sandboxPhone)) {
     if (used) await dropCodeRecord(env, phoneId)
-    const phones = (results.at(-1)?.results ?? []) as PhoneRow[]
-    const sessionFields = await sessionResult(env, project.id, a.session, results.slice(...pass.sessionAt), at)
-    return { user_id: state.user_id, method_id: phoneId, user: userObject(state, phones, at), ...sessionFields }
+    const sessionFields = await sessionResult(env, project.id, a.session, pass.session, at)
+    return {
+      user_id: state.user_id,
+      method_id: phoneId,
+      user: userObject(state, pass.phones.rows(), at),
+      ...sessionFields,
+    }
   }
   if (isLocked(state, at)) throw new StytchError('user_lock_limit_reached')
   if (sandboxPhone) throw new StytchError('otp_code_not_found')
   // A wrong code counted against the open gate; anything else met a dead gate (used, expired,
   // superseded, out of attempts) or no code at all.
-  if (verdict.kind === 'wrong' && (results[pass.wrongAt]?.meta.changes ?? 0) > 0) throw new StytchError(verdict.error)
+  if (verdict.kind === 'wrong' && (pass.wrongAttempt?.changes ?? 0) > 0) throw new StytchError(verdict.error)
   throw new StytchError('unable_to_auth_otp_code')
 }
 

@@ -1,6 +1,6 @@
 import { now } from '../clock'
 import { fromBase64Url, generateCode, keyedHash, keyedHashMatches, sealCurrent, toBase64Url } from '../crypto'
-import { ownsNumber } from '../db/phones'
+import type { LiveCodeRow, NewCode } from '../db/otp-codes'
 import { rotatingSecret } from '../env'
 import { errorName, logEvent } from '../log'
 import type { AttributesInput, Locale } from '../schemas'
@@ -44,12 +44,6 @@ export interface SupersededCode {
   expires_at: number
 }
 
-/** The phone's live code as the issuing batch found it before replacing it. */
-export interface LiveCodeRow {
-  code_id: string
-  expires_at: number
-}
-
 // Codes live at most 10 minutes and sends are rate limited, so a handful covers every live code.
 const MAX_SUPERSEDED = 5
 
@@ -83,6 +77,18 @@ export async function newPendingCode(
     expirationMinutes,
     locale,
     attributes: hashes,
+  }
+}
+
+/** The gate row's values for `pending` (src/db/otp-codes.ts stores them). */
+export function gateRow(pending: PendingCode): NewCode {
+  return {
+    codeId: pending.codeId,
+    mac: pending.gateMac,
+    createdAt: pending.createdAt,
+    expiresAt: pending.expiresAt,
+    ipHash: pending.attributes.ip_hash ?? null,
+    uaHash: pending.attributes.ua_hash ?? null,
   }
 }
 
@@ -142,78 +148,10 @@ export async function gateCodeMac(
 }
 
 /**
- * Statements that make `pending` the phone's current code inside the caller's D1 batch: the gate
- * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes' hashes) and the
- * delivery record. The phone is addressed by number so the statements work in the same batch that
- * creates it. With `ownerUserId` they write nothing unless that user holds the number (/send
- * attaching a number must not issue a code for another user); without it, nothing unless the number's
- * holder is its real owner rather than an unverified attachment (src/db/phones.ts).
- */
-export function codeStatements(
-  db: D1Database,
-  projectId: string,
-  phoneNumber: string,
-  pending: PendingCode,
-  ownerUserId: string | null = null,
-): D1PreparedStatement[] {
-  const issuedFor = `(user_id = ?6 OR (?6 IS NULL AND ${ownsNumber()}))`
-  return [
-    db
-      .prepare(
-        `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
-           ip_address, user_agent, ip_hash, ua_hash, created_at)
-         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}
-         ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
-           expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
-           ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
-           created_at = excluded.created_at`,
-      )
-      .bind(
-        projectId,
-        phoneNumber,
-        pending.codeId,
-        pending.expiresAt,
-        pending.createdAt,
-        ownerUserId,
-        pending.gateMac,
-        pending.attributes.ip_hash ?? null,
-        pending.attributes.ua_hash ?? null,
-      ),
-    db
-      .prepare(
-        `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
-         SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}`,
-      )
-      .bind(projectId, phoneNumber, pending.codeId, pending.expiresAt, pending.createdAt, ownerUserId),
-  ]
-}
-
-/**
- * The phone's live code (unconsumed, unexpired) before the batch replaces it; goes right before
- * codeStatements. Only when there is one does storeAndEnqueue read the old KV record, so a first
- * send never looks up a missing key (KV caches negative lookups).
- */
-export function liveCodeStatement(
-  db: D1Database,
-  projectId: string,
-  phoneNumber: string,
-  at: number,
-): D1PreparedStatement {
-  return db
-    .prepare(
-      `SELECT c.code_id, c.expires_at FROM otp_codes c JOIN phones p ON p.id = c.phone_id
-       WHERE p.project_id = ?1 AND p.phone_number = ?2 AND c.consumed_at IS NULL AND c.expires_at > ?3`,
-    )
-    .bind(projectId, phoneNumber, at)
-}
-
-/**
  * After the D1 batch committed: the keyed hash goes to KV (one key per phone, so a new code
  * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum) and, at the same time,
  * exactly one delivery job with the code encrypted goes on the queue. `replaced` is the live code the batch
- * replaced (liveCodeStatement); its hash is carried over so authenticate can answer "superseded".
+ * replaced (liveCodeStatement in src/db/otp-codes.ts); its hash is carried over so authenticate can answer "superseded".
  */
 export async function storeAndEnqueue(
   env: Env,

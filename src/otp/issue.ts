@@ -1,3 +1,5 @@
+import type { Batch, Handle } from '../db/batch'
+import { codeStatements, type LiveCodeRow, liveCodeStatement } from '../db/otp-codes'
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { assertCountryAllowed, ipKeys, type SendSubject, sendCountry, sendLimitStatements } from '../limits'
@@ -6,14 +8,7 @@ import { setMetricDimensions } from '../metrics'
 import { type ParsedPhone, parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AttributesInput, Locale } from '../schemas'
 import type { LineType, ProjectSettings } from '../settings'
-import {
-  codeStatements,
-  type LiveCodeRow,
-  liveCodeStatement,
-  newPendingCode,
-  type PendingCode,
-  storeAndEnqueue,
-} from './code-store'
+import { gateRow, newPendingCode, type PendingCode, storeAndEnqueue } from './code-store'
 import { undoSend } from './undo-send'
 
 /**
@@ -64,20 +59,23 @@ export interface IssueInput {
   attributes?: AttributesInput | undefined
 }
 
-/** A code being issued: its batch statements and what the limits count it as. */
+/** A code being issued: what the limits count it as, and where its batch read the code it replaced. */
 export interface Issue {
   target: SendTarget
   pending: PendingCode | null
   subject: SendSubject
-  /**
-   * For the caller's batch, after its own writes: the replaced live code's read (first, when a code
-   * is issued), the code's gate and delivery rows, then the limit statements, which count the send
-   * only if this batch issued the code and roll the whole batch back when a limit is exceeded.
-   */
-  statements: D1PreparedStatement[]
+  /** The phone's live code before this batch replaced it (null when no code is issued). */
+  liveCode: Handle<LiveCodeRow> | null
 }
 
-export async function prepareIssue(
+/**
+ * Adds the issue's statements to the caller's batch, after the caller's own writes: the replaced
+ * live code's read (when a code is issued), the code's gate and delivery rows, then the limit
+ * statements, which count the send only if this batch issued the code and roll the whole batch back
+ * when a limit is exceeded.
+ */
+export async function addIssue(
+  batch: Batch,
   env: Env,
   project: Project,
   target: SendTarget,
@@ -102,30 +100,23 @@ export async function prepareIssue(
     deliveryId: pending?.codeId ?? null,
     now: options.at,
   }
-  const code = pending
-    ? [
-        liveCodeStatement(env.DB, project.id, phone.e164, options.at),
-        ...codeStatements(env.DB, project.id, phone.e164, pending, options.ownerUserId),
-      ]
-    : []
-  return { target, pending, subject, statements: [...code, ...sendLimitStatements(env.DB, subject)] }
+  let liveCode: Handle<LiveCodeRow> | null = null
+  if (pending) {
+    liveCode = batch.add<LiveCodeRow>(liveCodeStatement(env.DB, project.id, phone.e164, options.at))
+    batch.addAll(codeStatements(env.DB, project.id, phone.e164, gateRow(pending), options.ownerUserId))
+  }
+  batch.addAll(sendLimitStatements(env.DB, subject))
+  return { target, pending, subject, liveCode }
 }
 
 /**
  * After the batch committed: the code's hash goes to KV and one job to the queue. If either fails,
  * the delivery is closed and the send's limit events are refunded (undoSend), so a retry works.
- * `liveCode` is the result of the issue's first statement (the code it replaced, if any).
  */
-export async function completeIssue(
-  env: Env,
-  project: Project,
-  issue: Issue,
-  phoneId: string,
-  liveCode: D1Result | undefined,
-): Promise<void> {
+export async function completeIssue(env: Env, project: Project, issue: Issue, phoneId: string): Promise<void> {
   const { pending } = issue
   if (!pending) return
-  const replaced = (liveCode?.results[0] as LiveCodeRow | undefined) ?? null
+  const replaced = issue.liveCode?.first() ?? null
   await storeAndEnqueue(env, project.id, phoneId, issue.target.phone.e164, pending, replaced).catch((err: unknown) =>
     undoSend(env.DB, issue.subject, pending.codeId, err),
   )

@@ -1,10 +1,12 @@
 import { now } from '../clock'
+import { Batch } from '../db/batch'
+import type { PhoneOwnerRow } from '../db/phones'
 import type { Project } from '../db/projects'
-import { findOrCreateStatements, type PhoneOwnerRow } from '../db/users'
+import { findOrCreateStatements } from '../db/users'
 import { newId } from '../ids'
-import { batchWithLimits } from '../limits'
+import { runWithLimits } from '../limits'
 import type { LoginOrCreateInput } from '../schemas'
-import { completeIssue, prepareIssue, sendTarget } from './issue'
+import { addIssue, completeIssue, sendTarget } from './issue'
 
 export interface LoginOrCreateResult {
   user_id: string
@@ -33,11 +35,14 @@ export async function loginOrCreate(
     status: input.create_user_as_pending ? 'pending' : 'active',
     now: at,
   })
-  const issue = await prepareIssue(env, project, target, input, { at, mintedUserId, ownerUserId: null })
-  const results = await batchWithLimits(env.DB, [...statements, ...issue.statements, owner], project.id)
-  const row = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
+  const batch = new Batch()
+  batch.addAll(statements)
+  const issue = await addIssue(batch, env, project, target, input, { at, mintedUserId, ownerUserId: null })
+  const ownerRow = batch.add<PhoneOwnerRow>(owner)
+  await runWithLimits(env.DB, batch, project.id)
+  const row = ownerRow.first()
   if (!row) throw new Error('find-or-create returned no owner row')
 
-  await completeIssue(env, project, issue, row.phone_id, results[statements.length])
+  await completeIssue(env, project, issue, row.phone_id)
   return { user_id: row.user_id, phone_id: row.phone_id, user_created: row.user_created === 1 }
 }

@@ -1,14 +1,15 @@
 import { now } from '../clock'
-import { attachStatements, releaseExpiredByNumber, userExistsStatement } from '../db/phones'
+import { Batch } from '../db/batch'
+import { attachStatements, type PhoneOwnerRow, phoneOwnerStatement, releaseExpiredByNumber } from '../db/phones'
 import type { Project } from '../db/projects'
-import { type PhoneOwnerRow, phoneOwnerStatement } from '../db/users'
+import { userExistsStatement } from '../db/users'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
-import { batchWithLimits } from '../limits'
+import { runWithLimits } from '../limits'
 import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { SendInput } from '../schemas'
 import { sendUserId } from '../sessions/otp'
-import { completeIssue, prepareIssue, sendTarget } from './issue'
+import { addIssue, completeIssue, sendTarget } from './issue'
 import { loginOrCreate } from './login-or-create'
 
 export interface SendResult {
@@ -35,29 +36,30 @@ export async function sendCode(env: Env, project: Project, request: SendInput): 
   const { e164 } = target.phone
   const at = now()
   const userId = input.user_id ?? null
-  const statements = [releaseExpiredByNumber(env.DB, project.id, e164, at)]
+  const batch = new Batch()
+  batch.add(releaseExpiredByNumber(env.DB, project.id, e164, at))
   if (userId) {
     const phoneId = newId('phone', project.env)
-    statements.push(...attachStatements(env.DB, { projectId: project.id, phoneNumber: e164, phoneId, userId, at }))
+    batch.addAll(attachStatements(env.DB, { projectId: project.id, phoneNumber: e164, phoneId, userId, at }))
   }
   // Issued for the number's owner only: a send refused by the conditions above issues no delivery
   // row and so counts nothing against the limits.
-  const issueAt = statements.length
-  const issue = await prepareIssue(env, project, target, input, { at, mintedUserId: null, ownerUserId: userId })
-  statements.push(...issue.statements)
-  if (userId) statements.push(userExistsStatement(env.DB, project.id, userId))
+  const issue = await addIssue(batch, env, project, target, input, { at, mintedUserId: null, ownerUserId: userId })
+  const user = userId ? batch.add(userExistsStatement(env.DB, project.id, userId)) : null
   // The attach flow sees the attaching user's claim (its own, or another user's: 409); without a user
   // only the number's real owner counts, so an attachment reads as an unknown number.
-  statements.push(phoneOwnerStatement(env.DB, project.id, e164, { claims: userId ? 'any' : 'owner' }))
-  const results = await batchWithLimits(env.DB, statements, project.id)
+  const ownerRow = batch.add<PhoneOwnerRow>(
+    phoneOwnerStatement(env.DB, project.id, e164, { claims: userId ? 'any' : 'owner' }),
+  )
+  await runWithLimits(env.DB, batch, project.id)
 
-  const owner = results.at(-1)?.results[0] as PhoneOwnerRow | undefined
+  const owner = ownerRow.first()
   if (userId) {
-    if (results.at(-2)?.results.length === 0) throw new StytchError('user_not_found')
+    if (user?.rows().length === 0) throw new StytchError('user_not_found')
     if (owner && owner.user_id !== userId) throw new StytchError('duplicate_phone_number')
   }
   if (!owner) throw new StytchError('phone_number_not_found')
 
-  await completeIssue(env, project, issue, owner.phone_id, results[issueAt])
+  await completeIssue(env, project, issue, owner.phone_id)
   return { user_id: owner.user_id, phone_id: owner.phone_id }
 }

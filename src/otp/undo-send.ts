@@ -1,3 +1,5 @@
+import { Batch } from '../db/batch'
+import { failUnsentDeliveryStatement } from '../db/otp-codes'
 import { refundSendStatements, type SendSubject } from '../limits'
 import { errorName, logEvent } from '../log'
 
@@ -18,15 +20,10 @@ export async function undoSend(
 ): Promise<never> {
   const fields = { delivery_id: deliveryId, project_id: subject.projectId }
   try {
-    await db.batch([
-      db
-        .prepare(
-          `UPDATE deliveries SET status = 'failed', error_detail = 'enqueue_failed', lease_until = NULL, updated_at = ?2
-           WHERE id = ?1 AND status = 'queued'`,
-        )
-        .bind(deliveryId, subject.now),
-      ...refundSendStatements(db, subject),
-    ])
+    const batch = new Batch()
+    batch.add(failUnsentDeliveryStatement(db, deliveryId, subject.now))
+    batch.addAll(refundSendStatements(db, subject))
+    await batch.run(db)
     logEvent('warn', 'otp.send_undone', { ...fields, error: errorName(cause) })
   } catch (err) {
     logEvent('error', 'otp.send_undo_failed', {

@@ -1,12 +1,12 @@
 import { derivedAesKey, open, randomToken, type Sealed, seal, sha256, toHex } from '../crypto'
 import type { Project } from '../db/projects'
+import type { SessionSelector } from '../db/sessions'
 import { requireSecret, rotatingSecret } from '../env'
 import { StytchError } from '../errors'
 import { logEvent } from '../log'
 import type { StytchSession } from '../schemas'
 import { decodeJwt, issuerFor, JWT_LIFETIME_MS, SESSION_CLAIM, signJwt, verifySignature } from './jwt'
 import { type SigningKey, signingKey, verificationKey } from './keys'
-import type { SessionSelector } from './store'
 
 /**
  * The two credentials of a session: the opaque token (stored only as its hash) and short-lived JWTs

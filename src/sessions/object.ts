@@ -1,9 +1,9 @@
 import { rfc3339 } from '../clock'
+import type { FactorRow, SessionRow } from '../db/sessions'
 import { StytchError } from '../errors'
 import { logEvent } from '../log'
 import type { StytchAuthenticationFactor, StytchSession } from '../schemas'
 import { isReservedClaim } from './jwt'
-import type { FactorRow, SessionRow } from './store'
 
 /** Total size of a session's custom claims (serialised JSON, UTF-8 bytes), as Stytch limits them. */
 export const MAX_CUSTOM_CLAIMS_BYTES = 4_096

@@ -1,4 +1,18 @@
+import { Batch, type Handle } from '../db/batch'
+import { phoneUserStatement } from '../db/phones'
 import type { Project } from '../db/projects'
+import {
+  type FactorRow,
+  factorsStatement,
+  insertForPhoneStatement,
+  type NewSession,
+  type OtpSuccessGate,
+  purgeExpiredStatement,
+  type SessionRow,
+  sessionStatement,
+  touchStatement,
+  upsertPhoneFactorStatement,
+} from '../db/sessions'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
 import type { StytchSession } from '../schemas'
@@ -15,18 +29,6 @@ import {
 } from './credentials'
 import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
-import {
-  type FactorRow,
-  factorsStatement,
-  insertForPhoneStatement,
-  type NewSession,
-  type OtpSuccessGate,
-  purgeExpiredStatement,
-  type SessionRow,
-  sessionStatement,
-  touchStatement,
-  upsertPhoneFactorStatement,
-} from './store'
 
 /**
  * The session half of the OTP endpoints. authenticate plans the session before its batch (anything
@@ -100,13 +102,13 @@ export async function planSession(
   }
 
   const selector = await sessionSelector(env, project.id, credential, at)
-  const [found, owner] = await env.DB.batch([
-    sessionStatement(env.DB, project.id, selector, at),
-    env.DB.prepare('SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1').bind(project.id, phoneId),
-  ])
-  const row = found?.results[0] as SessionRow | undefined
+  const batch = new Batch()
+  const found = batch.add<SessionRow>(sessionStatement(env.DB, project.id, selector, at))
+  const owner = batch.add<{ user_id: string }>(phoneUserStatement(env.DB, project.id, phoneId))
+  await batch.run(env.DB)
+  const row = found.first()
   if (!row) throw new StytchError('session_not_found')
-  const phoneUser = (owner?.results[0] as { user_id: string } | undefined)?.user_id
+  const phoneUser = owner.first()?.user_id
   // An unknown phone is left to authenticate itself (phone_number_not_found).
   if (phoneUser !== undefined && phoneUser !== row.user_id) throw new StytchError('user_id_mismatch')
   const claims = input.session_custom_claims
@@ -122,56 +124,66 @@ export async function planSession(
   }
 }
 
+/** Where authenticate reads its session back: the session row and its factors. */
+export interface SessionReads {
+  session: Handle<SessionRow>
+  factors: Handle<FactorRow>
+}
+
 /**
- * The session writes for authenticate's batch, each conditional on the OTP success decided earlier
- * in that batch (`gate`), followed by two reads: the session and its factors. Empty for 'none'.
+ * Adds the session writes to authenticate's batch, each conditional on the OTP success decided
+ * earlier in that batch (`gate`), followed by two reads: the session and its factors. Adds nothing
+ * for 'none' (null).
  */
-export function sessionStatements(
+export function addSessionStatements(
+  batch: Batch,
   db: D1Database,
   projectId: string,
   plan: SessionPlan,
   phoneId: string,
   gate: OtpSuccessGate,
   at: number,
-): D1PreparedStatement[] {
-  if (plan.kind === 'none') return []
+): SessionReads | null {
+  if (plan.kind === 'none') return null
   if (plan.kind === 'new') {
     const selector = { sessionId: plan.session.id }
-    return [
-      purgeExpiredStatement(db, projectId, phoneId, at, gate),
-      insertForPhoneStatement(db, plan.session, phoneId, gate),
-      upsertPhoneFactorStatement(db, projectId, plan.session.id, phoneId, at, gate),
-      sessionStatement(db, projectId, selector, at),
-      factorsStatement(db, projectId, selector, at),
-    ]
+    batch.add(purgeExpiredStatement(db, projectId, phoneId, at, gate))
+    batch.add(insertForPhoneStatement(db, plan.session, phoneId, gate))
+    batch.add(upsertPhoneFactorStatement(db, projectId, plan.session.id, phoneId, at, gate))
+    return {
+      session: batch.add<SessionRow>(sessionStatement(db, projectId, selector, at)),
+      factors: batch.add<FactorRow>(factorsStatement(db, projectId, selector, at)),
+    }
   }
   const selector = { sessionId: plan.sessionId }
-  return [
-    upsertPhoneFactorStatement(db, projectId, plan.sessionId, phoneId, at, gate),
-    touchStatement(db, projectId, selector, at, plan.changes, gate),
-    factorsStatement(db, projectId, selector, at),
-  ]
+  batch.add(upsertPhoneFactorStatement(db, projectId, plan.sessionId, phoneId, at, gate))
+  return {
+    // The touch returns the session row as it is afterwards.
+    session: batch.add<SessionRow>(touchStatement(db, projectId, selector, at, plan.changes, gate)),
+    factors: batch.add<FactorRow>(factorsStatement(db, projectId, selector, at)),
+  }
 }
 
 /**
- * The session fields of a successful authenticate, from the results of sessionStatements (in
- * order). A presented session that was revoked or expired between the plan and the batch is
+ * The session fields of a successful authenticate, from the reads addSessionStatements added. A
+ * presented session that was revoked or expired between the plan and the batch is
  * `session_not_found`, although the code has been used by then.
  */
 export async function sessionResult(
   env: Env,
   projectId: string,
   plan: SessionPlan,
-  results: readonly D1Result[],
+  reads: SessionReads | null,
   at: number,
 ): Promise<SessionResult> {
   if (plan.kind === 'none') return { session_token: '', session_jwt: '', session: null }
-  const row = results.at(-2)?.results[0] as SessionRow | undefined
+  if (!reads) throw new Error('the session statements were not in the authenticate batch')
+  const row = reads.session.first()
   if (!row) {
     if (plan.kind === 'new') throw new Error('the session started in the authenticate batch cannot be read back')
     throw new StytchError('session_not_found')
   }
-  const session = sessionObject(row, (results.at(-1)?.results ?? []) as FactorRow[])
+  const session = sessionObject(row, reads.factors.rows())
   // A session presented by its JWT answers with its token too, as Stytch does.
   const token = plan.token || (await unsealSessionToken(env, projectId, row))
   return { session_token: token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }

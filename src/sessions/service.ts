@@ -1,21 +1,7 @@
 import { now } from '../clock'
-import { userPhonesStatement } from '../db/phones'
+import { Batch } from '../db/batch'
+import { type PhoneRow, userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
-import { StytchError } from '../errors'
-import { parseId } from '../ids'
-import type { SessionsAuthenticateInput, SessionsRevokeInput, StytchSession, StytchUser } from '../schemas'
-import { resolveUserId } from '../users/service'
-import { type PhoneRow, type UserRow, userObject } from '../users/user-object'
-import {
-  countGiven,
-  credentialOf,
-  projectSigningKey,
-  sessionJwt,
-  sessionSelector,
-  unsealSessionToken,
-} from './credentials'
-import { type PublicJwk, trustedKeys } from './keys'
-import { mergeCustomClaims, parseClaims, sessionObject } from './object'
 import {
   deleteStatement,
   type FactorRow,
@@ -26,7 +12,23 @@ import {
   sessionUserStatement,
   touchStatement,
   userSessionsStatements,
-} from './store'
+} from '../db/sessions'
+import { type UserRow, userExistsStatement } from '../db/users'
+import { StytchError } from '../errors'
+import { parseId } from '../ids'
+import type { SessionsAuthenticateInput, SessionsRevokeInput, StytchSession, StytchUser } from '../schemas'
+import { resolveUserId } from '../users/service'
+import { userObject } from '../users/user-object'
+import {
+  countGiven,
+  credentialOf,
+  projectSigningKey,
+  sessionJwt,
+  sessionSelector,
+  unsealSessionToken,
+} from './credentials'
+import { type PublicJwk, trustedKeys } from './keys'
+import { mergeCustomClaims, parseClaims, sessionObject } from './object'
 
 /**
  * The sessions API (/v1/sessions/*). Every statement is scoped to the calling project, so another
@@ -68,22 +70,22 @@ export async function authenticateSession(
   const minutes = input.session_duration_minutes
   const changes = { expiresAt: minutes === undefined ? undefined : at + minutes * 60_000, customClaims }
   const owner = 'tokenHash' in selector ? { sessionTokenHash: selector.tokenHash } : { userId: selector.userId ?? '' }
-  const [touched, factors, user, phones] = await env.DB.batch([
-    touchStatement(env.DB, project.id, selector, at, changes),
-    factorsStatement(env.DB, project.id, selector, at),
-    sessionUserStatement(env.DB, project.id, selector, at),
-    userPhonesStatement(env.DB, project.id, owner, at),
-  ])
-  const row = touched?.results[0] as SessionRow | undefined
-  const userRow = user?.results[0] as UserRow | undefined
+  const batch = new Batch()
+  const touched = batch.add<SessionRow>(touchStatement(env.DB, project.id, selector, at, changes))
+  const factors = batch.add<FactorRow>(factorsStatement(env.DB, project.id, selector, at))
+  const user = batch.add<UserRow>(sessionUserStatement(env.DB, project.id, selector, at))
+  const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, owner, at))
+  await batch.run(env.DB)
+  const row = touched.first()
+  const userRow = user.first()
   if (!row || !userRow) throw new StytchError('session_not_found')
 
-  const session = sessionObject(row, (factors?.results ?? []) as FactorRow[])
+  const session = sessionObject(row, factors.rows())
   return {
     session,
     session_token: 'token' in credential ? credential.token : await unsealSessionToken(env, project.id, row),
     session_jwt: await sessionJwt(await key, project.id, session, at),
-    user: userObject(userRow, (phones?.results ?? []) as PhoneRow[], at),
+    user: userObject(userRow, phones.rows(), at),
   }
 }
 
@@ -111,14 +113,14 @@ export async function listSessions(env: Env, project: Project, ref: string): Pro
   const userId = await resolveUserId(env, project, ref)
   const at = now()
   const { sessions, factors } = userSessionsStatements(env.DB, project.id, userId, at)
-  const [user, rows, factorRows] = await env.DB.batch([
-    env.DB.prepare('SELECT 1 AS found FROM users WHERE id = ?2 AND project_id = ?1').bind(project.id, userId),
-    sessions,
-    factors,
-  ])
-  if (!user?.results.length) throw new StytchError('user_not_found')
-  const all = (factorRows?.results ?? []) as FactorRow[]
-  return ((rows?.results ?? []) as SessionRow[]).map((row) => sessionObject(row, all))
+  const batch = new Batch()
+  const user = batch.add(userExistsStatement(env.DB, project.id, userId))
+  const rows = batch.add<SessionRow>(sessions)
+  const factorRows = batch.add<FactorRow>(factors)
+  await batch.run(env.DB)
+  if (!user.first()) throw new StytchError('user_not_found')
+  const all = factorRows.rows()
+  return rows.rows().map((row) => sessionObject(row, all))
 }
 
 /**

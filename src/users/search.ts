@@ -1,109 +1,17 @@
 import { now } from '../clock'
-import { fromBase64Url, toBase64Url } from '../crypto'
-import { USER_COLUMNS } from '../db/phones'
+import { Batch } from '../db/batch'
+import type { PhoneRow } from '../db/phones'
 import type { Project } from '../db/projects'
-import { StytchError } from '../errors'
-import { parseId } from '../ids'
-import type { SearchOperandInput, SearchUsersInput, StytchUser } from '../schemas'
-import { type PhoneRow, type UserRow, userObject } from './user-object'
+import { encodeCursor, type SearchPhoneRow, searchStatements } from '../db/user-search'
+import type { UserRow } from '../db/users'
+import type { SearchUsersInput, StytchUser } from '../schemas'
+import { userObject } from './user-object'
 
 /**
  * POST /v1/users/search: the project's users matching the query, oldest first, a page at a time.
- * One D1 batch: the page, the phones of its users, and the total (all three over the same query).
- *
- * Pages are keyset-paginated on (created_at, id) over users_project_created, so a page costs the
- * same however deep it is; the cursor is that position, opaque to callers. Each filter is one
- * indexed lookup or an index-ordered walk of the project's users (test/users-search-plan.test.ts
- * holds SQLite's query plans to this):
- * - phone_number: phones UNIQUE (project_id, phone_number); phone_id: the phones primary key;
- *   user_id: the users primary key (an external id there goes through users_external_id); the
- *   users they name are then read by primary key;
- * - created_at_*: a range of users_project_created;
- * - status, phone_verified: checked per user while walking users_project_created (phones_user for
- *   phone_verified), the only filters that do not narrow the walk by themselves.
- * The phones of a page are read through phones_user. Attachments whose window passed are invisible
- * here as everywhere.
+ * One D1 batch: the page, the phones of its users, and the total (all three over the same query,
+ * compiled by src/db/user-search.ts, which also describes the indexes each filter uses).
  */
-
-export interface Sql {
-  sql: string
-  params: unknown[]
-}
-
-// A phone is visible unless it is an attachment whose window passed by `at` (a parameter reference).
-const visible = (at: string) => `(p.verified = 1 OR p.attach_expires_at IS NULL OR p.attach_expires_at > ${at})`
-
-function condition(operand: SearchOperandInput, param: (value: unknown) => string, at: () => string): string {
-  const isVisible = () => visible(at())
-  switch (operand.filter_name) {
-    case 'user_id': {
-      const ids = operand.filter_value.filter((v) => parseId('user', v) !== null)
-      const external = operand.filter_value.filter((v) => parseId('user', v) === null)
-      return `(u.id IN (SELECT value FROM json_each(${param(JSON.stringify(ids))}))
-        OR u.id IN (SELECT id FROM users WHERE project_id = ?1
-          AND external_id IN (SELECT value FROM json_each(${param(JSON.stringify(external))}))))`
-    }
-    case 'phone_number':
-      return `u.id IN (SELECT p.user_id FROM phones p WHERE p.project_id = ?1
-        AND p.phone_number IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${isVisible()})`
-    case 'phone_id':
-      return `u.id IN (SELECT p.user_id FROM phones p WHERE +p.project_id = ?1
-        AND p.id IN (SELECT value FROM json_each(${param(JSON.stringify(operand.filter_value))})) AND ${isVisible()})`
-    case 'phone_verified':
-      return `EXISTS (SELECT 1 FROM phones p WHERE p.user_id = u.id AND p.verified = ${param(operand.filter_value ? 1 : 0)}
-        AND ${isVisible()})`
-    case 'status':
-      return `u.status = ${param(operand.filter_value)}`
-    case 'created_at_greater_than':
-      return `u.created_at > ${param(Date.parse(operand.filter_value))}`
-    case 'created_at_less_than':
-      return `u.created_at < ${param(Date.parse(operand.filter_value))}`
-    case 'created_at_between':
-      return `(u.created_at > ${param(Date.parse(operand.filter_value.greater_than))}
-        AND u.created_at < ${param(Date.parse(operand.filter_value.less_than))})`
-  }
-}
-
-// Filters naming the users they match (ids, numbers): they select by index lookups, never a walk.
-const NARROWING = new Set<SearchOperandInput['filter_name']>(['user_id', 'phone_number', 'phone_id'])
-
-/** The WHERE clause over `users u` for the query (without pagination); ?1 is the project id. */
-function whereClause(query: SearchUsersInput['query'], at: number, projectId: string): Sql {
-  const params: unknown[] = [projectId]
-  const param = (value: unknown) => {
-    params.push(value)
-    return `?${params.length}`
-  }
-  let atRef: string | undefined
-  const atParam = () => (atRef ??= param(at))
-  const operands = query?.operands ?? []
-  const conditions = operands.map((o) => condition(o, param, atParam))
-  const joined = conditions.length === 0 ? '1' : conditions.join(query?.operator === 'OR' ? ' OR ' : ' AND ')
-  // When the query is narrowed to listed ids or numbers, the users primary key must drive it, not a
-  // walk of the project's users in page order: the unary + keeps SQLite off the project index.
-  const narrowing = operands.map((o) => NARROWING.has(o.filter_name))
-  const narrowed = query?.operator === 'OR' ? narrowing.length > 0 && narrowing.every(Boolean) : narrowing.some(Boolean)
-  return { sql: `${narrowed ? '+' : ''}u.project_id = ?1 AND (${joined})`, params }
-}
-
-/** The cursor: the last returned user's position, base64url of "<created_at>.<user id>". */
-function encodeCursor(user: { created_at: number; user_id: string }): string {
-  return toBase64Url(new TextEncoder().encode(`${user.created_at}.${user.user_id}`))
-}
-
-function decodeCursor(cursor: string): { createdAt: number; userId: string } {
-  let text = ''
-  try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(fromBase64Url(cursor))
-  } catch {
-    // falls through to the refusal below
-  }
-  const m = /^(\d{1,15})\.(.+)$/.exec(text)
-  if (!m || parseId('user', m[2] ?? '') === null) {
-    throw new StytchError('bad_request', { message: 'The submitted request is invalid: cursor is not a next_cursor.' })
-  }
-  return { createdAt: Number(m[1]), userId: m[2] ?? '' }
-}
 
 export interface SearchResult {
   results: StytchUser[]
@@ -111,45 +19,18 @@ export interface SearchResult {
   total: number
 }
 
-/**
- * The three statements of a search, as SQL and parameters: the page (one user more than the limit,
- * to tell whether another page follows), the phones of the page's users, and the total.
- */
-export function searchSql(
-  projectId: string,
-  input: SearchUsersInput,
-  at: number,
-): { page: Sql; phones: Sql; count: Sql } {
-  const where = whereClause(input.query, at, projectId)
-  const after = input.cursor ? decodeCursor(input.cursor) : null
-  const n = where.params.length
-  const pageSql = `SELECT ${USER_COLUMNS} FROM users u WHERE ${where.sql}
-    ${after ? `AND (u.created_at, u.id) > (?${n + 1}, ?${n + 2})` : ''}
-    ORDER BY u.created_at, u.id LIMIT ?${n + (after ? 3 : 1)}`
-  const pageParams = [...where.params, ...(after ? [after.createdAt, after.userId] : []), input.limit + 1]
-  return {
-    page: { sql: pageSql, params: pageParams },
-    phones: {
-      sql: `SELECT p.user_id, p.id AS phone_id, p.phone_number, p.verified FROM phones p
-       WHERE +p.project_id = ?1 AND ${visible(`?${pageParams.length + 1}`)}
-         AND p.user_id IN (SELECT user_id FROM (${pageSql}))
-       ORDER BY p.created_at, p.rowid`,
-      params: [...pageParams, at],
-    },
-    count: { sql: `SELECT COUNT(*) AS total FROM users u WHERE ${where.sql}`, params: where.params },
-  }
-}
-
 export async function searchUsers(env: Env, project: Project, input: SearchUsersInput): Promise<SearchResult> {
   const at = now()
-  const sql = searchSql(project.id, input, at)
-  const [page, phones, count] = await env.DB.batch(
-    [sql.page, sql.phones, sql.count].map((s) => env.DB.prepare(s.sql).bind(...s.params)),
-  )
-  const rows = (page?.results ?? []) as UserRow[]
+  const statements = searchStatements(env.DB, project.id, input, at)
+  const batch = new Batch()
+  const page = batch.add<UserRow>(statements.page)
+  const phones = batch.add<SearchPhoneRow>(statements.phones)
+  const count = batch.add<{ total: number }>(statements.count)
+  await batch.run(env.DB)
+  const rows = page.rows()
   const shown = rows.slice(0, input.limit)
   const byUser = new Map<string, PhoneRow[]>()
-  for (const p of (phones?.results ?? []) as (PhoneRow & { user_id: string })[]) {
+  for (const p of phones.rows()) {
     const list = byUser.get(p.user_id) ?? []
     list.push({ phone_id: p.phone_id, phone_number: p.phone_number, verified: p.verified })
     byUser.set(p.user_id, list)
@@ -158,6 +39,6 @@ export async function searchUsers(env: Env, project: Project, input: SearchUsers
   return {
     results: shown.map((u) => userObject(u, byUser.get(u.user_id) ?? [], at)),
     next_cursor: rows.length > input.limit && last ? encodeCursor(last) : null,
-    total: Number((count?.results[0] as { total: number } | undefined)?.total ?? 0),
+    total: Number(count.first()?.total ?? 0),
   }
 }

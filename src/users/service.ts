@@ -1,31 +1,34 @@
 import { now } from '../clock'
+import { Batch, type Handle } from '../db/batch'
 import {
   deletePhoneStatements,
-  deleteUserStatements,
   exchangePhoneStatements,
   numberHolderStatement,
+  type PhoneRow,
   phoneIdsStatement,
   releaseExpiredById,
-  userByIdStatement,
-  userByPhoneStatement,
   userPhonesStatement,
 } from '../db/phones'
 import type { Project } from '../db/projects'
 import {
   createUserStatements,
+  deleteUserStatements,
   isDuplicateExternalId,
   type UserChanges,
+  type UserRow,
   updateUserStatement,
   userByExternalIdStatement,
+  userByIdStatement,
+  userByPhoneStatement,
 } from '../db/users'
 import { StytchError } from '../errors'
 import { newId, parseId } from '../ids'
-import { batchWithLimits, sendLimitStatements } from '../limits'
+import { runWithLimits, sendLimitStatements } from '../limits'
 import { dropCodeRecord } from '../otp/code-store'
 import { sendTarget } from '../otp/issue'
 import type { CreateUserInput, ExchangePrimaryFactorInput, StytchUser, UpdateUserInput } from '../schemas'
 import { MAX_METADATA_BYTES, metadataJson } from './metadata'
-import { type PhoneRow, type UserRow, userObject } from './user-object'
+import { userObject } from './user-object'
 
 /**
  * The Users API. Every statement is scoped to the calling project, so another project's ids are
@@ -48,20 +51,34 @@ export async function resolveUserId(env: Env, project: Project, ref: string): Pr
  * Runs a batch that may set an external id (another user holding it is duplicate_user_external_id)
  * and may carry limit statements (a tripped limit is too_many_requests).
  */
-async function batchSettingExternalId(env: Env, project: Project, statements: D1PreparedStatement[]) {
+async function runSettingExternalId(env: Env, project: Project, batch: Batch): Promise<void> {
   try {
-    return await batchWithLimits(env.DB, statements, project.id)
+    await runWithLimits(env.DB, batch, project.id)
   } catch (err) {
     if (isDuplicateExternalId(err)) throw new StytchError('duplicate_user_external_id')
     throw err
   }
 }
 
-/** The user row and phones read back at the end of a batch (the last two results). */
-function userAfter(results: readonly D1Result[], at: number): StytchUser {
-  const row = results.at(-2)?.results[0] as UserRow | undefined
+/** Where a batch reads a user back: its row and its visible phones. */
+interface UserReads {
+  user: Handle<UserRow>
+  phones: Handle<PhoneRow>
+}
+
+/** Adds the reads of the user `userId` with its visible phones at `at` to the batch. */
+function addUserReads(batch: Batch, env: Env, project: Project, userId: string, at: number): UserReads {
+  return {
+    user: batch.add<UserRow>(userByIdStatement(env.DB, project.id, userId)),
+    phones: batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { userId }, at)),
+  }
+}
+
+/** The user read back by addUserReads after its batch ran. */
+function userAfter(reads: UserReads, at: number): StytchUser {
+  const row = reads.user.first()
   if (!row) throw new StytchError('user_not_found')
-  return userObject(row, (results.at(-1)?.results ?? []) as PhoneRow[], at)
+  return userObject(row, reads.phones.rows(), at)
 }
 
 /**
@@ -78,8 +95,9 @@ export async function createUser(
   const at = now()
   const userId = newId('user', project.env)
   const phoneId = newId('phone', project.env)
-  const results = await batchSettingExternalId(env, project, [
-    ...createUserStatements(env.DB, {
+  const batch = new Batch()
+  batch.addAll(
+    createUserStatements(env.DB, {
       projectId: project.id,
       userId,
       phoneId,
@@ -91,8 +109,10 @@ export async function createUser(
       untrustedMetadata: metadataJson(input.untrusted_metadata),
       externalId: input.external_id ?? null,
     }),
-    // The project's new-users-per-hour limit counts users created here as it counts login_or_create's.
-    ...sendLimitStatements(env.DB, {
+  )
+  // The project's new-users-per-hour limit counts users created here as it counts login_or_create's.
+  batch.addAll(
+    sendLimitStatements(env.DB, {
       projectId: project.id,
       settings: project.settings,
       phoneNumber: null,
@@ -102,11 +122,11 @@ export async function createUser(
       deliveryId: null,
       now: at,
     }),
-    userByIdStatement(env.DB, project.id, userId),
-    userPhonesStatement(env.DB, project.id, { userId }, at),
-  ])
-  if (!results.at(-2)?.results.length) throw new StytchError('duplicate_phone_number')
-  return { user: userAfter(results, at), phoneId }
+  )
+  const reads = addUserReads(batch, env, project, userId, at)
+  await runSettingExternalId(env, project, batch)
+  if (!reads.user.first()) throw new StytchError('duplicate_phone_number')
+  return { user: userAfter(reads, at), phoneId }
 }
 
 /**
@@ -131,13 +151,12 @@ export async function deleteExternalId(env: Env, project: Project, ref: string):
 async function changeUser(env: Env, project: Project, ref: string, changes: UserChanges): Promise<StytchUser> {
   const userId = await resolveUserId(env, project, ref)
   const at = now()
-  const results = await batchSettingExternalId(env, project, [
-    updateUserStatement(env.DB, project.id, userId, changes, MAX_METADATA_BYTES),
-    userByIdStatement(env.DB, project.id, userId),
-    userPhonesStatement(env.DB, project.id, { userId }, at),
-  ])
-  const user = userAfter(results, at)
-  if ((results[0]?.meta.changes ?? 0) === 0) throw new StytchError('metadata_too_large')
+  const batch = new Batch()
+  const update = batch.add(updateUserStatement(env.DB, project.id, userId, changes, MAX_METADATA_BYTES))
+  const reads = addUserReads(batch, env, project, userId, at)
+  await runSettingExternalId(env, project, batch)
+  const user = userAfter(reads, at)
+  if (update.changes === 0) throw new StytchError('metadata_too_large')
   return user
 }
 
@@ -161,23 +180,25 @@ export async function exchangePrimaryFactor(
   const userId = await resolveUserId(env, project, ref)
   const at = now()
   const number = target.phone.e164
-  const [user, phones, holder] = await env.DB.batch([
-    userByIdStatement(env.DB, project.id, userId),
-    userPhonesStatement(env.DB, project.id, { userId }, at),
+  const before = new Batch()
+  const { user, phones } = addUserReads(before, env, project, userId, at)
+  const holder = before.add<{ attach_expires_at: number | null; verified: number }>(
     numberHolderStatement(env.DB, project.id, number),
-  ])
-  const row = user?.results[0] as UserRow | undefined
+  )
+  await before.run(env.DB)
+  const row = user.first()
   if (!row) throw new StytchError('user_not_found')
-  const current = (phones?.results ?? []) as PhoneRow[]
+  const current = phones.rows()
   const only = current[0]
   if (current.length !== 1 || !only) throw new StytchError('invalid_exchange_primary_factor_user')
   if (only.phone_number === number) return userObject(row, current, at)
-  const held = holder?.results[0] as { attach_expires_at: number | null; verified: number } | undefined
+  const held = holder.first()
   if (held && (held.verified === 1 || held.attach_expires_at === null)) throw new StytchError('duplicate_phone_number')
 
   const newPhoneId = newId('phone', project.env)
-  const results = await env.DB.batch([
-    ...exchangePhoneStatements(env.DB, {
+  const exchange = new Batch()
+  exchange.addAll(
+    exchangePhoneStatements(env.DB, {
       projectId: project.id,
       userId,
       oldPhoneId: only.phone_id,
@@ -185,10 +206,10 @@ export async function exchangePrimaryFactor(
       phoneNumber: number,
       at,
     }),
-    userByIdStatement(env.DB, project.id, userId),
-    userPhonesStatement(env.DB, project.id, { userId }, at),
-  ])
-  const after = userAfter(results, at)
+  )
+  const reads = addUserReads(exchange, env, project, userId, at)
+  await exchange.run(env.DB)
+  const after = userAfter(reads, at)
   // Lost a race since the read: the user's phone changed, or someone took the number meanwhile.
   if (!after.phone_numbers.some((p) => p.phone_id === newPhoneId)) {
     throw new StytchError(
@@ -203,24 +224,23 @@ export async function exchangePrimaryFactor(
 export async function getUser(env: Env, project: Project, ref: string): Promise<StytchUser> {
   const userId = await resolveUserId(env, project, ref)
   const at = now()
-  const [user, phones] = await env.DB.batch([
-    userByIdStatement(env.DB, project.id, userId),
-    userPhonesStatement(env.DB, project.id, { userId }, at),
-  ])
-  const row = user?.results[0] as UserRow | undefined
-  if (!row) throw new StytchError('user_not_found')
-  return userObject(row, (phones?.results ?? []) as PhoneRow[], at)
+  const batch = new Batch()
+  const reads = addUserReads(batch, env, project, userId, at)
+  await batch.run(env.DB)
+  return userAfter(reads, at)
 }
 
 /** DELETE /v1/users/{user_id}: the user, its phones and their codes. Returns the deleted id. */
 export async function deleteUser(env: Env, project: Project, ref: string): Promise<string> {
   const userId = await resolveUserId(env, project, ref)
-  const results = await env.DB.batch([
-    phoneIdsStatement(env.DB, project.id, userId),
-    ...deleteUserStatements(env.DB, project.id, userId),
-  ])
-  if ((results.at(-1)?.meta.changes ?? 0) === 0) throw new StytchError('user_not_found')
-  const phoneIds = ((results[0]?.results ?? []) as { id: string }[]).map((p) => p.id)
+  const batch = new Batch()
+  const phones = batch.add<{ id: string }>(phoneIdsStatement(env.DB, project.id, userId))
+  const deletion = deleteUserStatements(env.DB, project.id, userId)
+  batch.addAll(deletion.dependents)
+  const deleted = batch.add(deletion.user)
+  await batch.run(env.DB)
+  if (deleted.changes === 0) throw new StytchError('user_not_found')
+  const phoneIds = phones.rows().map((p) => p.id)
   await Promise.all(phoneIds.map((id) => dropCodeRecord(env, id)))
   return userId
 }
@@ -231,15 +251,15 @@ export async function deleteUser(env: Env, project: Project, ref: string): Promi
  */
 export async function deletePhoneNumber(env: Env, project: Project, phoneId: string): Promise<StytchUser> {
   const at = now()
-  const [, user, phones] = await env.DB.batch([
-    releaseExpiredById(env.DB, project.id, phoneId, at),
-    userByPhoneStatement(env.DB, project.id, phoneId, at),
-    userPhonesStatement(env.DB, project.id, { phoneId }, at),
-    ...deletePhoneStatements(env.DB, project.id, phoneId),
-  ])
-  const row = user?.results[0] as UserRow | undefined
+  const batch = new Batch()
+  batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))
+  const user = batch.add<UserRow>(userByPhoneStatement(env.DB, project.id, phoneId, at))
+  const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at))
+  batch.addAll(deletePhoneStatements(env.DB, project.id, phoneId))
+  await batch.run(env.DB)
+  const row = user.first()
   if (!row) throw new StytchError('phone_number_not_found')
   await dropCodeRecord(env, phoneId)
-  const remaining = ((phones?.results ?? []) as PhoneRow[]).filter((p) => p.phone_id !== phoneId)
+  const remaining = phones.rows().filter((p) => p.phone_id !== phoneId)
   return userObject(row, remaining, at)
 }

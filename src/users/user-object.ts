@@ -1,35 +1,8 @@
 import { rfc3339 } from '../clock'
-import type { UserStatus } from '../db/users'
+import type { PhoneRow } from '../db/phones'
+import { isLocked, type UserRow } from '../db/users'
 import type { StytchUser } from '../schemas'
 import { parseMetadata } from './metadata'
-
-/** The user columns every read of a User object selects (aliases match these names). */
-export interface UserRow {
-  user_id: string
-  status: UserStatus
-  created_at: number
-  lock_created_at: number | null
-  locked_until: number | null
-  first_name: string
-  middle_name: string
-  last_name: string
-  /** JSON objects (src/users/metadata.ts). */
-  trusted_metadata: string
-  untrusted_metadata: string
-  external_id: string | null
-}
-
-/** One phone of a user as read from D1 (`verified` is SQLite's 0/1). */
-export interface PhoneRow {
-  phone_id: string
-  phone_number: string
-  verified: number
-}
-
-/** True while the user's lock is in force; an expired lock is just history. */
-export function isLocked(user: Pick<UserRow, 'locked_until'>, at: number): boolean {
-  return user.locked_until !== null && user.locked_until > at
-}
 
 /**
  * Stytch's User object from our rows. Factors this service does not have are empty arrays; unset

@@ -1,4 +1,5 @@
-import { USER_COLUMNS } from '../db/phones'
+import { otpSucceededSql } from './otp-codes'
+import { USER_COLUMNS } from './users'
 
 /**
  * D1 statements for sessions and their authentication factors. Builders return prepared statements
@@ -39,8 +40,8 @@ export type SessionSelector = { tokenHash: string } | { sessionId: string; userI
 
 /**
  * Makes a write conditional on the OTP success decided earlier in the same batch: this request
- * consumed the phone's code, or the phone is the sandbox number (the condition of
- * successStatements in src/db/otp-gate.ts).
+ * consumed the phone's code, or the phone is the sandbox number (otpSucceededSql in
+ * src/db/otp-codes.ts, the condition of successStatements too).
  */
 export interface OtpSuccessGate {
   phoneId: string
@@ -86,10 +87,15 @@ function where(selector: SessionSelector) {
   return { sql, params: [key, userId] as const }
 }
 
-// Appended after a statement's own parameters, numbered from `first`.
-function gateSql(first: number): string {
-  return `(EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?${first} AND consumed_by = ?${first + 1})
-    OR EXISTS (SELECT 1 FROM phones WHERE id = ?${first} AND phone_number = ?${first + 2}))`
+// The gate's parameters are appended after a statement's own, numbered from `first`; `project` is
+// the placeholder already holding the project id.
+function gateSql(project: string, first: number): string {
+  return otpSucceededSql({
+    phoneId: `?${first}`,
+    projectId: project,
+    requestId: `?${first + 1}`,
+    sandboxNumber: `?${first + 2}`,
+  })
 }
 const gateParams = (gate: OtpSuccessGate) => [gate.phoneId, gate.requestId, gate.sandboxNumber] as const
 
@@ -110,7 +116,7 @@ export function factorsStatement(db: D1Database, projectId: string, selector: Se
     .bind(projectId, ...w.params, at)
 }
 
-/** The live session's user (UserRow columns of src/users/user-object.ts). */
+/** The live session's user (UserRow columns, src/db/users.ts). */
 export function sessionUserStatement(db: D1Database, projectId: string, selector: SessionSelector, at: number) {
   const w = where(selector)
   return db
@@ -135,7 +141,7 @@ export function touchStatement(
     .prepare(
       `UPDATE sessions AS s SET last_accessed_at = ?4, expires_at = coalesce(?5, s.expires_at),
          custom_claims = coalesce(?6, s.custom_claims)
-       WHERE ${w.sql}${gate ? ` AND ${gateSql(7)}` : ''} RETURNING ${RETURNED_COLUMNS}`,
+       WHERE ${w.sql}${gate ? ` AND ${gateSql('?1', 7)}` : ''} RETURNING ${RETURNED_COLUMNS}`,
     )
     .bind(
       projectId,
@@ -184,7 +190,7 @@ export function purgeExpiredStatement(
   return db
     .prepare(
       `DELETE FROM sessions WHERE project_id = ?1 AND expires_at <= ?3
-         AND user_id = (SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1) AND ${gateSql(4)}`,
+         AND user_id = (SELECT user_id FROM phones WHERE id = ?2 AND project_id = ?1) AND ${gateSql('?1', 4)}`,
     )
     .bind(projectId, phoneId, at, ...gateParams(gate))
 }
@@ -212,7 +218,7 @@ export function insertForPhoneStatement(db: D1Database, s: NewSession, phoneId: 
       `INSERT INTO sessions (id, project_id, user_id, token_hash, started_at, last_accessed_at, expires_at,
          ip_address, user_agent, custom_claims, token_iv, token_ct)
        SELECT ?1, ?2, p.user_id, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM phones p
-       WHERE p.id = ?11 AND p.project_id = ?2 AND ${gateSql(12)}`,
+       WHERE p.id = ?11 AND p.project_id = ?2 AND ${gateSql('?2', 12)}`,
     )
     .bind(
       s.id,
@@ -248,7 +254,7 @@ export function upsertPhoneFactorStatement(
          last_authenticated_at, updated_at)
        SELECT s.id, 'otp', 'whatsapp', p.id, p.phone_number, ?4, ?4, ?4
        FROM sessions s JOIN phones p ON p.id = ?3 AND p.project_id = ?1 AND p.user_id = s.user_id
-       WHERE s.id = ?2 AND s.project_id = ?1 AND s.expires_at > ?4 AND ${gateSql(5)}
+       WHERE s.id = ?2 AND s.project_id = ?1 AND s.expires_at > ?4 AND ${gateSql('?1', 5)}
        ON CONFLICT (session_id, type, delivery_method, phone_id) DO UPDATE SET
          phone_number = excluded.phone_number, last_authenticated_at = excluded.last_authenticated_at,
          updated_at = excluded.updated_at`,

@@ -1,7 +1,10 @@
-import { isLocked, type UserRow } from '../users/user-object'
-import { USER_COLUMNS } from './phones'
+import { ownsNumber } from './phones'
+import { isLocked, USER_COLUMNS, type UserRow } from './users'
 
 /**
+ * D1 statements over otp_codes, the phone's current code (its "gate"), and the delivery row issued
+ * with it: issuing a code, the authenticate gates, and closing a delivery whose code never went out.
+ *
  * The authenticate gates. KV has no compare-and-set, so every decision that must hold under
  * concurrency is a conditional UPDATE here: D1 runs a batch as one transaction and statements one at
  * a time, so of N parallel batches presenting the right code exactly one consumes the gate, and
@@ -34,20 +37,20 @@ export function consumeStatement(db: D1Database, a: GateArgs): D1PreparedStateme
 }
 
 /**
- * The presented code was wrong: [count the attempt on the open gate (`meta.changes` 1 = counted),
- * count a consecutive failure on the user]. A failure counts when the code was checked against the
+ * The presented code was wrong: `attempt` counts the attempt on the open gate (`meta.changes` 1 =
+ * counted), `failure` a consecutive failure on the user. A failure counts when the code was checked against the
  * phone's current code (a stale KV record proves nothing) and the user is not locked; reaching
  * `lockThreshold` locks the user for `lockMs`. After an expired lock the count starts again at 1.
  */
 export function wrongCodeStatements(
   db: D1Database,
   a: GateArgs & { lockThreshold: number; lockMs: number },
-): D1PreparedStatement[] {
+): { attempt: D1PreparedStatement; failure: D1PreparedStatement } {
   const failures = 'CASE WHEN locked_until IS NULL THEN failed_authentications + 1 ELSE 1 END'
-  return [
-    db.prepare(`UPDATE otp_codes SET attempts = attempts + 1 WHERE ${GATE_OPEN}`).bind(...gateParams(a)),
+  return {
+    attempt: db.prepare(`UPDATE otp_codes SET attempts = attempts + 1 WHERE ${GATE_OPEN}`).bind(...gateParams(a)),
     // Own numbering: ?1 phone id, ?2 project id, ?3 now, ?4 code_id, ?5 threshold, ?6 lock length.
-    db
+    failure: db
       .prepare(
         `UPDATE users SET failed_authentications = ${failures},
            lock_created_at = CASE WHEN ${failures} >= ?5 THEN ?3 END,
@@ -57,7 +60,29 @@ export function wrongCodeStatements(
            AND EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND code_id = ?4)`,
       )
       .bind(a.phoneId, a.projectId, a.at, a.codeId, a.lockThreshold, a.lockMs),
-  ]
+  }
+}
+
+/** Placeholders (e.g. '?1') holding the values otpSucceededSql tests. */
+export interface OtpSuccessRefs {
+  phoneId: string
+  projectId: string
+  requestId: string
+  /** The sandbox number when the sandbox code was presented in a test project, else NULL. */
+  sandboxNumber: string
+}
+
+/**
+ * SQL: the OTP succeeded earlier in this batch, i.e. this request consumed the phone's code
+ * (consumeStatement marks it with the request id), or the phone is the sandbox number. Every
+ * statement conditioned on the success (its effects, the session writes, the failed-attempt count)
+ * uses this one condition, so they cannot disagree about what a success is.
+ */
+export function otpSucceededSql(r: OtpSuccessRefs): string {
+  return `(EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ${r.phoneId} AND project_id = ${r.projectId}
+      AND consumed_by = ${r.requestId})
+    OR EXISTS (SELECT 1 FROM phones WHERE id = ${r.phoneId} AND project_id = ${r.projectId}
+      AND phone_number = ${r.sandboxNumber}))`
 }
 
 /**
@@ -69,8 +94,7 @@ export function successStatements(
   db: D1Database,
   args: { projectId: string; phoneId: string; requestId: string; sandboxNumber: string | null },
 ): D1PreparedStatement[] {
-  const succeeded = `(EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND consumed_by = ?3)
-    OR EXISTS (SELECT 1 FROM phones WHERE id = ?1 AND project_id = ?2 AND phone_number = ?4))`
+  const succeeded = otpSucceededSql({ phoneId: '?1', projectId: '?2', requestId: '?3', sandboxNumber: '?4' })
   const params = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber] as const
   return [
     db
@@ -166,4 +190,103 @@ export function recheckPendingSql(p: {
     AND c.expires_at > ${p.at} AND c.attempts < ${p.maxAttempts}
     AND NOT EXISTS (SELECT 1 FROM phones p JOIN users u ON u.id = p.user_id
       WHERE p.id = ${p.phoneId} AND u.locked_until > ${p.at}))`
+}
+
+/** A code to store as the phone's current one: its id, gate hash, lifetime and send-time hashes. */
+export interface NewCode {
+  codeId: string
+  /** The code's gate hash, base64url. */
+  mac: string
+  createdAt: number
+  expiresAt: number
+  /** Keyed hashes of the send-time IP and user agent, or null without them. */
+  ipHash: string | null
+  uaHash: string | null
+}
+
+/**
+ * Statements that make `code` the phone's current code inside the caller's D1 batch: the gate
+ * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes' hashes) and the
+ * delivery record. The phone is addressed by number so the statements work in the same batch that
+ * creates it. With `ownerUserId` they write nothing unless that user holds the number (/send
+ * attaching a number must not issue a code for another user); without it, nothing unless the number's
+ * holder is its real owner rather than an unverified attachment (src/db/phones.ts).
+ */
+export function codeStatements(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  code: NewCode,
+  ownerUserId: string | null = null,
+): D1PreparedStatement[] {
+  const issuedFor = `(user_id = ?6 OR (?6 IS NULL AND ${ownsNumber()}))`
+  return [
+    db
+      .prepare(
+        `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
+           ip_address, user_agent, ip_hash, ua_hash, created_at)
+         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5 FROM phones
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}
+         ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
+           expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
+           ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
+           created_at = excluded.created_at`,
+      )
+      .bind(
+        projectId,
+        phoneNumber,
+        code.codeId,
+        code.expiresAt,
+        code.createdAt,
+        ownerUserId,
+        code.mac,
+        code.ipHash,
+        code.uaHash,
+      ),
+    db
+      .prepare(
+        `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
+         SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}`,
+      )
+      .bind(projectId, phoneNumber, code.codeId, code.expiresAt, code.createdAt, ownerUserId),
+  ]
+}
+
+/** The phone's live code as the issuing batch found it before replacing it. */
+export interface LiveCodeRow {
+  code_id: string
+  expires_at: number
+}
+
+/**
+ * The phone's live code (unconsumed, unexpired) before the batch replaces it; goes right before
+ * codeStatements. Only when there is one does the issuer read the old KV record, so a first
+ * send never looks up a missing key (KV caches negative lookups).
+ */
+export function liveCodeStatement(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  at: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT c.code_id, c.expires_at FROM otp_codes c JOIN phones p ON p.id = c.phone_id
+       WHERE p.project_id = ?1 AND p.phone_number = ?2 AND c.consumed_at IS NULL AND c.expires_at > ?3`,
+    )
+    .bind(projectId, phoneNumber, at)
+}
+
+/**
+ * Closes a still-queued delivery as failed because its code never reached KV or the queue: a job
+ * that did reach the queue is then dropped by the consumer.
+ */
+export function failUnsentDeliveryStatement(db: D1Database, deliveryId: string, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE deliveries SET status = 'failed', error_detail = 'enqueue_failed', lease_until = NULL, updated_at = ?2
+       WHERE id = ?1 AND status = 'queued'`,
+    )
+    .bind(deliveryId, at)
 }
