@@ -1,4 +1,5 @@
 import { Batch } from './batch'
+import { issuedFor } from './phones'
 
 /**
  * The deliveries table (schema.sql): one row per delivery job, id = code_id. Queues deliver at least
@@ -8,6 +9,28 @@ import { Batch } from './batch'
 
 /** deliveries.status; the CHECK constraint in schema.sql lists the same values. */
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'expired'
+
+/**
+ * The delivery record of a newly issued code, written in the issuing batch: status 'queued', id =
+ * the code id. The phone is addressed by number (the batch may create it); the row is written only
+ * when the code's gate row is (issuedFor in src/db/phones.ts), so a refused send leaves no delivery
+ * behind and counts nothing against the send limits, which count delivery rows.
+ */
+export function queuedDeliveryStatement(
+  db: D1Database,
+  projectId: string,
+  phoneNumber: string,
+  code: { codeId: string; expiresAt: number; createdAt: number },
+  ownerUserId: string | null,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
+       SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
+       WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor('?6')}`,
+    )
+    .bind(projectId, phoneNumber, code.codeId, code.expiresAt, code.createdAt, ownerUserId)
+}
 
 // A pending row that nobody holds.
 const CLAIMABLE = `status IN ('queued', 'sending') AND (lease_until IS NULL OR lease_until <= ?2)`

@@ -1,4 +1,4 @@
-import { ownsNumber } from './phones'
+import { issuedFor } from './phones'
 import { isLocked, USER_COLUMNS, type UserRow } from './users'
 
 /**
@@ -205,52 +205,41 @@ export interface NewCode {
 }
 
 /**
- * Statements that make `code` the phone's current code inside the caller's D1 batch: the gate
- * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes' hashes) and the
- * delivery record. The phone is addressed by number so the statements work in the same batch that
- * creates it. With `ownerUserId` they write nothing unless that user holds the number (/send
- * attaching a number must not issue a code for another user); without it, nothing unless the number's
- * holder is its real owner rather than an unverified attachment (src/db/phones.ts).
+ * The statement that makes `code` the phone's current code inside the caller's D1 batch: the gate
+ * row (attempts reset, not consumed, with the code's gate hash and the send-time attributes' hashes).
+ * The phone is addressed by number so the statement works in the same batch that creates it. It
+ * writes nothing unless the code may be issued for the number's holder (issuedFor in
+ * src/db/phones.ts); the delivery record (src/db/deliveries.ts) is written under the same condition.
  */
-export function codeStatements(
+export function codeStatement(
   db: D1Database,
   projectId: string,
   phoneNumber: string,
   code: NewCode,
   ownerUserId: string | null = null,
-): D1PreparedStatement[] {
-  const issuedFor = `(user_id = ?6 OR (?6 IS NULL AND ${ownsNumber()}))`
-  return [
-    db
-      .prepare(
-        `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
            ip_address, user_agent, ip_hash, ua_hash, created_at)
          SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}
+         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor('?6')}
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
            expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
            ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
            created_at = excluded.created_at`,
-      )
-      .bind(
-        projectId,
-        phoneNumber,
-        code.codeId,
-        code.expiresAt,
-        code.createdAt,
-        ownerUserId,
-        code.mac,
-        code.ipHash,
-        code.uaHash,
-      ),
-    db
-      .prepare(
-        `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
-         SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
-         WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor}`,
-      )
-      .bind(projectId, phoneNumber, code.codeId, code.expiresAt, code.createdAt, ownerUserId),
-  ]
+    )
+    .bind(
+      projectId,
+      phoneNumber,
+      code.codeId,
+      code.expiresAt,
+      code.createdAt,
+      ownerUserId,
+      code.mac,
+      code.ipHash,
+      code.uaHash,
+    )
 }
 
 /** The phone's live code as the issuing batch found it before replacing it. */
@@ -261,7 +250,7 @@ export interface LiveCodeRow {
 
 /**
  * The phone's live code (unconsumed, unexpired) before the batch replaces it; goes right before
- * codeStatements. Only when there is one does the issuer read the old KV record, so a first
+ * codeStatement. Only when there is one does the issuer read the old KV record, so a first
  * send never looks up a missing key (KV caches negative lookups).
  */
 export function liveCodeStatement(
@@ -276,17 +265,4 @@ export function liveCodeStatement(
        WHERE p.project_id = ?1 AND p.phone_number = ?2 AND c.consumed_at IS NULL AND c.expires_at > ?3`,
     )
     .bind(projectId, phoneNumber, at)
-}
-
-/**
- * Closes a still-queued delivery as failed because its code never reached KV or the queue: a job
- * that did reach the queue is then dropped by the consumer.
- */
-export function failUnsentDeliveryStatement(db: D1Database, deliveryId: string, at: number): D1PreparedStatement {
-  return db
-    .prepare(
-      `UPDATE deliveries SET status = 'failed', error_detail = 'enqueue_failed', lease_until = NULL, updated_at = ?2
-       WHERE id = ?1 AND status = 'queued'`,
-    )
-    .bind(deliveryId, at)
 }

@@ -39,6 +39,16 @@ const VISIBLE = visiblePhone('?3')
 export const ownsNumber = (p = '') => `(${p}verified = 1 OR ${p}attach_expires_at IS NULL)`
 
 /**
+ * SQL over a `phones` row: a code may be issued for it. `ownerParam` is the bound parameter holding
+ * the user the caller issues for: with one, the row must be that user's (/send attaching a number
+ * must not issue a code for another user); with NULL, the row must be the number's real owner rather
+ * than an unverified attachment. The code's gate row and its delivery row are written under this
+ * same condition, so either both exist or neither does.
+ */
+export const issuedFor = (ownerParam: string) =>
+  `(user_id = ${ownerParam} OR (${ownerParam} IS NULL AND ${ownsNumber()}))`
+
+/**
  * Releases the number if it is an unverified attachment, whether or not its window has passed (the
  * gate row goes with it, so the attaching flow's code stops working): for login_or_create, which must
  * never resolve a number to a user whose only claim on it is an attachment, and for users.create and

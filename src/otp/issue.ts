@@ -1,5 +1,6 @@
 import type { Batch, Handle } from '../db/batch'
-import { codeStatements, type LiveCodeRow, liveCodeStatement } from '../db/otp-codes'
+import { queuedDeliveryStatement } from '../db/deliveries'
+import { codeStatement, type LiveCodeRow, liveCodeStatement } from '../db/otp-codes'
 import type { Project } from '../db/projects'
 import { StytchError } from '../errors'
 import { assertCountryAllowed, ipKeys, type SendSubject, sendCountry, sendLimitStatements } from '../limits'
@@ -103,7 +104,9 @@ export async function addIssue(
   let liveCode: Handle<LiveCodeRow> | null = null
   if (pending) {
     liveCode = batch.add<LiveCodeRow>(liveCodeStatement(env.DB, project.id, phone.e164, options.at))
-    batch.addAll(codeStatements(env.DB, project.id, phone.e164, gateRow(pending), options.ownerUserId))
+    const code = gateRow(pending)
+    batch.add(codeStatement(env.DB, project.id, phone.e164, code, options.ownerUserId))
+    batch.add(queuedDeliveryStatement(env.DB, project.id, phone.e164, code, options.ownerUserId))
   }
   batch.addAll(sendLimitStatements(env.DB, subject))
   return { target, pending, subject, liveCode }

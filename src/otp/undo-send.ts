@@ -1,5 +1,5 @@
 import { Batch } from '../db/batch'
-import { failUnsentDeliveryStatement } from '../db/otp-codes'
+import { failUnsentStatement } from '../db/deliveries'
 import { refundSendStatements, type SendSubject } from '../limits'
 import { errorName, logEvent } from '../log'
 
@@ -21,7 +21,7 @@ export async function undoSend(
   const fields = { delivery_id: deliveryId, project_id: subject.projectId }
   try {
     const batch = new Batch()
-    batch.add(failUnsentDeliveryStatement(db, deliveryId, subject.now))
+    batch.add(failUnsentStatement(db, deliveryId, subject.now))
     batch.addAll(refundSendStatements(db, subject))
     await batch.run(db)
     logEvent('warn', 'otp.send_undone', { ...fields, error: errorName(cause) })
