@@ -3,6 +3,7 @@ import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
+import { Batch } from '../src/db/batch'
 import { clearProjectCache } from '../src/db/projects'
 import worker from '../src/index'
 import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
@@ -243,4 +244,37 @@ export async function issueCode(
     phoneId: String(res.body.phone_id),
     userId: String(res.body.user_id),
   }
+}
+
+/**
+ * Each table's rows in one D1 batch, keyed by table name: its row count (`count`), or its rows in a
+ * stable order (`rows`). With `projectId` only that project's rows count.
+ */
+export async function tableRows<T = Record<string, unknown>>(
+  tables: readonly string[],
+  options: { projectId?: string } = {},
+): Promise<Record<string, T[]>> {
+  const batch = new Batch()
+  const where = options.projectId ? ' WHERE project_id = ?1' : ''
+  const handles = tables.map((t) => {
+    const statement = env.DB.prepare(`SELECT * FROM ${t}${where} ORDER BY 1, 2, 3`)
+    return [t, batch.add<T>(options.projectId ? statement.bind(options.projectId) : statement)] as const
+  })
+  await batch.run(env.DB)
+  return Object.fromEntries(handles.map(([t, h]) => [t, h.rows()]))
+}
+
+/** Each table's row count in one D1 batch, keyed by table name (see tableRows). */
+export async function tableCounts(
+  tables: readonly string[],
+  options: { projectId?: string } = {},
+): Promise<Record<string, number>> {
+  const batch = new Batch()
+  const where = options.projectId ? ' WHERE project_id = ?1' : ''
+  const handles = tables.map((t) => {
+    const statement = env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}${where}`)
+    return [t, batch.add<{ n: number }>(options.projectId ? statement.bind(options.projectId) : statement)] as const
+  })
+  await batch.run(env.DB)
+  return Object.fromEntries(handles.map(([t, h]) => [t, Number(h.first()?.n)]))
 }

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { ipKeys, ipPrefixes, LIMITS, trippedLimit } from '../src/limits'
-import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
+import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject, tableCounts } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -16,8 +16,7 @@ const send = (project: TestProject, phone: string, extra: Record<string, unknown
 /** Everything a send can leave behind, across all projects, including the stored code hashes. */
 async function footprint() {
   const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
-  const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}`)))
-  const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number } | undefined)?.n]))
+  const counts = await tableCounts(tables)
   const codes = await env.DB.prepare(
     'SELECT phone_id, code_id, attempts, created_at FROM otp_codes ORDER BY phone_id',
   ).all()

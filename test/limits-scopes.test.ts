@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { LIMITS } from '../src/limits'
 import { ProjectSettingsSchema } from '../src/settings'
-import { callJson, countingEnv, expectStytchError, issueCode, newProject, type TestProject } from './helpers'
+import { callJson, countingEnv, expectStytchError, issueCode, newProject, type TestProject, tableRows } from './helpers'
 import { capturedLines } from './log-capture'
 
 // The per-network IPv6 limits (/56, /48), the project-wide brake on failed authentications, and the
@@ -33,8 +33,7 @@ function expectLimited(res: Reply, limit: keyof typeof LIMITS) {
 /** Everything a request could change, for "a refused request changes nothing". */
 async function footprint() {
   const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
-  const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT * FROM ${t} ORDER BY 1, 2, 3`)))
-  return Object.fromEntries(tables.map((t, i) => [t, rows[i]?.results]))
+  return await tableRows(tables)
 }
 
 beforeEach(() => {

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { LIMITS } from '../src/limits'
-import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject } from './helpers'
+import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject, tableCounts } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -28,8 +28,7 @@ function expectLimited(res: Awaited<ReturnType<typeof loginOrCreate>>, limit: ke
 /** Everything a send can leave behind, across all projects. */
 async function footprint() {
   const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters', 'limit_guard']
-  const rows = await env.DB.batch(tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}`)))
-  const counts = Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number } | undefined)?.n]))
+  const counts = await tableCounts(tables)
   const codes = await env.DB.prepare('SELECT phone_id, code_id, attempts FROM otp_codes ORDER BY phone_id').all()
   const kv = await env.OTP_KV.list()
   const kvValues = await Promise.all(kv.keys.map((k) => env.OTP_KV.get(k.name)))

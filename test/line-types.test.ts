@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { countingEnv, expectStytchError, loginOrCreate, newProject } from './helpers'
+import { countingEnv, expectStytchError, loginOrCreate, newProject, tableCounts } from './helpers'
 import { loginCode, send } from './otp-helpers'
 
 // Numbers that earn their holder money per message (toll fraud), all valid under the US allowlist.
@@ -11,13 +11,8 @@ const ORDINARY_US = '+12025550123' // FIXED_LINE_OR_MOBILE: US numbers do not te
 const UK_LANDLINE = '+442079460000' // FIXED_LINE
 const BR_MOBILE = '+5511987654321' // MOBILE
 
-const rowCounts = async (projectId: string) => {
-  const tables = ['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters']
-  const rows = await env.DB.batch(
-    tables.map((t) => env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE project_id = ?1`).bind(projectId)),
-  )
-  return Object.fromEntries(tables.map((t, i) => [t, (rows[i]?.results[0] as { n: number } | undefined)?.n]))
-}
+const rowCounts = (projectId: string) =>
+  tableCounts(['users', 'phones', 'otp_codes', 'deliveries', 'limit_counters'], { projectId })
 
 describe('allowed_line_types', () => {
   it.each([
