@@ -48,7 +48,8 @@ const REQUESTS = clamp(values.requests, 100, 20_000)
 const CONCURRENCY = clamp(values.concurrency, 1, 200)
 const PHONES = clamp(values.phones, 10, 8_000)
 const SEED = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : clamp(values.seed, 0, 2 ** 31)
-const DEADLINE = Date.now() + clamp(values['max-seconds'], 30, 1_800) * 1000
+const MAX_SECONDS = clamp(values['max-seconds'], 30, 1_800)
+const DEADLINE = Date.now() + MAX_SECONDS * 1000
 const COOLDOWN = clamp(values.cooldown, 0, 60)
 const QUIET_MS = clamp(values['quiet-seconds'], 2, 120) * 1000
 const PORTS = [8850, 8899]
@@ -306,6 +307,12 @@ async function main() {
     const outbox = await readOutboxes(load.ledger)
     console.error('loadtest: authenticating every delivered code')
     const auth = await authenticateAll(outbox, load.ledger)
+    if (Date.now() > DEADLINE) {
+      // Every request after the deadline times out at once; say why before the failures that follow.
+      failures.unshift(
+        `the run took longer than --max-seconds ${MAX_SECONDS}; on a slow or busy machine raise it (at most 1800)`,
+      )
+    }
     console.error('loadtest: stopping the Worker, then checking its D1 state')
     await server.stop({ keepState: true })
     const storage = storageChecks(load.ledger, outbox)
