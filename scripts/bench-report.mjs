@@ -1,4 +1,4 @@
-// Formatting for `npm run bench` (scripts/bench.mjs): the Markdown table and the issue-6 target checks.
+// Formatting for `npm run bench` (scripts/bench.mjs): the Markdown table and the performance target checks.
 
 const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`
 const num = (n, digits = 2) => (Number.isInteger(n) ? String(n) : n.toFixed(digits))
@@ -135,7 +135,7 @@ export function formatReport({ machine, bareRuns, rows, bundle, history = [], ca
 }
 
 /**
- * One line per performance target (README, Benchmark), judged on each scenario's typical request (the most common
+ * One line per performance target (docs/benchmarks.md), judged on each scenario's typical request (the most common
  * operation counts: the warm path), with how many requests were typical and the mean over all.
  */
 export function targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget, history = [] }) {

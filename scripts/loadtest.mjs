@@ -3,14 +3,20 @@
 // 127.0.0.1), with a project whose abuse limits are raised (validated like `npm run project:create`).
 // 1. Mixed load: --requests requests at --concurrency over --phones numbers, many repeated
 //    (scripts/loadtest-workload.mjs). No reply may be a 5xx or outside its expected statuses.
-// 2. Drain: waits (bounded) until the queue consumer has settled every delivery.
-// 3. Checks: users and phones in D1 = distinct numbers; every accepted send has one delivery, sent to
-//    the outbox exactly once or dropped because a newer code replaced it first; the outbox holds
-//    exactly the sent ones; every number's current code authenticates once, and not twice.
-// Prints the figures; exits 1 if any check fails. The server is stopped whatever happens.
+// 2. Drain: waits (bounded) until the queue consumer has sent nothing new for --quiet-seconds, read
+//    through the Worker's dev outbox.
+// 3. Checks through the Worker: every number's outbox; every number's current code authenticates
+//    once, and not twice.
+// 4. Checks in D1, read only after the server has stopped (a second process reading the database
+//    file while the dev server writes to it can fail with SQLITE_BUSY): users and phones = distinct
+//    numbers; every accepted send has one delivery, sent to the outbox exactly once or dropped because
+//    a newer code replaced it first, none still pending; the outbox holds exactly the sent ones.
+// Prints the figures; exits 1 if any check fails. The server is stopped and its state removed
+// whatever happens.
 //   npm run loadtest -- [--requests 5000] [--concurrency 50] [--phones 1200] [--cooldown 1] [--seed N]
-//                       [--max-seconds 600]
+//                       [--max-seconds 600] [--quiet-seconds 10]
 import { randomUUID } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema } from '../src/settings.ts'
 import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
@@ -27,9 +33,14 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     'max-seconds': { type: 'string', default: '600' },
     // Seconds between two sends to one number. 0 lets concurrent sends to a number both commit, and
-    // then the later code can lose its KV record to the earlier send's slower write (see the
-    // README's Reliability section); 1 s keeps every repeat but refuses simultaneous ones.
+    // then the later code can lose its KV record to the earlier send's slower write (see
+    // docs/reliability.md, Load); 1 s keeps every repeat but refuses simultaneous ones.
     cooldown: { type: 'string', default: '1' },
+    // The drain ends when the outbox has had no new message for this long. The consumer takes a
+    // batch at least every second while jobs are queued (max_batch_timeout = 1), and jobs leave the
+    // queue in order, so superseded jobs (which add no message) are interleaved with sent ones; a job
+    // still pending when the server stops fails the run in the D1 checks, it is never missed.
+    'quiet-seconds': { type: 'string', default: '10' },
   },
 })
 const clamp = (raw, min, max) => Math.min(Math.max(Math.floor(Number(raw)) || min, min), max)
@@ -37,8 +48,10 @@ const REQUESTS = clamp(values.requests, 100, 20_000)
 const CONCURRENCY = clamp(values.concurrency, 1, 200)
 const PHONES = clamp(values.phones, 10, 8_000)
 const SEED = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : clamp(values.seed, 0, 2 ** 31)
-const DEADLINE = Date.now() + clamp(values['max-seconds'], 30, 1_800) * 1000
+const MAX_SECONDS = clamp(values['max-seconds'], 30, 1_800)
+const DEADLINE = Date.now() + MAX_SECONDS * 1000
 const COOLDOWN = clamp(values.cooldown, 0, 60)
+const QUIET_MS = clamp(values['quiet-seconds'], 2, 120) * 1000
 const PORTS = [8850, 8899]
 const REQUEST_TIMEOUT_MS = 30_000
 
@@ -95,6 +108,7 @@ async function pool(count, concurrency, next, onReply) {
   return index
 }
 
+/** D1 read from the state directory the stopped server left behind (never while it runs). */
 const d1 = (sql) => d1Execute({ sql, json: true, persistTo: PERSIST_TO })[0]?.results ?? []
 
 let BASE_URL = ''
@@ -134,25 +148,66 @@ async function mixedLoad() {
   return { ledger, byKind, seconds, sent, latencies }
 }
 
-/** Waits until no delivery of the project is queued or being sent (the consumer has settled all). */
+/**
+ * Waits until the queue consumer has settled the deliveries: the project's newest outbox message
+ * (read through the Worker) has stayed the same for QUIET_MS. Returns the seconds waited.
+ */
 async function drain() {
   const started = performance.now()
+  let newest
+  let since = performance.now()
   for (;;) {
-    const rows = d1(
-      `SELECT COUNT(*) AS n FROM deliveries WHERE project_id = ${lit(PROJECT.id)} AND status IN ('queued', 'sending')`,
-    )
-    const pending = Number(rows[0]?.n ?? -1)
-    if (pending === 0) return (performance.now() - started) / 1000
-    if (Date.now() > DEADLINE) {
-      check(false, `${pending} deliveries still pending at the deadline`)
+    const reply = await send(BASE_URL, {
+      method: 'GET',
+      path: '/dev/whatsapp/outbox?limit=1',
+      headers: { authorization: AUTH },
+    })
+    if (!check(reply.status === 200, `outbox -> ${reply.status} ${reply.text.slice(0, 200)}`)) {
       return (performance.now() - started) / 1000
     }
-    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    const id = JSON.parse(reply.text).messages[0]?.id
+    if (id !== newest) {
+      newest = id
+      since = performance.now()
+    } else if (performance.now() - since >= QUIET_MS) {
+      // Drained when the last message arrived; the quiet period only confirmed it.
+      return (since - started) / 1000
+    }
+    if (Date.now() > DEADLINE) {
+      check(false, 'the outbox was still growing at the deadline')
+      return (performance.now() - started) / 1000
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500))
   }
 }
 
-/** Storage against what the clients were told: users, phones, deliveries and the outbox. */
-async function storageChecks(ledger) {
+/** Every number's delivered messages, newest first, read through the API as a developer would. */
+async function readOutboxes(ledger) {
+  const numbers = [...ledger.phones.keys()]
+  const outbox = new Map()
+  await pool(
+    numbers.length,
+    CONCURRENCY,
+    (i) => ({
+      number: numbers[i],
+      method: 'GET',
+      path: `/dev/whatsapp/outbox?phone_number=${encodeURIComponent(numbers[i])}&limit=100`,
+      // The outbox lists the messages of the test project whose credentials it is given.
+      headers: { authorization: AUTH },
+    }),
+    (request, reply) => {
+      if (!check(reply.status === 200, `outbox for ${request.number} -> ${reply.status}`)) return
+      outbox.set(request.number, JSON.parse(reply.text).messages)
+    },
+  )
+  return outbox
+}
+
+/**
+ * Storage against what the clients were told and what the outbox showed: users, phones, deliveries.
+ * Runs after the server has stopped, on the state directory it left.
+ */
+function storageChecks(ledger, outbox) {
   const project = lit(PROJECT.id)
   const [users] = d1(`SELECT COUNT(*) AS n FROM users WHERE project_id = ${project}`)
   const [phones] = d1(
@@ -166,6 +221,8 @@ async function storageChecks(ledger) {
     deliveries.length === ledger.acceptedSends,
     `deliveries ${deliveries.length} != accepted sends ${ledger.acceptedSends}`,
   )
+  const pending = deliveries.filter((d) => d.status === 'queued' || d.status === 'sending').length
+  check(pending === 0, `${pending} deliveries still pending when the server stopped (the drain ended too early)`)
   const sentIds = new Set(deliveries.filter((d) => d.status === 'sent').map((d) => d.id))
   const isSuperseded = (d) => d.status === 'expired' && d.error_detail === 'code_superseded'
   const superseded = deliveries.filter(isSuperseded).length
@@ -173,26 +230,7 @@ async function storageChecks(ledger) {
   const example = deliveries.find((d) => d.status !== 'sent' && !isSuperseded(d))
   check(other === 0, `${other} deliveries neither sent nor superseded, e.g. ${JSON.stringify(example)}`)
 
-  // The outbox, read through the API as a developer would: per number, newest first.
-  const outbox = new Map()
-  const outboxIds = []
-  await pool(
-    distinct,
-    CONCURRENCY,
-    (i) => ({
-      number: [...ledger.phones.keys()][i],
-      method: 'GET',
-      path: `/dev/whatsapp/outbox?phone_number=${encodeURIComponent([...ledger.phones.keys()][i])}&limit=100`,
-      // The outbox lists the messages of the test project whose credentials it is given.
-      headers: { authorization: AUTH },
-    }),
-    (request, reply) => {
-      if (!check(reply.status === 200, `outbox for ${request.number} -> ${reply.status}`)) return
-      const { messages } = JSON.parse(reply.text)
-      outbox.set(request.number, messages)
-      for (const m of messages) outboxIds.push(m.id)
-    },
-  )
+  const outboxIds = [...outbox.values()].flatMap((messages) => messages.map((m) => m.id))
   const unique = new Set(outboxIds)
   check(unique.size === outboxIds.length, `${outboxIds.length - unique.size} deliveries appear twice in the outbox`)
   const missing = [...sentIds].filter((id) => !unique.has(id)).length
@@ -266,15 +304,25 @@ async function main() {
     const load = await mixedLoad()
     console.error('loadtest: waiting for the queue consumer to drain')
     const drainSeconds = await drain()
-    const storage = await storageChecks(load.ledger)
+    const outbox = await readOutboxes(load.ledger)
     console.error('loadtest: authenticating every delivered code')
-    const auth = await authenticateAll(storage.outbox, load.ledger)
+    const auth = await authenticateAll(outbox, load.ledger)
+    if (Date.now() > DEADLINE) {
+      // Every request after the deadline times out at once; say why before the failures that follow.
+      failures.unshift(
+        `the run took longer than --max-seconds ${MAX_SECONDS}; on a slow or busy machine raise it (at most 1800)`,
+      )
+    }
+    console.error('loadtest: stopping the Worker, then checking its D1 state')
+    await server.stop({ keepState: true })
+    const storage = storageChecks(load.ledger, outbox)
     const failed = failedReplies(load.byKind)
     check(failed === 0, `${failed} replies were 5xx or failed`)
     const settings = { seed: SEED, requests: REQUESTS, concurrency: CONCURRENCY, phones: PHONES, cooldown: COOLDOWN }
     console.log(formatReport({ settings, load, drainSeconds, storage, auth, failures }))
   } finally {
-    await server.stop()
+    await server.stop({ keepState: true })
+    if (PERSIST_TO) rmSync(PERSIST_TO, { recursive: true, force: true })
   }
 }
 

@@ -113,7 +113,11 @@ export async function startServer({
   const forget = killOnExit(child, persistTo)
 
   let stopped = false
-  async function stop() {
+  /**
+   * Ends the server's process group. With `keepState` the state directory stays on disk for the
+   * caller to read (no process writes to it any more) and to remove; by default it is deleted.
+   */
+  async function stop({ keepState = false } = {}) {
     if (stopped) return
     stopped = true
     if (child.exitCode === null && child.signalCode === null) {
@@ -139,7 +143,7 @@ export async function startServer({
       // the group is empty
     }
     forget()
-    rmSync(persistTo, { recursive: true, force: true })
+    if (!keepState) rmSync(persistTo, { recursive: true, force: true })
   }
 
   const baseUrl = `http://127.0.0.1:${port}/`
