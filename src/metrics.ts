@@ -9,7 +9,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
  * carry (project, destination country, message locale) come from the scope the request or queue
  * message runs in (withMetrics, setMetricDimensions).
  *
- * Layout of a data point (the README's SQL queries read these positions):
+ * Layout of a data point (the SQL queries in docs/operations.md read these positions):
  *   index1  project id (Analytics Engine samples per index value)
  *   blob1   kind: send | provider | authenticate | limit
  *   blob2   outcome: send queued/undone; provider accepted/retry/failed/delivered/read;
