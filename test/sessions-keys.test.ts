@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
+import type { KeyRow } from '../src/db/signing-keys'
 import { decodeJwt, JWT_LIFETIME_MS, signJwt, verifySignature } from '../src/sessions/jwt'
 import {
   clearSessionKeyCache,
@@ -23,15 +24,6 @@ const jwksOf = async (projectId: string) => {
   const res = await callJson<Jwks>('GET', `/v1/sessions/jwks/${projectId}`, { project: null })
   expect(res.status).toBe(200)
   return res.body
-}
-
-interface KeyRow {
-  kid: string
-  public_jwk: string
-  private_key_iv: string
-  private_key_ct: string
-  created_at: number
-  retired_at: number | null
 }
 
 const keyRows = async (projectId: string) =>
