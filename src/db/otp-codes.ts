@@ -1,5 +1,5 @@
-import { issuedFor } from './phones'
-import { isLocked, USER_COLUMNS, type UserRow } from './users'
+import { issuedFor, verifyPhoneStatement } from './phones'
+import { failedAuthenticationStatement, isLocked, USER_COLUMNS, type UserRow, userSucceededStatement } from './users'
 
 /**
  * D1 statements over otp_codes, the phone's current code (its "gate"), and the delivery row issued
@@ -46,20 +46,9 @@ export function wrongCodeStatements(
   db: D1Database,
   a: GateArgs & { lockThreshold: number; lockMs: number },
 ): { attempt: D1PreparedStatement; failure: D1PreparedStatement } {
-  const failures = 'CASE WHEN locked_until IS NULL THEN failed_authentications + 1 ELSE 1 END'
   return {
     attempt: db.prepare(`UPDATE otp_codes SET attempts = attempts + 1 WHERE ${GATE_OPEN}`).bind(...gateParams(a)),
-    // Own numbering: ?1 phone id, ?2 project id, ?3 now, ?4 code_id, ?5 threshold, ?6 lock length.
-    failure: db
-      .prepare(
-        `UPDATE users SET failed_authentications = ${failures},
-           lock_created_at = CASE WHEN ${failures} >= ?5 THEN ?3 END,
-           locked_until = CASE WHEN ${failures} >= ?5 THEN ?3 + ?6 END
-         WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2)
-           AND (locked_until IS NULL OR locked_until <= ?3)
-           AND EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND code_id = ?4)`,
-      )
-      .bind(a.phoneId, a.projectId, a.at, a.codeId, a.lockThreshold, a.lockMs),
+    failure: failedAuthenticationStatement(db, a),
   }
 }
 
@@ -96,19 +85,40 @@ export function successStatements(
 ): D1PreparedStatement[] {
   const succeeded = otpSucceededSql({ phoneId: '?1', projectId: '?2', requestId: '?3', sandboxNumber: '?4' })
   const params = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber] as const
-  return [
-    db
-      .prepare(
-        `UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,
-      )
-      .bind(...params),
-    db
-      .prepare(
-        `UPDATE users SET status = 'active', failed_authentications = 0, lock_created_at = NULL, locked_until = NULL
-         WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2) AND ${succeeded}`,
-      )
-      .bind(...params),
-  ]
+  return [verifyPhoneStatement(db, params, succeeded), userSucceededStatement(db, params, succeeded)]
+}
+
+/** Deletes one phone's gate, before the phone itself (deletePhoneStatement in src/db/phones.ts). */
+export function deletePhoneCodeStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
+  return db.prepare('DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2').bind(projectId, phoneId)
+}
+
+/** Deletes the gates of all of a user's phones, before the phones (deleteUserPhonesStatement). */
+export function deleteUserCodesStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM otp_codes WHERE project_id = ?1
+         AND phone_id IN (SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2)`,
+    )
+    .bind(projectId, userId)
+}
+
+/**
+ * exchange_primary_factor: the old phone's gate, deleted only once the new phone row exists (so a
+ * refused exchange keeps it); goes between the new row's insert and the old row's removal.
+ */
+export function deleteExchangedCodeStatement(
+  db: D1Database,
+  projectId: string,
+  oldPhoneId: string,
+  newPhoneId: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2
+         AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)`,
+    )
+    .bind(projectId, oldPhoneId, newPhoneId)
 }
 
 /**

@@ -140,12 +140,48 @@ export function userPhonesStatement(
     .bind(projectId, key, at)
 }
 
-/** Deletes one phone and its gate. */
-export function deletePhoneStatements(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement[] {
-  return [
-    db.prepare('DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2').bind(projectId, phoneId),
-    db.prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2').bind(projectId, phoneId),
-  ]
+/** Deletes one phone (its gate goes first: deletePhoneCodeStatement in src/db/otp-codes.ts). */
+export function deletePhoneStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
+  return db.prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2').bind(projectId, phoneId)
+}
+
+/** Deletes all of a user's phones (their gates go first: deleteUserCodesStatement). */
+export function deleteUserPhonesStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db.prepare('DELETE FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId)
+}
+
+/**
+ * A new user's first phone, unverified, in the batch that inserts the user: written only if that
+ * user now exists in the project (its insert was itself conditioned on nobody holding the number)
+ * and nobody holds the number.
+ */
+export function insertPhoneStatement(
+  db: D1Database,
+  p: { projectId: string; phoneNumber: string; phoneId: string; userId: string; at: number },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at)
+       SELECT ?3, ?1, ?4, ?2, 0, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4 AND project_id = ?1)
+         AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?2)`,
+    )
+    .bind(p.projectId, p.phoneNumber, p.phoneId, p.userId, p.at)
+}
+
+/**
+ * A success's effect on the phone: verified, and no longer an attachment that could lapse. Written
+ * only when `succeeded` (SQL over ?1 phone id, ?2 project id, ?3 request id, ?4 sandbox number) holds.
+ */
+export function verifyPhoneStatement(
+  db: D1Database,
+  params: readonly [phoneId: string, projectId: string, requestId: string, sandboxNumber: string | null],
+  succeeded: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,
+    )
+    .bind(...params)
 }
 
 /** The ids of a user's phones (for their KV keys). */
@@ -169,36 +205,32 @@ export function numberHolderStatement(db: D1Database, projectId: string, phoneNu
  * the old gate goes with the old row). Every write is conditional on the old phone still being the
  * user's and on nobody holding the number once an unverified attachment of it has been released,
  * so the batch either exchanges or changes nothing. The new row exists afterwards iff it worked.
+ * `release` and `insert` come first; the old gate (deleteExchangedCodeStatement in
+ * src/db/otp-codes.ts) and then `removeOld` go once the new row exists.
  */
 export function exchangePhoneStatements(
   db: D1Database,
   args: { projectId: string; userId: string; oldPhoneId: string; newPhoneId: string; phoneNumber: string; at: number },
-): D1PreparedStatement[] {
+): { release: D1PreparedStatement; insert: D1PreparedStatement; removeOld: D1PreparedStatement } {
   const { projectId, userId, oldPhoneId, newPhoneId, phoneNumber, at } = args
   const stillTheUsers = 'EXISTS (SELECT 1 FROM phones WHERE id = ?3 AND project_id = ?1 AND user_id = ?2)'
-  return [
-    db
+  return {
+    release: db
       .prepare(
         `DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?4 AND NOT ${ownsNumber()} AND ${stillTheUsers}`,
       )
       .bind(projectId, userId, oldPhoneId, phoneNumber),
-    db
+    insert: db
       .prepare(
         `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at)
          SELECT ?5, ?1, ?2, ?4, 0, ?6 WHERE ${stillTheUsers}
            AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?4)`,
       )
       .bind(projectId, userId, oldPhoneId, phoneNumber, newPhoneId, at),
-    db
-      .prepare(
-        `DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2
-           AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)`,
-      )
-      .bind(projectId, oldPhoneId, newPhoneId),
-    db
+    removeOld: db
       .prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)')
       .bind(projectId, oldPhoneId, newPhoneId),
-  ]
+  }
 }
 
 export interface PhoneOwnerRow {

@@ -1,4 +1,4 @@
-import { phoneOwnerStatement, releaseAttachmentByNumber, visiblePhone } from './phones'
+import { insertPhoneStatement, phoneOwnerStatement, releaseAttachmentByNumber, visiblePhone } from './phones'
 
 /**
  * D1 statements over the users table: creating a user (with its first phone), reading, updating and
@@ -54,13 +54,7 @@ export function findOrCreateStatements(
            SELECT ?3, ?1, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?2)`,
         )
         .bind(projectId, phoneNumber, userId, status, now),
-      db
-        .prepare(
-          `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at)
-           SELECT ?3, ?1, ?4, ?2, 0, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4)
-             AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?2)`,
-        )
-        .bind(projectId, phoneNumber, phoneId, userId, now),
+      insertPhoneStatement(db, { projectId, phoneNumber, phoneId, userId, at: now }),
     ],
     owner: phoneOwnerStatement(db, projectId, phoneNumber, { mintedUserId: userId, claims: 'owner' }),
   }
@@ -110,12 +104,7 @@ export function createUserStatements(db: D1Database, u: NewUser): D1PreparedStat
         u.untrustedMetadata ?? '{}',
         u.externalId,
       ),
-    db
-      .prepare(
-        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at)
-         SELECT ?3, ?1, ?4, ?2, 0, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4 AND project_id = ?1)`,
-      )
-      .bind(u.projectId, u.phoneNumber, u.phoneId, u.userId, u.at),
+    insertPhoneStatement(db, u),
   ]
 }
 
@@ -202,25 +191,52 @@ export function userByPhoneStatement(
 }
 
 /**
- * Deletes a user with its phones and their gates, explicitly rather than through ON DELETE CASCADE
- * so the order is visible: `dependents` (gates, then phones) go into the batch before `user`, whose
- * `meta.changes` is 1 when the user existed.
+ * Deletes a user; `meta.changes` is 1 when the user existed. Its gates and phones go first, in the
+ * same batch (deleteUserCodesStatement, deleteUserPhonesStatement), explicitly rather than through
+ * ON DELETE CASCADE so the order is visible.
  */
-export function deleteUserStatements(
+export function deleteUserStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db.prepare('DELETE FROM users WHERE project_id = ?1 AND id = ?2').bind(projectId, userId)
+}
+
+/**
+ * A success's effect on the user: a pending user becomes active, and the consecutive failures and any
+ * lock are cleared. Written only when `succeeded` (SQL over ?1 phone id, ?2 project id, ?3 request
+ * id, ?4 sandbox number) holds.
+ */
+export function userSucceededStatement(
   db: D1Database,
-  projectId: string,
-  userId: string,
-): { dependents: D1PreparedStatement[]; user: D1PreparedStatement } {
-  return {
-    dependents: [
-      db
-        .prepare(
-          `DELETE FROM otp_codes WHERE project_id = ?1
-             AND phone_id IN (SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2)`,
-        )
-        .bind(projectId, userId),
-      db.prepare('DELETE FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId),
-    ],
-    user: db.prepare('DELETE FROM users WHERE project_id = ?1 AND id = ?2').bind(projectId, userId),
-  }
+  params: readonly [phoneId: string, projectId: string, requestId: string, sandboxNumber: string | null],
+  succeeded: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE users SET status = 'active', failed_authentications = 0, lock_created_at = NULL, locked_until = NULL
+       WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2) AND ${succeeded}`,
+    )
+    .bind(...params)
+}
+
+/**
+ * A wrong code's effect on the user: one more consecutive failure. It counts when the code was
+ * checked against the phone's current code (a stale KV record proves nothing) and the user is not
+ * locked; reaching `lockThreshold` locks the user for `lockMs`. After an expired lock the count
+ * starts again at 1.
+ */
+export function failedAuthenticationStatement(
+  db: D1Database,
+  a: { phoneId: string; projectId: string; at: number; codeId: string; lockThreshold: number; lockMs: number },
+): D1PreparedStatement {
+  const failures = 'CASE WHEN locked_until IS NULL THEN failed_authentications + 1 ELSE 1 END'
+  // ?1 phone id, ?2 project id, ?3 now, ?4 code_id, ?5 threshold, ?6 lock length.
+  return db
+    .prepare(
+      `UPDATE users SET failed_authentications = ${failures},
+         lock_created_at = CASE WHEN ${failures} >= ?5 THEN ?3 END,
+         locked_until = CASE WHEN ${failures} >= ?5 THEN ?3 + ?6 END
+       WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2)
+         AND (locked_until IS NULL OR locked_until <= ?3)
+         AND EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND code_id = ?4)`,
+    )
+    .bind(a.phoneId, a.projectId, a.at, a.codeId, a.lockThreshold, a.lockMs)
 }

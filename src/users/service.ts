@@ -1,7 +1,9 @@
 import { now } from '../clock'
 import { Batch, type Handle } from '../db/batch'
+import { deleteExchangedCodeStatement, deletePhoneCodeStatement, deleteUserCodesStatement } from '../db/otp-codes'
 import {
-  deletePhoneStatements,
+  deletePhoneStatement,
+  deleteUserPhonesStatement,
   exchangePhoneStatements,
   numberHolderStatement,
   type PhoneRow,
@@ -12,7 +14,7 @@ import {
 import type { Project } from '../db/projects'
 import {
   createUserStatements,
-  deleteUserStatements,
+  deleteUserStatement,
   isDuplicateExternalId,
   type UserChanges,
   type UserRow,
@@ -197,16 +199,18 @@ export async function exchangePrimaryFactor(
 
   const newPhoneId = newId('phone', project.env)
   const exchange = new Batch()
-  exchange.addAll(
-    exchangePhoneStatements(env.DB, {
-      projectId: project.id,
-      userId,
-      oldPhoneId: only.phone_id,
-      newPhoneId,
-      phoneNumber: number,
-      at,
-    }),
-  )
+  const swap = exchangePhoneStatements(env.DB, {
+    projectId: project.id,
+    userId,
+    oldPhoneId: only.phone_id,
+    newPhoneId,
+    phoneNumber: number,
+    at,
+  })
+  exchange.add(swap.release)
+  exchange.add(swap.insert)
+  exchange.add(deleteExchangedCodeStatement(env.DB, project.id, only.phone_id, newPhoneId))
+  exchange.add(swap.removeOld)
   const reads = addUserReads(exchange, env, project, userId, at)
   await exchange.run(env.DB)
   const after = userAfter(reads, at)
@@ -235,9 +239,9 @@ export async function deleteUser(env: Env, project: Project, ref: string): Promi
   const userId = await resolveUserId(env, project, ref)
   const batch = new Batch()
   const phones = batch.add<{ id: string }>(phoneIdsStatement(env.DB, project.id, userId))
-  const deletion = deleteUserStatements(env.DB, project.id, userId)
-  batch.addAll(deletion.dependents)
-  const deleted = batch.add(deletion.user)
+  batch.add(deleteUserCodesStatement(env.DB, project.id, userId))
+  batch.add(deleteUserPhonesStatement(env.DB, project.id, userId))
+  const deleted = batch.add(deleteUserStatement(env.DB, project.id, userId))
   await batch.run(env.DB)
   if (deleted.changes === 0) throw new StytchError('user_not_found')
   const phoneIds = phones.rows().map((p) => p.id)
@@ -255,7 +259,8 @@ export async function deletePhoneNumber(env: Env, project: Project, phoneId: str
   batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))
   const user = batch.add<UserRow>(userByPhoneStatement(env.DB, project.id, phoneId, at))
   const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at))
-  batch.addAll(deletePhoneStatements(env.DB, project.id, phoneId))
+  batch.add(deletePhoneCodeStatement(env.DB, project.id, phoneId))
+  batch.add(deletePhoneStatement(env.DB, project.id, phoneId))
   await batch.run(env.DB)
   const row = user.first()
   if (!row) throw new StytchError('phone_number_not_found')
