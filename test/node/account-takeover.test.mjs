@@ -8,8 +8,8 @@
 // Run by `npm run test:node` (part of `npm test`).
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
-import { basicAuth, readOutbox, startServer, waitForCode } from './server.mjs'
+import { describe, it } from 'node:test'
+import { basicAuth, readOutbox, serveDuringTests, waitForCode } from './server.mjs'
 
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
@@ -22,15 +22,8 @@ const OUTBOX_TIMEOUT_MS = 30_000
 
 let server
 
-before(
-  async () => {
-    server = await startServer({ projects: [PROJECT] })
-  },
-  { timeout: 180_000 },
-)
-
-after(async () => {
-  await server?.stop()
+serveDuringTests({ projects: [PROJECT] }, (s) => {
+  server = s
 })
 
 async function api(method, path, body) {

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { Client, StytchError } from 'stytch'
-import { basicAuth, LOCAL_PROJECT, readOutbox, startServer, waitForCode } from './server.mjs'
+import { basicAuth, LOCAL_PROJECT, readOutbox, serveDuringTests, waitForCode } from './server.mjs'
 
 /** A project of its own with the send limits out of the way (codes go to the same phones repeatedly). */
 const PROJECT = {
@@ -23,16 +23,9 @@ const OUTBOX_TIMEOUT_MS = 30_000
 let server
 let client
 
-before(
-  async () => {
-    server = await startServer({ projects: [PROJECT], ports: PORTS })
-    client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
-  },
-  { timeout: 180_000 },
-)
-
-after(async () => {
-  await server?.stop()
+serveDuringTests({ projects: [PROJECT], ports: PORTS }, (s) => {
+  server = s
+  client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
 })
 
 /** Messages the console provider delivered to `phone` for PROJECT, newest first (its credentials). */

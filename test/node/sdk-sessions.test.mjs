@@ -6,9 +6,9 @@
 // `npm test` through `npm run test:node`.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { Client, ClientError, StytchError } from 'stytch'
-import { startServer } from './server.mjs'
+import { serveDuringTests } from './server.mjs'
 
 const project = (name) => ({
   id: `project-test-${randomUUID()}`,
@@ -25,17 +25,10 @@ let server
 let client
 let otherClient
 
-before(
-  async () => {
-    server = await startServer({ projects: [PROJECT, OTHER], ports: PORTS })
-    client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
-    otherClient = new Client({ project_id: OTHER.id, secret: OTHER.secret, env: server.baseUrl })
-  },
-  { timeout: 180_000 },
-)
-
-after(async () => {
-  await server?.stop()
+serveDuringTests({ projects: [PROJECT, OTHER], ports: PORTS }, (s) => {
+  server = s
+  client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
+  otherClient = new Client({ project_id: OTHER.id, secret: OTHER.secret, env: server.baseUrl })
 })
 
 /** A new session for the sandbox user of `sdk`'s project, started through the SDK's OTP calls. */

@@ -5,9 +5,9 @@
 // `npm run dev` runs it (test/node/server.mjs). Part of `npm test` through `npm run test:node`.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { Client, StytchError } from 'stytch'
-import { startServer } from './server.mjs'
+import { serveDuringTests } from './server.mjs'
 
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
@@ -21,16 +21,9 @@ const SANDBOX_PHONE = '+10000000000'
 let server
 let client
 
-before(
-  async () => {
-    server = await startServer({ projects: [PROJECT], ports: PORTS })
-    client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
-  },
-  { timeout: 180_000 },
-)
-
-after(async () => {
-  await server?.stop()
+serveDuringTests({ projects: [PROJECT], ports: PORTS }, (s) => {
+  server = s
+  client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
 })
 
 const rejectsWith = (promise, status, errorType) =>

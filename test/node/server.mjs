@@ -7,6 +7,9 @@
 //   ...
 //   await server.stop()   // always, e.g. in after(); kills the process group it started
 //
+// A test file that needs one server for all its tests calls serveDuringTests(options, ready)
+// instead, which does the start and the stop in before()/after().
+//
 // Run from the repository root with Node 22 and node_modules/.bin on PATH (as `npm run` does).
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -14,6 +17,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { after, before } from 'node:test'
 import { d1Execute, d1MigrationsApply, lit } from '../../scripts/d1.mjs'
 import { LOCAL_PROJECT_ID, LOCAL_PROJECT_SECRET } from '../../scripts/dev-setup.mjs'
 
@@ -165,6 +169,25 @@ export async function startServer({
     throw new Error(`${err.message}\n--- server output ---\n${output}`)
   }
   return { baseUrl, port, persistTo, stop, output: () => output }
+}
+
+/**
+ * Starts the service before the calling test file's tests (startServer's options) and stops it after
+ * them. `ready(server)` runs once it answers, within the same `timeout`: the file keeps its server
+ * and makes its clients or seeds its state there.
+ */
+export function serveDuringTests(options, ready, { timeout = 180_000 } = {}) {
+  let server
+  before(
+    async () => {
+      server = await startServer(options)
+      await ready(server)
+    },
+    { timeout },
+  )
+  after(async () => {
+    await server?.stop()
+  })
 }
 
 /** HTTP Basic credentials of a project, as the API and the dev outbox take them. */

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createHmac, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { d1Execute, lit } from '../../scripts/d1.mjs'
-import { startServer } from './server.mjs'
+import { serveDuringTests } from './server.mjs'
 
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
@@ -80,9 +80,11 @@ function run(script, args) {
   })
 }
 
-before(
-  async () => {
-    server = await startServer({ projects: [PROJECT], ports: PORTS })
+// Seeding sends, logs in and reports statuses through the running Worker, so it gets more time.
+serveDuringTests(
+  { projects: [PROJECT], ports: PORTS },
+  async (s) => {
+    server = s
     for (const [key, n] of Object.entries(NUMBERS)) {
       const res = await post('/v1/otps/whatsapp/login_or_create', { phone_number: n.phone })
       assert.equal(res.status, 200)
@@ -114,10 +116,6 @@ before(
   },
   { timeout: 300_000 },
 )
-
-after(async () => {
-  await server?.stop()
-})
 
 describe('npm run stats / npm run deliveries on a seeded local state', () => {
   it('prints per-country counts equal to the seeded truth', { timeout: 120_000 }, () => {
