@@ -1,4 +1,4 @@
-import { issuedFor, verifyPhoneStatement } from './phones'
+import { issuedFor, type SuccessParams, verifyPhoneStatement } from './phones'
 import { failedAuthenticationStatement, isLocked, USER_COLUMNS, type UserRow, userSucceededStatement } from './users'
 
 /**
@@ -84,7 +84,7 @@ export function successStatements(
   args: { projectId: string; phoneId: string; requestId: string; sandboxNumber: string | null },
 ): D1PreparedStatement[] {
   const succeeded = otpSucceededSql({ phoneId: '?1', projectId: '?2', requestId: '?3', sandboxNumber: '?4' })
-  const params = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber] as const
+  const params: SuccessParams = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber]
   return [verifyPhoneStatement(db, params, succeeded), userSucceededStatement(db, params, succeeded)]
 }
 

@@ -169,14 +169,22 @@ export function insertPhoneStatement(
 }
 
 /**
- * A success's effect on the phone: verified, and no longer an attachment that could lapse. Written
- * only when `succeeded` (SQL over ?1 phone id, ?2 project id, ?3 request id, ?4 sandbox number) holds.
+ * What a success's effects bind, in this order: ?1 phone id, ?2 project id, ?3 request id, ?4 the
+ * sandbox number or NULL. The `succeeded` condition they are written under (otpSucceededSql in
+ * src/db/otp-codes.ts) refers to the same placeholders.
  */
-export function verifyPhoneStatement(
-  db: D1Database,
-  params: readonly [phoneId: string, projectId: string, requestId: string, sandboxNumber: string | null],
-  succeeded: string,
-): D1PreparedStatement {
+export type SuccessParams = readonly [
+  phoneId: string,
+  projectId: string,
+  requestId: string,
+  sandboxNumber: string | null,
+]
+
+/**
+ * A success's effect on the phone: verified, and no longer an attachment that could lapse. Written
+ * only when `succeeded` holds.
+ */
+export function verifyPhoneStatement(db: D1Database, params: SuccessParams, succeeded: string): D1PreparedStatement {
   return db
     .prepare(
       `UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,

@@ -1,4 +1,10 @@
-import { insertPhoneStatement, phoneOwnerStatement, releaseAttachmentByNumber, visiblePhone } from './phones'
+import {
+  insertPhoneStatement,
+  phoneOwnerStatement,
+  releaseAttachmentByNumber,
+  type SuccessParams,
+  visiblePhone,
+} from './phones'
 
 /**
  * D1 statements over the users table: creating a user (with its first phone), reading, updating and
@@ -201,14 +207,9 @@ export function deleteUserStatement(db: D1Database, projectId: string, userId: s
 
 /**
  * A success's effect on the user: a pending user becomes active, and the consecutive failures and any
- * lock are cleared. Written only when `succeeded` (SQL over ?1 phone id, ?2 project id, ?3 request
- * id, ?4 sandbox number) holds.
+ * lock are cleared. Written only when `succeeded` (over SuccessParams' placeholders) holds.
  */
-export function userSucceededStatement(
-  db: D1Database,
-  params: readonly [phoneId: string, projectId: string, requestId: string, sandboxNumber: string | null],
-  succeeded: string,
-): D1PreparedStatement {
+export function userSucceededStatement(db: D1Database, params: SuccessParams, succeeded: string): D1PreparedStatement {
   return db
     .prepare(
       `UPDATE users SET status = 'active', failed_authentications = 0, lock_created_at = NULL, locked_until = NULL
