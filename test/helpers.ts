@@ -3,7 +3,7 @@ import { env } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
-import { Batch } from '../src/db/batch'
+import { Batch, type Handle } from '../src/db/batch'
 import { clearProjectCache } from '../src/db/projects'
 import worker from '../src/index'
 import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
@@ -247,34 +247,47 @@ export async function issueCode(
 }
 
 /**
- * Each table's rows in one D1 batch, keyed by table name: its row count (`count`), or its rows in a
- * stable order (`rows`). With `projectId` only that project's rows count.
+ * Runs `select` (a query over the table, to which ` WHERE project_id = ?1` is added with
+ * `projectId`) for each table in one D1 batch, and maps each table's result with `read`.
  */
-export async function tableRows<T = Record<string, unknown>>(
+async function perTable<T, R>(
+  tables: readonly string[],
+  select: (table: string, where: string) => string,
+  read: (handle: Handle<T>) => R,
+  projectId: string | undefined,
+): Promise<Record<string, R>> {
+  const batch = new Batch()
+  const where = projectId ? ' WHERE project_id = ?1' : ''
+  const handles = tables.map((t) => {
+    const statement = env.DB.prepare(select(t, where))
+    return [t, batch.add<T>(projectId ? statement.bind(projectId) : statement)] as const
+  })
+  await batch.run(env.DB)
+  return Object.fromEntries(handles.map(([t, h]) => [t, read(h)]))
+}
+
+/** Each table's rows in a stable order, keyed by table name; with `projectId` only that project's. */
+export function tableRows<T = Record<string, unknown>>(
   tables: readonly string[],
   options: { projectId?: string } = {},
 ): Promise<Record<string, T[]>> {
-  const batch = new Batch()
-  const where = options.projectId ? ' WHERE project_id = ?1' : ''
-  const handles = tables.map((t) => {
-    const statement = env.DB.prepare(`SELECT * FROM ${t}${where} ORDER BY 1, 2, 3`)
-    return [t, batch.add<T>(options.projectId ? statement.bind(options.projectId) : statement)] as const
-  })
-  await batch.run(env.DB)
-  return Object.fromEntries(handles.map(([t, h]) => [t, h.rows()]))
+  return perTable<T, T[]>(
+    tables,
+    (t, where) => `SELECT * FROM ${t}${where} ORDER BY 1, 2, 3`,
+    (h) => h.rows(),
+    options.projectId,
+  )
 }
 
-/** Each table's row count in one D1 batch, keyed by table name (see tableRows). */
-export async function tableCounts(
+/** Each table's row count, keyed by table name; with `projectId` only that project's rows. */
+export function tableCounts(
   tables: readonly string[],
   options: { projectId?: string } = {},
 ): Promise<Record<string, number>> {
-  const batch = new Batch()
-  const where = options.projectId ? ' WHERE project_id = ?1' : ''
-  const handles = tables.map((t) => {
-    const statement = env.DB.prepare(`SELECT COUNT(*) AS n FROM ${t}${where}`)
-    return [t, batch.add<{ n: number }>(options.projectId ? statement.bind(options.projectId) : statement)] as const
-  })
-  await batch.run(env.DB)
-  return Object.fromEntries(handles.map(([t, h]) => [t, Number(h.first()?.n)]))
+  return perTable<{ n: number }, number>(
+    tables,
+    (t, where) => `SELECT COUNT(*) AS n FROM ${t}${where}`,
+    (h) => Number(h.first()?.n),
+    options.projectId,
+  )
 }
