@@ -20,18 +20,18 @@ describe('Batch', () => {
     await freshTable()
     const batch = new Batch()
     const first = batch.add(insert(1, 'one'))
-    const group = batch.addAll([insert(2, 'two'), insert(3, 'three')])
+    batch.addAll([insert(2, 'two'), insert(3, 'three')])
     const missing = batch.add<{ id: number; label: string }>(read(9))
     const two = batch.add<{ id: number; label: string }>(read(2))
-    expect(batch.size).toBe(5)
+    const three = batch.add<{ id: number; label: string }>(read(3))
+    expect(batch.size).toBe(6)
     await batch.run(env.DB)
 
     expect(first.changes).toBe(1)
-    expect(group.changes).toBe(2)
-    expect(group.handles.map((h) => h.changes)).toEqual([1, 1])
     expect(missing.first()).toBeUndefined()
     expect(missing.rows()).toEqual([])
     expect(two.first()).toEqual({ id: 2, label: 'two' })
+    expect(three.rows()).toEqual([{ id: 3, label: 'three' }])
   })
 
   it('refuses to read a result before the batch ran, and to run or grow a batch twice', async () => {

@@ -44,21 +44,6 @@ export class Handle<T = Record<string, unknown>> {
   }
 }
 
-/** Handles for statements added together (`addAll`); reads across all of them. */
-export class HandleGroup<T = Record<string, unknown>> {
-  constructor(readonly handles: readonly Handle<T>[]) {}
-
-  /** Rows changed by all the statements of the group together. */
-  get changes(): number {
-    return this.handles.reduce((sum, h) => sum + h.changes, 0)
-  }
-
-  /** Every row the group's statements returned, in statement order. */
-  rows(): T[] {
-    return this.handles.flatMap((h) => h.rows())
-  }
-}
-
 export class Batch {
   readonly #statements: D1PreparedStatement[] = []
   readonly #handles: Handle<unknown>[] = []
@@ -73,9 +58,9 @@ export class Batch {
     return handle
   }
 
-  /** Adds statements in order; the group reads their results together. */
-  addAll<T = Record<string, unknown>>(statements: readonly D1PreparedStatement[]): HandleGroup<T> {
-    return new HandleGroup(statements.map((s) => this.add<T>(s)))
+  /** Adds statements in order whose results nobody reads (writes checked by later statements). */
+  addAll(statements: readonly D1PreparedStatement[]): void {
+    for (const statement of statements) this.add(statement)
   }
 
   /** How many statements the batch holds. */
