@@ -66,7 +66,9 @@ CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);
 -- the pepper, bound to the project) of the send-time attributes the options.*_match_required checks
 -- compare against in that case; the clear values are never stored. ip_address / user_agent held them
 -- in clear before that and are always NULL now (kept so a rolled-back Worker still runs; to be
--- dropped by a later migration).
+-- dropped by a later migration). attempted_by is the request id of the last wrong attempt counted
+-- against the live code: the statements after it in that request's batch (the user lock, the
+-- project's failure count) count the attempt only when it was one.
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
   project_id TEXT NOT NULL,
@@ -80,7 +82,8 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   user_agent TEXT,
   created_at INTEGER NOT NULL,
   ip_hash TEXT,
-  ua_hash TEXT
+  ua_hash TEXT,
+  attempted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 

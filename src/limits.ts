@@ -2,14 +2,17 @@ import { convertIPv6BinaryToString } from 'hono/utils/ipaddr'
 import { hmacSha256, toBase64Url } from './crypto'
 import type { Batch } from './db/batch'
 import {
+  type BrakeRow,
   bucketedFrom,
   type CounterCheck,
   type CounterEvent,
+  counterReachedSql,
   exactFrom,
   failedAuthCountStatements,
   refundStatement,
   sendCountStatements,
 } from './db/limit-counters'
+import type { AttemptBrake } from './db/otp-codes'
 import { requireSecret } from './env'
 import { StytchError } from './errors'
 import { parseIp } from './ip'
@@ -54,13 +57,12 @@ export const LIMITS = {
   ip_failed_auths_per_hour: 'Too many failed authentications from this IP address in the last hour.',
   ipv6_56_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/56) in the last hour.',
   ipv6_48_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/48) in the last hour.',
-  failed_auths_per_hour: 'Too many failed authentications in this project in the last hour.',
 } as const
 
 export type LimitName = keyof typeof LIMITS
 
 /** Limits whose trip is an operator alert (an attack on the whole project), not just a refused client. */
-const ALERT_LIMITS: ReadonlySet<LimitName> = new Set(['failed_auths_per_hour', 'country_sends_per_hour'])
+const ALERT_LIMITS: ReadonlySet<LimitName> = new Set(['country_sends_per_hour'])
 
 /**
  * The network scopes an end-user IP is counted in: an IPv4 address alone; an IPv6 address by its /64
@@ -239,48 +241,99 @@ export interface AuthSubject {
   ipAddress: string | undefined
   /** The method_id presented. */
   phoneId: string
-  /** This request's id: the gate records it in otp_codes.consumed_by when the code is consumed. */
+  /** This request's id: the gates mark the code with it when they consume it or count a wrong attempt. */
   requestId: string
   /** The sandbox number when the sandbox code was presented in a test project, else null. */
   sandboxNumber: string | null
   now: number
   /**
    * In authenticate's first batch: the code id of the KV record the code was judged against (null
-   * without one) and otp_max_attempts. A failure is then not recorded when the gate is live and
-   * names another code (gateToRecheck): authenticate runs the attempt again against D1's hash and
+   * without one) and otp_max_attempts. A failure is then not recorded per IP when the gate is live
+   * and names another code (gateToRecheck): authenticate runs the attempt again against D1's hash and
    * that batch records it, so one attempt is one failure. Absent: the attempt's verdict is final.
    */
   recheck?: { checkedCodeId: string | null; maxAttempts: number } | undefined
 }
 
+const PROJECT_FAILURES = { kind: 'failed_auths_per_hour', subject: '' } as const
+
+/**
+ * The project-wide failed-authentication brake. It counts wrong attempts against live codes of the
+ * project only (a live code: unused, unexpired, with attempts left, its user not locked), so nobody
+ * can move it with made-up method_ids or dead codes. Once `failed_auths_per_hour` of them fall in the
+ * last hour it is engaged: it refuses nothing, so right codes keep working from every IP, but wrong
+ * ones cost more. A code survives at most `brake_otp_max_attempts` wrong guesses (the guess that
+ * reaches it uses the code up, so each further guess needs a new send, which the per-phone send
+ * limits hold to a few an hour), and each per-IP failed-authentication cap is divided by
+ * `brake_ip_divisor`. The attempt that engages it logs an alert.
+ */
+export function authBrake(
+  settings: ProjectSettings,
+  now: number,
+): AttemptBrake & { check: Omit<CounterCheck, 'name'> } {
+  const check = { ...PROJECT_FAILURES, from: bucketedFrom(now, HOUR_MS), limit: settings.failed_auths_per_hour }
+  return {
+    check,
+    engaged: (projectRef) => counterReachedSql(projectRef, check),
+    maxAttempts: settings.brake_otp_max_attempts,
+  }
+}
+
 /**
  * Failed authentications, for authenticate's one batch, after its gate statements: per end-user IP
- * scope (when attributes.ip_address is given) and per project. The guard first trips if a counter
- * already holds its limit of failures in the last hour, whatever this attempt's outcome (so a 429
- * tells nothing about the code and, rolling the batch back, counts no attempt on it); then the
- * attempt is recorded as a failure unless the batch consumed the code for this request or
- * authenticated the sandbox number, or (`recheck`) authenticate's second batch will judge it again.
- * Batches run one at a time, so parallel guesses get exactly the allowed number of verdicts.
+ * scope (when attributes.ip_address is given) and per project. The guard first trips if a per-IP
+ * counter already holds its limit of failures in the last hour (divided by brake_ip_divisor while
+ * the brake is engaged), whatever this attempt's outcome (so a 429 tells nothing about the code and,
+ * rolling the batch back, counts no attempt on it); then the attempt is recorded per IP unless the
+ * batch consumed the code for this request or authenticated the sandbox number, or (`recheck`)
+ * authenticate's second batch will judge it again; and per project only if the gate counted it as a
+ * wrong attempt on the live code (authBrake). Batches run one at a time, so parallel guesses get
+ * exactly the allowed number of verdicts. `brake` reads back the project's count, for noteBrake.
  */
-export async function failedAuthStatements(db: D1Database, env: Env, a: AuthSubject): Promise<D1PreparedStatement[]> {
+export async function failedAuthStatements(
+  db: D1Database,
+  env: Env,
+  a: AuthSubject,
+): Promise<{ statements: D1PreparedStatement[]; brake: D1PreparedStatement }> {
   const ip = await ipKeys(env, a.ipAddress)
   const { settings, now } = a
   const hourly = bucketedFrom(now, HOUR_MS)
-  const events: CounterEvent[] = [
-    { kind: 'failed_auths_per_hour', subject: '', exact: false, windowMs: HOUR_MS },
-    ...ip.map((k) => ({ kind: failedAuthsPerHour(k.scope), subject: k.key, exact: false, windowMs: HOUR_MS })),
-  ]
-  const checks: CounterCheck[] = events.map((e) => {
-    const name = e.kind as 'failed_auths_per_hour'
-    return { name, kind: e.kind, subject: e.subject, from: hourly, limit: settings[name] }
+  const ipEvents: CounterEvent[] = ip.map((k) => ({
+    kind: failedAuthsPerHour(k.scope),
+    subject: k.key,
+    exact: false,
+    windowMs: HOUR_MS,
+  }))
+  const ipChecks = ipEvents.map((e) => {
+    const name = e.kind as ReturnType<typeof failedAuthsPerHour>
+    const limit = settings[name]
+    const tightened = Math.ceil(limit / settings.brake_ip_divisor)
+    return { name, kind: e.kind, subject: e.subject, from: hourly, limit, tightened }
   })
   return failedAuthCountStatements(db, a.projectId, now, {
     phoneId: a.phoneId,
     requestId: a.requestId,
     sandboxNumber: a.sandboxNumber,
     recheck: a.recheck,
-    events,
-    checks,
+    ipEvents,
+    ipChecks,
+    projectEvent: { ...PROJECT_FAILURES, exact: false, windowMs: HOUR_MS },
+    brake: authBrake(settings, now).check,
+  })
+}
+
+/**
+ * After an authenticate batch: the alert when this attempt engaged the brake, i.e. it was counted and
+ * brought the project's failures in the window to exactly failed_auths_per_hour (batches run one at a
+ * time, so exactly one attempt does, once per engagement).
+ */
+export function noteBrake(row: BrakeRow | undefined, projectId: string, settings: ProjectSettings): void {
+  if (row?.counted !== 1 || row.failures !== settings.failed_auths_per_hour) return
+  logEvent('error', 'limit_tripped', {
+    limit: PROJECT_FAILURES.kind,
+    project_id: projectId,
+    action: 'brake',
+    alert: true,
   })
 }
 

@@ -20,7 +20,7 @@ export type LineType = (typeof LINE_TYPES)[number]
 /**
  * Per-project settings, stored as JSON in projects.settings. Every key is optional in storage and
  * takes the default below, so new settings never need a data migration. The README's limits table
- * is generated from the same descriptions.
+ * (Abuse limits) lists the same settings in more words; keep the two in step.
  */
 export const ProjectSettingsSchema = z.object({
   otp_max_attempts: z
@@ -36,7 +36,10 @@ export const ProjectSettingsSchema = z.object({
     .min(1)
     .max(100)
     .default(10)
-    .describe('Consecutive failed authentications that lock a user (Stytch user lock).'),
+    .describe(
+      'Consecutive failed authentications that lock a user (Stytch user lock); only wrong codes against a ' +
+        'live code count.',
+    ),
   user_lock_seconds: z.number().int().min(300).max(604_800).default(3_600).describe('How long a user lock lasts.'),
   phone_send_cooldown_seconds: z
     .number()
@@ -101,7 +104,28 @@ export const ProjectSettingsSchema = z.object({
     .min(1)
     .max(100_000_000)
     .default(50_000)
-    .describe('Failed authentications per project per hour, from any IP (project-wide brake; logged as an alert).'),
+    .describe(
+      'Wrong codes entered against live codes per project per hour, from any IP; reaching it engages the ' +
+        'project-wide brake (logged as an alert). The brake refuses no one: right codes keep working, wrong ' +
+        'ones cost more (brake_otp_max_attempts, brake_ip_divisor) until the count falls below it.',
+    ),
+  brake_otp_max_attempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(20)
+    .default(1)
+    .describe(
+      'While the brake is engaged: wrong guesses a code survives in all; the guess that reaches it uses the ' +
+        'code up (no effect above otp_max_attempts).',
+    ),
+  brake_ip_divisor: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000)
+    .default(10)
+    .describe('While the brake is engaged: each per-IP failed-authentication cap is divided by this (rounded up).'),
   allowed_countries: z
     .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
     .default(['US', 'CA'])

@@ -220,15 +220,15 @@ describe('POST /v1/otps/authenticate', () => {
     expectStytchError(await authenticate(p, { method_id: phoneId, code }), 401, 'unable_to_auth_otp_code')
   })
 
-  it('locks the user at exactly the 10th of 12 racing failures', async () => {
+  it('counts toward the user lock only the failures against the live code when 12 race', async () => {
     const p = await project()
     const { code, phoneId, userId } = await loginCode(p, PHONE)
     const replies = await Promise.all(
       Array.from({ length: 12 }, () => authenticate(p, { method_id: phoneId, code: wrong(code) })),
     )
-    // 5 counted against the code, 4 more against the dead code, the 10th locks, the rest meet the lock.
-    expect(statusCounts(replies)).toEqual({ 404: 5, 401: 4, 429: 3 })
-    expect(await dbUser(userId)).toMatchObject({ failed_authentications: 10 })
+    // 5 counted against the code; the other 7 meet a dead code, which is no attempt on a live one.
+    expect(statusCounts(replies)).toEqual({ 404: 5, 401: 7 })
+    expect(await dbUser(userId)).toMatchObject({ failed_authentications: 5, locked_until: null })
   })
 
   it('answers 404 phone_number_not_found for an unknown method_id', async () => {
@@ -434,6 +434,38 @@ describe('user lock', () => {
     const replies = await failTimes(p, 9)
     expect(replies.map((r) => r.status)).toEqual(Array(9).fill(404))
     expect((await dbUser(userId))?.failed_authentications).toBe(9)
+  })
+
+  it('counts only attempts against a live code: guesses at a used-up or a used code never lock', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(T0)
+    const p = await project({ otp_max_attempts: 2, user_lock_threshold: 3 })
+    const { code, phoneId, userId } = await loginCode(p, PHONE)
+    for (let i = 0; i < 2; i++) {
+      expectStytchError(await authenticate(p, { method_id: phoneId, code: wrong(code) }), 404, 'otp_code_not_found')
+    }
+    // The code is out of attempts: however many more guesses, the user is not locked.
+    for (let i = 0; i < 5; i++) {
+      expectStytchError(
+        await authenticate(p, { method_id: phoneId, code: wrong(code) }),
+        401,
+        'unable_to_auth_otp_code',
+      )
+    }
+    expect(await dbUser(userId)).toMatchObject({ failed_authentications: 2, locked_until: null })
+    // A used code: its KV record may outlive it elsewhere; here it is put back to stand for that.
+    const used = await loginCode(p, PHONE)
+    const record = await env.OTP_KV.get(`otp:${phoneId}`)
+    expect((await authenticate(p, { method_id: phoneId, code: used.code })).status).toBe(200)
+    if (record) await env.OTP_KV.put(`otp:${phoneId}`, record)
+    for (let i = 0; i < 4; i++) {
+      expectStytchError(
+        await authenticate(p, { method_id: phoneId, code: wrong(used.code) }),
+        401,
+        'unable_to_auth_otp_code',
+      )
+    }
+    expect(await dbUser(userId)).toMatchObject({ failed_authentications: 0, locked_until: null })
   })
 
   it('uses the project threshold and duration, and counts afresh after a lock expires', async () => {

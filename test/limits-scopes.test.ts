@@ -91,7 +91,7 @@ describe('IPv6 sends are also counted per /56 and per /48', () => {
   })
 })
 
-describe('failed authentications per IPv6 /56 and /48, and per project', () => {
+describe('failed authentications per IPv6 /56 and /48', () => {
   const lenientCode = { otp_max_attempts: 20, user_lock_threshold: 100, ip_failed_auths_per_hour: 100 }
 
   it('guesses from rotating /64s of one /56 trip the /56 cap; then even the right code gets 429 from it', async () => {
@@ -127,47 +127,144 @@ describe('failed authentications per IPv6 /56 and /48, and per project', () => {
       'ipv6_48_failed_auths_per_hour',
     )
   })
+})
 
-  it('failed_auths_per_hour: failures from any IP or none count per project; once reached every attempt gets 429, logged as an alert', async () => {
-    const p = await newProject('test', { ...lenientCode, failed_auths_per_hour: 4 })
-    const other = await newProject('test', { ...lenientCode, failed_auths_per_hour: 4 })
-    const { phoneId, code } = await issueCode(p, { phone_number: usPhone(2) })
-    const ips = ['198.51.100.1', undefined, '2001:db8:a::1', '203.0.113.9']
-    for (const [i, ip] of ips.entries()) {
-      expectStytchError(await authenticate(p, phoneId, wrongCode(code, i + 1), ip), 404, 'otp_code_not_found')
-    }
-    const before = await footprint()
-    const seen = capturedLines().length
-    expectLimited(await authenticate(p, phoneId, code, '192.0.2.200'), 'failed_auths_per_hour')
-    expectLimited(await authenticate(p, phoneId, code), 'failed_auths_per_hour')
-    expect(await footprint()).toEqual(before)
-    const alerts = capturedLines()
-      .slice(seen)
-      .filter((l) => l.text.includes('"limit_tripped"'))
+describe('failed_auths_per_hour: the project-wide brake', () => {
+  const lenientCode = {
+    otp_max_attempts: 20,
+    user_lock_threshold: 100,
+    ip_failed_auths_per_hour: 100,
+    phone_send_cooldown_seconds: 0,
+  }
+  // The brake's counter and the alert lines it logged.
+  const projectFailures = async (p: TestProject) =>
+    (
+      await env.DB.prepare(
+        `SELECT COALESCE(SUM(n), 0) AS n FROM limit_counters WHERE project_id = ?1 AND kind = 'failed_auths_per_hour'`,
+      )
+        .bind(p.id)
+        .first<{ n: number }>()
+    )?.n
+  const brakeAlerts = (from: number) =>
+    capturedLines()
+      .slice(from)
+      .filter((l) => l.text.includes('"failed_auths_per_hour"'))
       .map((l) => ({ level: l.level, line: JSON.parse(l.text) as Record<string, unknown> }))
-    expect(alerts).toEqual([
+
+  it('once tripped, right codes still log users in from any IP; wrong ones burn their code; one alert', async () => {
+    const p = await newProject('test', { ...lenientCode, failed_auths_per_hour: 3 })
+    const other = await newProject('test', { ...lenientCode, failed_auths_per_hour: 3 })
+    const seen = capturedLines().length
+    const attacked = await issueCode(p, { phone_number: usPhone(2) })
+    for (const [i, ip] of ['198.51.100.1', undefined, '2001:db8:a::1'].entries()) {
+      expectStytchError(
+        await authenticate(p, attacked.phoneId, wrongCode(attacked.code, i + 1), ip),
+        404,
+        'otp_code_not_found',
+      )
+    }
+    expect(await projectFailures(p)).toBe(3)
+    // The brake is engaged: the alert fired once, when the third failure reached the limit.
+    expect(brakeAlerts(seen)).toEqual([
       {
         level: 'error',
-        line: { level: 'error', event: 'limit_tripped', limit: 'failed_auths_per_hour', project_id: p.id, alert: true },
-      },
-      {
-        level: 'error',
-        line: { level: 'error', event: 'limit_tripped', limit: 'failed_auths_per_hour', project_id: p.id, alert: true },
+        line: {
+          level: 'error',
+          event: 'limit_tripped',
+          limit: 'failed_auths_per_hour',
+          project_id: p.id,
+          action: 'brake',
+          alert: true,
+        },
       },
     ])
-    // Another project is not affected.
+    // A fourth wrong code is judged (no 429), and under the brake it uses up its code.
+    expectStytchError(
+      await authenticate(p, attacked.phoneId, wrongCode(attacked.code, 4), '203.0.113.9'),
+      404,
+      'otp_code_not_found',
+    )
+    expectStytchError(
+      await authenticate(p, attacked.phoneId, attacked.code, '192.0.2.200'),
+      401,
+      'unable_to_auth_otp_code',
+    )
+    // Another user logs in with the right code, from a fresh IP and from none.
+    const victim = await issueCode(p, { phone_number: usPhone(5) })
+    expect((await authenticate(p, victim.phoneId, victim.code, '192.0.2.201')).status).toBe(200)
+    const again = await issueCode(p, { phone_number: usPhone(6) })
+    expect((await authenticate(p, again.phoneId, again.code)).status).toBe(200)
+    // The attacked user too, with a new code.
+    const fresh = await issueCode(p, { phone_number: usPhone(2) })
+    expect((await authenticate(p, fresh.phoneId, fresh.code, '192.0.2.202')).status).toBe(200)
+    expect(brakeAlerts(seen)).toHaveLength(1)
+    // Another project is not affected: its codes still survive wrong guesses.
     const o = await issueCode(other, { phone_number: usPhone(2) })
+    expectStytchError(await authenticate(other, o.phoneId, wrongCode(o.code)), 404, 'otp_code_not_found')
     expect((await authenticate(other, o.phoneId, o.code)).status).toBe(200)
   })
 
-  it('parallel wrong guesses without any IP: exactly the project cap get a verdict', async () => {
+  it('counts only attempts against a live code: unknown method_ids, dead codes and the sandbox count nothing', async () => {
+    const p = await newProject('test', { ...lenientCode, otp_max_attempts: 1, failed_auths_per_hour: 2 })
+    for (let i = 0; i < 5; i++) {
+      const unknown = `phone-number-test-00000000-0000-4000-8000-00000000000${i}`
+      expectStytchError(await authenticate(p, unknown, '123456', `198.51.100.${i}`), 404, 'phone_number_not_found')
+    }
+    // One wrong guess kills this code (otp_max_attempts 1); guesses at the dead code are not attempts on a live one.
+    const { phoneId, code } = await issueCode(p, { phone_number: usPhone(7) })
+    expectStytchError(await authenticate(p, phoneId, wrongCode(code)), 404, 'otp_code_not_found')
+    for (let i = 2; i < 6; i++) {
+      expectStytchError(await authenticate(p, phoneId, wrongCode(code, i)), 401, 'unable_to_auth_otp_code')
+    }
+    const sandbox = await loginOrCreate(p, '+10000000000')
+    expectStytchError(await authenticate(p, String(sandbox.body.phone_id), '000001'), 404, 'otp_code_not_found')
+    expect(await projectFailures(p)).toBe(1)
+    // Not engaged: a code still survives up to otp_max_attempts.
+    const next = await issueCode(p, { phone_number: usPhone(8) })
+    expect((await authenticate(p, next.phoneId, next.code)).status).toBe(200)
+  })
+
+  it('while engaged, the per-IP caps are divided by brake_ip_divisor; other IPs keep logging in', async () => {
+    const p = await newProject('test', {
+      ...lenientCode,
+      ip_failed_auths_per_hour: 30,
+      brake_ip_divisor: 10,
+      failed_auths_per_hour: 1,
+    })
+    const first = await issueCode(p, { phone_number: usPhone(9) })
+    expectStytchError(await authenticate(p, first.phoneId, wrongCode(first.code)), 404, 'otp_code_not_found')
+    // Engaged: 30 / 10 = 3 failures per IP. The first burns its code, the next two meet a dead code.
+    const target = await issueCode(p, { phone_number: usPhone(10) })
+    expectStytchError(
+      await authenticate(p, target.phoneId, wrongCode(target.code), '198.51.100.7'),
+      404,
+      'otp_code_not_found',
+    )
+    for (let i = 2; i <= 3; i++) {
+      expectStytchError(
+        await authenticate(p, target.phoneId, wrongCode(target.code, i), '198.51.100.7'),
+        401,
+        'unable_to_auth_otp_code',
+      )
+    }
+    const own = await issueCode(p, { phone_number: usPhone(11) })
+    expectLimited(await authenticate(p, own.phoneId, own.code, '198.51.100.7'), 'ip_failed_auths_per_hour')
+    expect((await authenticate(p, own.phoneId, own.code, '198.51.100.8')).status).toBe(200)
+  })
+
+  it('parallel wrong guesses without any IP: as many as the cap are judged as usual, the next one burns the code', async () => {
     const p = await newProject('test', { ...lenientCode, failed_auths_per_hour: 5 })
+    const seen = capturedLines().length
     const { phoneId, code } = await issueCode(p, { phone_number: usPhone(3) })
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => authenticate(p, phoneId, wrongCode(code, i + 1))),
     )
-    expect(results.filter((r) => r.status === 404)).toHaveLength(5)
-    for (const r of results.filter((r) => r.status !== 404)) expectLimited(r, 'failed_auths_per_hour')
+    expect(results.filter((r) => r.status === 404)).toHaveLength(6)
+    for (const r of results.filter((r) => r.status !== 404)) expectStytchError(r, 401, 'unable_to_auth_otp_code')
+    expect(brakeAlerts(seen)).toHaveLength(1)
+    expect(await projectFailures(p)).toBe(6)
+    const next = await issueCode(p, { phone_number: usPhone(3) })
+    expect((await authenticate(p, next.phoneId, next.code)).status).toBe(200)
   })
 })
 

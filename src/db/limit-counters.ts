@@ -1,4 +1,4 @@
-import { otpSucceededSql, recheckPendingSql } from './otp-codes'
+import { otpSucceededSql, recheckPendingSql, wrongAttemptCountedSql } from './otp-codes'
 
 /**
  * Storage of the abuse limits (the policy, which limits apply and with what settings, is src/limits.ts):
@@ -48,9 +48,13 @@ export interface CounterCheck {
   limit: number
 }
 
-/** A check as the guard runs it: with an extra SQL condition (over the statement's placeholders), or none. */
+/**
+ * A check as the guard runs it: with an extra SQL condition (over the statement's placeholders), or
+ * none; and a lower limit that applies instead while the guard's `tightenWhen` condition holds.
+ */
 interface GuardCheck extends CounterCheck {
   when?: string
+  tightened?: number
 }
 
 /** Start of the bucket `at` falls in. */
@@ -64,6 +68,33 @@ export const exactFrom = (at: number, windowMs: number) => at - windowMs
  * windowMs / BUCKET_MS buckets before it (so between windowMs and windowMs + BUCKET_MS of history).
  */
 export const bucketedFrom = (at: number, windowMs: number) => bucketOf(at) - windowMs - BUCKET_MS
+
+/** The sum of a counter's rows from `from` on, as SQL (`projectRef`: the placeholder of the project id). */
+const counterSumSql = (projectRef: string, kind: string, subject: string, from: string) =>
+  `(SELECT COALESCE(SUM(n), 0) FROM limit_counters
+     WHERE project_id = ${projectRef} AND kind = ${kind} AND subject = ${subject} AND bucket > ${from})`
+
+/** A constant counter name or subject as an SQL literal (lower-case names and '' only). */
+function nameLiteral(text: string): string {
+  if (!/^[a-z0-9_]*$/.test(text)) throw new Error(`not a counter name: ${text}`)
+  return `'${text}'`
+}
+
+/** A whole number as an SQL literal. */
+function intLiteral(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new Error(`not a whole number: ${n}`)
+  return String(n)
+}
+
+/**
+ * SQL: the counter has reached its limit, i.e. its sum from `check.from` on is at least
+ * `check.limit`, as a condition other statements can carry (over the placeholder `projectRef` of the
+ * project id; the rest is written into the SQL). Used for the failed-authentication brake.
+ */
+export function counterReachedSql(projectRef: string, check: Omit<CounterCheck, 'name'>): string {
+  const sum = counterSumSql(projectRef, nameLiteral(check.kind), nameLiteral(check.subject), intLiteral(check.from))
+  return `(${sum} >= ${intLiteral(check.limit)})`
+}
 
 /**
  * Upserts one row per event at time `at`, only where `condition` (SQL over ?-numbered placeholders
@@ -121,8 +152,9 @@ function recordStatement(
 /**
  * The guard: one INSERT into limit_guard that fails with the named CHECK of the first check over its
  * limit. `after: true` checks run after the batch recorded its own event (tripped when sum > limit);
- * otherwise before (tripped when sum >= limit, i.e. the limit is already used up).
- * `projectId` is ?1; `shared` are bound as ?2… for the checks' `when` conditions.
+ * otherwise before (tripped when sum >= limit, i.e. the limit is already used up). While
+ * `tightenWhen` (SQL, evaluated once) holds, a check with a `tightened` limit is held to that one.
+ * `projectId` is ?1; `shared` are bound as ?2… for the checks' `when` conditions and `tightenWhen`.
  */
 function guardStatement(
   db: D1Database,
@@ -130,6 +162,7 @@ function guardStatement(
   shared: (string | number | null)[],
   checks: GuardCheck[],
   after: boolean,
+  tightenWhen?: string,
 ): D1PreparedStatement | null {
   if (checks.length === 0) return null
   const args: (string | number | null)[] = [projectId, ...shared]
@@ -138,14 +171,19 @@ function guardStatement(
     const i = args.length + 1
     args.push(c.kind, c.subject, c.from, c.limit)
     columns.push(c.name)
-    const sum = `(SELECT COALESCE(SUM(n), 0) FROM limit_counters
-        WHERE project_id = ?1 AND kind = ?${i} AND subject = ?${i + 1} AND bucket > ?${i + 2})`
-    return `(${c.when ?? 'true'}) AND ${sum} ${after ? '>' : '>='} ?${i + 3} AS c${n}`
+    let limit = `?${i + 3}`
+    if (tightenWhen !== undefined && c.tightened !== undefined) {
+      args.push(c.tightened)
+      limit = `CASE WHEN tightened THEN ?${i + 4} ELSE ?${i + 3} END`
+    }
+    const sum = counterSumSql('?1', `?${i}`, `?${i + 1}`, `?${i + 2}`)
+    return `(${c.when ?? 'true'}) AND ${sum} ${after ? '>' : '>='} ${limit} AS c${n}`
   })
+  const from = tightenWhen === undefined ? '' : ` FROM (SELECT (${tightenWhen}) AS tightened)`
   return db
     .prepare(
       `INSERT INTO limit_guard (${columns.join(', ')})
-       SELECT * FROM (SELECT ${exprs.join(', ')}) WHERE ${checks.map((_, n) => `c${n}`).join(' OR ')}`,
+       SELECT * FROM (SELECT ${exprs.join(', ')}${from}) WHERE ${checks.map((_, n) => `c${n}`).join(' OR ')}`,
     )
     .bind(...args)
 }
@@ -231,31 +269,47 @@ export function sendCountStatements(
 /** What one authenticate attempt counts, as the policy decided it, and how its batch tells success. */
 export interface FailedAuthCounting {
   phoneId: string
-  /** This request's id: the gate records it in otp_codes.consumed_by when the code is consumed. */
+  /** This request's id: the gates mark the code with it when they consume it or count a wrong attempt. */
   requestId: string
   /** The sandbox number when the sandbox code was presented in a test project, else null. */
   sandboxNumber: string | null
   /**
    * In authenticate's first batch: the code id of the KV record the code was judged against (null
-   * without one) and otp_max_attempts; the failure is then not recorded while a second batch will
-   * judge the attempt again (recheckPendingSql). Absent: the attempt's verdict is final.
+   * without one) and otp_max_attempts; the per-IP failure is then not recorded while a second batch
+   * will judge the attempt again (recheckPendingSql). Absent: the attempt's verdict is final.
    */
   recheck: { checkedCodeId: string | null; maxAttempts: number } | undefined
-  events: CounterEvent[]
-  checks: CounterCheck[]
+  /** Per end-user IP scope: every attempt that did not succeed counts. */
+  ipEvents: CounterEvent[]
+  /** Their limits, and the tighter ones that apply while the brake is engaged. */
+  ipChecks: (CounterCheck & { tightened: number })[]
+  /** The project's count: only a wrong attempt counted against a live code (wrongAttemptCountedSql). */
+  projectEvent: CounterEvent
+  /** The brake: the project's count has reached its limit (counterReachedSql of projectEvent). */
+  brake: Omit<CounterCheck, 'name'>
+}
+
+/** The project's failure count after an attempt, and whether this attempt added to it. */
+export interface BrakeRow {
+  counted: number
+  failures: number
 }
 
 /**
- * An authenticate attempt's statements, after its gate statements: the guard first trips if a
- * counter already holds its limit (whatever this attempt's outcome), then the attempt is recorded
- * as a failure unless the OTP succeeded in this batch (otpSucceededSql) or a recheck is pending.
+ * An authenticate attempt's statements, after its gate statements: the guard first trips if a per-IP
+ * counter already holds its limit (whatever this attempt's outcome; the tighter limit while the
+ * brake is engaged), then the attempt is recorded per IP as a failure unless the OTP succeeded in
+ * this batch (otpSucceededSql) or a recheck is pending, and per project only if the gate counted it
+ * as a wrong attempt on the live code. The project count has no guard of its own: reaching its limit
+ * engages the brake, it never refuses an attempt. `brake` reads back the count (BrakeRow); place it
+ * after the statements.
  */
 export function failedAuthCountStatements(
   db: D1Database,
   projectId: string,
   at: number,
   a: FailedAuthCounting,
-): D1PreparedStatement[] {
+): { statements: D1PreparedStatement[]; brake: D1PreparedStatement } {
   const recheckPending = recheckPendingSql({
     phoneId: '?2',
     projectId: '?1',
@@ -264,6 +318,7 @@ export function failedAuthCountStatements(
     maxAttempts: '?5',
   })
   const succeeded = otpSucceededSql({ phoneId: '?2', projectId: '?1', requestId: '?3', sandboxNumber: '?4' })
+  const counted = wrongAttemptCountedSql({ phoneId: '?2', projectId: '?1', requestId: '?3' })
   // ?2 phone id, ?3 request id, ?4 sandbox number, ?5 max attempts, ?6 checked code id, ?7 now, ?8 recheck.
   const shared = [
     a.phoneId,
@@ -275,9 +330,19 @@ export function failedAuthCountStatements(
     a.recheck ? 1 : 0,
   ]
   const failed = `NOT ${succeeded} AND NOT (?8 = 1 AND ${recheckPending})`
-  return present([
-    guardStatement(db, projectId, shared, a.checks, false),
-    recordStatement(db, projectId, at, shared, [{ events: a.events, condition: failed }]),
-    sweepStatement(db, at),
-  ])
+  const { kind, subject, from } = a.brake
+  const brake = db
+    .prepare(`SELECT ${counted} AS counted, ${counterSumSql('?1', '?4', '?5', '?6')} AS failures`)
+    .bind(projectId, a.phoneId, a.requestId, kind, subject, from)
+  return {
+    statements: present([
+      guardStatement(db, projectId, shared, a.ipChecks, false, counterReachedSql('?1', a.brake)),
+      recordStatement(db, projectId, at, shared, [
+        { events: a.ipEvents, condition: failed },
+        { events: [a.projectEvent], condition: counted },
+      ]),
+      sweepStatement(db, at),
+    ]),
+    brake,
+  }
 }

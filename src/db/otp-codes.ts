@@ -37,19 +37,47 @@ export function consumeStatement(db: D1Database, a: GateArgs): D1PreparedStateme
 }
 
 /**
+ * The failed-authentication brake as the wrong-attempt gate sees it (src/limits.ts decides it):
+ * `engaged(projectRef)` is the SQL condition, over the placeholder holding the project id, that the
+ * project's brake is engaged; while it is, a code survives at most `maxAttempts` wrong guesses in all.
+ */
+export interface AttemptBrake {
+  engaged(projectRef: string): string
+  maxAttempts: number
+}
+
+/**
  * The presented code was wrong: `attempt` counts the attempt on the open gate (`meta.changes` 1 =
- * counted), `failure` a consecutive failure on the user. A failure counts when the code was checked against the
- * phone's current code (a stale KV record proves nothing) and the user is not locked; reaching
- * `lockThreshold` locks the user for `lockMs`. After an expired lock the count starts again at 1.
+ * counted) and marks it with this request's id (attempted_by, read by wrongAttemptCountedSql); while
+ * the brake is engaged, the attempt that reaches `brake.maxAttempts` uses the code up. `failure` then
+ * counts a consecutive failure on the user, only for an attempt so counted: a code that is used,
+ * expired, out of attempts or replaced (or a stale KV record) is no attempt on a live code. The user
+ * is locked when the count reaches `lockThreshold`, for `lockMs`; after an expired lock the count
+ * starts again at 1.
  */
 export function wrongCodeStatements(
   db: D1Database,
-  a: GateArgs & { lockThreshold: number; lockMs: number },
+  a: GateArgs & { lockThreshold: number; lockMs: number; brake: AttemptBrake },
 ): { attempt: D1PreparedStatement; failure: D1PreparedStatement } {
+  // ?7: the attempts a code survives while the brake is engaged.
+  const attempts = `CASE WHEN attempts + 1 >= ?7 AND ${a.brake.engaged('?2')} THEN ?6 ELSE attempts + 1 END`
+  const counted = wrongAttemptCountedSql({ phoneId: '?1', projectId: '?2', requestId: '?4' })
   return {
-    attempt: db.prepare(`UPDATE otp_codes SET attempts = attempts + 1 WHERE ${GATE_OPEN}`).bind(...gateParams(a)),
-    failure: failedAuthenticationStatement(db, a),
+    attempt: db
+      .prepare(`UPDATE otp_codes SET attempts = ${attempts}, attempted_by = ?4 WHERE ${GATE_OPEN}`)
+      .bind(...gateParams(a), a.brake.maxAttempts),
+    failure: failedAuthenticationStatement(db, a, counted),
   }
+}
+
+/**
+ * SQL: this request's wrong attempt was counted against the phone's live code earlier in this batch
+ * (wrongCodeStatements marks it with the request id). The user lock and the project's failure count
+ * use this one condition, so they count exactly the attempts the gate counted.
+ */
+export function wrongAttemptCountedSql(r: { phoneId: string; projectId: string; requestId: string }): string {
+  return `EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ${r.phoneId} AND project_id = ${r.projectId}
+      AND attempted_by = ${r.requestId})`
 }
 
 /** Placeholders (e.g. '?1') holding the values otpSucceededSql tests. */
@@ -231,13 +259,13 @@ export function codeStatement(
   return db
     .prepare(
       `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
-           ip_address, user_agent, ip_hash, ua_hash, created_at)
-         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5 FROM phones
+           ip_address, user_agent, ip_hash, ua_hash, created_at, attempted_by)
+         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5, NULL FROM phones
          WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor('?6')}
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
            expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
            ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
-           created_at = excluded.created_at`,
+           created_at = excluded.created_at, attempted_by = NULL`,
     )
     .bind(
       projectId,

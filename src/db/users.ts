@@ -219,25 +219,26 @@ export function userSucceededStatement(db: D1Database, params: SuccessParams, su
 }
 
 /**
- * A wrong code's effect on the user: one more consecutive failure. It counts when the code was
- * checked against the phone's current code (a stale KV record proves nothing) and the user is not
- * locked; reaching `lockThreshold` locks the user for `lockMs`. After an expired lock the count
- * starts again at 1.
+ * A wrong code's effect on the user: one more consecutive failure. Written only when `counted` (SQL
+ * over the placeholders ?1 phone id, ?2 project id, ?4 request id) holds, i.e. the attempt was counted
+ * against the phone's live code earlier in this batch (a used, expired, used-up or replaced code, or
+ * a stale KV record, proves nothing), and the user is not locked; reaching `lockThreshold` locks the
+ * user for `lockMs`. After an expired lock the count starts again at 1.
  */
 export function failedAuthenticationStatement(
   db: D1Database,
-  a: { phoneId: string; projectId: string; at: number; codeId: string; lockThreshold: number; lockMs: number },
+  a: { phoneId: string; projectId: string; at: number; requestId: string; lockThreshold: number; lockMs: number },
+  counted: string,
 ): D1PreparedStatement {
   const failures = 'CASE WHEN locked_until IS NULL THEN failed_authentications + 1 ELSE 1 END'
-  // ?1 phone id, ?2 project id, ?3 now, ?4 code_id, ?5 threshold, ?6 lock length.
+  // ?1 phone id, ?2 project id, ?3 now, ?4 request id, ?5 threshold, ?6 lock length.
   return db
     .prepare(
       `UPDATE users SET failed_authentications = ${failures},
          lock_created_at = CASE WHEN ${failures} >= ?5 THEN ?3 END,
          locked_until = CASE WHEN ${failures} >= ?5 THEN ?3 + ?6 END
        WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2)
-         AND (locked_until IS NULL OR locked_until <= ?3)
-         AND EXISTS (SELECT 1 FROM otp_codes WHERE phone_id = ?1 AND code_id = ?4)`,
+         AND (locked_until IS NULL OR locked_until <= ?3) AND ${counted}`,
     )
-    .bind(a.phoneId, a.projectId, a.at, a.codeId, a.lockThreshold, a.lockMs)
+    .bind(a.phoneId, a.projectId, a.at, a.requestId, a.lockThreshold, a.lockMs)
 }

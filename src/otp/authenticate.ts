@@ -1,5 +1,6 @@
 import { now } from '../clock'
 import { Batch, type Handle } from '../db/batch'
+import type { BrakeRow } from '../db/limit-counters'
 import {
   type AuthStateRow,
   authStateStatement,
@@ -14,7 +15,7 @@ import { type PhoneRow, releaseExpiredById, userPhonesStatement } from '../db/ph
 import type { Project } from '../db/projects'
 import { isLocked } from '../db/users'
 import { type ErrorType, StytchError } from '../errors'
-import { type AuthSubject, failedAuthStatements, runWithLimits, sendCountry } from '../limits'
+import { type AuthSubject, authBrake, failedAuthStatements, noteBrake, runWithLimits, sendCountry } from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
@@ -171,7 +172,8 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
   let sessionReads: SessionReads | null = null
   if (verdict.kind === 'wrong') {
     const lock = { lockThreshold: settings.user_lock_threshold, lockMs: settings.user_lock_seconds * 1000 }
-    const wrong = wrongCodeStatements(env.DB, { ...gate(verdict.codeId), ...lock })
+    const brake = authBrake(settings, at)
+    const wrong = wrongCodeStatements(env.DB, { ...gate(verdict.codeId), ...lock, brake })
     wrongAttempt = batch.add(wrong.attempt)
     batch.add(wrong.failure)
   }
@@ -182,23 +184,25 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     const success = { phoneId, requestId, sandboxNumber }
     sessionReads = addSessionStatements(batch, env.DB, project.id, a.session, phoneId, success, at)
   }
-  // Failed authentications per IP scope and per project (after the gates, in this batch): a 429 if one
-  // is already at its limit, whatever this attempt's outcome; otherwise the attempt is recorded unless it succeeded.
-  batch.addAll(
-    await failedAuthStatements(env.DB, env, {
-      projectId: project.id,
-      settings,
-      ipAddress: a.input.attributes?.ip_address,
-      phoneId,
-      requestId,
-      sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
-      now: at,
-      recheck,
-    }),
-  )
+  // Failed authentications per IP scope and per project (after the gates, in this batch): a 429 if an
+  // IP scope is already at its limit, whatever this attempt's outcome; otherwise the attempt is
+  // recorded per IP unless it succeeded, and per project if the gate counted it on the live code.
+  const failures = await failedAuthStatements(env.DB, env, {
+    projectId: project.id,
+    settings,
+    ipAddress: a.input.attributes?.ip_address,
+    phoneId,
+    requestId,
+    sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
+    now: at,
+    recheck,
+  })
+  batch.addAll(failures.statements)
+  const brake = batch.add<BrakeRow>(failures.brake)
   const state = batch.add<AuthStateRow>(authStateStatement(env.DB, project.id, phoneId))
   const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at))
   await runWithLimits(env.DB, batch, project.id)
+  noteBrake(brake.first(), project.id, settings)
   return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, phones }
 }
 
