@@ -32,7 +32,10 @@ export const ERRORS = {
   custom_claims_too_large: [400, 'Total custom claims size cannot exceed four kilobytes.'],
   user_id_mismatch: [400, 'The session belongs to a different user.'],
   metadata_too_large: [400, 'trusted_metadata and untrusted_metadata may each be at most 4 KB of JSON.'],
-  metadata_invalid_format: [400, 'trusted_metadata and untrusted_metadata must be JSON objects.'],
+  metadata_invalid_format: [
+    400,
+    'trusted_metadata and untrusted_metadata must be JSON objects nested at most 32 levels deep.',
+  ],
   invalid_exchange_primary_factor_fields: [
     400,
     'Exactly one of email_address and phone_number is required; this service exchanges phone numbers only.',

@@ -247,14 +247,29 @@ export const UserName = z
   .object({ first_name: NamePart, middle_name: NamePart, last_name: NamePart })
   .describe('Name parts; a part left out is unchanged on update (empty on create).')
 
+/**
+ * How deep a metadata object may nest, the object itself being level 1. D1 merges metadata with
+ * SQLite's JSON functions, which refuse JSON nested past 1,000 levels; no application needs more than a
+ * few, so the cap is far below that and a deep document is a clear 400, never a database error.
+ */
+export const MAX_METADATA_DEPTH = 32
+
+/** Whether `value` nests at most `levels` levels of arrays and objects (a scalar is level 0). */
+function nestsWithin(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== 'object') return true
+  if (levels === 0) return false
+  return Object.values(value).every((member) => nestsWithin(member, levels - 1))
+}
+
 const Metadata = (which: 'trusted' | 'untrusted') =>
   z
     .record(z.string(), z.unknown())
+    .refine((value) => nestsWithin(value, MAX_METADATA_DEPTH), `nested more than ${MAX_METADATA_DEPTH} levels deep`)
     .describe(
       which === 'trusted'
-        ? 'Application data about the user for your backend (at most 4 KB of JSON). On update it is merged ' +
+        ? `Application data about the user for your backend (at most 4 KB of JSON, nested at most ${MAX_METADATA_DEPTH} levels). On update it is merged ` +
             'as a JSON Merge Patch: keys given replace, null removes a key.'
-        : 'Application data the user may edit, not to be trusted (at most 4 KB of JSON; merged on update as ' +
+        : `Application data the user may edit, not to be trusted (at most 4 KB of JSON nested at most ${MAX_METADATA_DEPTH} levels; merged on update as ` +
             'trusted_metadata is).',
     )
 

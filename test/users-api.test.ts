@@ -222,6 +222,38 @@ describe('PUT /v1/users/{user_id}', () => {
   })
 })
 
+describe('metadata nesting', () => {
+  /** A metadata object whose deepest value sits `depth` levels down, the object itself being level 1. */
+  const nested = (depth: number) => {
+    let value: unknown = 1
+    for (let i = 1; i < depth; i++) value = [value]
+    return { deep: value }
+  }
+
+  it('refuses metadata nested deeper than 32 levels with 400 metadata_invalid_format, on create and update', async () => {
+    const p = await project()
+    const user = await createUser(p, { phone_number: PHONE, trusted_metadata: nested(32) })
+    expect(user.status, JSON.stringify(user.body)).toBe(200)
+    const userId = String(user.body.user_id)
+    // 1,001 levels in about 2 KB, far under the size cap: SQLite's JSON functions stop at 1,000.
+    expect(JSON.stringify(nested(1_001)).length).toBeLessThan(2_100)
+    for (const depth of [33, 1_001]) {
+      for (const field of ['trusted_metadata', 'untrusted_metadata']) {
+        const created = await expectUnchanged(() => createUser(p, { phone_number: OTHER, [field]: nested(depth) }))
+        expect(expectStytchError(created, 400, 'metadata_invalid_format').error_message).toMatch(/32 levels/)
+        const updated = await expectUnchanged(() => updateUser(p, userId, { [field]: nested(depth) }))
+        expectStytchError(updated, 400, 'metadata_invalid_format')
+      }
+    }
+    const ok = await updateUser(p, userId, { untrusted_metadata: nested(32) })
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200)
+    expect((await getUser(p, userId)).body).toMatchObject({
+      trusted_metadata: nested(32),
+      untrusted_metadata: nested(32),
+    })
+  })
+})
+
 describe('external ids wherever a user_id is accepted', () => {
   it('reads, updates, sends to, lists sessions of, removes and deletes a user through its external id', async () => {
     const p = await project()
