@@ -180,7 +180,9 @@ CREATE INDEX IF NOT EXISTS limit_counters_expiry ON limit_counters (expires_at);
 
 -- Session JWT signing keys (RS256), one active per project (retired_at NULL; the partial unique index
 -- makes concurrent key creation race-safe). private_key_* is the PKCS#8 key sealed with AES-256-GCM
--- under the SESSION_KEY_ENCRYPTION_KEY secret, bound to project and kid; public_jwk is the JWKS entry.
+-- under a key derived (HKDF) from the SESSION_KEY_ENCRYPTION_KEY secret, bound to project and kid;
+-- public_jwk is the JWKS entry. sealed_with is a fingerprint of the secret that sealed it (NULL: sealed
+-- before the column, then under the secret itself; re-sealed when next read).
 -- A retired key stays published and trusted until its JWTs have expired (src/sessions/keys.ts).
 CREATE TABLE IF NOT EXISTS session_signing_keys (
   kid TEXT PRIMARY KEY,
@@ -189,7 +191,8 @@ CREATE TABLE IF NOT EXISTS session_signing_keys (
   private_key_iv TEXT NOT NULL,
   private_key_ct TEXT NOT NULL,
   created_at INTEGER NOT NULL,
-  retired_at INTEGER
+  retired_at INTEGER,
+  sealed_with TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS session_signing_keys_active ON session_signing_keys (project_id)
   WHERE retired_at IS NULL;
@@ -201,7 +204,11 @@ CREATE INDEX IF NOT EXISTS session_signing_keys_project ON session_signing_keys 
 -- session id, so a reply naming the session by its JWT can return the token; NULL for sessions
 -- started before the column existed. Revocation deletes the row, and deleting the user deletes
 -- its sessions (cascade). custom_claims is a JSON object of at most 4 KB without reserved claims.
--- ip_address / user_agent are the attributes given when the session started ('' when absent).
+-- attributes_iv / attributes_ct hold the attributes given when the session started (IP address and
+-- user agent, as JSON) sealed the same way under a sibling derived key; ip_address / user_agent held
+-- them in clear before that and are '' since (a sealing run clears the older rows; to be dropped by a
+-- later migration). sealed_with is a fingerprint of the SESSION_KEY_ENCRYPTION_KEY that sealed the row
+-- (NULL before the column): the hourly run re-seals rows sealed under an older key (sessions_sealed_with).
 CREATE TABLE IF NOT EXISTS sessions (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -214,10 +221,14 @@ CREATE TABLE IF NOT EXISTS sessions (
   user_agent TEXT NOT NULL DEFAULT '',
   custom_claims TEXT NOT NULL DEFAULT '{}',
   token_iv TEXT,
-  token_ct TEXT
+  token_ct TEXT,
+  attributes_iv TEXT,
+  attributes_ct TEXT,
+  sealed_with TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, expires_at);
 CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+CREATE INDEX IF NOT EXISTS sessions_sealed_with ON sessions (sealed_with);
 
 -- The factors a session was authenticated with: one row per (session, factor kind, phone), refreshed
 -- by each new authentication with the same phone. phone_number is the number at that time.

@@ -101,7 +101,7 @@ export const CONFIG: readonly ConfigEntry[] = [
     kind: 'secret',
     needed: 'always',
     description:
-      "AES-256-GCM key (32 bytes, base64) for the projects' JWT signing keys at rest; session tokens are sealed under a key derived from it (HKDF)",
+      "32 random bytes, base64: HKDF derives from it one AES-256-GCM key per purpose, sealing the projects' JWT signing keys and the sessions' tokens, IP addresses and user agents at rest",
     problem: aes256Key,
   },
   {

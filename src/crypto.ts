@@ -99,6 +99,22 @@ function aesKey(secretBase64: string): Promise<CryptoKey> {
 }
 
 const derivedKeys = new Map<string, Promise<CryptoKey>>()
+const hkdfKeys = new Map<string, Promise<CryptoKey>>()
+
+/** A 32-byte base64 secret as HKDF input key material (cached per isolate). */
+function hkdfMaterial(secretBase64: string): Promise<CryptoKey> {
+  let material = hkdfKeys.get(secretBase64)
+  if (!material) {
+    const raw = fromBase64Url(secretBase64.trim())
+    if (raw.byteLength !== 32) return Promise.reject(new Error('the key secret must be 32 bytes, base64-encoded'))
+    material = crypto.subtle.importKey('raw', raw, 'HKDF', false, ['deriveKey', 'deriveBits'])
+    hkdfKeys.set(secretBase64, material)
+  }
+  return material
+}
+
+const hkdf = (info: string) =>
+  ({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: encoder.encode(info) }) as const
 
 /**
  * An AES-256-GCM key for one purpose, derived with HKDF-SHA-256 from a 32-byte base64 secret (`info`
@@ -109,22 +125,31 @@ export function derivedAesKey(secretBase64: string, info: string): Promise<Crypt
   const cacheKey = `${info}\u0000${secretBase64}`
   let key = derivedKeys.get(cacheKey)
   if (!key) {
-    const raw = fromBase64Url(secretBase64.trim())
-    if (raw.byteLength !== 32) return Promise.reject(new Error('the key secret must be 32 bytes, base64-encoded'))
-    key = crypto.subtle
-      .importKey('raw', raw, 'HKDF', false, ['deriveKey'])
-      .then((material) =>
-        crypto.subtle.deriveKey(
-          { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: encoder.encode(info) },
-          material,
-          { name: 'AES-GCM', length: 256 },
-          false,
-          ['encrypt', 'decrypt'],
-        ),
-      )
+    key = hkdfMaterial(secretBase64).then((material) =>
+      crypto.subtle.deriveKey(hkdf(info), material, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']),
+    )
     derivedKeys.set(cacheKey, key)
   }
   return key
+}
+
+const fingerprints = new Map<string, Promise<string>>()
+
+/**
+ * A short public name for a 32-byte base64 secret: 72 bits HKDF derives from it under `info`, as
+ * base64url. It tells which secret sealed a stored value (so the ones sealed under an older secret
+ * can be found) and reveals nothing of the secret. Cached per isolate.
+ */
+export function secretFingerprint(secretBase64: string, info: string): Promise<string> {
+  const cacheKey = `${info}\u0000${secretBase64}`
+  let fingerprint = fingerprints.get(cacheKey)
+  if (!fingerprint) {
+    fingerprint = hkdfMaterial(secretBase64)
+      .then((material) => crypto.subtle.deriveBits(hkdf(info), material, 72))
+      .then((bits) => toBase64Url(new Uint8Array(bits)))
+    fingerprints.set(cacheKey, fingerprint)
+  }
+  return fingerprint
 }
 
 export interface Sealed {
@@ -191,24 +216,33 @@ export async function keyedHashMatches(
   return false
 }
 
-/** Seals under the current key (see seal). */
-export function sealCurrent(key: RotatingSecret, plaintext: string, aad: string): Promise<Sealed> {
-  return seal(key.current, plaintext, aad)
+/** The AES key for `secret`: the secret itself, or the key HKDF derives from it for `info`. */
+const aesKeyFor = (secret: string, info: string | undefined) =>
+  info === undefined ? secret : derivedAesKey(secret, info)
+
+/** Seals under the current key (see seal), or under the key derived from it for `info` when given. */
+export async function sealCurrent(key: RotatingSecret, plaintext: string, aad: string, info?: string): Promise<Sealed> {
+  return seal(await aesKeyFor(key.current, info), plaintext, aad)
 }
 
 /**
- * Opens a value sealed under the current or the previous key. `previous` is true when only the
- * previous key opened it: the caller may re-seal it under the current one. Throws when neither does.
+ * Opens a value sealed under the current or the previous key (or, with `info`, the key derived from
+ * either for that purpose). `previous` is true when only the previous key opened it: the caller may
+ * re-seal it under the current one. Throws when neither does.
  */
 export async function openRotating(
   key: RotatingSecret,
   sealed: Sealed,
   aad: string,
+  info?: string,
 ): Promise<{ plaintext: string; previous: boolean }> {
   let failure: unknown
   for (const candidate of candidates(key)) {
     try {
-      return { plaintext: await open(candidate, sealed, aad), previous: candidate !== key.current }
+      return {
+        plaintext: await open(await aesKeyFor(candidate, info), sealed, aad),
+        previous: candidate !== key.current,
+      }
     } catch (err) {
       failure = err
     }

@@ -2,11 +2,14 @@ import { now } from './clock'
 import { Batch } from './db/batch'
 import { type PurgeTable, purgeStatement } from './db/purge'
 import { errorName, logEvent } from './log'
+import { resealSigningKeys } from './sessions/keys'
+import { RESEAL_BATCH_ROWS, resealSessions } from './sessions/sealing'
 
 /**
  * Retention: the cron trigger (wrangler.toml `[triggers]`) runs purge(), which deletes what the
  * service no longer needs, oldest first, in bounded batches. Nothing else deletes these rows on a
- * schedule; request paths only sweep a few as they go.
+ * schedule; request paths only sweep a few as they go. The same hourly run then seals anew what is
+ * still sealed under an older key (resealAtRest).
  */
 
 /** Rows each statement deletes per round: well inside D1's per-query time even without an index. */
@@ -96,12 +99,37 @@ export async function purge(
   return counts
 }
 
-/** The Worker's `scheduled()` handler: one purge per cron firing; a failure is logged and alerted. */
+/**
+ * Seals anew what is still sealed under SESSION_KEY_ENCRYPTION_KEY_PREVIOUS, or from before keys were
+ * derived and session attributes sealed: the active signing keys, then the live sessions
+ * (src/sessions/keys.ts, src/sessions/sealing.ts). Logs counts only; `complete` means nothing is left,
+ * so the previous secret may be removed.
+ */
+export async function resealAtRest(env: Env, at: number = now()): Promise<{ complete: boolean }> {
+  const signingKeys = await resealSigningKeys(env, RESEAL_BATCH_ROWS)
+  const { sessions, complete } = await resealSessions(env, at)
+  const done = complete && signingKeys < RESEAL_BATCH_ROWS
+  logEvent('info', 'session_seal.resealed', { signing_keys: signingKeys, sessions, complete: done })
+  return { complete: done }
+}
+
+/**
+ * The Worker's `scheduled()` handler, once an hour: the retention purge, then the re-seal. Each
+ * runs even if the other fails; a failure is logged and alerted, and the first one rethrown.
+ */
 export async function handleScheduled(env: Env): Promise<void> {
-  try {
-    await purge(env)
-  } catch (err) {
-    logEvent('error', 'retention.failed', { error: errorName(err), alert: true })
-    throw err
+  const jobs: [string, () => Promise<unknown>][] = [
+    ['retention.failed', () => purge(env)],
+    ['session_seal.failed', () => resealAtRest(env)],
+  ]
+  let failure: unknown = null
+  for (const [event, job] of jobs) {
+    try {
+      await job()
+    } catch (err) {
+      logEvent('error', event, { error: errorName(err), alert: true })
+      failure ??= err
+    }
   }
+  if (failure !== null) throw failure
 }

@@ -1,11 +1,24 @@
+import { createScheduledController } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { hmacSha256, keyedHash, keyedHashMatches, open, openRotating, seal, sealCurrent } from '../src/crypto'
+import {
+  derivedAesKey,
+  hmacSha256,
+  keyedHash,
+  keyedHashMatches,
+  open,
+  openRotating,
+  seal,
+  sealCurrent,
+  toBase64Url,
+} from '../src/crypto'
 import { rotatingSecret } from '../src/env'
+import worker from '../src/index'
 import { clearSessionKeyCache, signingKey } from '../src/sessions/keys'
 import { jobAad } from '../src/whatsapp/job'
-import { expectStytchError, issueCode, type TestProject } from './helpers'
+import { callJson, expectStytchError, issueCode, type TestProject } from './helpers'
 import { authenticate, loginCode, project } from './otp-helpers'
+import { login } from './session-helpers'
 import { deliveryRow, issueJob, runQueue } from './whatsapp-helpers'
 
 /**
@@ -158,6 +171,128 @@ describe('SESSION_KEY_ENCRYPTION_KEY rotation', () => {
     const { results } = await keyRow(p.id)
     expect(results).toHaveLength(1)
     expect(results[0]?.retired_at).toBeNull()
+  })
+})
+
+describe('SESSION_KEY_ENCRYPTION_KEY: derived keys, and what was sealed before them or before a rotation', () => {
+  const SIGNING_INFO = 'session-signing-key:v1'
+  const keyRow = (projectId: string) =>
+    env.DB.prepare(
+      'SELECT kid, private_key_iv, private_key_ct, sealed_with FROM session_signing_keys WHERE project_id = ?1',
+    )
+      .bind(projectId)
+      .first<{ kid: string; private_key_iv: string; private_key_ct: string; sealed_with: string | null }>()
+  const sealedKey = (row: { private_key_iv: string; private_key_ct: string } | null) => ({
+    iv: row?.private_key_iv ?? '',
+    ct: row?.private_key_ct ?? '',
+  })
+  const keyAad = (projectId: string, kid: string) => `session-signing-key:v1:${projectId}:${kid}`
+  const cron = (bindings: Env) =>
+    worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '17 * * * *' }), bindings)
+
+  /**
+   * A project whose active signing key was sealed as Workers before key derivation sealed it: with
+   * the secret `secret` itself as the AES key, and no fingerprint.
+   */
+  async function legacyKey(secret: string) {
+    const p = await project()
+    const pair = (await crypto.subtle.generateKey(
+      { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) },
+      true,
+      ['sign', 'verify'],
+    )) as CryptoKeyPair
+    const pkcs8 = new Uint8Array((await crypto.subtle.exportKey('pkcs8', pair.privateKey)) as ArrayBuffer)
+    const jwk = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey
+    const kid = `jwk-test-${crypto.randomUUID()}`
+    const sealed = await seal(secret, toBase64Url(pkcs8), keyAad(p.id, kid))
+    const publicJwk = { kty: 'RSA', use: 'sig', key_ops: ['verify'], alg: 'RS256', kid, n: jwk.n, e: jwk.e }
+    await env.DB.prepare(
+      `INSERT INTO session_signing_keys (kid, project_id, public_jwk, private_key_iv, private_key_ct, created_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6)`,
+    )
+      .bind(kid, p.id, JSON.stringify(publicJwk), sealed.iv, sealed.ct, Date.now())
+      .run()
+    return { p, kid }
+  }
+
+  it('seals new signing keys under a key derived for them, never under the secret itself', async () => {
+    const p = await project()
+    const key = await signingKey(env, p.id, 'test', Date.now())
+    const row = await keyRow(p.id)
+    const derived = await derivedAesKey(env.SESSION_KEY_ENCRYPTION_KEY, SIGNING_INFO)
+    expect((await open(derived, sealedKey(row), keyAad(p.id, key.kid))).length).toBeGreaterThan(1_000)
+    await expect(open(env.SESSION_KEY_ENCRYPTION_KEY, sealedKey(row), keyAad(p.id, key.kid))).rejects.toThrow()
+    const tokenKey = await derivedAesKey(env.SESSION_KEY_ENCRYPTION_KEY, 'session-token:v1')
+    await expect(open(tokenKey, sealedKey(row), keyAad(p.id, key.kid))).rejects.toThrow()
+  })
+
+  it('a key sealed under the secret itself keeps signing, re-sealed under the derived key when read', async () => {
+    const { p, kid } = await legacyKey(env.SESSION_KEY_ENCRYPTION_KEY)
+    const info = vi.spyOn(console, 'log').mockImplementation(() => undefined)
+    expect((await signingKey(env, p.id, 'test', Date.now())).kid).toBe(kid)
+    expect(info).toHaveBeenCalledWith(expect.stringContaining('session_key_resealed'))
+    const derived = await derivedAesKey(env.SESSION_KEY_ENCRYPTION_KEY, SIGNING_INFO)
+    const row = await keyRow(p.id)
+    expect((await open(derived, sealedKey(row), keyAad(p.id, kid))).length).toBeGreaterThan(1_000)
+    expect(row?.sealed_with).toEqual(expect.any(String))
+  })
+
+  it('a key sealed under the previous secret itself, read during a rotation, signs after it', async () => {
+    const { p, kid } = await legacyKey(env.SESSION_KEY_ENCRYPTION_KEY)
+    vi.spyOn(console, 'log').mockImplementation(() => undefined)
+    const during = rotated('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY)
+    expect((await signingKey(during, p.id, 'test', Date.now())).kid).toBe(kid)
+    clearSessionKeyCache()
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    expect((await signingKey(finished('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY), p.id, 'test', Date.now())).kid).toBe(
+      kid,
+    )
+    expect(errors).not.toHaveBeenCalled()
+  })
+
+  it('the hourly run re-seals the key of a project that signs nothing during the rotation', async () => {
+    const { p, kid } = await legacyKey(env.SESSION_KEY_ENCRYPTION_KEY)
+    const idle = await project()
+    const fresh = await signingKey(env, idle.id, 'test', Date.now())
+    clearSessionKeyCache()
+    vi.spyOn(console, 'log').mockImplementation(() => undefined)
+    await cron(rotated('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY))
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const after = finished('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY)
+    expect((await signingKey(after, p.id, 'test', Date.now())).kid).toBe(kid)
+    expect((await signingKey(after, idle.id, 'test', Date.now())).kid).toBe(fresh.kid)
+    expect(errors).not.toHaveBeenCalled()
+  })
+
+  describe('session tokens and attributes', () => {
+    const attributes = { ip_address: '198.51.100.77', user_agent: 'rotation-agent/2.0' }
+    const byJwt = (p: TestProject, jwt: string, bindings: Env) =>
+      callJson('POST', '/v1/sessions/authenticate', { project: p, body: { session_jwt: jwt }, env: bindings })
+
+    it('a session read by its JWT during the rotation still returns its token after it', async () => {
+      const p = await project()
+      const s = await login(p, '+12025550107', { attributes })
+      const during = rotated('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY)
+      const read = await byJwt(p, s.jwt, during)
+      expect(read.body).toMatchObject({ session_token: s.token, session: { attributes } })
+      clearSessionKeyCache()
+      const after = await byJwt(p, String(read.body.session_jwt), finished('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY))
+      expect(after.body).toMatchObject({ session_token: s.token, session: { attributes } })
+    })
+
+    it('a session nobody reads during the rotation is re-sealed by the hourly run', async () => {
+      const p = await project()
+      const s = await login(p, '+12025550108', { attributes })
+      // A JWT signed by the rotated key, so that only the session's own seal is put to the test.
+      const during = rotated('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY)
+      vi.spyOn(console, 'log').mockImplementation(() => undefined)
+      await cron(during)
+      clearSessionKeyCache()
+      const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+      const after = await byJwt(p, s.jwt, finished('SESSION_KEY_ENCRYPTION_KEY', NEW_AES_KEY))
+      expect(after.body).toMatchObject({ session_token: s.token, session: { attributes } })
+      expect(errors).not.toHaveBeenCalled()
+    })
   })
 })
 

@@ -1,12 +1,16 @@
+import { createScheduledController } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { sha256, toHex } from '../src/crypto'
-import { callJson, countingEnv, expectStytchError } from './helpers'
+import { derivedAesKey, open, sha256, toHex } from '../src/crypto'
+import worker from '../src/index'
+import { resealSessions } from '../src/sessions/sealing'
+import { callJson, countingEnv, expectStytchError, type TestProject } from './helpers'
 import { project } from './otp-helpers'
 import {
   decodeParts,
   iso,
   jwks,
+  type Login,
   login,
   sessionsAuthenticate,
   sessionsList,
@@ -258,6 +262,96 @@ describe('session storage', () => {
       .first<Record<string, unknown>>()
     expect(row?.token_hash).toBe(toHex(await sha256(s.token)))
     expect(JSON.stringify(row)).not.toContain(s.token)
+  })
+
+  const ATTRIBUTES = { ip_address: '203.0.113.50', user_agent: 'sealed-agent/1.0' }
+  const sessionRow = (id: string) =>
+    env.DB.prepare('SELECT * FROM sessions WHERE id = ?1').bind(id).first<Record<string, unknown>>()
+  /** The attributes every session reply shows for `s`: by token, by JWT, and in the user's list. */
+  async function shownAttributes(p: TestProject, s: Login) {
+    const byToken = await sessionsAuthenticate(p, { session_token: s.token })
+    const byJwt = await sessionsAuthenticate(p, { session_jwt: s.jwt })
+    const listed = (await sessionsList(p, s.userId)).body.sessions as { session_id: string; attributes: unknown }[]
+    return [
+      (byToken.body.session as { attributes: unknown }).attributes,
+      (byJwt.body.session as { attributes: unknown }).attributes,
+      listed.find((x) => x.session_id === s.session.session_id)?.attributes,
+    ]
+  }
+
+  it('keeps the IP address and user agent only sealed, under a sibling key of the token seal', async () => {
+    const p = await project()
+    const s = await login(p, PHONE, { attributes: ATTRIBUTES })
+    expect(s.session.attributes).toEqual(ATTRIBUTES)
+    const row = await sessionRow(s.session.session_id)
+    expect(row).toMatchObject({ ip_address: '', user_agent: '' })
+    expect(JSON.stringify(row)).not.toContain(ATTRIBUTES.ip_address)
+    expect(JSON.stringify(row)).not.toContain(ATTRIBUTES.user_agent)
+    // AES-256-GCM under the key HKDF derives from SESSION_KEY_ENCRYPTION_KEY for this purpose alone,
+    // bound to project and session: the token's key does not open it.
+    const sealed = { iv: String(row?.attributes_iv), ct: String(row?.attributes_ct) }
+    const aad = `session-attributes:v1:${p.id}:${s.session.session_id}`
+    const key = await derivedAesKey(env.SESSION_KEY_ENCRYPTION_KEY, 'session-attributes:v1')
+    expect(JSON.parse(await open(key, sealed, aad))).toEqual(ATTRIBUTES)
+    const tokenKey = await derivedAesKey(env.SESSION_KEY_ENCRYPTION_KEY, 'session-token:v1')
+    await expect(open(tokenKey, sealed, aad)).rejects.toThrow()
+    await expect(open(key, sealed, `session-attributes:v1:${p.id}:other`)).rejects.toThrow()
+    expect(await shownAttributes(p, s)).toEqual([ATTRIBUTES, ATTRIBUTES, ATTRIBUTES])
+  })
+
+  it('reads sessions stored in clear before, and seals them when read or on the hourly run', async () => {
+    const p = await project()
+    const read = await login(p, PHONE, { attributes: ATTRIBUTES })
+    const idle = await login(p, PHONE, { attributes: ATTRIBUTES })
+    // As a Worker before sealing left them: attributes in clear, none sealed, no key fingerprint.
+    for (const s of [read, idle]) {
+      await env.DB.prepare(
+        `UPDATE sessions SET ip_address = ?2, user_agent = ?3, attributes_iv = NULL, attributes_ct = NULL,
+           sealed_with = NULL WHERE id = ?1`,
+      )
+        .bind(s.session.session_id, ATTRIBUTES.ip_address, ATTRIBUTES.user_agent)
+        .run()
+    }
+    const byToken = await sessionsAuthenticate(p, { session_token: read.token })
+    expect((byToken.body.session as { attributes: unknown }).attributes).toEqual(ATTRIBUTES)
+    expect(await sessionRow(read.session.session_id)).toMatchObject({ ip_address: '', user_agent: '' })
+    expect(await sessionRow(idle.session.session_id)).toMatchObject(ATTRIBUTES)
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '17 * * * *' }), env)
+    const sealed = await sessionRow(idle.session.session_id)
+    expect(sealed).toMatchObject({ ip_address: '', user_agent: '' })
+    expect(sealed?.attributes_ct).toEqual(expect.any(String))
+    for (const s of [read, idle]) expect(await shownAttributes(p, s)).toEqual([ATTRIBUTES, ATTRIBUTES, ATTRIBUTES])
+  })
+
+  it('the sealing run works in bounded rounds and says when nothing is left', async () => {
+    const p = await project()
+    const logins: Login[] = []
+    for (let i = 0; i < 5; i++) logins.push(await login(p, PHONE, { attributes: ATTRIBUTES }))
+    // A first run seals whatever else is due in this file's database, so that only these five are.
+    await resealSessions(env, Date.now())
+    await env.DB.prepare(
+      `UPDATE sessions SET ip_address = ?2, user_agent = ?3, attributes_iv = NULL, attributes_ct = NULL,
+         sealed_with = NULL WHERE project_id = ?1`,
+    )
+      .bind(p.id, ATTRIBUTES.ip_address, ATTRIBUTES.user_agent)
+      .run()
+    expect(await resealSessions(env, Date.now(), { batchRows: 2, maxRounds: 2 })).toEqual({
+      sessions: 4,
+      complete: false,
+    })
+    expect(await resealSessions(env, Date.now(), { batchRows: 2, maxRounds: 2 })).toEqual({
+      sessions: 1,
+      complete: true,
+    })
+    const { results } = await env.DB.prepare(
+      'SELECT ip_address, user_agent, sealed_with FROM sessions WHERE project_id = ?1',
+    )
+      .bind(p.id)
+      .all<{ ip_address: string; user_agent: string; sealed_with: string | null }>()
+    expect(results.map((r) => [r.ip_address, r.user_agent, typeof r.sealed_with])).toEqual(
+      Array(5).fill(['', '', 'string']),
+    )
+    for (const s of logins) expect(await shownAttributes(p, s)).toEqual([ATTRIBUTES, ATTRIBUTES, ATTRIBUTES])
   })
 })
 

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { open } from '../src/crypto'
+import { derivedAesKey, open } from '../src/crypto'
 import type { KeyRow } from '../src/db/signing-keys'
 import { decodeJwt, JWT_LIFETIME_MS, signJwt, verifySignature } from '../src/sessions/jwt'
 import {
@@ -57,16 +57,19 @@ describe('session signing keys', () => {
     expect(publicJwk.e).toBe('AQAB')
     // 2048-bit modulus: 256 bytes, 342 base64url characters.
     expect(publicJwk.n).toHaveLength(342)
-    // The private key is AES-GCM ciphertext bound to project and kid: it opens only with that context.
+    // The private key is AES-GCM ciphertext under the key HKDF derives from SESSION_KEY_ENCRYPTION_KEY
+    // for signing keys, bound to project and kid: it opens only with that key and that context.
     const sealed = { iv: row?.private_key_iv ?? '', ct: row?.private_key_ct ?? '' }
     const aad = `session-signing-key:v1:${project.id}:${key.kid}`
-    const plaintext = await open(env.SESSION_KEY_ENCRYPTION_KEY, sealed, aad)
+    const sealKey = await derivedAesKey(env.SESSION_KEY_ENCRYPTION_KEY, 'session-signing-key:v1')
+    const plaintext = await open(sealKey, sealed, aad)
     expect(plaintext.length).toBeGreaterThan(1_000)
     // No stretch of the key is stored as it is (a 32-character run cannot match random ciphertext by chance).
     for (let at = 0; at + 32 <= plaintext.length; at += 32)
       expect(sealed.ct).not.toContain(plaintext.slice(at, at + 32))
     const otherAad = `session-signing-key:v1:other:${key.kid}`
-    await expect(open(env.SESSION_KEY_ENCRYPTION_KEY, sealed, otherAad)).rejects.toThrow()
+    await expect(open(sealKey, sealed, otherAad)).rejects.toThrow()
+    await expect(open(env.SESSION_KEY_ENCRYPTION_KEY, sealed, aad)).rejects.toThrow()
     await expect(open(env.CODE_ENCRYPTION_KEY, sealed, aad)).rejects.toThrow()
     expect(key.privateKey.extractable).toBe(false)
   })

@@ -15,12 +15,26 @@ export interface SessionRow {
   started_at: number
   last_accessed_at: number
   expires_at: number
+  /** The attributes in clear, as sessions stored them before they were sealed; '' since. */
   ip_address: string
   user_agent: string
   custom_claims: string
-  /** The token sealed (src/sessions/credentials.ts); null for sessions started before it was kept. */
+  /** The token sealed (src/sessions/sealing.ts); null for sessions started before it was kept. */
   token_iv: string | null
   token_ct: string | null
+  /** The attributes (IP address, user agent) sealed; null for sessions that kept them in clear. */
+  attributes_iv: string | null
+  attributes_ct: string | null
+  /** Fingerprint of the SESSION_KEY_ENCRYPTION_KEY that sealed the row; null before it was recorded. */
+  sealed_with: string | null
+}
+
+/** What a session row keeps sealed (src/sessions/sealing.ts). */
+export interface SealedSession {
+  /** The token; null to leave the stored one as it is (a re-seal that could not read it). */
+  token: { iv: string; ct: string } | null
+  attributes: { iv: string; ct: string }
+  sealedWith: string
 }
 
 /** One authentication factor of a session: today always a WhatsApp OTP on a phone. */
@@ -60,6 +74,9 @@ const COLUMNS = [
   'custom_claims',
   'token_iv',
   'token_ct',
+  'attributes_iv',
+  'attributes_ct',
+  'sealed_with',
 ]
 const SESSION_COLUMNS = COLUMNS.map((c) => `s.${c}`).join(', ')
 // RETURNING cannot name the table's alias.
@@ -201,11 +218,9 @@ export interface NewSession {
   tokenHash: string
   at: number
   expiresAt: number
-  ipAddress: string
-  userAgent: string
   customClaims: string
-  /** The token sealed for this session (sealSessionToken). */
-  sealedToken: { iv: string; ct: string }
+  /** The token and the attributes sealed for this session (sealSession); the clear columns stay ''. */
+  sealed: SealedSession & { token: { iv: string; ct: string } }
 }
 
 /**
@@ -213,12 +228,13 @@ export interface NewSession {
  * batch). `meta.changes` is 1 when it was created.
  */
 export function insertForPhoneStatement(db: D1Database, s: NewSession, phoneId: string, gate: OtpSuccessGate) {
+  const { token, attributes, sealedWith } = s.sealed
   return db
     .prepare(
       `INSERT INTO sessions (id, project_id, user_id, token_hash, started_at, last_accessed_at, expires_at,
-         ip_address, user_agent, custom_claims, token_iv, token_ct)
-       SELECT ?1, ?2, p.user_id, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM phones p
-       WHERE p.id = ?11 AND p.project_id = ?2 AND ${gateSql('?2', 12)}`,
+         custom_claims, token_iv, token_ct, attributes_iv, attributes_ct, sealed_with)
+       SELECT ?1, ?2, p.user_id, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM phones p
+       WHERE p.id = ?12 AND p.project_id = ?2 AND ${gateSql('?2', 13)}`,
     )
     .bind(
       s.id,
@@ -226,14 +242,77 @@ export function insertForPhoneStatement(db: D1Database, s: NewSession, phoneId: 
       s.tokenHash,
       s.at,
       s.expiresAt,
-      s.ipAddress,
-      s.userAgent,
       s.customClaims,
-      s.sealedToken.iv,
-      s.sealedToken.ct,
+      token.iv,
+      token.ct,
+      attributes.iv,
+      attributes.ct,
+      sealedWith,
       phoneId,
       ...gateParams(gate),
     )
+}
+
+/** One session to seal anew: its seals under the current key, if it is still sealed with `was`. */
+export interface Reseal {
+  projectId: string
+  sessionId: string
+  sealed: SealedSession
+  was: string | null
+}
+
+/**
+ * Stores sessions' seals anew (under the current key) and clears their clear attributes, each only
+ * if the row is still sealed with its `was` (a concurrent re-seal wins harmlessly). A null token
+ * leaves the stored one as it is. One statement whatever the number of rows: they travel as one
+ * JSON parameter, so a list or a run of hundreds stays within D1's queries per invocation.
+ */
+export function resealStatement(db: D1Database, rows: readonly Reseal[]): D1PreparedStatement {
+  const values = rows.map((r) => ({
+    project_id: r.projectId,
+    id: r.sessionId,
+    token_iv: r.sealed.token?.iv ?? null,
+    token_ct: r.sealed.token?.ct ?? null,
+    attributes_iv: r.sealed.attributes.iv,
+    attributes_ct: r.sealed.attributes.ct,
+    sealed_with: r.sealed.sealedWith,
+    was: r.was,
+  }))
+  return db
+    .prepare(
+      `UPDATE sessions AS s SET token_iv = coalesce(v.token_iv, s.token_iv),
+         token_ct = coalesce(v.token_ct, s.token_ct), attributes_iv = v.attributes_iv,
+         attributes_ct = v.attributes_ct, sealed_with = v.sealed_with, ip_address = '', user_agent = ''
+       FROM (SELECT value ->> '$.project_id' AS project_id, value ->> '$.id' AS id,
+               value ->> '$.token_iv' AS token_iv, value ->> '$.token_ct' AS token_ct,
+               value ->> '$.attributes_iv' AS attributes_iv, value ->> '$.attributes_ct' AS attributes_ct,
+               value ->> '$.sealed_with' AS sealed_with, value ->> '$.was' AS was
+             FROM json_each(?1)) AS v
+       WHERE s.project_id = v.project_id AND s.id = v.id AND s.sealed_with IS v.was`,
+    )
+    .bind(JSON.stringify(values))
+}
+
+/** A live session left sealed under another key (or in clear), with its project, for the sealing run. */
+export type UnsealedSessionRow = SessionRow & { project_id: string }
+
+/**
+ * Up to `limit` live sessions of any project sealed before fingerprints were recorded (NULL, which
+ * includes every row that kept its attributes in clear) or under the key with fingerprint `previous`.
+ * Both are lookups on sessions_sealed_with.
+ */
+export function unsealedSessionsStatement(
+  db: D1Database,
+  at: number,
+  previous: string | null,
+  limit: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT ${SESSION_COLUMNS}, s.project_id FROM sessions s
+       WHERE (s.sealed_with IS NULL OR s.sealed_with = ?2) AND s.expires_at > ?1 LIMIT ?3`,
+    )
+    .bind(at, previous, limit)
 }
 
 /**

@@ -13,6 +13,8 @@ export interface KeyRow {
   private_key_ct: string
   created_at: number
   retired_at: number | null
+  /** Fingerprint of the SESSION_KEY_ENCRYPTION_KEY that sealed it; null: sealed before it was recorded. */
+  sealed_with: string | null
 }
 
 /** A key as the JWKS and the verifier read it. */
@@ -24,14 +26,14 @@ export interface NewKey {
   publicJwk: string
   iv: string
   ct: string
+  sealedWith: string
 }
+
+const KEY_COLUMNS = 'kid, public_jwk, private_key_iv, private_key_ct, created_at, retired_at, sealed_with'
 
 const activeKeyStatement = (db: D1Database, projectId: string) =>
   db
-    .prepare(
-      `SELECT kid, public_jwk, private_key_iv, private_key_ct, created_at, retired_at
-       FROM session_signing_keys WHERE project_id = ?1 AND retired_at IS NULL`,
-    )
+    .prepare(`SELECT ${KEY_COLUMNS} FROM session_signing_keys WHERE project_id = ?1 AND retired_at IS NULL`)
     .bind(projectId)
 
 /** The project's active key, or null when it has none. */
@@ -66,34 +68,60 @@ export async function replaceActiveKey(
     db
       .prepare(
         `INSERT INTO session_signing_keys
-           (kid, project_id, public_jwk, private_key_iv, private_key_ct, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
+           (kid, project_id, public_jwk, private_key_iv, private_key_ct, created_at, sealed_with)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
       )
-      .bind(key.kid, projectId, key.publicJwk, key.iv, key.ct, at),
+      .bind(key.kid, projectId, key.publicJwk, key.iv, key.ct, at, key.sealedWith),
   )
   const winner = batch.add<KeyRow>(activeKeyStatement(db, projectId))
   await batch.run(db)
   return winner.first()
 }
 
+/** One key's private half sealed anew, to be stored if it is still sealed as `previousCt`. */
+export interface KeyReseal {
+  projectId: string
+  kid: string
+  iv: string
+  ct: string
+  sealedWith: string
+  previousCt: string
+}
+
 /**
- * Stores a key's private half sealed anew, only if it is still sealed as `previousCt`: a concurrent
- * re-seal by another isolate wins harmlessly.
+ * Stores keys' private halves sealed anew (with the fingerprint of the secret that sealed them), each
+ * only if it is still sealed as its `previousCt`: a concurrent re-seal by another isolate wins
+ * harmlessly. One statement for any number of keys (one JSON parameter).
  */
-export async function resealKey(
-  db: D1Database,
-  projectId: string,
-  kid: string,
-  sealed: { iv: string; ct: string },
-  previousCt: string,
-): Promise<void> {
+export async function resealKeys(db: D1Database, keys: readonly KeyReseal[]): Promise<void> {
+  if (keys.length === 0) return
   await db
     .prepare(
-      `UPDATE session_signing_keys SET private_key_iv = ?3, private_key_ct = ?4
-       WHERE project_id = ?1 AND kid = ?2 AND private_key_ct = ?5`,
+      `UPDATE session_signing_keys AS k SET private_key_iv = v.iv, private_key_ct = v.ct, sealed_with = v.sealed_with
+       FROM (SELECT value ->> '$.projectId' AS project_id, value ->> '$.kid' AS kid, value ->> '$.iv' AS iv,
+               value ->> '$.ct' AS ct, value ->> '$.sealedWith' AS sealed_with, value ->> '$.previousCt' AS previous_ct
+             FROM json_each(?1)) AS v
+       WHERE k.project_id = v.project_id AND k.kid = v.kid AND k.private_key_ct = v.previous_ct`,
     )
-    .bind(projectId, kid, sealed.iv, sealed.ct, previousCt)
+    .bind(JSON.stringify(keys))
     .run()
+}
+
+/**
+ * Up to `limit` active keys of any project sealed before fingerprints were recorded or under the
+ * secret with fingerprint `previous`, with their project (retired keys never sign again).
+ */
+export function unsealedActiveKeysStatement(
+  db: D1Database,
+  previous: string | null,
+  limit: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT ${KEY_COLUMNS}, project_id FROM session_signing_keys
+       WHERE retired_at IS NULL AND (sealed_with IS NULL OR sealed_with = ?1) LIMIT ?2`,
+    )
+    .bind(previous, limit)
 }
 
 /**

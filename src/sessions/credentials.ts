@@ -1,16 +1,14 @@
-import { derivedAesKey, open, randomToken, type Sealed, seal, sha256, toHex } from '../crypto'
+import { randomToken, sha256, toHex } from '../crypto'
 import type { Project } from '../db/projects'
 import type { SessionSelector } from '../db/sessions'
-import { requireSecret, rotatingSecret } from '../env'
 import { StytchError } from '../errors'
-import { logEvent } from '../log'
 import type { StytchSession } from '../schemas'
 import { decodeJwt, issuerFor, JWT_LIFETIME_MS, SESSION_CLAIM, signJwt, verifySignature } from './jwt'
 import { type SigningKey, signingKey, verificationKey } from './keys'
 
 /**
- * The two credentials of a session: the opaque token (stored only as its hash) and short-lived JWTs
- * signed with the project's key.
+ * The two credentials of a session: the opaque token (looked up by its hash, kept otherwise only
+ * sealed: ./sealing.ts) and short-lived JWTs signed with the project's key.
  */
 
 /** A new session token: 33 random bytes, 44 base64url characters (the length of Stytch's). */
@@ -18,42 +16,6 @@ export const newSessionToken = () => randomToken(33)
 
 /** What the sessions table looks a token up by. */
 export const hashSessionToken = async (token: string) => toHex(await sha256(token))
-
-/**
- * The token is also kept sealed, so that every session reply can return it (Stytch does, whichever
- * credential was presented) while a leaked database still yields no usable token. The AES-256-GCM key
- * is derived (HKDF) from SESSION_KEY_ENCRYPTION_KEY for this purpose only, so no further secret is
- * needed and the signing-key seal never shares a key with it; project and session id are bound in.
- */
-const TOKEN_KEY_INFO = 'session-token:v1'
-const tokenAad = (projectId: string, sessionId: string) => `${TOKEN_KEY_INFO}:${projectId}:${sessionId}`
-const tokenKey = (secret: string) => derivedAesKey(secret, TOKEN_KEY_INFO)
-
-export async function sealSessionToken(env: Env, projectId: string, sessionId: string, token: string): Promise<Sealed> {
-  return seal(await tokenKey(requireSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')), token, tokenAad(projectId, sessionId))
-}
-
-/**
- * The token of a session row, or '' when it has none sealed (started before tokens were kept) or it
- * opens under neither SESSION_KEY_ENCRYPTION_KEY nor, during a rotation, its _PREVIOUS value (logged).
- */
-export async function unsealSessionToken(
-  env: Env,
-  projectId: string,
-  row: { id: string; token_iv: string | null; token_ct: string | null },
-): Promise<string> {
-  if (!row.token_iv || !row.token_ct) return ''
-  const { current, previous } = rotatingSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')
-  for (const secret of previous ? [current, previous] : [current]) {
-    try {
-      return await open(await tokenKey(secret), { iv: row.token_iv, ct: row.token_ct }, tokenAad(projectId, row.id))
-    } catch {
-      // Sealed under the other key, or unreadable: try the next one.
-    }
-  }
-  logEvent('error', 'session_token_unreadable', { project_id: projectId, session_id: row.id })
-  return ''
-}
 
 /** A session credential as a request carries it. */
 export type SessionCredential = { token: string } | { jwt: string }

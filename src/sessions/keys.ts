@@ -1,15 +1,25 @@
 import { IsolateCache } from '../cache'
 import { fromBase64Url, openRotating, sealCurrent, toBase64Url } from '../crypto'
-import { activeKey, type KeyRow, publicKeys, replaceActiveKey, resealKey } from '../db/signing-keys'
-import { rotatingSecret } from '../env'
+import {
+  activeKey,
+  type KeyReseal,
+  type KeyRow,
+  publicKeys,
+  replaceActiveKey,
+  resealKeys,
+  unsealedActiveKeysStatement,
+} from '../db/signing-keys'
 import { newId, type ProjectEnv } from '../ids'
 import { logEvent } from '../log'
 import { JWT_LIFETIME_MS } from './jwt'
+import { type SessionSecret, sessionSecret } from './sealing'
 
 /**
  * Per-project RS256 signing keys for session JWTs. The key pair is generated with Web Crypto inside
- * the Worker; the private half is stored only sealed (AES-256-GCM under SESSION_KEY_ENCRYPTION_KEY,
- * bound to its project and kid) and the public half as a JWK.
+ * the Worker; the private half is stored only sealed (AES-256-GCM under the key HKDF derives from
+ * SESSION_KEY_ENCRYPTION_KEY for this purpose, a sibling of the session seals in ./sealing.ts, bound to
+ * its project and kid) and the public half as a JWK. Keys sealed before that, under the secret itself,
+ * still open and are sealed anew under the derived key when next read, or by the hourly run.
  *
  * Rotation: a project has at most one active key (retired_at NULL, enforced by a partial unique
  * index). A key older than KEY_MAX_AGE_MS is retired when a signer next loads it, or at once by
@@ -44,7 +54,8 @@ export interface SigningKey {
   privateKey: CryptoKey
 }
 
-const keyAad = (projectId: string, kid: string) => `session-signing-key:v1:${projectId}:${kid}`
+const SIGNING_KEY_INFO = 'session-signing-key:v1'
+const keyAad = (projectId: string, kid: string) => `${SIGNING_KEY_INFO}:${projectId}:${kid}`
 
 interface TrustedKey {
   jwk: PublicJwk
@@ -79,13 +90,14 @@ export async function signingKey(env: Env, projectId: string, projectEnv: Projec
   if (!row || row.created_at + KEY_MAX_AGE_MS <= at) {
     row = await createKey(env, projectId, projectEnv, at, row?.kid)
   }
-  let privateKey = await unsealPrivateKey(env, projectId, row)
+  const keys = await sessionSecret(env)
+  let privateKey = await unsealPrivateKey(env.DB, keys, projectId, row)
   if (!privateKey) {
     // Sealed under another SESSION_KEY_ENCRYPTION_KEY (the secret was changed): the key is unusable
     // for signing, so it is retired like an old one and replaced.
     logEvent('error', 'session_key_unreadable', { project_id: projectId, kid: row.kid })
     row = await createKey(env, projectId, projectEnv, at, row.kid)
-    privateKey = await unsealPrivateKey(env, projectId, row)
+    privateKey = await unsealPrivateKey(env.DB, keys, projectId, row)
     if (!privateKey) throw new Error('a freshly created session signing key cannot be unsealed')
   }
   const key = { kid: row.kid, privateKey }
@@ -113,15 +125,17 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
     n: jwk.n,
     e: jwk.e,
   }
+  const keys = await sessionSecret(env)
   const sealed = await sealCurrent(
-    rotatingSecret(env, 'SESSION_KEY_ENCRYPTION_KEY'),
+    keys.secret,
     toBase64Url(new Uint8Array(pkcs8)),
     keyAad(projectId, kid),
+    SIGNING_KEY_INFO,
   )
   const winner = await replaceActiveKey(
     env.DB,
     projectId,
-    { kid, publicJwk: JSON.stringify(publicJwk), iv: sealed.iv, ct: sealed.ct },
+    { kid, publicJwk: JSON.stringify(publicJwk), iv: sealed.iv, ct: sealed.ct, sealedWith: keys.current },
     at,
     retire,
   )
@@ -132,26 +146,70 @@ async function createKey(env: Env, projectId: string, projectEnv: ProjectEnv, at
 }
 
 /**
- * The signing key, or null when it decrypts under neither the current secret nor, during a rotation,
- * the previous one. A key only the previous secret opens is sealed again under the current one, so
- * it stays usable once the previous secret is removed.
+ * The private key's PKCS#8 (base64url), or null when it opens under neither the current secret nor,
+ * during a rotation, the previous one: under the key derived for signing keys, or, for keys sealed
+ * before keys were derived, under the secret itself. `reseal` is set when the key is not sealed under
+ * the current derived key: stored (resealKeys), it keeps the key usable once the previous secret is
+ * removed.
  */
-async function unsealPrivateKey(env: Env, projectId: string, row: KeyRow): Promise<CryptoKey | null> {
-  const secret = rotatingSecret(env, 'SESSION_KEY_ENCRYPTION_KEY')
+async function openPrivateKey(
+  keys: SessionSecret,
+  projectId: string,
+  row: KeyRow,
+): Promise<{ pkcs8: string; reseal: KeyReseal | null } | null> {
   const aad = keyAad(projectId, row.kid)
+  const sealed = { iv: row.private_key_iv, ct: row.private_key_ct }
   let opened: { plaintext: string; previous: boolean }
+  let derived = true
   try {
-    opened = await openRotating(secret, { iv: row.private_key_iv, ct: row.private_key_ct }, aad)
+    opened = await openRotating(keys.secret, sealed, aad, SIGNING_KEY_INFO)
   } catch {
-    return null
+    try {
+      opened = await openRotating(keys.secret, sealed, aad)
+      derived = false
+    } catch {
+      return null
+    }
   }
-  if (opened.previous) {
-    const resealed = await sealCurrent(secret, opened.plaintext, aad)
-    // Conditional on the old ciphertext: a concurrent re-seal by another isolate wins harmlessly.
-    await resealKey(env.DB, projectId, row.kid, resealed, row.private_key_ct)
+  if (!opened.previous && derived && row.sealed_with === keys.current) return { pkcs8: opened.plaintext, reseal: null }
+  const resealed = await sealCurrent(keys.secret, opened.plaintext, aad, SIGNING_KEY_INFO)
+  const reseal = { projectId, kid: row.kid, ...resealed, sealedWith: keys.current, previousCt: row.private_key_ct }
+  return { pkcs8: opened.plaintext, reseal }
+}
+
+/** The signing key, ready to sign (sealed anew first if need be), or null when it cannot be opened. */
+async function unsealPrivateKey(
+  db: D1Database,
+  keys: SessionSecret,
+  projectId: string,
+  row: KeyRow,
+): Promise<CryptoKey | null> {
+  const opened = await openPrivateKey(keys, projectId, row)
+  if (!opened) return null
+  if (opened.reseal) {
+    await resealKeys(db, [opened.reseal])
     logEvent('info', 'session_key_resealed', { project_id: projectId, kid: row.kid })
   }
-  return crypto.subtle.importKey('pkcs8', fromBase64Url(opened.plaintext), ALGORITHM, false, ['sign'])
+  return crypto.subtle.importKey('pkcs8', fromBase64Url(opened.pkcs8), ALGORITHM, false, ['sign'])
+}
+
+/**
+ * For the hourly run (src/retention.ts): seals anew up to `limit` active keys still sealed under the
+ * previous secret or before keys were derived, in one statement, so that a project that signs nothing
+ * during a rotation keeps its key. Returns how many it looked at; a key that opens under no secret is
+ * left to signingKey, which replaces it.
+ */
+export async function resealSigningKeys(env: Env, limit: number): Promise<number> {
+  const keys = await sessionSecret(env)
+  const { results } = await unsealedActiveKeysStatement(env.DB, keys.previous, limit).all<
+    KeyRow & { project_id: string }
+  >()
+  const opened = await Promise.all(results.map((row) => openPrivateKey(keys, row.project_id, row)))
+  await resealKeys(
+    env.DB,
+    opened.flatMap((o) => (o?.reseal ? [o.reseal] : [])),
+  )
+  return results.length
 }
 
 /**

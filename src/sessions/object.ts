@@ -4,6 +4,7 @@ import { StytchError } from '../errors'
 import { logEvent } from '../log'
 import type { StytchAuthenticationFactor, StytchSession } from '../schemas'
 import { isReservedClaim } from './jwt'
+import type { SessionAttributes } from './sealing'
 
 /** Total size of a session's custom claims (serialised JSON, UTF-8 bytes), as Stytch limits them. */
 export const MAX_CUSTOM_CLAIMS_BYTES = 4_096
@@ -14,15 +15,19 @@ export const MAX_CUSTOM_CLAIMS_BYTES = 4_096
  */
 const SESSION_ROLES: string[] = []
 
-/** Stytch's Session object from a session row and its factors. */
-export function sessionObject(row: SessionRow, factors: readonly FactorRow[]): StytchSession {
+/** Stytch's Session object from a session row, its attributes (opened: ./sealing.ts) and its factors. */
+export function sessionObject(
+  row: SessionRow,
+  attributes: SessionAttributes,
+  factors: readonly FactorRow[],
+): StytchSession {
   return {
     session_id: row.id,
     user_id: row.user_id,
     started_at: rfc3339(row.started_at),
     last_accessed_at: rfc3339(row.last_accessed_at),
     expires_at: rfc3339(row.expires_at),
-    attributes: { ip_address: row.ip_address, user_agent: row.user_agent },
+    attributes: { ip_address: attributes.ip_address, user_agent: attributes.user_agent },
     authentication_factors: factors.filter((f) => f.session_id === row.id).map(factorObject),
     custom_claims: parseClaims(row.custom_claims),
     roles: [...SESSION_ROLES],

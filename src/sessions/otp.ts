@@ -22,13 +22,12 @@ import {
   hashSessionToken,
   newSessionToken,
   projectSigningKey,
-  sealSessionToken,
   sessionJwt,
   sessionSelector,
-  unsealSessionToken,
 } from './credentials'
 import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
+import { openSessionRow, sealSession, sessionSecret } from './sealing'
 
 /**
  * The session half of the OTP endpoints. authenticate plans the session before its batch (anything
@@ -87,16 +86,18 @@ export async function planSession(
   if (!credential) {
     const token = newSessionToken()
     const id = newId('session', project.env)
+    const attributes = {
+      ip_address: input.attributes?.ip_address ?? '',
+      user_agent: input.attributes?.user_agent ?? '',
+    }
     const session: NewSession = {
       id,
       projectId: project.id,
       tokenHash: await hashSessionToken(token),
       at,
       expiresAt: expiresAt ?? at,
-      ipAddress: input.attributes?.ip_address ?? '',
-      userAgent: input.attributes?.user_agent ?? '',
       customClaims: initialCustomClaims(input.session_custom_claims),
-      sealedToken: await sealSessionToken(env, project.id, id, token),
+      sealed: await sealSession(await sessionSecret(env), project.id, id, token, attributes),
     }
     return { kind: 'new', token, session, key }
   }
@@ -183,10 +184,11 @@ export async function sessionResult(
     if (plan.kind === 'new') throw new Error('the session started in the authenticate batch cannot be read back')
     throw new StytchError('session_not_found')
   }
-  const session = sessionObject(row, reads.factors.rows())
   // A session presented by its JWT answers with its token too, as Stytch does.
-  const token = plan.token || (await unsealSessionToken(env, projectId, row))
-  return { session_token: token, session_jwt: await sessionJwt(await plan.key, projectId, session, at), session }
+  const opened = await openSessionRow(env, projectId, row, plan.token || undefined)
+  const session = sessionObject(row, opened.attributes, reads.factors.rows())
+  const jwt = await sessionJwt(await plan.key, projectId, session, at)
+  return { session_token: opened.token, session_jwt: jwt, session }
 }
 
 /**

@@ -19,16 +19,10 @@ import { parseId } from '../ids'
 import type { SessionsAuthenticateInput, SessionsRevokeInput, StytchSession, StytchUser } from '../schemas'
 import { resolveUserId } from '../users/service'
 import { userObject } from '../users/user-object'
-import {
-  countGiven,
-  credentialOf,
-  projectSigningKey,
-  sessionJwt,
-  sessionSelector,
-  unsealSessionToken,
-} from './credentials'
+import { countGiven, credentialOf, projectSigningKey, sessionJwt, sessionSelector } from './credentials'
 import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
+import { openSessionRow, openSessionRows } from './sealing'
 
 /**
  * The sessions API (/v1/sessions/*). Every statement is scoped to the calling project, so another
@@ -80,10 +74,11 @@ export async function authenticateSession(
   const userRow = user.first()
   if (!row || !userRow) throw new StytchError('session_not_found')
 
-  const session = sessionObject(row, factors.rows())
+  const opened = await openSessionRow(env, project.id, row, 'token' in credential ? credential.token : undefined)
+  const session = sessionObject(row, opened.attributes, factors.rows())
   return {
     session,
-    session_token: 'token' in credential ? credential.token : await unsealSessionToken(env, project.id, row),
+    session_token: opened.token,
     session_jwt: await sessionJwt(await key, project.id, session, at),
     user: userObject(userRow, phones.rows(), at),
   }
@@ -120,7 +115,8 @@ export async function listSessions(env: Env, project: Project, ref: string): Pro
   await batch.run(env.DB)
   if (!user.first()) throw new StytchError('user_not_found')
   const all = factorRows.rows()
-  return rows.rows().map((row) => sessionObject(row, all))
+  const opened = await openSessionRows(env, project.id, rows.rows())
+  return opened.map(({ row, opened }) => sessionObject(row, opened.attributes, all))
 }
 
 /**
