@@ -30,7 +30,7 @@ interface ServiceCall {
 /** The example's bindings; AUTH reaches the real service, or `reply` when given, and records each call. */
 function exampleEnv(
   project: TestProject,
-  options: { reply?: (call: ServiceCall) => Response; turnstileSecret?: string } = {},
+  options: { reply?: (call: ServiceCall) => Response; turnstileSecret?: string; cooldown?: string } = {},
 ) {
   const calls: ServiceCall[] = []
   const bindings: Bindings = {
@@ -52,8 +52,10 @@ function exampleEnv(
     COOKIE_SECRET: 'test-cookie-secret-0123456789abcdef0123456789',
     TURNSTILE_SITE_KEY: '1x00000000000000000000AA',
     TURNSTILE_SECRET_KEY: options.turnstileSecret ?? PASS_SECRET,
-    RESEND_COOLDOWN_SECONDS: '30',
+    RESEND_COOLDOWN_SECONDS: options.cooldown ?? '30',
     OTP_MAX_ATTEMPTS: '5',
+    // The example's own KV namespace; here the test bindings' one (its keys are prefixed).
+    LOGINS: env.OTP_KV,
   }
   return { bindings, calls }
 }
@@ -343,18 +345,19 @@ describe('web-login example: Turnstile', () => {
 
   it('test secrets are answered locally; other secrets go to siteverify with the token and IP, failing closed', async () => {
     const fetchFn = vi.fn<typeof fetch>()
-    expect(await verifyTurnstile(PASS_SECRET, DUMMY_TOKEN, '203.0.113.7', fetchFn)).toEqual({
+    const expected = { remoteIp: '203.0.113.7', hostname: 'localhost', action: 'login' }
+    expect(await verifyTurnstile(PASS_SECRET, DUMMY_TOKEN, expected, fetchFn)).toEqual({
       success: true,
       errorCodes: [],
     })
-    expect(await verifyTurnstile(PASS_SECRET, undefined, undefined, fetchFn)).toEqual({
+    expect(await verifyTurnstile(PASS_SECRET, undefined, expected, fetchFn)).toEqual({
       success: false,
       errorCodes: ['missing-input-response'],
     })
     expect(fetchFn).not.toHaveBeenCalled()
 
     fetchFn.mockResolvedValueOnce(Response.json({ success: false, 'error-codes': ['invalid-input-response'] }))
-    expect(await verifyTurnstile('0x-real-secret', DUMMY_TOKEN, '203.0.113.7', fetchFn)).toEqual({
+    expect(await verifyTurnstile('0x-real-secret', DUMMY_TOKEN, expected, fetchFn)).toEqual({
       success: false,
       errorCodes: ['invalid-input-response'],
     })
@@ -367,9 +370,149 @@ describe('web-login example: Turnstile', () => {
       '203.0.113.7',
     ])
 
-    fetchFn.mockResolvedValueOnce(Response.json({ success: true }))
-    expect((await verifyTurnstile('0x-real-secret', 'token', undefined, fetchFn)).success).toBe(true)
+    fetchFn.mockResolvedValueOnce(Response.json({ success: true, hostname: 'localhost', action: 'login' }))
+    expect((await verifyTurnstile('0x-real-secret', 'token', expected, fetchFn)).success).toBe(true)
     fetchFn.mockRejectedValueOnce(new TypeError('network down'))
-    expect((await verifyTurnstile('0x-real-secret', 'token', undefined, fetchFn)).success).toBe(false)
+    expect((await verifyTurnstile('0x-real-secret', 'token', expected, fetchFn)).success).toBe(false)
+  })
+})
+
+const phoneForm = { phone: SANDBOX_PHONE, 'cf-turnstile-response': DUMMY_TOKEN }
+
+describe('web-login example: the login-in-progress cookie', () => {
+  const sends = (calls: ServiceCall[]) => calls.filter((c) => c.path === '/v1/otps/whatsapp/login_or_create').length
+
+  it('is refused 15 minutes after the login began, however it is replayed', async () => {
+    const start = Date.now()
+    vi.useFakeTimers({ toFake: ['Date'], now: start })
+    const project = await newProject('test', { phone_send_cooldown_seconds: 0 })
+    const { bindings, calls } = exampleEnv(project, { cooldown: '0' })
+    const b = browser(bindings)
+    await b.request('POST', '/login', phoneForm)
+    const saved = b.jar.get('__Host-wl_login') ?? ''
+    vi.setSystemTime(start + 14 * 60_000)
+    expect((await b.request('POST', '/resend', {})).res.status).toBe(303)
+    expect(sends(calls)).toBe(2)
+    // The resend's cookie carries the login's start, not its own.
+    vi.setSystemTime(start + 15 * 60_000 + 1_000)
+    for (const cookie of [b.jar.get('__Host-wl_login') ?? '', saved]) {
+      b.jar.set('__Host-wl_login', cookie)
+      const resend = await b.request('POST', '/resend', {})
+      expect(alertText(resend.html)).toBe(MESSAGES.en.errors.loginExpired)
+      b.jar.set('__Host-wl_login', cookie)
+      expect(alertText((await b.request('POST', '/verify', { code: '000000' })).html)).toBe(
+        MESSAGES.en.errors.loginExpired,
+      )
+    }
+    expect(sends(calls)).toBe(2)
+  })
+
+  it('is void once the login completes: a saved copy drives neither a resend nor a code', async () => {
+    const project = await newProject('test', { phone_send_cooldown_seconds: 0 })
+    const { bindings, calls } = exampleEnv(project, { cooldown: '0' })
+    const b = browser(bindings)
+    await b.request('POST', '/login', phoneForm)
+    const saved = b.jar.get('__Host-wl_login') ?? ''
+    expect((await b.request('POST', '/verify', { code: '000000' })).res.headers.get('location')).toBe('/account')
+    expect(b.jar.has('__Host-wl_login')).toBe(false)
+    const before = calls.length
+    const thief = browser(bindings)
+    thief.jar.set('__Host-wl_login', saved)
+    expect(alertText((await thief.request('POST', '/resend', {})).html)).toBe(MESSAGES.en.errors.loginExpired)
+    thief.jar.set('__Host-wl_login', saved)
+    expect(alertText((await thief.request('POST', '/verify', { code: '000000' })).html)).toBe(
+      MESSAGES.en.errors.loginExpired,
+    )
+    thief.jar.set('__Host-wl_login', saved)
+    expect((await thief.request('GET', '/')).html).not.toContain('autocomplete="one-time-code"')
+    expect(calls.length).toBe(before)
+  })
+
+  it('needs Turnstile again after two resends', async () => {
+    const project = await newProject('test', { phone_send_cooldown_seconds: 0 })
+    const { bindings, calls } = exampleEnv(project, { cooldown: '0' })
+    const b = browser(bindings)
+    await b.request('POST', '/login', phoneForm)
+    for (let i = 0; i < 2; i++) expect((await b.request('POST', '/resend', {})).res.status).toBe(303)
+    expect(sends(calls)).toBe(3)
+    // The code form now asks for the check with the resend.
+    const form = await b.request('GET', '/')
+    expect(form.html).toMatch(/<form method="post" action="\/resend"[^>]*>.*name="cf-turnstile-response"/s)
+    const refused = await b.request('POST', '/resend', {})
+    expect(refused.res.status).toBe(400)
+    expect(alertText(refused.html)).toBe(MESSAGES.en.errors.turnstile)
+    expect(sends(calls)).toBe(3)
+    expect((await b.request('POST', '/resend', { 'cf-turnstile-response': DUMMY_TOKEN })).res.status).toBe(303)
+    expect(sends(calls)).toBe(4)
+    // A failing verdict sends nothing.
+    const failing = exampleEnv(project, { cooldown: '0', turnstileSecret: FAIL_SECRET })
+    const again = await browser(failing.bindings).request('POST', '/resend', {})
+    expect(again.res.status).toBe(400)
+    const other = browser(failing.bindings)
+    for (const [k, v] of b.jar) other.jar.set(k, v)
+    const failed = await other.request('POST', '/resend', { 'cf-turnstile-response': DUMMY_TOKEN })
+    expect(alertText(failed.html)).toBe(MESSAGES.en.errors.turnstile)
+    expect(failing.calls).toEqual([])
+  })
+})
+
+describe('web-login example: Turnstile in production', () => {
+  const REAL_SECRET = '0x4AAAAAAAexample-real-secret'
+
+  it("checks siteverify's hostname and action, not only its success", async () => {
+    const fetchFn = vi.fn<typeof fetch>()
+    const expected = { remoteIp: '203.0.113.7', hostname: 'login.example.com', action: 'login' }
+    const reply = (body: Record<string, unknown>) => fetchFn.mockResolvedValueOnce(Response.json(body))
+    reply({ success: true, hostname: 'login.example.com', action: 'login' })
+    expect(await verifyTurnstile(REAL_SECRET, 'token', expected, fetchFn)).toEqual({ success: true, errorCodes: [] })
+    reply({ success: true, hostname: 'attacker.example', action: 'login' })
+    expect(await verifyTurnstile(REAL_SECRET, 'token', expected, fetchFn)).toEqual({
+      success: false,
+      errorCodes: ['hostname-mismatch'],
+    })
+    reply({ success: true, hostname: 'login.example.com', action: 'resend' })
+    expect(await verifyTurnstile(REAL_SECRET, 'token', expected, fetchFn)).toEqual({
+      success: false,
+      errorCodes: ['action-mismatch'],
+    })
+    reply({ success: true })
+    expect((await verifyTurnstile(REAL_SECRET, 'token', expected, fetchFn)).success).toBe(false)
+  })
+
+  it('sends the page its own hostname and the form its action; a token for another site sends no code', async () => {
+    const project = await newProject()
+    const { bindings, calls } = exampleEnv(project, { turnstileSecret: REAL_SECRET })
+    bindings.TURNSTILE_SITE_KEY = '0x4AAAAAAAexample-sitekey'
+    const siteverify = vi
+      .spyOn(globalThis, 'fetch')
+      .mockImplementation(async () => Response.json({ success: true, hostname: 'attacker.example', action: 'login' }))
+    const page = await browser(bindings).request('GET', '/')
+    expect(page.html).toContain('data-action="login"')
+    const sent = await browser(bindings).request('POST', '/login', {
+      phone: SANDBOX_PHONE,
+      'cf-turnstile-response': 'tok',
+    })
+    expect(siteverify).toHaveBeenCalledTimes(1)
+    expect(sent.res.status).toBe(400)
+    expect(calls).toEqual([])
+    siteverify.mockImplementation(async () => Response.json({ success: true, hostname: 'localhost', action: 'login' }))
+    const ok = await browser(bindings).request('POST', '/login', {
+      phone: SANDBOX_PHONE,
+      'cf-turnstile-response': 'tok',
+    })
+    expect(ok.res.status).toBe(303)
+  })
+
+  it('refuses to run a live project with a Turnstile test key, which passes every request', async () => {
+    const live = await newProject('live')
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    for (const keys of [{ turnstileSecret: PASS_SECRET }, { siteKey: '1x00000000000000000000AA' }]) {
+      const { bindings, calls } = exampleEnv(live, { turnstileSecret: keys.turnstileSecret ?? '0x4AAAAAAAreal' })
+      if (!keys.siteKey) bindings.TURNSTILE_SITE_KEY = '0x4AAAAAAAexample-sitekey'
+      const page = await browser(bindings).request('POST', '/login', phoneForm)
+      expect(page.res.status).toBe(500)
+      expect(calls).toEqual([])
+    }
+    expect(errors).toHaveBeenCalledWith(expect.stringContaining('test key'))
   })
 })

@@ -14,8 +14,11 @@ import { verifyTurnstile } from './turnstile'
 /**
  * The relying app: a phone form, a code form and a signed-in page, all rendered here. The project
  * secret never leaves this Worker; the browser holds two HttpOnly cookies:
- * - `__Host-wl_login`: the login in progress (number, phone_id, when the last code was sent, wrong
- *   codes typed), signed with COOKIE_SECRET so the browser cannot point a resend at another number;
+ * - `__Host-wl_login`: the login in progress (its id, when it began, the number, phone_id, when the
+ *   last code was sent, resends, wrong codes typed), signed with COOKIE_SECRET so the browser cannot
+ *   point a resend at another number. The server refuses it LOGIN_MAX_AGE_MS after the login began and
+ *   once the login has completed (its id in the LOGINS KV namespace), so a saved copy replayed later
+ *   drives nothing; after FREE_RESENDS resends, each further one needs Turnstile again;
  * - `__Host-wl_session`: the session JWT, verified locally against the service's JWKS on every
  *   request and exchanged for a fresh one through sessions/authenticate once it expires.
  */
@@ -24,16 +27,26 @@ type AppEnv = { Bindings: Bindings; Variables: { locale: Locale; cfg: Config } }
 
 const LOGIN_COOKIE = 'wl_login'
 const SESSION_COOKIE = 'wl_session'
-const LOGIN_COOKIE_SECONDS = 15 * 60
+const LOGIN_MAX_AGE_MS = 15 * 60_000
 const COOKIE_BASE = { prefix: 'host', path: '/', secure: true, httpOnly: true, sameSite: 'Lax' } as const
+/** Resends a login gets on the strength of the Turnstile check that began it. */
+const FREE_RESENDS = 2
 
 /** The login in progress, as kept in the signed cookie. */
 interface PendingLogin {
+  /** Random; names the login in LOGINS once it has completed. */
+  id: string
+  /** When the login began (ms): the cookie is refused LOGIN_MAX_AGE_MS later, whatever happened since. */
+  issuedAt: number
   phone: string
   phoneId: string
   sentAt: number
+  resends: number
   wrongCodes: number
 }
+
+/** The LOGINS key of a completed login. */
+const completedKey = (id: string) => `web-login:completed:${id}`
 
 export const app = new Hono<AppEnv>()
 
@@ -77,11 +90,8 @@ app.post('/login', async (c) => {
     return render(c, { kind: 'phone', phone: raw, error: messages(c).errors.phoneFormat }, 400)
   }
   const { cfg } = c.var
-  const token = typeof form['cf-turnstile-response'] === 'string' ? form['cf-turnstile-response'] : undefined
   const attributes = requestAttributes(c)
-  const human = await verifyTurnstile(cfg.turnstileSecretKey, token, attributes.ip_address)
-  if (!human.success) {
-    console.log(JSON.stringify({ event: 'turnstile_failed', error_codes: human.errorCodes }))
+  if (!(await human(c, form, 'login'))) {
     return render(c, { kind: 'phone', phone: raw, error: messages(c).errors.turnstile }, 400)
   }
   try {
@@ -90,7 +100,16 @@ app.post('/login', async (c) => {
       locale: c.var.locale,
       attributes,
     })
-    await savePending(c, { phone: parsed.number, phoneId: sent.phone_id, sentAt: Date.now(), wrongCodes: 0 })
+    const at = Date.now()
+    await savePending(c, {
+      id: crypto.randomUUID(),
+      issuedAt: at,
+      phone: parsed.number,
+      phoneId: sent.phone_id,
+      sentAt: at,
+      resends: 0,
+      wrongCodes: 0,
+    })
     return c.redirect('/', 303)
   } catch (err) {
     const { message, status } = apiErrorMessage(c, err, { phone: parsed.number })
@@ -113,6 +132,7 @@ app.post('/verify', async (c) => {
     })
     setSession(c, auth.session_jwt)
     deleteCookie(c, LOGIN_COOKIE, COOKIE_BASE)
+    await completeLogin(c, pending)
     return c.redirect('/account', 303)
   } catch (err) {
     if (err instanceof ApiError && err.errorType === 'otp_code_not_found') {
@@ -136,13 +156,17 @@ app.post('/resend', async (c) => {
   if (!pending) return render(c, { kind: 'phone', error: messages(c).errors.loginExpired }, 400)
   const wait = resendInSeconds(c, pending)
   if (wait > 0) return render(c, codeView(c, pending, { error: messages(c).cooldown(wait) }), 429)
+  if (pending.resends >= FREE_RESENDS && !(await human(c, await c.req.parseBody(), 'resend'))) {
+    return render(c, codeView(c, pending, { error: messages(c).errors.turnstile }), 400)
+  }
   try {
     const sent = await authApi(c.env, c.var.cfg).loginOrCreate({
       phone_number: pending.phone,
       locale: c.var.locale,
       attributes: requestAttributes(c),
     })
-    await savePending(c, { phone: pending.phone, phoneId: sent.phone_id, sentAt: Date.now(), wrongCodes: 0 })
+    const resent = { phoneId: sent.phone_id, sentAt: Date.now(), resends: pending.resends + 1, wrongCodes: 0 }
+    await savePending(c, { ...pending, ...resent })
     return c.redirect('/?resent', 303)
   } catch (err) {
     const { message, status } = apiErrorMessage(c, err, { phone: pending.phone, pending })
@@ -263,24 +287,72 @@ function setSession(c: Context<AppEnv>, jwt: string) {
   setCookie(c, SESSION_COOKIE, jwt, { ...COOKIE_BASE, maxAge: c.var.cfg.sessionDurationMinutes * 60 })
 }
 
-async function pendingLogin(c: Context<AppEnv>): Promise<PendingLogin | null> {
+/** The signed cookie's login, if well formed. */
+async function signedLogin(c: Context<AppEnv>): Promise<PendingLogin | null> {
   const value = await getSignedCookie(c, c.var.cfg.cookieSecret, LOGIN_COOKIE, 'host')
   if (!value) return null
   try {
     const p = JSON.parse(value) as Partial<PendingLogin>
-    if (typeof p.phone !== 'string' || typeof p.phoneId !== 'string') return null
-    if (typeof p.sentAt !== 'number' || typeof p.wrongCodes !== 'number') return null
-    return { phone: p.phone, phoneId: p.phoneId, sentAt: p.sentAt, wrongCodes: p.wrongCodes }
+    if (typeof p.id !== 'string' || typeof p.phone !== 'string' || typeof p.phoneId !== 'string') return null
+    const { issuedAt, sentAt, resends, wrongCodes } = p
+    if (typeof issuedAt !== 'number' || typeof sentAt !== 'number') return null
+    if (typeof resends !== 'number' || typeof wrongCodes !== 'number') return null
+    return { id: p.id, issuedAt, phone: p.phone, phoneId: p.phoneId, sentAt, resends, wrongCodes }
   } catch {
     return null
   }
 }
 
+/**
+ * The login in progress: the signed cookie's, unless the login began LOGIN_MAX_AGE_MS ago or has
+ * completed. The browser drops the cookie by then too, but a copy someone kept is refused here. A
+ * refused cookie is cleared.
+ */
+async function pendingLogin(c: Context<AppEnv>): Promise<PendingLogin | null> {
+  const pending = await signedLogin(c)
+  if (!pending) return null
+  const age = Date.now() - pending.issuedAt
+  if (age >= 0 && age < LOGIN_MAX_AGE_MS && (await c.env.LOGINS.get(completedKey(pending.id))) === null) return pending
+  deleteCookie(c, LOGIN_COOKIE, COOKIE_BASE)
+  return null
+}
+
 async function savePending(c: Context<AppEnv>, pending: PendingLogin) {
+  const leftMs = pending.issuedAt + LOGIN_MAX_AGE_MS - Date.now()
   await setSignedCookie(c, LOGIN_COOKIE, JSON.stringify(pending), c.var.cfg.cookieSecret, {
     ...COOKIE_BASE,
-    maxAge: LOGIN_COOKIE_SECONDS,
+    maxAge: Math.max(1, Math.ceil(leftMs / 1_000)),
   })
+}
+
+/**
+ * Records that the login completed, so a copy of its cookie drives nothing more, for as long as the
+ * cookie could otherwise be used (KV keeps a key at least 60 s). KV is eventually consistent: another
+ * location may still accept a copy for up to about a minute, within the 15-minute bound. A failed
+ * write is logged; the person is signed in either way.
+ */
+async function completeLogin(c: Context<AppEnv>, pending: PendingLogin) {
+  const leftSeconds = Math.ceil((pending.issuedAt + LOGIN_MAX_AGE_MS - Date.now()) / 1_000)
+  try {
+    await c.env.LOGINS.put(completedKey(pending.id), '1', { expirationTtl: Math.max(60, leftSeconds) })
+  } catch (err) {
+    console.error(
+      JSON.stringify({ event: 'login_complete_unrecorded', error: err instanceof Error ? err.message : String(err) }),
+    )
+  }
+}
+
+/**
+ * Turnstile for `action` ('login' or 'resend'): the form's token, checked with the visitor's IP,
+ * this page's hostname and the action the form's widget declared. A failure is logged.
+ */
+async function human(c: Context<AppEnv>, form: Record<string, unknown>, action: 'login' | 'resend') {
+  const token = typeof form['cf-turnstile-response'] === 'string' ? form['cf-turnstile-response'] : undefined
+  const expected = { remoteIp: requestAttributes(c).ip_address, hostname: new URL(c.req.url).hostname, action }
+  const verdict = await verifyTurnstile(c.var.cfg.turnstileSecretKey, token, expected)
+  if (!verdict.success)
+    console.log(JSON.stringify({ event: 'turnstile_failed', action, error_codes: verdict.errorCodes }))
+  return verdict.success
 }
 
 function resendInSeconds(c: Context<AppEnv>, pending: PendingLogin): number {
@@ -300,6 +372,7 @@ function codeView(
     phoneDisplay: parsed?.formatInternational() ?? pending.phone,
     country: countryName(c.var.locale, parsed?.country),
     resendInSeconds: resendInSeconds(c, pending),
+    resendTurnstile: pending.resends >= FREE_RESENDS,
     outbox: outbox
       ? { url: `${outbox}?phone_number=${encodeURIComponent(pending.phone)}`, projectId: c.var.cfg.projectId }
       : undefined,

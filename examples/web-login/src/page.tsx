@@ -10,6 +10,8 @@ export type View =
       phoneDisplay: string
       country: string | undefined
       resendInSeconds: number
+      /** The resend needs a Turnstile check (the login's free resends are used up). */
+      resendTurnstile: boolean
       /** Local development: the dev outbox for this number, and the project whose credentials it takes. */
       outbox: { url: string; projectId: string } | undefined
       error?: string
@@ -62,7 +64,6 @@ button.secondary { background: transparent; color: inherit; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.4rem 1rem; margin: 1rem 0; }
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
-form.inline { display: inline; }
 `
 
 function Alert({ error, notice }: { error?: string | undefined; notice?: string | undefined }) {
@@ -81,7 +82,8 @@ function Alert({ error, notice }: { error?: string | undefined; notice?: string 
   )
 }
 
-function Turnstile({ siteKey, locale, m }: { siteKey: string; locale: Locale; m: Messages }) {
+/** The Turnstile widget for the form `action` ('login', 'resend'): siteverify reports it back, and the server checks it. */
+function Turnstile({ siteKey, locale, action, m }: { siteKey: string; locale: Locale; action: string; m: Messages }) {
   if (isTestSitekey(siteKey)) {
     // A test sitekey's widget would only produce this token; the page does without Cloudflare's script.
     return (
@@ -91,7 +93,9 @@ function Turnstile({ siteKey, locale, m }: { siteKey: string; locale: Locale; m:
       </>
     )
   }
-  return <div class="cf-turnstile" data-sitekey={siteKey} data-language={locale} data-size="flexible" />
+  return (
+    <div class="cf-turnstile" data-sitekey={siteKey} data-language={locale} data-action={action} data-size="flexible" />
+  )
 }
 
 function PhoneForm({ view, props, m }: { view: Extract<View, { kind: 'phone' }>; props: PageProps; m: Messages }) {
@@ -116,7 +120,7 @@ function PhoneForm({ view, props, m }: { view: Extract<View, { kind: 'phone' }>;
         aria-describedby={describedBy}
         aria-invalid={view.error ? 'true' : undefined}
       />
-      <Turnstile siteKey={props.turnstileSiteKey} locale={props.locale} m={m} />
+      <Turnstile siteKey={props.turnstileSiteKey} locale={props.locale} action="login" m={m} />
       <button class="primary" type="submit">
         {m.sendCode}
       </button>
@@ -124,7 +128,7 @@ function PhoneForm({ view, props, m }: { view: Extract<View, { kind: 'phone' }>;
   )
 }
 
-function CodeForm({ view, m }: { view: Extract<View, { kind: 'code' }>; m: Messages }) {
+function CodeForm({ view, props, m }: { view: Extract<View, { kind: 'code' }>; props: PageProps; m: Messages }) {
   const describedBy = view.error ? 'code-sent code-hint form-error' : 'code-sent code-hint'
   const wait = view.resendInSeconds
   return (
@@ -152,25 +156,28 @@ function CodeForm({ view, m }: { view: Extract<View, { kind: 'code' }>; m: Messa
           {m.verify}
         </button>
       </form>
-      <div
-        class={wait > 0 ? 'resend waiting' : 'resend'}
-        style={wait > 0 ? `--from:${wait};--wait:${wait}s` : undefined}
-      >
-        {wait > 0 ? (
-          <>
-            {/* The number counts down in CSS (no script): visible, but read as the sentence below. */}
-            <p class="resend-wait" aria-hidden="true">
-              {m.resendWait} <span class="countdown" />
-            </p>
-            <p class="sr-only">{m.resendWaitSr(wait)}</p>
-          </>
+      <form method="post" action="/resend">
+        {view.resendTurnstile ? (
+          <Turnstile siteKey={props.turnstileSiteKey} locale={props.locale} action="resend" m={m} />
         ) : null}
-        <form method="post" action="/resend" class="inline">
+        <div
+          class={wait > 0 ? 'resend waiting' : 'resend'}
+          style={wait > 0 ? `--from:${wait};--wait:${wait}s` : undefined}
+        >
+          {wait > 0 ? (
+            <>
+              {/* The number counts down in CSS (no script): visible, but read as the sentence below. */}
+              <p class="resend-wait" aria-hidden="true">
+                {m.resendWait} <span class="countdown" />
+              </p>
+              <p class="sr-only">{m.resendWaitSr(wait)}</p>
+            </>
+          ) : null}
           <button class="secondary resend-now" type="submit">
             {m.resend}
           </button>
-        </form>
-      </div>
+        </div>
+      </form>
       <form method="post" action="/restart">
         <button class="secondary" type="submit">
           {m.otherNumber}
@@ -228,10 +235,11 @@ export function Page(props: PageProps) {
   const { view } = props
   let body: Child
   if (view.kind === 'phone') body = <PhoneForm view={view} props={props} m={m} />
-  else if (view.kind === 'code') body = <CodeForm view={view} m={m} />
+  else if (view.kind === 'code') body = <CodeForm view={view} props={props} m={m} />
   else body = <Account view={view} m={m} />
   const heading = view.kind === 'account' ? m.signedInTitle : m.title
-  const widget = view.kind === 'phone' && !isTestSitekey(props.turnstileSiteKey)
+  const checks = view.kind === 'phone' || (view.kind === 'code' && view.resendTurnstile)
+  const widget = checks && !isTestSitekey(props.turnstileSiteKey)
   return (
     <html lang={props.locale === 'pt-br' ? 'pt-BR' : props.locale}>
       <head>
