@@ -9,7 +9,7 @@
 // allowed_countries and allowed_line_types take a comma-separated list (US,CA; MOBILE,FIXED_LINE) or "*".
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import { ProjectSettingsSchema } from '../src/settings.ts'
+import { ProjectSettingsSchema, projectUpdateNotice } from '../src/settings.ts'
 import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
@@ -97,11 +97,7 @@ if (command === 'create') {
   if (values.name) assignments.push(`name = ${lit(values.name)}`)
   d1Execute({ remote, configEnv, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
   console.log(JSON.stringify({ project_id: id, ...(secret ? { secret } : {}), settings }, null, 2))
-  console.log(
-    secret
-      ? 'The new secret works at once; the old one stops on its next use (Workers re-read the project when a secret does not match). Other changes apply within 30 seconds (project cache lifetime).'
-      : 'Running Workers pick up the change within 30 seconds (project cache lifetime).',
-  )
+  console.log(projectUpdateNotice(Boolean(secret)))
 } else {
   fail('usage: project.mjs create --env test|live [...] | update --id PROJECT_ID [...]')
 }

@@ -154,6 +154,26 @@ export const ProjectSettingsSchema = z.object({
 
 export type ProjectSettings = z.infer<typeof ProjectSettingsSchema>
 
+/**
+ * How long a Worker isolate keeps a project's record (its settings and secret hash) before reading it
+ * again (src/db/projects.ts). A changed setting applies everywhere within this time. A rotated secret
+ * is accepted at once (a secret that does not match the cached record makes the isolate read it
+ * again), but the old one is refused only as each isolate's copy expires or that isolate sees the new
+ * one: everywhere within this time, not on its next use. Isolates cannot be told sooner without a D1
+ * read on every request, which the cache exists to avoid.
+ */
+export const PROJECT_CACHE_TTL_MS = 30_000
+
+/** What `npm run project:update` tells the operator once the project row is written (scripts/project.mjs). */
+export function projectUpdateNotice(secretRotated: boolean): string {
+  const seconds = PROJECT_CACHE_TTL_MS / 1_000
+  return secretRotated
+    ? `The new secret works at once. The old one is refused everywhere within ${seconds} seconds: until then a ` +
+        'Worker isolate that read the project before the rotation, and has not yet seen the new secret, still ' +
+        `accepts it (project cache lifetime). Other changes apply within ${seconds} seconds too.`
+    : `Running Workers pick up the change within ${seconds} seconds (project cache lifetime).`
+}
+
 /** Parses stored settings; an unreadable value falls back to the defaults (and is logged). */
 export function parseSettings(json: string): ProjectSettings {
   try {

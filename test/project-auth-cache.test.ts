@@ -2,12 +2,13 @@ import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { sha256, toHex } from '../src/crypto'
 import { findProject, PROJECT_REREAD_MIN_MS, UNKNOWN_PROJECT_TTL_MS } from '../src/db/projects'
+import { PROJECT_CACHE_TTL_MS, projectUpdateNotice } from '../src/settings'
 import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
 
 /**
- * The per-isolate project cache behind Basic auth: a rotated secret takes effect at once (a
- * mismatch re-reads the record, at most once a second), and unknown ids are remembered briefly in a
- * cache of their own.
+ * The per-isolate project cache behind Basic auth: a rotated secret is accepted at once (a mismatch
+ * re-reads the record, at most once a second) and the old one refused within the cache lifetime, and
+ * unknown ids are remembered briefly in a cache of their own.
  */
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
@@ -47,6 +48,22 @@ describe('secret rotation with a warm project cache', () => {
     vi.setSystemTime(T0 + 10_000)
     expect(accepted(await probe(rotated))).toBe(true)
     expectStytchError(await probe(old), 401, 'unauthorized_credentials')
+  })
+
+  it('refuses the old secret everywhere within the cache lifetime, which project:update states', async () => {
+    const old = await newProject()
+    expect(accepted(await probe(old))).toBe(true) // an isolate reads the record at T0
+    vi.setSystemTime(T0 + 5_000)
+    await rotateInD1(old)
+    // That isolate has not seen the new secret: it still accepts the old one, until its copy expires.
+    vi.setSystemTime(T0 + PROJECT_CACHE_TTL_MS - 1)
+    expect(accepted(await probe(old))).toBe(true)
+    vi.setSystemTime(T0 + PROJECT_CACHE_TTL_MS)
+    expectStytchError(await probe(old), 401, 'unauthorized_credentials')
+    // The operator is told exactly that, not that the old secret stops on its next use.
+    const notice = projectUpdateNotice(true)
+    expect(notice).toContain(`within ${PROJECT_CACHE_TTL_MS / 1_000} seconds`)
+    expect(notice).not.toMatch(/next use/)
   })
 
   it('re-reads a project at most once a second however many wrong secrets arrive', async () => {

@@ -1,7 +1,7 @@
 import { IsolateCache } from '../cache'
 import { fromHex } from '../crypto'
 import type { ProjectEnv } from '../ids'
-import { type ProjectSettings, parseSettings } from '../settings'
+import { PROJECT_CACHE_TTL_MS, type ProjectSettings, parseSettings } from '../settings'
 
 export interface Project {
   id: string
@@ -22,11 +22,13 @@ interface ProjectRow {
 
 // Warm isolates authenticate without touching D1. Only the stored record is cached (the secret is
 // still hashed and compared on every request); entries expire so changed settings take effect within
-// PROJECT_CACHE_TTL_MS. A rotated secret takes effect sooner: a credential that does not match a
-// cached record re-reads it (rereadProject), so the new secret works at once and the old one stops
-// with that read. Ids that name no project are remembered for UNKNOWN_PROJECT_TTL_MS in a cache of
-// their own, so repeating one costs no D1 read and spraying unknown ids never evicts a real project.
-const PROJECT_CACHE_TTL_MS = 30_000
+// PROJECT_CACHE_TTL_MS. A rotated secret is accepted sooner: a credential that does not match a
+// cached record re-reads it (rereadProject), so the new secret works at once and, in that isolate,
+// the old one stops with that read. An isolate that has not seen the new secret keeps accepting the
+// old one until its copy expires, so the old secret is refused everywhere within PROJECT_CACHE_TTL_MS
+// (which is what `npm run project:update` says). Ids that name no project are remembered for
+// UNKNOWN_PROJECT_TTL_MS in a cache of their own, so repeating one costs no D1 read and spraying
+// unknown ids never evicts a real project.
 const PROJECT_CACHE_MAX = 1_000
 /** A failed credential re-reads a project's record only if it was read at least this long ago. */
 export const PROJECT_REREAD_MIN_MS = 1_000
