@@ -1,7 +1,9 @@
 -- Failed authentications counted only against a live code, and sessions sealed at rest.
 -- Expand only: every column is nullable, so the previous Worker keeps running against the migrated
 -- database (it ignores the new columns; sessions it starts keep their attributes in clear and are
--- sealed by the next Worker's hourly run).
+-- sealed by the next Worker's hourly run). A Worker rolled back to before this release shows empty
+-- attributes for sessions sealed since, and cannot open signing keys sealed under the derived key: it
+-- replaces each project's key on next use (JWTs the old key signed stay valid until they expire).
 --
 -- otp_codes.attempted_by: the request id of the last wrong attempt counted against the code while it
 -- was live, so the statements after it in that request's batch (the user lock, the project's failure
