@@ -43,8 +43,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS users_external_id ON users (project_id, extern
   WHERE external_id IS NOT NULL;
 
 -- One row per phone number per project: a number belongs to at most one user of a project.
--- attach_expires_at is set when /send attached an unverified number to an existing user; such a
--- row is released (deleted) once that time passes without a successful authentication.
+-- attach_expires_at is set when an unverified number was attached to an existing user (/send with a
+-- user, exchange_primary_factor); such a row is no claim on the number and is released (deleted) once
+-- that time passes without a successful authentication. An unverified row without it is the first
+-- phone of a user login_or_create or users.create minted for the number (src/db/phones.ts).
+-- replaces_phone_id: on a pending exchange (exchange_primary_factor), the user's phone it replaces;
+-- the user's successful code on this number removes that phone and clears the column.
 CREATE TABLE IF NOT EXISTS phones (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -53,6 +57,7 @@ CREATE TABLE IF NOT EXISTS phones (
   verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
   attach_expires_at INTEGER,
   created_at INTEGER NOT NULL,
+  replaces_phone_id TEXT,
   UNIQUE (project_id, phone_number)
 );
 CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);

@@ -41,6 +41,39 @@ export function failingBatchDb(
   return { db, batches: () => batches, lengths }
 }
 
+/**
+ * D1 whose `batchIndex`-th batch (0-based) waits before it runs: `paused` resolves when the request
+ * reaches it, and the batch runs once `resume()` is called. A test runs another request to completion
+ * in between, so two requests interleave in exactly that order, with no timer deciding it.
+ */
+export function pausingBatchDb(
+  base: D1Database,
+  batchIndex: number,
+): { db: D1Database; paused: Promise<void>; resume: () => void } {
+  let batches = 0
+  let reached = () => {}
+  let resume = () => {}
+  const paused = new Promise<void>((resolve) => {
+    reached = resolve
+  })
+  const resumed = new Promise<void>((resolve) => {
+    resume = resolve
+  })
+  const db = new Proxy(base, {
+    get(target, prop, receiver) {
+      if (prop !== 'batch') return passThrough(target, prop, receiver)
+      return async (statements: D1PreparedStatement[]) => {
+        if (batches++ === batchIndex) {
+          reached()
+          await resumed
+        }
+        return target.batch(statements)
+      }
+    },
+  })
+  return { db, paused, resume }
+}
+
 /** D1 whose single-statement calls (first/run/all/raw) fail for SQL matching `pattern`. */
 export function failingStatementDb(base: D1Database, pattern: RegExp, times = Infinity): D1Database {
   let failures = 0

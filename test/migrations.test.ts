@@ -160,6 +160,48 @@ describe('D1 migrations', () => {
     }
   })
 
+  it('0007 turns the unproven numbers earlier exchanges wrote as owner claims into lapsed attachments', async () => {
+    await emptyDatabase()
+    await applyD1Migrations(
+      env.DB,
+      env.TEST_MIGRATIONS.filter((m) => m.name < '0007'),
+    )
+    const t = 1_764_000_000_000
+    const phone = (id: string, user: string, number: string, verified: number, attach: number | null, at: number) =>
+      env.DB.prepare(
+        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, attach_expires_at, created_at)
+         VALUES (?1, 'project-test-x', ?2, ?3, ?4, ?5, ?6)`,
+      ).bind(id, user, number, verified, attach, at)
+    await env.DB.batch([
+      env.DB.prepare(
+        `INSERT INTO projects (id, env, name, secret_hash, settings, created_at)
+         VALUES ('project-test-x', 'test', 'X', 'ab', '{}', ${t})`,
+      ),
+      ...['a', 'b', 'c'].map((u) =>
+        env.DB.prepare(
+          `INSERT INTO users (id, project_id, status, created_at) VALUES ('user-test-${u}', 'project-test-x', 'active', ${t})`,
+        ),
+      ),
+      // Minted by login_or_create / users.create with its user: an owner claim, kept.
+      phone('phone-minted', 'user-test-a', '+12025550101', 0, null, t),
+      // Written by an exchange after the user existed, never proven: becomes an attachment that lapsed.
+      phone('phone-exchanged', 'user-test-b', '+12025550102', 0, null, t + 60_000),
+      // Proven numbers and /send attachments are left as they are.
+      phone('phone-verified', 'user-test-c', '+12025550103', 1, null, t + 60_000),
+      phone('phone-attached', 'user-test-c', '+12025550104', 0, t + 360_000, t + 60_000),
+    ])
+    await applyD1Migrations(env.DB, env.TEST_MIGRATIONS)
+    const { results } = await env.DB.prepare(
+      'SELECT id, verified, attach_expires_at, replaces_phone_id FROM phones ORDER BY id',
+    ).all()
+    expect(results).toEqual([
+      { id: 'phone-attached', verified: 0, attach_expires_at: t + 360_000, replaces_phone_id: null },
+      { id: 'phone-exchanged', verified: 0, attach_expires_at: t + 360_000, replaces_phone_id: null },
+      { id: 'phone-minted', verified: 0, attach_expires_at: null, replaces_phone_id: null },
+      { id: 'phone-verified', verified: 1, attach_expires_at: null, replaces_phone_id: null },
+    ])
+  })
+
   it('baseline a database created from the schema file before migrations: 0001 recorded, later ones applied', async () => {
     await emptyDatabase()
     // That schema file is exactly 0001, applied without recording anything.

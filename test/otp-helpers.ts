@@ -23,6 +23,9 @@ export const deleteUser = (p: TestProject, userId: string) => callJson('DELETE',
 export const deletePhone = (p: TestProject, phoneId: string) =>
   callJson('DELETE', `/v1/users/phone_numbers/${phoneId}`, { project: p })
 
+export const exchangeNumber = (p: TestProject, ref: string, body: unknown, options: CallOptions = {}) =>
+  callJson('PUT', `/v1/users/${encodeURIComponent(ref)}/exchange_primary_factor`, { ...options, project: p, body })
+
 /** login_or_create for `phoneNumber` and the code it sent. */
 export const loginCode = (p: TestProject, phoneNumber: string, extra: Record<string, unknown> = {}) =>
   issueCode(p, { phone_number: phoneNumber, ...extra })

@@ -102,18 +102,37 @@ export function otpSucceededSql(r: OtpSuccessRefs): string {
       AND phone_number = ${r.sandboxNumber}))`
 }
 
+/** A success as its effects bind it (SuccessParams) and the condition they are written under. */
+export interface SuccessGate {
+  params: SuccessParams
+  /** otpSucceededSql over the params' placeholders. */
+  succeeded: string
+}
+
+export function successGate(args: {
+  projectId: string
+  phoneId: string
+  requestId: string
+  sandboxNumber: string | null
+}): SuccessGate {
+  return {
+    params: [args.phoneId, args.projectId, args.requestId, args.sandboxNumber],
+    succeeded: otpSucceededSql({ phoneId: '?1', projectId: '?2', requestId: '?3', sandboxNumber: '?4' }),
+  }
+}
+
 /**
  * The effects of a success, in the same batch after consumeStatement: only if this request consumed
  * the gate (or, with `sandbox`, the phone is the sandbox number) the phone becomes verified and stays
- * on its user, a pending user becomes active and the user's failure count and lock are cleared.
+ * on its user (no longer an attachment or a pending exchange), a pending user becomes active and the
+ * user's failure count and lock are cleared. What completing a pending exchange does besides comes
+ * before these (src/otp/authenticate.ts).
  */
-export function successStatements(
-  db: D1Database,
-  args: { projectId: string; phoneId: string; requestId: string; sandboxNumber: string | null },
-): D1PreparedStatement[] {
-  const succeeded = otpSucceededSql({ phoneId: '?1', projectId: '?2', requestId: '?3', sandboxNumber: '?4' })
-  const params: SuccessParams = [args.phoneId, args.projectId, args.requestId, args.sandboxNumber]
-  return [verifyPhoneStatement(db, params, succeeded), userSucceededStatement(db, params, succeeded)]
+export function successStatements(db: D1Database, gate: SuccessGate): D1PreparedStatement[] {
+  return [
+    verifyPhoneStatement(db, gate.params, gate.succeeded),
+    userSucceededStatement(db, gate.params, gate.succeeded),
+  ]
 }
 
 /** Deletes one phone's gate, before the phone itself (deletePhoneStatement in src/db/phones.ts). */
@@ -129,24 +148,6 @@ export function deleteUserCodesStatement(db: D1Database, projectId: string, user
          AND phone_id IN (SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2)`,
     )
     .bind(projectId, userId)
-}
-
-/**
- * exchange_primary_factor: the old phone's gate, deleted only once the new phone row exists (so a
- * refused exchange keeps it); goes between the new row's insert and the old row's removal.
- */
-export function deleteExchangedCodeStatement(
-  db: D1Database,
-  projectId: string,
-  oldPhoneId: string,
-  newPhoneId: string,
-): D1PreparedStatement {
-  return db
-    .prepare(
-      `DELETE FROM otp_codes WHERE project_id = ?1 AND phone_id = ?2
-         AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)`,
-    )
-    .bind(projectId, oldPhoneId, newPhoneId)
 }
 
 /**

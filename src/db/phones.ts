@@ -1,20 +1,29 @@
 import type { UserStatus } from './users'
 
 /**
- * D1 statements over the phones table: numbers, their owners, attachments by /send, and the
- * deletion or exchange of a number. Like src/db/users.ts, builders return prepared statements so
- * callers can batch them.
+ * D1 statements over the phones table: numbers, their owners, attachments, and the deletion or
+ * exchange of a number. Like src/db/users.ts, builders return prepared statements so callers can
+ * batch them.
  *
- * An unverified number attached to an existing user (attach_expires_at set) belongs to that user
- * only until attach_expires_at; afterwards it is released: deleted on every write path that touches
- * it, and left out of every read. Even inside its window an attachment is no claim on the number
- * against anyone but the attaching flow itself: whoever attaches a number cannot receive that
- * number's logins. login_or_create releases it on the spot and finds or creates the number's real
- * owner; /send without a user treats the number as unknown. Otherwise an account could attach a
- * victim's number and collect the victim's login (a pre-account takeover).
+ * The claim rule, the one place that decides whose a number is (ownsNumber). A verified number is
+ * its user's. An unverified number is an owner claim only on the user that login_or_create or
+ * users.create minted for it, in the batch that created that user (insertPhoneStatement). Every other
+ * path that puts an unproven number on an existing user (/send with a user or a session, and so the
+ * frontend SDK's send for a logged-in user; exchange_primary_factor) makes an attachment
+ * (attachStatements): attach_expires_at set, and no claim on the number against anyone but the
+ * attaching flow itself. Whoever attaches a number cannot receive that number's logins:
+ * login_or_create and users.create release it on the spot and find or create the number's real owner;
+ * /send without a user treats the number as unknown; another user cannot attach or exchange to it
+ * while it is in its window. Only the attaching user's own code, authenticated inside the window,
+ * makes it a verified number (verifyPhoneStatement); once the window has passed it is released:
+ * deleted on every write path that touches it, and left out of every read. Otherwise an account could
+ * put a victim's number on itself and collect the victim's login (a pre-account takeover).
+ *
+ * An exchange's attachment also names the phone it replaces (replaces_phone_id, a pending exchange):
+ * the success that verifies it removes that phone in the same batch (removeReplacedPhoneStatement).
  */
 
-/** How long a number attached by /send stays on the user without a successful authenticate. */
+/** How long an attached number stays on the user without a successful authenticate. */
 export const ATTACH_WINDOW_MS = 5 * 60_000
 
 /** One phone of a user as read from D1 (`verified` is SQLite's 0/1). */
@@ -33,10 +42,14 @@ export const visiblePhone = (at: string) =>
 const VISIBLE = visiblePhone('?3')
 
 /**
- * SQL over a `phones` row (optionally qualified, e.g. 'p.'): the row is the number's real owner, i.e.
- * verified, or created for the number by login_or_create, rather than an unverified attachment.
+ * SQL over a `phones` row (optionally qualified, e.g. 'p.'): the claim rule. The row is the number's
+ * real owner, i.e. verified, or minted for the number by login_or_create / users.create (the only rows
+ * written unverified without an attach window), rather than an attachment.
  */
 export const ownsNumber = (p = '') => `(${p}verified = 1 OR ${p}attach_expires_at IS NULL)`
+
+/** SQL over a `phones` row: a pending exchange, an unverified attachment that replaces another phone. */
+const pendingExchange = (p = '') => `(${p}verified = 0 AND ${p}replaces_phone_id IS NOT NULL)`
 
 /**
  * SQL over a `phones` row: a code may be issued for it. `ownerParam` is the bound parameter holding
@@ -51,8 +64,8 @@ export const issuedFor = (ownerParam: string) =>
 /**
  * Releases the number if it is an unverified attachment, whether or not its window has passed (the
  * gate row goes with it, so the attaching flow's code stops working): for login_or_create, which must
- * never resolve a number to a user whose only claim on it is an attachment, and for users.create and
- * exchange_primary_factor, which must never treat such a number as that user's.
+ * never resolve a number to a user whose only claim on it is an attachment, and for users.create,
+ * which must never treat such a number as another user's.
  */
 export function releaseAttachmentByNumber(db: D1Database, projectId: string, phoneNumber: string) {
   return db
@@ -87,30 +100,65 @@ function releaseExpired(
 
 /**
  * Attaches a number nobody in the project has to an existing user of the project, unverified, for
- * the attach window; a user of the same project that already holds it unverified gets a fresh window.
+ * the attach window; a user of the same project that already holds it as an attachment gets a fresh
+ * window. With `replaces` (exchange_primary_factor) the attachment is a pending exchange of that
+ * phone, written only while the phone is still the user's; without it (/send) a pending exchange
+ * being refreshed stays one.
  */
 export function attachStatements(
   db: D1Database,
-  args: { projectId: string; phoneNumber: string; phoneId: string; userId: string; at: number },
+  args: { projectId: string; phoneNumber: string; phoneId: string; userId: string; at: number; replaces?: string },
 ): D1PreparedStatement[] {
   const { projectId, phoneNumber, phoneId, userId, at } = args
+  const replaces = args.replaces ?? null
+  // ?6 the replaced phone or NULL: when given, it must still be the user's.
+  const replacing = '(?6 IS NULL OR EXISTS (SELECT 1 FROM phones WHERE id = ?6 AND project_id = ?1 AND user_id = ?4))'
   return [
     db
       .prepare(
-        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, attach_expires_at, created_at)
-         SELECT ?3, ?1, ?4, ?2, 0, ?5 + ?6, ?5
-         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4 AND project_id = ?1)
+        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, attach_expires_at, created_at,
+           replaces_phone_id)
+         SELECT ?3, ?1, ?4, ?2, 0, ?5 + ?7, ?5, ?6
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4 AND project_id = ?1) AND ${replacing}
            AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?2)`,
       )
-      .bind(projectId, phoneNumber, phoneId, userId, at, ATTACH_WINDOW_MS),
+      .bind(projectId, phoneNumber, phoneId, userId, at, replaces, ATTACH_WINDOW_MS),
     db
       .prepare(
-        `UPDATE phones SET attach_expires_at = ?4 + ?5
-         WHERE project_id = ?1 AND phone_number = ?2 AND user_id = ?3 AND verified = 0
-           AND attach_expires_at IS NOT NULL`,
+        `UPDATE phones SET attach_expires_at = ?5 + ?7, replaces_phone_id = coalesce(?6, replaces_phone_id)
+         WHERE project_id = ?1 AND phone_number = ?2 AND user_id = ?4 AND verified = 0
+           AND attach_expires_at IS NOT NULL AND ${replacing}`,
       )
-      .bind(projectId, phoneNumber, userId, at, ATTACH_WINDOW_MS),
+      .bind(projectId, phoneNumber, phoneId, userId, at, replaces, ATTACH_WINDOW_MS),
   ]
+}
+
+/**
+ * exchange_primary_factor: releases the user's pending exchanges to any number but `keepNumber` (a
+ * new exchange replaces a pending one; exchanging to the current number cancels it), with their gates
+ * (by cascade). Written only while `oldPhoneId` is still the user's and no other user holds
+ * `keepNumber`, the conditions the exchange's own attachment is written under, so a refused exchange
+ * changes nothing. Returns the released phones' ids (for their KV records).
+ */
+export function releasePendingExchangesStatement(
+  db: D1Database,
+  args: { projectId: string; userId: string; oldPhoneId: string; keepNumber: string },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM phones WHERE project_id = ?1 AND user_id = ?2 AND phone_number <> ?4 AND ${pendingExchange()}
+         AND EXISTS (SELECT 1 FROM phones WHERE id = ?3 AND project_id = ?1 AND user_id = ?2)
+         AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?4 AND user_id <> ?2)
+       RETURNING id AS phone_id`,
+    )
+    .bind(args.projectId, args.userId, args.oldPhoneId, args.keepNumber)
+}
+
+/** The ids of the user's pending exchanges (its phones exchange_primary_factor added, not yet proven). */
+export function pendingExchangesStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
+  return db
+    .prepare(`SELECT id AS phone_id FROM phones WHERE project_id = ?1 AND user_id = ?2 AND ${pendingExchange()}`)
+    .bind(projectId, userId)
 }
 
 /**
@@ -181,13 +229,41 @@ export type SuccessParams = readonly [
 ]
 
 /**
- * A success's effect on the phone: verified, and no longer an attachment that could lapse. Written
- * only when `succeeded` holds.
+ * A success's effect on the phone: verified, and no longer an attachment that could lapse nor a
+ * pending exchange. Written only when `succeeded` holds.
  */
 export function verifyPhoneStatement(db: D1Database, params: SuccessParams, succeeded: string): D1PreparedStatement {
   return db
     .prepare(
-      `UPDATE phones SET verified = 1, attach_expires_at = NULL WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,
+      `UPDATE phones SET verified = 1, attach_expires_at = NULL, replaces_phone_id = NULL
+       WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,
+    )
+    .bind(...params)
+}
+
+/**
+ * SQL: the phone (placeholders of its id and project) is a pending exchange, i.e. a success on it
+ * changes its user's primary factor. True only before verifyPhoneStatement ran in the batch.
+ */
+export const completesExchangeSql = (phoneId: string, projectId: string) =>
+  `EXISTS (SELECT 1 FROM phones WHERE id = ${phoneId} AND project_id = ${projectId} AND ${pendingExchange()})`
+
+/**
+ * A success on a pending exchange: the phone it replaces leaves the user (its gate goes with it by
+ * cascade), only when `succeeded` holds. Goes before verifyPhoneStatement, which ends the pending
+ * state. Returns the removed phone's id (for its KV record).
+ */
+export function removeReplacedPhoneStatement(
+  db: D1Database,
+  params: SuccessParams,
+  succeeded: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM phones WHERE project_id = ?2
+         AND id = (SELECT replaces_phone_id FROM phones WHERE id = ?1 AND project_id = ?2 AND ${pendingExchange()})
+         AND user_id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2) AND ${succeeded}
+       RETURNING id AS phone_id`,
     )
     .bind(...params)
 }
@@ -195,50 +271,6 @@ export function verifyPhoneStatement(db: D1Database, params: SuccessParams, succ
 /** The ids of a user's phones (for their KV keys). */
 export function phoneIdsStatement(db: D1Database, projectId: string, userId: string): D1PreparedStatement {
   return db.prepare('SELECT id FROM phones WHERE project_id = ?1 AND user_id = ?2').bind(projectId, userId)
-}
-
-/** The row holding a number in the project (at most one), whatever its state. */
-export function numberHolderStatement(db: D1Database, projectId: string, phoneNumber: string) {
-  return db
-    .prepare(
-      `SELECT id AS phone_id, user_id, verified, attach_expires_at FROM phones
-       WHERE project_id = ?1 AND phone_number = ?2`,
-    )
-    .bind(projectId, phoneNumber)
-}
-
-/**
- * exchange_primary_factor: replaces the user's phone `oldPhoneId` by a new, unverified phone row
- * for `phoneNumber` (a new phone id, so no code sent to the old number can ever verify the new one;
- * the old gate goes with the old row). Every write is conditional on the old phone still being the
- * user's and on nobody holding the number once an unverified attachment of it has been released,
- * so the batch either exchanges or changes nothing. The new row exists afterwards iff it worked.
- * `release` and `insert` come first; the old gate (deleteExchangedCodeStatement in
- * src/db/otp-codes.ts) and then `removeOld` go once the new row exists.
- */
-export function exchangePhoneStatements(
-  db: D1Database,
-  args: { projectId: string; userId: string; oldPhoneId: string; newPhoneId: string; phoneNumber: string; at: number },
-): { release: D1PreparedStatement; insert: D1PreparedStatement; removeOld: D1PreparedStatement } {
-  const { projectId, userId, oldPhoneId, newPhoneId, phoneNumber, at } = args
-  const stillTheUsers = 'EXISTS (SELECT 1 FROM phones WHERE id = ?3 AND project_id = ?1 AND user_id = ?2)'
-  return {
-    release: db
-      .prepare(
-        `DELETE FROM phones WHERE project_id = ?1 AND phone_number = ?4 AND NOT ${ownsNumber()} AND ${stillTheUsers}`,
-      )
-      .bind(projectId, userId, oldPhoneId, phoneNumber),
-    insert: db
-      .prepare(
-        `INSERT INTO phones (id, project_id, user_id, phone_number, verified, created_at)
-         SELECT ?5, ?1, ?2, ?4, 0, ?6 WHERE ${stillTheUsers}
-           AND NOT EXISTS (SELECT 1 FROM phones WHERE project_id = ?1 AND phone_number = ?4)`,
-      )
-      .bind(projectId, userId, oldPhoneId, phoneNumber, newPhoneId, at),
-    removeOld: db
-      .prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2 AND EXISTS (SELECT 1 FROM phones WHERE id = ?3)')
-      .bind(projectId, oldPhoneId, newPhoneId),
-  }
 }
 
 export interface PhoneOwnerRow {

@@ -1,4 +1,5 @@
 import { otpSucceededSql } from './otp-codes'
+import { completesExchangeSql, type SuccessParams } from './phones'
 import { USER_COLUMNS } from './users'
 
 /**
@@ -190,6 +191,28 @@ export function userSessionsStatements(db: D1Database, projectId: string, userId
       )
       .bind(projectId, userId, at),
   }
+}
+
+/**
+ * A success that completes a pending exchange changes the user's primary factor: every session of
+ * the phone's user except `keepSessionId` (the one the authenticate extends or starts; NULL: none) is
+ * deleted, i.e. revoked, so its token and its JWTs stop working here at once. Written only when
+ * `succeeded` (over SuccessParams' placeholders) holds, and before the success verifies the phone,
+ * while it still reads as a pending exchange (completesExchangeSql in src/db/phones.ts).
+ */
+export function revokeOnExchangeStatement(
+  db: D1Database,
+  params: SuccessParams,
+  succeeded: string,
+  keepSessionId: string | null,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM sessions WHERE project_id = ?2 AND id IS NOT ?5
+         AND user_id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2)
+         AND ${completesExchangeSql('?1', '?2')} AND ${succeeded}`,
+    )
+    .bind(...params, keepSessionId)
 }
 
 /**

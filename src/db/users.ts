@@ -43,8 +43,9 @@ export function isLocked(user: Pick<UserRow, 'locked_until'>, at: number): boole
  * Find-or-create for (project, phone number), race-safe inside one batch: D1 runs a batch as one
  * transaction and serialises statements, so of N concurrent batches for the same new number exactly
  * one inserts; the others see the row and insert nothing. The last statement reads the owner back.
- * An unverified number attached by /send is released first, inside its window or not: an attachment
- * is no claim on the number (src/db/phones.ts), so its real owner is found or created instead.
+ * An attachment of the number (by /send, or a pending exchange) is released first, inside its window
+ * or not: an attachment is no claim on the number (src/db/phones.ts), so its real owner is found or
+ * created instead.
  */
 export function findOrCreateStatements(
   db: D1Database,
@@ -83,9 +84,10 @@ export interface NewUser {
 /**
  * users.create with a phone number, race-safe in one batch like find-or-create: the user and its
  * (unverified) phone are inserted only if no one in the project holds the number. A number whose
- * only claim is an unverified /send attachment is released first, so it never makes the number
- * another user's. A taken external_id fails the batch on users_external_id (nothing is written).
- * Metadata goes through json_patch, so null members are dropped exactly as an update drops them.
+ * only claim is an attachment (by /send, or a pending exchange) is released first, so it never makes
+ * the number another user's. A taken external_id fails the batch on users_external_id (nothing is
+ * written). Metadata goes through json_patch, so null members are dropped exactly as an update drops
+ * them.
  */
 export function createUserStatements(db: D1Database, u: NewUser): D1PreparedStatement[] {
   return [

@@ -8,11 +8,13 @@ import {
   type GateArgs,
   gateToRecheck,
   type RecheckGate,
+  successGate,
   successStatements,
   wrongCodeStatements,
 } from '../db/otp-codes'
-import { type PhoneRow, releaseExpiredById, userPhonesStatement } from '../db/phones'
+import { type PhoneRow, releaseExpiredById, removeReplacedPhoneStatement, userPhonesStatement } from '../db/phones'
 import type { Project } from '../db/projects'
+import { revokeOnExchangeStatement } from '../db/sessions'
 import { isLocked } from '../db/users'
 import { type ErrorType, StytchError } from '../errors'
 import { type AuthSubject, authBrake, failedAuthStatements, noteBrake, runWithLimits, sendCountry } from '../limits'
@@ -81,6 +83,8 @@ interface Pass {
   wrongAttempt: Handle | null
   /** The session read back (a success with a session plan only). */
   session: SessionReads | null
+  /** The phone a completed exchange removed (a success only). */
+  replaced: Handle<{ phone_id: string }> | null
   phones: Handle<PhoneRow>
 }
 
@@ -177,12 +181,19 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     wrongAttempt = batch.add(wrong.attempt)
     batch.add(wrong.failure)
   }
+  let replaced: Handle<{ phone_id: string }> | null = null
   if (verdict.kind === 'match' || a.sandbox) {
     const sandboxNumber = a.sandbox ? SANDBOX_PHONE_NUMBER : null
-    batch.addAll(successStatements(env.DB, { projectId: project.id, phoneId, requestId, sandboxNumber }))
+    const success = successGate({ projectId: project.id, phoneId, requestId, sandboxNumber })
+    // A success on a pending exchange (exchange_primary_factor) completes it, while the phone still
+    // reads as pending: the user's other sessions are revoked and the replaced phone leaves the user.
+    // The effects after that verify the phone, which ends the pending state.
+    batch.add(revokeOnExchangeStatement(env.DB, success.params, success.succeeded, keptSessionId(a.session)))
+    replaced = batch.add(removeReplacedPhoneStatement(env.DB, success.params, success.succeeded))
+    batch.addAll(successStatements(env.DB, success))
     // The session writes ride in this batch, gated on the same success: one transaction, no extra trip.
-    const success = { phoneId, requestId, sandboxNumber }
-    sessionReads = addSessionStatements(batch, env.DB, project.id, a.session, phoneId, success, at)
+    const gate = { phoneId, requestId, sandboxNumber }
+    sessionReads = addSessionStatements(batch, env.DB, project.id, a.session, phoneId, gate, at)
   }
   // Failed authentications per IP scope and per project (after the gates, in this batch): a 429 if an
   // IP scope is already at its limit, whatever this attempt's outcome; otherwise the attempt is
@@ -203,10 +214,16 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
   const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at))
   await runWithLimits(env.DB, batch, project.id)
   noteBrake(brake.first(), project.id, settings)
-  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, phones }
+  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, replaced, phones }
 }
 
-// The number was attached by /send and its 5-minute window passed: released, so the code is void.
+/** The session a successful authenticate extends or starts, which a completed exchange keeps. */
+function keptSessionId(plan: SessionPlan): string | null {
+  if (plan.kind === 'existing') return plan.sessionId
+  return plan.kind === 'new' ? plan.session.id : null
+}
+
+// The number was attached (/send, exchange) and its 5-minute window passed: released, so the code is void.
 const released = (pass: Pass) => pass.release.changes > 0
 
 const consumed = (pass: Pass, requestId: string) =>
@@ -224,6 +241,8 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   const used = consumed(pass, a.requestId)
   if (used || (a.sandbox && sandboxPhone)) {
     if (used) await dropCodeRecord(env, phoneId)
+    const replaced = pass.replaced?.first()
+    if (replaced) await dropCodeRecord(env, replaced.phone_id)
     const sessionFields = await sessionResult(env, project.id, a.session, pass.session, at)
     return {
       user_id: state.user_id,

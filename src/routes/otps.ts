@@ -67,6 +67,10 @@ otpRoutes.add(
     path: '/authenticate',
     operationId: 'otpsAuthenticate',
     summary: 'Check a code; optionally start a session',
+    description:
+      'On success the phone is verified. When it is a pending exchange (exchange_primary_factor), the exchange ' +
+      "completes in the same transaction: the number it replaces is removed and the user's other sessions are " +
+      'revoked (all but the session this request starts or extends).',
     tag: 'OTP',
     auth: 'project',
     body: AuthenticateRequest,

@@ -40,7 +40,7 @@ userRoutes.add(
     operationId: 'usersCreate',
     summary: 'Create a user with a phone number, name, metadata and external id',
     description:
-      'A number whose only claim is an unverified attachment by /send is released and given to the new user.',
+      'A number whose only claim is an attachment (by /send, or a pending exchange) is released and given to the new user.',
     tag: 'Users',
     auth: 'project',
     body: CreateUserRequest,
@@ -143,7 +143,13 @@ userRoutes.add(
     method: 'put',
     path: '/:user_id/exchange_primary_factor',
     operationId: 'usersExchangePrimaryFactor',
-    summary: "Replace a user's only phone number by another (unverified, with a new phone_id)",
+    summary: "Replace a user's only phone number by another, once the user proves the new one",
+    description:
+      'The new number is added unverified (new phone_id) beside the old one, as an attachment with the 5-minute ' +
+      "window of /send and no claim on the number. The user's own code on it (/send with the user_id or a " +
+      'session, then authenticate) completes the exchange: the old number and its code are removed and the ' +
+      "user's other sessions are revoked. Until then the reply lists both numbers. A number anyone else holds, " +
+      'even as an attachment, is duplicate_phone_number.',
     tag: 'Users',
     auth: 'project',
     params: UserIdParam,

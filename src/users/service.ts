@@ -1,14 +1,18 @@
 import { now } from '../clock'
 import { Batch, type Handle } from '../db/batch'
-import { deleteExchangedCodeStatement, deletePhoneCodeStatement, deleteUserCodesStatement } from '../db/otp-codes'
+import { deletePhoneCodeStatement, deleteUserCodesStatement } from '../db/otp-codes'
 import {
+  attachStatements,
   deletePhoneStatement,
   deleteUserPhonesStatement,
-  exchangePhoneStatements,
-  numberHolderStatement,
+  type PhoneOwnerRow,
   type PhoneRow,
+  pendingExchangesStatement,
   phoneIdsStatement,
+  phoneOwnerStatement,
   releaseExpiredById,
+  releaseExpiredByNumber,
+  releasePendingExchangesStatement,
   userPhonesStatement,
 } from '../db/phones'
 import type { Project } from '../db/projects'
@@ -86,7 +90,7 @@ function userAfter(reads: UserReads, at: number): StytchUser {
 /**
  * POST /v1/users: a user with one unverified phone number, name, metadata and external id. A number
  * held by anyone in the project is duplicate_phone_number, except when its only claim is an
- * unverified /send attachment: that is released and the number goes to the new user.
+ * attachment (by /send, or a pending exchange): that is released and the number goes to the new user.
  */
 export async function createUser(
   env: Env,
@@ -163,11 +167,15 @@ async function changeUser(env: Env, project: Project, ref: string, changes: User
 }
 
 /**
- * PUT /v1/users/{user_id}/exchange_primary_factor: replaces the user's only phone number by another,
- * as Stytch allows it only for a user with exactly one factor. The new number starts unverified
- * (verified by the user's next successful code, as any number is) and gets a new phone id; codes of
- * the old number die with it. A number held by another user, or verified by anyone, is
- * duplicate_phone_number; an unverified /send attachment of it is no claim and is released.
+ * PUT /v1/users/{user_id}/exchange_primary_factor, for a user with exactly one number (Stytch allows it
+ * only for a user with one factor). The old number stays until the new one is proven: the new number
+ * is attached to the user as a pending exchange of the old phone (src/db/phones.ts), with a new phone
+ * id and the attach window of /send, and is no claim on the number meanwhile. The user's own code on
+ * it (sent by /send with the user or a session) completes the exchange in the authenticate batch: the
+ * old phone and its code go, and the user's other sessions end. A number anyone else holds, even as
+ * an attachment in its window, is duplicate_phone_number. A new exchange replaces a pending one, and
+ * exchanging to the current number cancels it. The reply is the user as it is stored: both numbers
+ * while the exchange is pending.
  */
 export async function exchangePrimaryFactor(
   env: Env,
@@ -184,43 +192,38 @@ export async function exchangePrimaryFactor(
   const number = target.phone.e164
   const before = new Batch()
   const { user, phones } = addUserReads(before, env, project, userId, at)
-  const holder = before.add<{ attach_expires_at: number | null; verified: number }>(
-    numberHolderStatement(env.DB, project.id, number),
-  )
+  const pending = before.add<{ phone_id: string }>(pendingExchangesStatement(env.DB, project.id, userId))
   await before.run(env.DB)
-  const row = user.first()
-  if (!row) throw new StytchError('user_not_found')
-  const current = phones.rows()
-  const only = current[0]
-  if (current.length !== 1 || !only) throw new StytchError('invalid_exchange_primary_factor_user')
-  if (only.phone_number === number) return userObject(row, current, at)
-  const held = holder.first()
-  if (held && (held.verified === 1 || held.attach_expires_at === null)) throw new StytchError('duplicate_phone_number')
+  if (!user.first()) throw new StytchError('user_not_found')
+  // The user's factors: its numbers, except a pending exchange (which this exchange replaces).
+  const pendingIds = new Set(pending.rows().map((p) => p.phone_id))
+  const factors = phones.rows().filter((p) => !pendingIds.has(p.phone_id))
+  const only = factors[0]
+  if (factors.length !== 1 || !only) throw new StytchError('invalid_exchange_primary_factor_user')
 
-  const newPhoneId = newId('phone', project.env)
-  const exchange = new Batch()
-  const swap = exchangePhoneStatements(env.DB, {
-    projectId: project.id,
-    userId,
-    oldPhoneId: only.phone_id,
-    newPhoneId,
-    phoneNumber: number,
-    at,
-  })
-  exchange.add(swap.release)
-  exchange.add(swap.insert)
-  exchange.add(deleteExchangedCodeStatement(env.DB, project.id, only.phone_id, newPhoneId))
-  exchange.add(swap.removeOld)
-  const reads = addUserReads(exchange, env, project, userId, at)
-  await exchange.run(env.DB)
-  const after = userAfter(reads, at)
-  // Lost a race since the read: the user's phone changed, or someone took the number meanwhile.
-  if (!after.phone_numbers.some((p) => p.phone_id === newPhoneId)) {
-    throw new StytchError(
-      after.phone_numbers.length === 1 ? 'duplicate_phone_number' : 'invalid_exchange_primary_factor_user',
+  const projectId = project.id
+  const batch = new Batch()
+  batch.add(releaseExpiredByNumber(env.DB, projectId, number, at))
+  const released = batch.add<{ phone_id: string }>(
+    releasePendingExchangesStatement(env.DB, { projectId, userId, oldPhoneId: only.phone_id, keepNumber: number }),
+  )
+  if (only.phone_number !== number) {
+    const phoneId = newId('phone', project.env)
+    batch.addAll(
+      attachStatements(env.DB, { projectId, phoneNumber: number, phoneId, userId, at, replaces: only.phone_id }),
     )
   }
-  await dropCodeRecord(env, only.phone_id)
+  const holder = batch.add<PhoneOwnerRow>(phoneOwnerStatement(env.DB, projectId, number, { claims: 'any' }))
+  const reads = addUserReads(batch, env, project, userId, at)
+  await batch.run(env.DB)
+  const after = userAfter(reads, at)
+  const held = holder.first()
+  if (held && held.user_id !== userId) throw new StytchError('duplicate_phone_number')
+  // Lost a race since the read: the user's number changed meanwhile, so nothing was written.
+  if (!held || !after.phone_numbers.some((p) => p.phone_id === only.phone_id)) {
+    throw new StytchError('invalid_exchange_primary_factor_user')
+  }
+  await Promise.all(released.rows().map((p) => dropCodeRecord(env, p.phone_id)))
   return after
 }
 

@@ -4,11 +4,16 @@
 //   - The attach-window pre-account takeover: an attacker's account attaches the victim's number
 //     through the "add a phone" flow (/send with user_id); the victim then logs in with that number.
 //     The victim must get an account of their own, and the attacker's account never the number.
+//   - The same takeover through exchange_primary_factor: the attacker's account exchanges its number
+//     for the victim's. The new number is only a pending exchange until the account proves it with a
+//     code, so the victim's login_or_create still lands in the victim's own account, the attacker's
+//     code for the number dies, and a completed exchange ends the account's other sessions.
 //   - Toll-fraud numbers refused before anything is sent.
 // Run by `npm run test:node` (part of `npm test`).
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { Client } from 'stytch'
 import { basicAuth, readOutbox, serveDuringTests, waitForCode } from './server.mjs'
 
 const PROJECT = {
@@ -21,9 +26,11 @@ const AUTH = basicAuth(PROJECT)
 const OUTBOX_TIMEOUT_MS = 30_000
 
 let server
+let client
 
 serveDuringTests({ projects: [PROJECT] }, (s) => {
   server = s
+  client = new Client({ project_id: PROJECT.id, secret: PROJECT.secret, env: server.baseUrl })
 })
 
 async function api(method, path, body) {
@@ -101,6 +108,88 @@ describe('account takeover through the /send attach window', () => {
     const res = await api('POST', '/v1/otps/whatsapp/send', { phone_number: victimPhone })
     assert.equal(res.status, 404)
     assert.equal(res.body.error_type, 'phone_number_not_found')
+  })
+})
+
+describe('account takeover through exchange_primary_factor', () => {
+  it("the victim's login_or_create gets the victim's own user; the attacker's code for the number is void", async () => {
+    const attackerPhone = '+12025550194'
+    const victimPhone = '+12025550195'
+    // 1. The attacker signs up and keeps a session.
+    const attacker = await login(attackerPhone)
+    assert.equal(attacker.auth.status, 200)
+    const attackerId = attacker.auth.body.user_id
+    const token = attacker.auth.body.session_token
+
+    // 2. The attacker's account exchanges its number for the victim's: only a pending exchange.
+    const exchanged = await client.users.exchangePrimaryFactor({ user_id: attackerId, phone_number: victimPhone })
+    assert.deepEqual(
+      exchanged.user.phone_numbers.map((p) => [p.phone_number, p.verified]),
+      [
+        [attackerPhone, true],
+        [victimPhone, false],
+      ],
+    )
+    // The attacker has a code sent to the number through its own session; it reaches the victim.
+    const seen = (await outbox(victimPhone)).length
+    const attach = await api('POST', '/v1/otps/whatsapp/send', { phone_number: victimPhone, session_token: token })
+    assert.equal(attach.status, 200, JSON.stringify(attach.body))
+    assert.equal(attach.body.user_id, attackerId)
+    const attackerCode = await nextCode(victimPhone, seen)
+
+    // 3-4. The victim logs in with their number, as always: a new user of their own, V verified there.
+    const victim = await login(victimPhone)
+    assert.equal(victim.sent.body.user_created, true)
+    assert.notEqual(victim.sent.body.user_id, attackerId)
+    assert.equal(victim.auth.status, 200, JSON.stringify(victim.auth.body))
+    assert.equal(victim.auth.body.session.user_id, victim.sent.body.user_id)
+    assert.deepEqual((await api('GET', `/v1/users/${victim.sent.body.user_id}`)).body.phone_numbers, [
+      { phone_id: victim.sent.body.phone_id, phone_number: victimPhone, verified: true },
+    ])
+
+    // The attacker's code for the number is void; the attacker's account never got it.
+    const late = await api('POST', '/v1/otps/authenticate', { method_id: attach.body.phone_id, code: attackerCode })
+    assert.equal(late.status, 404)
+    assert.equal(late.body.error_type, 'phone_number_not_found')
+    assert.deepEqual(
+      (await client.users.get({ user_id: attackerId })).phone_numbers.map((p) => p.phone_number),
+      [attackerPhone],
+    )
+    // 5. The attacker's session reaches only its own account and cannot take the number again.
+    const own = await client.sessions.authenticate({ session_token: token })
+    assert.equal(own.user.user_id, attackerId)
+    const again = await api('POST', '/v1/otps/whatsapp/send', { phone_number: victimPhone, session_token: token })
+    assert.equal(again.status, 409)
+    assert.equal(again.body.error_type, 'duplicate_phone_number')
+  })
+
+  it("a completed exchange swaps the numbers and ends the user's other sessions, by token and by JWT", async () => {
+    const oldPhone = '+12025550196'
+    const newPhone = '+12025550197'
+    const first = await login(oldPhone)
+    const userId = first.auth.body.user_id
+    await client.users.exchangePrimaryFactor({ user_id: userId, phone_number: newPhone })
+    const seen = (await outbox(newPhone)).length
+    const sent = await client.otps.whatsapp.send({ phone_number: newPhone, user_id: userId })
+    const code = await nextCode(newPhone, seen)
+    const done = await client.otps.authenticate({ method_id: sent.phone_id, code, session_duration_minutes: 60 })
+    assert.equal(done.user_id, userId)
+    assert.deepEqual(
+      done.user.phone_numbers.map((p) => [p.phone_number, p.verified]),
+      [[newPhone, true]],
+    )
+    for (const credential of [
+      { session_token: first.auth.body.session_token },
+      { session_jwt: first.auth.body.session_jwt },
+    ]) {
+      const revoked = await api('POST', '/v1/sessions/authenticate', credential)
+      assert.equal(revoked.status, 404)
+      assert.equal(revoked.body.error_type, 'session_not_found')
+    }
+    assert.equal((await client.sessions.authenticate({ session_token: done.session_token })).user.user_id, userId)
+    // The old number is free again.
+    const reused = await api('POST', '/v1/otps/whatsapp/login_or_create', { phone_number: oldPhone })
+    assert.equal(reused.body.user_created, true)
   })
 })
 

@@ -101,9 +101,13 @@ describe('the Users API and the official stytch SDK', () => {
     await client.users.update({ user_id: external, untrusted_metadata: { via: 'external_id' } })
     assert.deepEqual((await client.users.get({ user_id: created.user_id })).untrusted_metadata, { via: 'external_id' })
     const exchanged = await client.users.exchangePrimaryFactor({ user_id: external, phone_number: '+12025550421' })
+    // The new number is pending beside the old one until the user authenticates a code on it.
     assert.deepEqual(
       exchanged.user.phone_numbers.map((p) => [p.phone_number, p.verified]),
-      [['+12025550421', false]],
+      [
+        ['+12025550420', false],
+        ['+12025550421', false],
+      ],
     )
     await rejectsWith(
       client.users.create({ phone_number: '+12025550422', external_id: external }),
