@@ -173,3 +173,37 @@ export function targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bu
     check(bundle.gzip_bytes <= bundleTarget, `bundle <= ${kib(bundleTarget)} gzipped: ${kib(bundle.gzip_bytes)}`),
   ].join('\n')
 }
+
+/** The search target: p50 of the twenty-filter search on the seeded project. */
+export const SEARCH_TARGET_P50_MS = 250
+
+/** The search step as Markdown: how it ran, one row per run, another project's read, the target. */
+export function formatSearchReport({ users, seedSeconds, runs, target, otherProject }, machine) {
+  const lines = [
+    `Search, run ${machine.date} on ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, wrangler ` +
+      `${machine.wrangler}: a second project holding ${users.toLocaleString('en-US')} users, each with one number, ` +
+      `every other one verified (seeded by SQL in ${num(seedSeconds, 1)} s); each run is the same search repeated.`,
+    '',
+    row(['Search', 'Replies', 'Connections', 'p50 ms', 'p99 ms', 'D1 ms / request', 'D1 rows read / request']),
+    row(['---', '---', '---:', '---:', '---:', '---:', '---:']),
+    ...runs.map((r) =>
+      row([
+        r.name,
+        `${r.matched}/${r.requests} × ${r.status}`,
+        r.connections,
+        num(r.p50, 1),
+        num(r.p99, 1),
+        r.ops ? num(r.ops.d1_ms, 1) : '?',
+        r.ops ? num(r.ops.rows_read, 1) : '?',
+      ]),
+    ),
+    '',
+    row(['Another project', 'Requests', 'p50 ms', 'p99 ms']),
+    row(['---', '---:', '---:', '---:']),
+    ...otherProject.map((o) => row([o.name, o.samples, num(o.p50, 1), num(o.p99, 1)])),
+    '',
+    `- ${target.p50 <= SEARCH_TARGET_P50_MS ? 'met' : 'MISSED'}: p50 of "${target.name}" <= ` +
+      `${SEARCH_TARGET_P50_MS} ms: ${num(target.p50, 1)} ms`,
+  ]
+  return lines.join('\n')
+}
