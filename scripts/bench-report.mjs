@@ -189,7 +189,7 @@ export function formatSearchReport({ users, seedSeconds, runs, target, otherProj
     ...runs.map((r) =>
       row([
         r.name,
-        `${r.matched}/${r.requests} × ${r.status}`,
+        `${r.matched}/${r.requests} × ${r.status}${r.timeouts ? ` (${r.timeouts} timed out after 10 s)` : ''}`,
         r.connections,
         num(r.p50, 1),
         num(r.p99, 1),

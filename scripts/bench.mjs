@@ -103,6 +103,10 @@ async function load(
     onResponse: (status, responseBody, context, responseHeaders) => {
       lastReply = performance.now()
       statuses[status] = (statuses[status] ?? 0) + 1
+      // The first unexpected reply of a scenario is shown, so a failed run says why.
+      if (status !== expect && statuses[status] === 1) {
+        console.error(`bench: ${name}: ${status} ${String(responseBody).slice(0, 300)}`)
+      }
       const ops = headerValue(responseHeaders, 'x-storage-ops')
       if (ops) {
         counted++
@@ -152,6 +156,8 @@ async function load(
     matched: statuses[expect] ?? 0,
     status: expect,
     ok: (statuses[expect] ?? 0) === amount && result.errors === 0 && result.timeouts === 0,
+    errors: result.errors,
+    timeouts: result.timeouts,
     rps: total / ((lastReply - firstRequest) / 1000),
     seconds: (lastReply - firstRequest) / 1000,
     p50: result.latency.p50,
