@@ -45,6 +45,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS users_external_id ON users (project_id, extern
 -- One row per phone number per project: a number belongs to at most one user of a project.
 -- attach_expires_at is set when /send attached an unverified number to an existing user; such a
 -- row is released (deleted) once that time passes without a successful authentication.
+-- phones_user lists a user's numbers; phones_verified answers users.search's phone_verified filter
+-- with one key lookup per user (a semi-join), not a walk of the user's numbers.
 CREATE TABLE IF NOT EXISTS phones (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -56,6 +58,7 @@ CREATE TABLE IF NOT EXISTS phones (
   UNIQUE (project_id, phone_number)
 );
 CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);
+CREATE INDEX IF NOT EXISTS phones_verified ON phones (project_id, verified, user_id);
 
 -- The authority over the phone's one live code: which code is current (code_id), how many wrong
 -- guesses it took, and whether it was consumed. KV has no compare-and-set, so every gate is an atomic

@@ -1,0 +1,4 @@
+-- users.search: the phone_verified filter is a semi-join on this index (a user's verified or
+-- unverified numbers found by one key lookup, without reading the user's other phones). Additive
+-- only: the previous Worker version runs unchanged against the migrated database.
+CREATE INDEX IF NOT EXISTS phones_verified ON phones (project_id, verified, user_id);
