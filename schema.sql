@@ -156,7 +156,8 @@ CREATE TABLE IF NOT EXISTS limit_guard (
     CONSTRAINT limit_ipv6_56_failed_auths_per_hour CHECK (ipv6_56_failed_auths_per_hour = 0),
   ipv6_48_failed_auths_per_hour INTEGER
     CONSTRAINT limit_ipv6_48_failed_auths_per_hour CHECK (ipv6_48_failed_auths_per_hour = 0),
-  failed_auths_per_hour INTEGER CONSTRAINT limit_failed_auths_per_hour CHECK (failed_auths_per_hour = 0)
+  failed_auths_per_hour INTEGER CONSTRAINT limit_failed_auths_per_hour CHECK (failed_auths_per_hour = 0),
+  search_rows_per_minute INTEGER CONSTRAINT limit_search_rows_per_minute CHECK (search_rows_per_minute = 0)
 );
 
 -- Abuse-limit counters (src/limits.ts decides what is counted, src/db/limit-counters.ts how).
@@ -164,7 +165,8 @@ CREATE TABLE IF NOT EXISTS limit_guard (
 -- subject is the E.164 number, the ISO country ('001' for numbers without one), '' for per-project
 -- counters, or for per-IP kinds a keyed hash (HMAC with the pepper) of the IPv4 address or IPv6
 -- prefix, never the IP itself. bucket is the start (ms) of the bucket counted in: the event's own
--- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket.
+-- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket
+-- (for 'search_rows_per_minute', the rows D1 read for the project's user searches in that minute).
 -- expires_at = when the row has left every window; batches that record events delete a few expired
 -- rows, so no cron is needed.
 CREATE TABLE IF NOT EXISTS limit_counters (

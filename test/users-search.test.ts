@@ -1,19 +1,21 @@
 import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import bench from '../src/bench/entry'
 import { D1_ROWS_HEADER, parseRows } from '../src/bench/storage-count'
 import { Batch } from '../src/db/batch'
 import { searchUsersStatements } from '../src/db/history-seed'
 import { SEARCH_TOTAL_CAP } from '../src/db/user-search'
+import { LIMITS, SEARCH_MIN_ROWS } from '../src/limits'
 import { FUZZ_RUNS } from './fuzz-setup'
-import { callJson, type TestProject } from './helpers'
+import { callJson, expectStytchError, type TestProject } from './helpers'
 import { project } from './otp-helpers'
 
 // What one users search may cost the database every project shares (D1 runs one query at a time):
 // repeated filters are evaluated once, the total is counted up to a cap and only on a query's first
-// page, and the page's phones are read by the page's ids. What the filters mean is held by the
-// examples and the model property below; SQLite's plans by test/users-search-plan.test.ts.
+// page, the page's phones are read by the page's ids, and each project's searches have a budget of
+// rows read per minute. What the filters mean is held by the examples and the model property below;
+// SQLite's plans by test/users-search-plan.test.ts.
 
 const MINUTE = 60_000
 const T0 = Date.parse('2026-11-27T10:00:00Z')
@@ -46,6 +48,15 @@ const metadata = (res: Reply) => res.body.results_metadata as { next_cursor: str
 const ids = (res: Reply) => (res.body.results as { user_id: string }[]).map((u) => u.user_id)
 const unverified = { filter_name: 'phone_verified', filter_value: false }
 const verified = { filter_name: 'phone_verified', filter_value: true }
+
+async function searchBudget(p: TestProject): Promise<number> {
+  const row = await env.DB.prepare(
+    "SELECT COALESCE(SUM(n), 0) AS n FROM limit_counters WHERE project_id = ?1 AND kind = 'search_rows_per_minute'",
+  )
+    .bind(p.id)
+    .first<{ n: number }>()
+  return Number(row?.n)
+}
 
 /** Users created at T0 + i minutes with the given numbers (verified or not) and status, by SQL. */
 async function usersWith(p: TestProject, specs: { verified: boolean[]; status?: string }[]): Promise<string[]> {
@@ -309,5 +320,56 @@ describe('users.search: what repeated and combined filters mean', () => {
     expect(await found('AND', [byNumber(v), byNumber(w), byNumber(w, v)])).toEqual([both])
     const [o] = await numbers(String(onlyVerified))
     expect(await found('OR', [byNumber(o), byNumber(w), byNumber(o)])).toEqual([onlyVerified, both])
+  })
+})
+
+describe('the per-project search budget (search_rows_per_minute)', () => {
+  it('refuses a project’s searches once they used the minute’s rows; another project searches on; a minute later, so does it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(T0)
+    const p = await project({ search_rows_per_minute: 2 * SEARCH_MIN_ROWS })
+    const q = await project({ search_rows_per_minute: 2 * SEARCH_MIN_ROWS })
+    const body = { query: { operator: 'AND', operands: [unverified] } }
+    expect((await search(p, body)).status).toBe(200)
+    expect((await search(p, body)).status).toBe(200)
+    const before = await searchBudget(p)
+    const refused = await search(p, body)
+    expectStytchError(refused, 429, 'too_many_requests')
+    expect(refused.body.error_message).toBe(LIMITS.search_rows_per_minute)
+    // A refused search is charged nothing.
+    expect(await searchBudget(p)).toBe(before)
+    expect((await search(q, body)).status).toBe(200)
+    // Bucketed by the minute: the reservations leave the window after one to two minutes.
+    vi.setSystemTime(T0 + 2 * MINUTE)
+    expect((await search(p, body)).status).toBe(200)
+  })
+
+  it('charges what a search read beyond its reservation: a search walking many users uses more', async () => {
+    const p = await project({ search_rows_per_minute: 3 * SEARCH_MIN_ROWS })
+    await seedUsers(p, 20_000)
+    const byExternalId = { filter_name: 'user_id', filter_value: ['crm-1'] }
+    const light = await searchCounted(p, { limit: 1, query: { operator: 'AND', operands: [byExternalId] } })
+    expect(light.rowsRead).toBeLessThan(SEARCH_MIN_ROWS)
+    expect(await searchBudget(p)).toBe(SEARCH_MIN_ROWS)
+    // No user is pending: the page and the count walk all 20,000.
+    const pending = {
+      limit: 1,
+      query: { operator: 'AND', operands: [{ filter_name: 'status', filter_value: 'pending' }] },
+    }
+    const heavy = await searchCounted(p, pending)
+    expect(heavy.rowsRead).toBeGreaterThanOrEqual(2 * 20_000)
+    const charged = (await searchBudget(p)) - SEARCH_MIN_ROWS
+    // Everything its first round trip read: all of heavy.rowsRead but what settling the charge read.
+    expect(charged).toBeGreaterThanOrEqual(2 * 20_000)
+    expect(charged).toBeLessThanOrEqual(heavy.rowsRead)
+    expectStytchError(await search(p, { limit: 1 }), 429, 'too_many_requests')
+  })
+
+  it('holds under concurrency: with room for three searches, exactly three of ten parallel ones run', async () => {
+    const p = await project({ search_rows_per_minute: 3 * SEARCH_MIN_ROWS })
+    await seedUsers(p, 50)
+    const replies = await Promise.all(Array.from({ length: 10 }, () => search(p, { limit: 10 })))
+    expect(replies.map((r) => r.status).sort()).toEqual([200, 200, 200, 429, 429, 429, 429, 429, 429, 429])
+    expect(await searchBudget(p)).toBe(3 * SEARCH_MIN_ROWS)
   })
 })
