@@ -177,19 +177,29 @@ export function targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bu
 /** The search target: p50 of the twenty-filter search on the seeded project. */
 export const SEARCH_TARGET_P50_MS = 250
 
+/** `matched/requests × status`, then the other statuses and the requests that timed out. */
+function replies(r) {
+  const others = Object.entries(r.statuses ?? {})
+    .filter(([status]) => Number(status) !== r.status)
+    .map(([status, n]) => `, ${n} × ${status}`)
+  return `${r.matched}/${r.requests} × ${r.status}${others.join('')}${r.timeouts ? `, ${r.timeouts} timed out after 10 s` : ''}`
+}
+
 /** The search step as Markdown: how it ran, one row per run, another project's read, the target. */
-export function formatSearchReport({ users, seedSeconds, runs, target, otherProject }, machine) {
+export function formatSearchReport({ users, seedSeconds, loadAverage, runs, target, otherProject }, machine) {
   const lines = [
     `Search, run ${machine.date} on ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, wrangler ` +
-      `${machine.wrangler}: a second project holding ${users.toLocaleString('en-US')} users, each with one number, ` +
-      `every other one verified (seeded by SQL in ${num(seedSeconds, 1)} s); each run is the same search repeated.`,
+      `${machine.wrangler}: a second project (and a third, with the default search budget) holding ` +
+      `${users.toLocaleString('en-US')} users each, each user with one number, ` +
+      `every other one verified (seeded by SQL in ${num(seedSeconds, 1)} s a project); each run is the same search repeated; ` +
+      `load average ${loadAverage.toFixed(1)} when the searches started.`,
     '',
     row(['Search', 'Replies', 'Connections', 'p50 ms', 'p99 ms', 'D1 ms / request', 'D1 rows read / request']),
     row(['---', '---', '---:', '---:', '---:', '---:', '---:']),
     ...runs.map((r) =>
       row([
         r.name,
-        `${r.matched}/${r.requests} × ${r.status}${r.timeouts ? ` (${r.timeouts} timed out after 10 s)` : ''}`,
+        replies(r),
         r.connections,
         num(r.p50, 1),
         num(r.p99, 1),
