@@ -49,6 +49,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS users_external_id ON users (project_id, extern
 -- phone of a user login_or_create or users.create minted for the number (src/db/phones.ts).
 -- replaces_phone_id: on a pending exchange (exchange_primary_factor), the user's phone it replaces;
 -- the user's successful code on this number removes that phone and clears the column.
+-- phones_user lists a user's numbers; phones_verified answers users.search's phone_verified filter
+-- with one key lookup per user (a semi-join), not a walk of the user's numbers.
 CREATE TABLE IF NOT EXISTS phones (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS phones (
   UNIQUE (project_id, phone_number)
 );
 CREATE INDEX IF NOT EXISTS phones_user ON phones (user_id);
+CREATE INDEX IF NOT EXISTS phones_verified ON phones (project_id, verified, user_id);
 
 -- The authority over the phone's one live code: which code is current (code_id), how many wrong
 -- guesses it took, and whether it was consumed. KV has no compare-and-set, so every gate is an atomic
@@ -161,7 +164,8 @@ CREATE TABLE IF NOT EXISTS limit_guard (
     CONSTRAINT limit_ipv6_56_failed_auths_per_hour CHECK (ipv6_56_failed_auths_per_hour = 0),
   ipv6_48_failed_auths_per_hour INTEGER
     CONSTRAINT limit_ipv6_48_failed_auths_per_hour CHECK (ipv6_48_failed_auths_per_hour = 0),
-  failed_auths_per_hour INTEGER CONSTRAINT limit_failed_auths_per_hour CHECK (failed_auths_per_hour = 0)
+  failed_auths_per_hour INTEGER CONSTRAINT limit_failed_auths_per_hour CHECK (failed_auths_per_hour = 0),
+  search_rows_per_minute INTEGER CONSTRAINT limit_search_rows_per_minute CHECK (search_rows_per_minute = 0)
 );
 
 -- Abuse-limit counters (src/limits.ts decides what is counted, src/db/limit-counters.ts how).
@@ -169,7 +173,8 @@ CREATE TABLE IF NOT EXISTS limit_guard (
 -- subject is the E.164 number, the ISO country ('001' for numbers without one), '' for per-project
 -- counters, or for per-IP kinds a keyed hash (HMAC with the pepper) of the IPv4 address or IPv6
 -- prefix, never the IP itself. bucket is the start (ms) of the bucket counted in: the event's own
--- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket.
+-- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket
+-- (for 'search_rows_per_minute', the rows D1 read for the project's user searches in that minute).
 -- expires_at = when the row has left every window; batches that record events delete a few expired
 -- rows, so no cron is needed.
 CREATE TABLE IF NOT EXISTS limit_counters (

@@ -173,3 +173,47 @@ export function targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bu
     check(bundle.gzip_bytes <= bundleTarget, `bundle <= ${kib(bundleTarget)} gzipped: ${kib(bundle.gzip_bytes)}`),
   ].join('\n')
 }
+
+/** The search target: p50 of the twenty-filter search on the seeded project. */
+export const SEARCH_TARGET_P50_MS = 250
+
+/** `matched/requests × status`, then the other statuses and the requests that timed out. */
+function replies(r) {
+  const others = Object.entries(r.statuses ?? {})
+    .filter(([status]) => Number(status) !== r.status)
+    .map(([status, n]) => `, ${n} × ${status}`)
+  return `${r.matched}/${r.requests} × ${r.status}${others.join('')}${r.timeouts ? `, ${r.timeouts} timed out after 10 s` : ''}`
+}
+
+/** The search step as Markdown: how it ran, one row per run, another project's read, the target. */
+export function formatSearchReport({ users, seedSeconds, loadAverage, runs, target, otherProject }, machine) {
+  const lines = [
+    `Search, run ${machine.date} on ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, wrangler ` +
+      `${machine.wrangler}: a second project (and a third, with the default search budget) holding ` +
+      `${users.toLocaleString('en-US')} users each, each user with one number, ` +
+      `every other one verified (seeded by SQL in ${num(seedSeconds, 1)} s a project); each run is the same search repeated; ` +
+      `load average ${loadAverage.toFixed(1)} when the searches started.`,
+    '',
+    row(['Search', 'Replies', 'Connections', 'p50 ms', 'p99 ms', 'D1 ms / request', 'D1 rows read / request']),
+    row(['---', '---', '---:', '---:', '---:', '---:', '---:']),
+    ...runs.map((r) =>
+      row([
+        r.name,
+        replies(r),
+        r.connections,
+        num(r.p50, 1),
+        num(r.p99, 1),
+        r.ops ? num(r.ops.d1_ms, 1) : '?',
+        r.ops ? num(r.ops.rows_read, 1) : '?',
+      ]),
+    ),
+    '',
+    row(['Another project', 'Requests', 'p50 ms', 'p99 ms']),
+    row(['---', '---:', '---:', '---:']),
+    ...otherProject.map((o) => row([o.name, o.samples, num(o.p50, 1), num(o.p99, 1)])),
+    '',
+    `- ${target.p50 <= SEARCH_TARGET_P50_MS ? 'met' : 'MISSED'}: p50 of "${target.name}" <= ` +
+      `${SEARCH_TARGET_P50_MS} ms: ${num(target.p50, 1)} ms`,
+  ]
+  return lines.join('\n')
+}

@@ -7,17 +7,20 @@
 // per scenario, a time cap per scenario and for the whole run; it stops the server whatever happens.
 // Each scenario is timed from its first request to its last reply. A history scenario then seeds the
 // limit counters a busy project holds (N sends in the last hour: N per-phone rows, the per-country and
-// new-user buckets summing to N) and runs login_or_create at N = 0, N / 10 and N.
+// new-user buckets summing to N) and runs login_or_create at N = 0, N / 10 and N. A search scenario
+// seeds a second project with many users (SQL in bulk) and times users.search on it, alone and while
+// another project's requests wait for the same database.
 //   npm run bench -- [--requests 1000] [--connections 10] [--max-seconds 120] [--history 1000000]
+//                    [--search-users 200000] [--only search]
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { availableParallelism, cpus } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { ProjectSettingsSchema } from '../src/settings.ts'
 import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
 import { startServer } from '../test/node/server.mjs'
-import { formatReport, targetChecks } from './bench-report.mjs'
+import { formatReport, formatSearchReport, targetChecks } from './bench-report.mjs'
 import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
 
 const { values } = parseArgs({
@@ -26,8 +29,12 @@ const { values } = parseArgs({
     history: { type: 'string', default: '1000000' },
     connections: { type: 'string', default: '10' },
     'max-seconds': { type: 'string', default: '120' },
+    'search-users': { type: 'string', default: '200000' },
+    only: { type: 'string' },
   },
 })
+if (values.only !== undefined && values.only !== 'search') throw new Error('--only takes one value: search')
+const ONLY_SEARCH = values.only === 'search'
 const WARMUP_PHONES = 100
 // Distinct phones, one per request: +1 202 555 0100 … 9999 (all valid US numbers for libphonenumber).
 const N = Math.min(Math.max(Number(values.requests) || 0, 50), 10_000 - WARMUP_PHONES)
@@ -39,6 +46,10 @@ const BARE_REQUESTS = 3 * N
 // Requests of each history run (distinct new numbers after the main scenarios' ones).
 const HISTORY_REQUESTS = Math.min(N, Math.floor((10_000 - WARMUP_PHONES - N) / 3))
 const SEED_CHUNK = 250_000
+const SEARCH_USERS = Math.min(Math.max(Number(values['search-users']) || 0, 0), 2_000_000)
+const SEARCH_SEED_CHUNK = 50_000
+// Searches per search run (one at a time: each reply's latency is the search's own).
+const SEARCH_REQUESTS = Math.min(N, 200)
 const RUN_DEADLINE_MS = 30 * 60_000
 const PORTS = [8800, 8849]
 // The production Worker wrapped in the storage accounting; src/index.ts itself carries none of it.
@@ -59,13 +70,36 @@ const phone = (i) => `+1202555${String(i).padStart(4, '0')}`
 const wrong = (code) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')
 const COUNT_KINDS = ['d1', 'kv_read', 'kv_write', 'kv_delete', 'queue_send', 'rows_read', 'rows_written', 'd1_ms']
 
-const headers = {
-  authorization: `Basic ${Buffer.from(`${BENCH_PROJECT.id}:${BENCH_PROJECT.secret}`).toString('base64')}`,
-  'content-type': 'application/json',
+// The search scenario's project: a second tenant of the same database, with the bench's raised limits.
+const SEARCH_PROJECT = {
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-bench-${randomUUID()}`,
+  env: 'test',
+  settings: ProjectSettingsSchema.parse(LENIENT_LIMITS),
 }
 
-/** Runs one scenario: `amount` requests, the i-th from `body(i)` (or a fixed GET), at most MAX_SECONDS. */
-async function load(baseUrl, { name, method = 'POST', path, body, amount, expect, onBody, connections = CONNECTIONS }) {
+// The same search load on a third project with the default settings, whose search budget
+// (search_rows_per_minute) refuses what it cannot afford.
+const BUDGET_PROJECT = {
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-bench-${randomUUID()}`,
+  env: 'test',
+  settings: ProjectSettingsSchema.parse({}),
+}
+
+const authorization = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
+const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
+
+/**
+ * Runs one scenario: `amount` requests, the i-th from `body(i)` (or a fixed GET, unauthenticated unless
+ * `project` is given), at most MAX_SECONDS. `project` is whose credentials the requests carry. Every
+ * reply should have the status `expect`, or one of `also`.
+ */
+async function load(
+  baseUrl,
+  { name, method = 'POST', path, body, amount, expect, also = [], onBody, connections = CONNECTIONS, project },
+) {
+  const credentials = project ? { authorization: authorization(project) } : {}
   const totals = Object.fromEntries(COUNT_KINDS.map((k) => [k, 0]))
   const profiles = new Map() // X-Storage-Ops value → replies with exactly those operations
   let counted = 0
@@ -74,10 +108,15 @@ async function load(baseUrl, { name, method = 'POST', path, body, amount, expect
   const request = {
     method,
     path,
-    headers: method === 'GET' ? {} : headers,
+    headers:
+      method === 'GET' ? (project ? { authorization: authorization(project) } : {}) : { ...headers, ...credentials },
     onResponse: (status, responseBody, context, responseHeaders) => {
       lastReply = performance.now()
       statuses[status] = (statuses[status] ?? 0) + 1
+      // The first unexpected reply of a scenario is shown, so a failed run says why.
+      if (status !== expect && !also.includes(status) && statuses[status] === 1) {
+        console.error(`bench: ${name}: ${status} ${String(responseBody).slice(0, 300)}`)
+      }
       const ops = headerValue(responseHeaders, 'x-storage-ops')
       if (ops) {
         counted++
@@ -122,10 +161,17 @@ async function load(baseUrl, { name, method = 'POST', path, body, amount, expect
   const total = result.requests.total
   return {
     name,
+    connections: Math.min(connections, amount),
     requests: total,
     matched: statuses[expect] ?? 0,
     status: expect,
-    ok: (statuses[expect] ?? 0) === amount && result.errors === 0 && result.timeouts === 0,
+    statuses,
+    ok:
+      [expect, ...also].reduce((n, status) => n + (statuses[status] ?? 0), 0) === amount &&
+      result.errors === 0 &&
+      result.timeouts === 0,
+    errors: result.errors,
+    timeouts: result.timeouts,
     rps: total / ((lastReply - firstRequest) / 1000),
     seconds: (lastReply - firstRequest) / 1000,
     p50: result.latency.p50,
@@ -270,6 +316,202 @@ async function capacityRuns(url) {
   return [send, auth]
 }
 
+/** Latencies (ms) of `request()` run one after another until `done` settles (at least `min` times). */
+async function sampleUntil(done, request, min = 1) {
+  let settled = false
+  done.finally(() => (settled = true))
+  const latencies = []
+  while (!settled || latencies.length < min) {
+    const started = performance.now()
+    await request()
+    latencies.push(performance.now() - started)
+  }
+  return latencies
+}
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
+
+/**
+ * users.search on a second project holding SEARCH_USERS users (half with a verified number), seeded by
+ * SQL in bulk (src/bench/search.ts): the same page of one user with no filter, one phone_verified
+ * filter, and twenty identical ones joined by OR, one search at a time; then the twenty-filter search
+ * from CONNECTIONS connections while another project reads one of its users one request at a time,
+ * since D1 runs one query at a time for every project of the database. That project has the bench's
+ * raised limits; the same concurrent searches then come from a third project, as many users, with the
+ * default settings, whose search budget refuses what it cannot afford.
+ */
+async function searchRuns(url) {
+  const started = performance.now()
+  for (const project of [SEARCH_PROJECT, BUDGET_PROJECT]) {
+    for (let from = 0; from < SEARCH_USERS; from += SEARCH_SEED_CHUNK) {
+      const res = await fetch(new URL('/__bench/users', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          project_id: project.id,
+          from,
+          total: Math.min(from + SEARCH_SEED_CHUNK, SEARCH_USERS),
+        }),
+      })
+      if (!res.ok) throw new Error(`seeding the search users answered ${res.status}: ${await res.text()}`)
+    }
+  }
+  const seedSeconds = (performance.now() - started) / 2 / 1000
+  // The machine's 1-minute load average as the searches start: other work on it slows every figure.
+  const loadAverage = loadavg()[0]
+  console.error(`bench: seeded ${SEARCH_USERS} users in ${seedSeconds.toFixed(1)} s`)
+  const unverified = { filter_name: 'phone_verified', filter_value: false }
+  const twenty = { limit: 1, query: { operator: 'OR', operands: Array.from({ length: 20 }, () => unverified) } }
+  const search = (name, body, connections = 1, project = SEARCH_PROJECT) => ({
+    name,
+    path: '/v1/users/search',
+    body: () => body,
+    amount: SEARCH_REQUESTS,
+    expect: 200,
+    // Past its budget a project's searches are refused.
+    also: project === BUDGET_PROJECT ? [429] : [],
+    connections,
+    project,
+  })
+  const runs = []
+  runs.push(await load(url, search('search, no filter, limit 1', { limit: 1 })))
+  runs.push(
+    await load(
+      url,
+      search('search, phone_verified = false, limit 1', {
+        limit: 1,
+        query: { operator: 'AND', operands: [unverified] },
+      }),
+    ),
+  )
+  const target = await load(url, search('search, 20 × phone_verified = false (OR), limit 1', twenty))
+  runs.push(target)
+  // Another project's read, alone and while the searches run from CONNECTIONS connections.
+  const created = await fetch(new URL('/v1/users', url), {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ phone_number: '+12125550100' }),
+  })
+  if (created.status !== 200) throw new Error(`users.create answered ${created.status}: ${await created.text()}`)
+  const userUrl = new URL(`/v1/users/${(await created.json()).user_id}`, url)
+  const get = async () => {
+    const res = await fetch(userUrl, { headers: { authorization: headers.authorization } })
+    if (res.status !== 200) throw new Error(`users.get answered ${res.status}`)
+    await res.arrayBuffer()
+  }
+  const alone = await sampleUntil(Promise.resolve(), get, 50)
+  const flood = load(
+    url,
+    search(`search, 20 × phone_verified = false (OR), ${CONNECTIONS} connections`, twenty, CONNECTIONS),
+  )
+  const during = await sampleUntil(flood, get)
+  runs.push(await flood)
+  const budgeted = load(
+    url,
+    search(
+      `the same from a project with the default search budget, ${CONNECTIONS} connections`,
+      twenty,
+      CONNECTIONS,
+      BUDGET_PROJECT,
+    ),
+  )
+  const duringBudgeted = await sampleUntil(budgeted, get)
+  runs.push(await budgeted)
+  const otherProject = (name, latencies) => ({
+    name,
+    samples: latencies.length,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  })
+  return {
+    users: SEARCH_USERS,
+    seedSeconds,
+    loadAverage,
+    runs,
+    target,
+    otherProject: [
+      otherProject('GET /v1/users/{id} of another project, alone', alone),
+      otherProject(`the same during the ${CONNECTIONS}-connection searches`, during),
+      otherProject(`the same during the searches of the project with the default budget`, duringBudgeted),
+    ],
+  }
+}
+
+/** The main scenarios, history and capacity (everything but the search step): their report and whether all passed. */
+async function mainRuns(url, machine, bundle) {
+  await warmUp(url)
+  const phones = Array.from({ length: N }, (_, i) => phone(WARMUP_PHONES + i))
+  const methods = new Array(N)
+  // The bare route runs before the first scenario and after each one (once the queue consumer is idle
+  // again): each scenario is compared with the bare runs right around it, as the machine's speed drifts.
+  const bareRuns = []
+  const bare = async () => {
+    bareRuns.push(
+      await load(url, {
+        name: 'GET /health (bare)',
+        method: 'GET',
+        path: '/health',
+        amount: BARE_REQUESTS,
+        expect: 200,
+      }),
+    )
+  }
+  const scenario = async (spec, settle = async () => {}) => {
+    const row = await load(url, spec)
+    await settle()
+    await bare()
+    row.bare = (bareRuns.at(-2).rps + bareRuns.at(-1).rps) / 2
+    return row
+  }
+  await bare()
+  let codes = []
+  const fresh = await scenario(
+    {
+      name: 'login_or_create, new phones',
+      path: '/v1/otps/whatsapp/login_or_create',
+      body: (i) => ({ phone_number: phones[i], expiration_minutes: CODE_MINUTES }),
+      onBody: (i, reply) => (methods[i] = reply.phone_id),
+      amount: N,
+      expect: 200,
+    },
+    async () => (codes = await codesFromOutbox(url, phones, 1)),
+  )
+  const auth = (name, code, expect) => ({
+    name,
+    path: '/v1/otps/authenticate',
+    body: (i) => ({ method_id: methods[i], code: code(i) }),
+    amount: N,
+    expect,
+  })
+  // Wrong codes first: each phone's code is still live, and the right code then consumes it.
+  const wrongCode = await scenario(auth('authenticate, wrong code', (i) => wrong(codes[i]), 404))
+  const rightCode = await scenario(auth('authenticate, right code', (i) => codes[i], 200))
+  // Existing users whose last code was used: the login of a returning user.
+  const existing = await scenario(
+    {
+      name: 'login_or_create, existing phone',
+      path: '/v1/otps/whatsapp/login_or_create',
+      body: (i) => ({ phone_number: phones[i], expiration_minutes: CODE_MINUTES }),
+      amount: N,
+      expect: 200,
+    },
+    () => codesFromOutbox(url, phones, 2),
+  )
+  const rows = [fresh, existing, rightCode, wrongCode]
+  const history = HISTORY > 0 ? await historyRuns(url, scenario) : []
+  const capacity = await capacityRuns(url)
+  return {
+    report: [
+      formatReport({ machine, bareRuns, rows, bundle, history, capacity }),
+      targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget: BUNDLE_TARGET_GZIP_BYTES, history }),
+    ],
+    ok: [...bareRuns, ...rows, ...history, ...capacity].every((r) => r.ok),
+  }
+}
+
 async function run() {
   const machine = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -282,81 +524,20 @@ async function run() {
     historyRequests: HISTORY_REQUESTS,
     connections: CONNECTIONS,
   }
-  const bundle = measureBundle()
+  const bundle = ONLY_SEARCH ? null : measureBundle()
   const server = await startServer({
-    projects: [BENCH_PROJECT],
+    projects: [BENCH_PROJECT, SEARCH_PROJECT, BUDGET_PROJECT],
     vars: ['BENCH_COUNT_STORAGE:1'],
     ports: PORTS,
     entry: BENCH_ENTRY,
   })
   try {
     const url = server.baseUrl
-    await warmUp(url)
-    const phones = Array.from({ length: N }, (_, i) => phone(WARMUP_PHONES + i))
-    const methods = new Array(N)
-    // The bare route runs before the first scenario and after each one (once the queue consumer is idle
-    // again): each scenario is compared with the bare runs right around it, as the machine's speed drifts.
-    const bareRuns = []
-    const bare = async () => {
-      bareRuns.push(
-        await load(url, {
-          name: 'GET /health (bare)',
-          method: 'GET',
-          path: '/health',
-          amount: BARE_REQUESTS,
-          expect: 200,
-        }),
-      )
-    }
-    const scenario = async (spec, settle = async () => {}) => {
-      const row = await load(url, spec)
-      await settle()
-      await bare()
-      row.bare = (bareRuns.at(-2).rps + bareRuns.at(-1).rps) / 2
-      return row
-    }
-    await bare()
-    let codes = []
-    const fresh = await scenario(
-      {
-        name: 'login_or_create, new phones',
-        path: '/v1/otps/whatsapp/login_or_create',
-        body: (i) => ({ phone_number: phones[i], expiration_minutes: CODE_MINUTES }),
-        onBody: (i, reply) => (methods[i] = reply.phone_id),
-        amount: N,
-        expect: 200,
-      },
-      async () => (codes = await codesFromOutbox(url, phones, 1)),
-    )
-    const auth = (name, code, expect) => ({
-      name,
-      path: '/v1/otps/authenticate',
-      body: (i) => ({ method_id: methods[i], code: code(i) }),
-      amount: N,
-      expect,
-    })
-    // Wrong codes first: each phone's code is still live, and the right code then consumes it.
-    const wrongCode = await scenario(auth('authenticate, wrong code', (i) => wrong(codes[i]), 404))
-    const rightCode = await scenario(auth('authenticate, right code', (i) => codes[i], 200))
-    // Existing users whose last code was used: the login of a returning user.
-    const existing = await scenario(
-      {
-        name: 'login_or_create, existing phone',
-        path: '/v1/otps/whatsapp/login_or_create',
-        body: (i) => ({ phone_number: phones[i], expiration_minutes: CODE_MINUTES }),
-        amount: N,
-        expect: 200,
-      },
-      () => codesFromOutbox(url, phones, 2),
-    )
-    const rows = [fresh, existing, rightCode, wrongCode]
-    const history = HISTORY > 0 ? await historyRuns(url, scenario) : []
-    const capacity = await capacityRuns(url)
-    console.log(formatReport({ machine, bareRuns, rows, bundle, history, capacity }))
-    console.log(
-      targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget: BUNDLE_TARGET_GZIP_BYTES, history }),
-    )
-    if ([...bareRuns, ...rows, ...history, ...capacity].some((r) => !r.ok)) process.exitCode = 1
+    const main = ONLY_SEARCH ? { report: [], ok: true } : await mainRuns(url, machine, bundle)
+    const search = SEARCH_USERS > 0 ? await searchRuns(url) : null
+    for (const part of main.report) console.log(part)
+    if (search) console.log(formatSearchReport(search, machine))
+    if (!main.ok || (search && !search.runs.every((r) => r.ok))) process.exitCode = 1
   } finally {
     await server.stop()
   }

@@ -4,8 +4,10 @@ import type { Batch } from './db/batch'
 import {
   type BrakeRow,
   bucketedFrom,
+  budgetStatements,
   type CounterCheck,
   type CounterEvent,
+  costStatement,
   counterReachedSql,
   exactFrom,
   failedAuthCountStatements,
@@ -32,6 +34,7 @@ import type { ProjectSettings } from './settings'
  * through in a window (README, "Abuse limits").
  */
 
+const MINUTE_MS = 60_000
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
 
@@ -57,6 +60,7 @@ export const LIMITS = {
   ip_failed_auths_per_hour: 'Too many failed authentications from this IP address in the last hour.',
   ipv6_56_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/56) in the last hour.',
   ipv6_48_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/48) in the last hour.',
+  search_rows_per_minute: "This project's user searches read too many rows in the last minute; retry in a minute.",
 } as const
 
 export type LimitName = keyof typeof LIMITS
@@ -335,6 +339,52 @@ export function noteBrake(row: BrakeRow | undefined, projectId: string, settings
     action: 'brake',
     alert: true,
   })
+}
+
+/**
+ * Rows every users search is charged at least, reserved in its own batch before it reads anything:
+ * so that searches running at the same time see each other (at most search_rows_per_minute / this
+ * many a minute), and to cover the page's phones, read after the charge is settled.
+ */
+export const SEARCH_MIN_ROWS = 5_000
+
+const searchRows = (weight: number): CounterEvent => ({
+  kind: 'search_rows_per_minute',
+  subject: '',
+  exact: false,
+  windowMs: MINUTE_MS,
+  weight,
+})
+
+/**
+ * The per-project search budget, for the start of a search's batch (before the page and the count):
+ * refused (429) once the project's searches have read search_rows_per_minute rows in the last minute,
+ * else SEARCH_MIN_ROWS reserved. One project's searches therefore cannot keep D1, which runs one
+ * query at a time for every project of the database, busy for long.
+ */
+export function searchBudgetStatements(
+  db: D1Database,
+  projectId: string,
+  settings: ProjectSettings,
+  now: number,
+): D1PreparedStatement[] {
+  const name = 'search_rows_per_minute'
+  const check = { name, kind: name, subject: '', from: bucketedFrom(now, MINUTE_MS), limit: settings[name] }
+  return budgetStatements(db, projectId, now, searchRows(SEARCH_MIN_ROWS), check)
+}
+
+/**
+ * What a search cost beyond its reservation: `rowsRead`, the rows D1 reported reading for its batch
+ * (D1's own meter, meta.rows_read), less SEARCH_MIN_ROWS. None when the reservation covered it.
+ */
+export function searchCostStatements(
+  db: D1Database,
+  projectId: string,
+  now: number,
+  rowsRead: number,
+): D1PreparedStatement[] {
+  const extra = Math.ceil(rowsRead) - SEARCH_MIN_ROWS
+  return extra > 0 ? [costStatement(db, projectId, now, searchRows(extra))] : []
 }
 
 /**

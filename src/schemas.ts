@@ -377,7 +377,12 @@ export const SearchUsersResponse = z.object({
   results: z.array(User),
   results_metadata: z.object({
     next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null on the last page.'),
-    total: z.number().int().describe('How many users match the query in all.'),
+    total: z
+      .number()
+      .int()
+      .describe(
+        "How many users match the query in all, as counted on the query's first page; -1 when more than 10,000 do.",
+      ),
   }),
   status_code: z.literal(200),
 })

@@ -150,6 +150,15 @@ export const ProjectSettingsSchema = z.object({
     .max(100_000_000)
     .default(50_000)
     .describe('Users a project may create per hour.'),
+  search_rows_per_minute: z
+    .number()
+    .int()
+    .min(5_000)
+    .max(1_000_000_000_000)
+    .default(1_000_000)
+    .describe(
+      "Rows D1 may read for the project's user searches per minute (D1's rows_read; each search counts at least 5,000).",
+    ),
 })
 
 export type ProjectSettings = z.infer<typeof ProjectSettingsSchema>

@@ -35,6 +35,7 @@ export const FUZZ_RUNS = {
   usersCreate: 150,
   usersUpdate: 150,
   usersSearch: 150,
+  usersSearchModel: 150,
   usersExchange: 100,
   usersExternalId: 50,
 } as const

@@ -2,6 +2,7 @@ import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import bench from '../src/bench/entry'
 import { HISTORY_PATH } from '../src/bench/history'
+import { SEARCH_USERS_PATH } from '../src/bench/search'
 import {
   D1_ROWS_HEADER,
   formatCounts,
@@ -66,8 +67,10 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
       expect(res.headers.has(STORAGE_OPS_HEADER)).toBe(false)
       expect(res.headers.has(D1_ROWS_HEADER)).toBe(false)
     }
-    const seed = await call('POST', HISTORY_PATH, { body: { project_id: 'p', from: 0, total: 1 }, env: flagged() })
-    expect(seed.status).toBe(404)
+    for (const path of [HISTORY_PATH, SEARCH_USERS_PATH]) {
+      const seed = await call('POST', path, { body: { project_id: 'p', from: 0, total: 1 }, env: flagged() })
+      expect(seed.status).toBe(404)
+    }
   })
 
   it('reports zero operations for GET /health and keeps status, body and headers', async () => {
@@ -142,6 +145,30 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(counted?.ms).toBeGreaterThanOrEqual(0)
     for (const bad of [null, '', 'read=1', 'read=1, written=1', 'read=x, written=1, ms=1'])
       expect(parseRows(bad)).toBeNull()
+  })
+
+  it("seeds the search scenario's users in chunks: well-formed ids, one number each, every other verified", async () => {
+    const p = await project()
+    const seed = (from: number, total: number) =>
+      call('POST', SEARCH_USERS_PATH, { body: { project_id: p.id, from, total }, env: flagged(), worker: bench })
+    expect((await seed(0, 3)).status).toBe(200)
+    expect((await seed(3, 5)).status).toBe(200)
+    expect((await seed(5, 5)).status).toBe(200)
+    const all = await callJson('POST', '/v1/users/search', { project: p, body: {} })
+    const users = all.body.results as { user_id: string; phone_numbers: { phone_id: string; verified: boolean }[] }[]
+    expect(users).toHaveLength(5)
+    expect(users.map((u) => u.phone_numbers.map((n) => n.verified))).toEqual([
+      [false],
+      [true],
+      [false],
+      [true],
+      [false],
+    ])
+    for (const u of users) {
+      expect(u.user_id).toMatch(/^user-test-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+      expect(u.phone_numbers[0]?.phone_id).toMatch(/^phone-number-test-[0-9a-f-]{36}$/)
+      expect((await callJson('GET', `/v1/users/${u.user_id}`, { project: p })).status).toBe(200)
+    }
   })
 
   it('formats and parses the header value, refusing malformed ones', () => {

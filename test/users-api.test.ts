@@ -455,7 +455,16 @@ describe('project isolation of the Users API', () => {
         })
       ).body.results,
     ).toEqual([])
-    expect(changedTables(before, await snapshot())).toEqual({})
+    // Only q's own search budget moved (its searches' rows read): nothing of p, nothing else.
+    expect(changedTables(before, await snapshot())).toEqual({
+      limit_counters: [expect.any(Number), expect.any(Number)],
+    })
+    const budgets = await env.DB.prepare(
+      "SELECT DISTINCT project_id FROM limit_counters WHERE kind = 'search_rows_per_minute' AND project_id IN (?1, ?2)",
+    )
+      .bind(p.id, q.id)
+      .all()
+    expect(budgets.results).toEqual([{ project_id: q.id }])
     // The same external id and number in another project are that project's own.
     const mine = await createUser(q, { phone_number: PHONE, external_id: 'shared' })
     expect(mine.status).toBe(200)

@@ -1,10 +1,11 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { type Sql, searchSql } from '../src/db/user-search'
+import { pagePhonesSql, SEARCH_TOTAL_CAP, type Sql, searchSql } from '../src/db/user-search'
 import { SearchUsersRequest } from '../src/schemas'
 
 // users.search runs on indexes only: SQLite's own query plans for every filter, alone and combined,
 // never scan a table, and the filters that name users (ids, numbers) never walk the project.
+// phone_verified is one key lookup per user in phones_verified, however often it is repeated.
 
 const OPERANDS = {
   phone_number: { filter_name: 'phone_number', filter_value: ['+12025550100', '+12025550101'] },
@@ -20,6 +21,7 @@ const OPERANDS = {
   },
 } as const
 const NARROWING = ['phone_number', 'phone_id', 'user_id']
+const UNVERIFIED = { filter_name: 'phone_verified', filter_value: false } as const
 
 async function plan(s: Sql): Promise<string[]> {
   const res = await env.DB.prepare(`EXPLAIN QUERY PLAN ${s.sql}`)
@@ -28,30 +30,40 @@ async function plan(s: Sql): Promise<string[]> {
   return res.results.map((r) => r.detail)
 }
 
-function statements(operator: 'AND' | 'OR', operands: unknown[], cursor = false) {
+const cursorOf = (text: string) => btoa(text).replace(/=+$/, '')
+
+function statements(operator: 'AND' | 'OR', operands: unknown[], cursor: string | false = false) {
   const body: Record<string, unknown> = { limit: 10, query: { operator, operands } }
-  if (cursor) body.cursor = btoa(`1764237600000.user-test-${crypto.randomUUID()}`).replace(/=+$/, '')
+  if (cursor !== false) body.cursor = cursor
   return searchSql('project-test-plan', SearchUsersRequest.parse(body), Date.now())
 }
 
-// A table scan is "SCAN <table>" without an index; scanning the bound json_each list is fine.
-const tableScan = (detail: string) => /^SCAN /.test(detail) && !/^SCAN json_each/.test(detail)
+/** The statements that read users: the page, and the count when there is one. */
+const userReads = (s: ReturnType<typeof statements>) => [s.page, ...(s.count ? [s.count] : [])]
+
+// A table scan is "SCAN <table>" without an index; scanning the bound json_each list, or the rows of
+// a subquery (the capped count counts those of its LIMITed walk), is fine.
+const tableScan = (detail: string) => /^SCAN /.test(detail) && !/^SCAN (json_each|\(subquery-)/.test(detail)
 // Walking all of a project's users or phones: an index searched by project_id alone.
 const projectWalk = (detail: string) => /\(project_id=\?\)$/.test(detail)
+// Any read of phones in a plan line.
+const phonesRead = (detail: string) => /^SEARCH p (EXISTS )?USING /.test(detail)
+const VERIFIED_LOOKUP = /USING (COVERING )?INDEX phones_verified \(project_id=\? AND verified=\? AND user_id=\?\)/
 
 describe('users.search query plans', () => {
   const names = Object.keys(OPERANDS) as (keyof typeof OPERANDS)[]
-  const cases: [string, 'AND' | 'OR', unknown[], boolean][] = [
+  const carried = cursorOf(`1764237600000.user-test-${crypto.randomUUID()}.42`)
+  const cases: [string, 'AND' | 'OR', unknown[], string | false][] = [
     ['no filter', 'AND', [], false],
-    ['no filter, with a cursor', 'AND', [], true],
-    ...names.map((n): [string, 'AND', unknown[], boolean] => [n, 'AND', [OPERANDS[n]], false]),
-    ...names.map((n): [string, 'AND', unknown[], boolean] => [
+    ['no filter, with a cursor', 'AND', [], carried],
+    ...names.map((n): [string, 'AND', unknown[], false] => [n, 'AND', [OPERANDS[n]], false]),
+    ...names.map((n): [string, 'AND', unknown[], string] => [
       `${n} AND phone_number`,
       'AND',
       [OPERANDS[n], OPERANDS.phone_number],
-      true,
+      carried,
     ]),
-    ...names.map((n): [string, 'OR', unknown[], boolean] => [
+    ...names.map((n): [string, 'OR', unknown[], false] => [
       `${n} OR user_id`,
       'OR',
       [OPERANDS[n], OPERANDS.user_id],
@@ -60,24 +72,85 @@ describe('users.search query plans', () => {
   ]
 
   it.each(cases)('%s: no table scan', async (_name, operator, operands, cursor) => {
-    const s = statements(operator, operands, cursor)
-    for (const statement of [s.page, s.phones, s.count]) {
+    for (const statement of userReads(statements(operator, operands, cursor))) {
       const details = await plan(statement)
       expect(details.filter(tableScan), details.join(' | ')).toEqual([])
     }
-    // The page's phones are read through phones_user, never by walking the project's phones.
-    expect(await plan(s.phones)).toContain('SEARCH p USING INDEX phones_user (user_id=?)')
   })
 
   it.each(names.filter((n) => NARROWING.includes(n)))(
     '%s: looks users up instead of walking the project',
     async (name) => {
       for (const s of [statements('AND', [OPERANDS[name]]), statements('AND', [OPERANDS[name], OPERANDS.status])]) {
-        for (const statement of [s.page, s.phones, s.count]) {
+        for (const statement of userReads(s)) {
           const details = await plan(statement)
           expect(details.filter(projectWalk), details.join(' | ')).toEqual([])
         }
       }
     },
   )
+
+  it('phone_verified alone or under AND is a semi-join on phones_verified, never a walk of the user’s phones', async () => {
+    for (const operands of [[UNVERIFIED], [OPERANDS.phone_verified], [UNVERIFIED, OPERANDS.status]]) {
+      for (const statement of userReads(statements('AND', operands))) {
+        const details = await plan(statement)
+        const phones = details.filter(phonesRead)
+        expect(phones, details.join(' | ')).toHaveLength(1)
+        expect(phones[0], details.join(' | ')).toMatch(/^SEARCH p EXISTS /)
+        expect(phones[0]).toMatch(VERIFIED_LOOKUP)
+        expect(
+          details.filter((d) => /CORRELATED/.test(d)),
+          details.join(' | '),
+        ).toEqual([])
+      }
+    }
+  })
+
+  it('phone_verified among other OR filters is one key lookup per user in phones_verified', async () => {
+    for (const other of names.filter((n) => n !== 'phone_verified')) {
+      for (const statement of userReads(statements('OR', [UNVERIFIED, OPERANDS[other]]))) {
+        const details = await plan(statement)
+        const phones = details.filter(phonesRead).filter((d) => /phones_verified|phones_user/.test(d))
+        expect(phones, details.join(' | ')).toHaveLength(1)
+        expect(phones[0]).toMatch(VERIFIED_LOOKUP)
+      }
+    }
+  })
+
+  it('a repeated filter is evaluated once: twenty phone_verified operands make one lookup', async () => {
+    const twenty = Array.from({ length: 20 }, () => UNVERIFIED)
+    for (const operator of ['AND', 'OR'] as const) {
+      for (const operands of [twenty, [...twenty.slice(10), OPERANDS.phone_verified]]) {
+        for (const statement of userReads(statements(operator, operands))) {
+          const details = await plan(statement)
+          const lookups = details.filter((d) => VERIFIED_LOOKUP.test(d))
+          // true and false under AND are two conditions (a user may hold both kinds of number).
+          const expected = operator === 'AND' && operands.length === 11 ? 2 : 1
+          expect(lookups, details.join(' | ')).toHaveLength(expected)
+          expect(details.filter((d) => /phones_user/.test(d))).toEqual([])
+        }
+      }
+    }
+  })
+
+  it('the total is counted only on a first page, and at most SEARCH_TOTAL_CAP + 1 users are counted', async () => {
+    const first = statements('AND', [UNVERIFIED])
+    expect(first.count?.sql).toMatch(/LIMIT \?\d+\)$/)
+    expect(first.count?.params.at(-1)).toBe(SEARCH_TOTAL_CAP + 1)
+    expect(first.total).toBeNull()
+    const later = statements('AND', [UNVERIFIED], carried)
+    expect(later.count).toBeNull()
+    expect(later.total).toBe(42)
+  })
+
+  it("a page's phones are read by the page's user ids through phones_user, never by reading users again", async () => {
+    const ids = [`user-test-${crypto.randomUUID()}`, `user-test-${crypto.randomUUID()}`]
+    const details = await plan(pagePhonesSql('project-test-plan', ids, Date.now()))
+    expect(details).toContain('SEARCH p USING INDEX phones_user (user_id=?)')
+    expect(details.filter(tableScan)).toEqual([])
+    expect(
+      details.filter((d) => /\bu\b|users/.test(d)),
+      details.join(' | '),
+    ).toEqual([])
+  })
 })

@@ -9,6 +9,7 @@
  */
 
 import { HISTORY_PATH, seedHistory } from './history'
+import { SEARCH_USERS_PATH, seedSearchUsers } from './search'
 
 export const STORAGE_OPS_HEADER = 'X-Storage-Ops'
 
@@ -51,7 +52,8 @@ export function storageCountingEnabled(env: Env): boolean {
 export function withStorageCounting(handler: FetchHandler): FetchHandler {
   return async (request, env, ctx) => {
     if (!storageCountingEnabled(env)) return handler(request, env, ctx)
-    if (request.method === 'POST' && new URL(request.url).pathname === HISTORY_PATH) return seedRoute(request, env)
+    const seed = request.method === 'POST' ? SEEDS.get(new URL(request.url).pathname) : undefined
+    if (seed) return seedRoute(request, env, seed)
     const { env: counted, counts, rows } = countingBindings(env)
     const res = await handler(request, counted, ctx)
     const headers = new Headers(res.headers)
@@ -61,14 +63,22 @@ export function withStorageCounting(handler: FetchHandler): FetchHandler {
   }
 }
 
-/** The bench's history seeding (src/bench/history.ts): `{ project_id, from, total }`. */
-async function seedRoute(request: Request, env: Env): Promise<Response> {
+type Seed = (db: D1Database, projectId: string, from: number, total: number) => Promise<void>
+
+/** The bench's seeding routes: the history (src/bench/history.ts) and the search users (src/bench/search.ts). */
+const SEEDS = new Map<string, Seed>([
+  [HISTORY_PATH, (db, projectId, from, total) => seedHistory(db, projectId, from, total, Date.now())],
+  [SEARCH_USERS_PATH, seedSearchUsers],
+])
+
+/** A seeding route's request, `{ project_id, from, total }`: items `from` … `total` - 1 are written. */
+async function seedRoute(request: Request, env: Env, seed: Seed): Promise<Response> {
   const body = (await request.json()) as { project_id?: unknown; from?: unknown; total?: unknown }
   const { project_id: projectId, from, total } = body
   if (typeof projectId !== 'string' || !Number.isSafeInteger(from) || !Number.isSafeInteger(total)) {
     return Response.json({ error: 'project_id, from and total expected' }, { status: 400 })
   }
-  await seedHistory(env.DB, projectId, from as number, total as number, Date.now())
+  await seed(env.DB, projectId, from as number, total as number)
   return Response.json({ seeded: total })
 }
 

@@ -63,6 +63,11 @@ export class Batch {
     for (const statement of statements) this.add(statement)
   }
 
+  /** The rows D1 reported reading for the whole batch (meta.rows_read, D1's own meter), once it ran. */
+  get rowsRead(): number {
+    return this.#handles.reduce((rows, handle) => rows + (handle.result.meta.rows_read ?? 0), 0)
+  }
+
   /** How many statements the batch holds. */
   get size(): number {
     return this.#statements.length

@@ -13,9 +13,10 @@ import { otpSucceededSql, recheckPendingSql, wrongAttemptCountedSql } from './ot
  *    the current bucket and the W / BUCKET_MS before it, i.e. it covers between W and W + BUCKET_MS.
  *    It can only over-count: never more than the limit passes in any window of W, and at worst events
  *    up to one bucket older than W still count (see bucketedFrom).
- * Recording is one upsert (`ON CONFLICT ... DO UPDATE SET n = n + 1`). The guard is an INSERT into
- * limit_guard selecting a row only when a sum is over its limit; the row violates the named CHECK of
- * that limit's column, the statement fails and D1 rolls the whole batch back (a batch is one
+ * Recording is one upsert (`ON CONFLICT ... DO UPDATE SET n = n + excluded.n`: the event's weight,
+ * 1 for a counted event, the rows read for a cost budget). The guard is an INSERT into limit_guard
+ * selecting a row only when a sum is over its limit; the row violates the named CHECK of that
+ * limit's column, the statement fails and D1 rolls the whole batch back (a batch is one
  * transaction). D1 runs statements one at a time, so concurrent batches see each other's counts and
  * exactly as many pass as a limit allows.
  */
@@ -34,6 +35,8 @@ export interface CounterEvent {
   exact: boolean
   /** The longest window the row is read by, in ms. */
   windowMs: number
+  /** How much the event adds to its counter: 1 unless it measures a cost (rows read, say). */
+  weight?: number
 }
 
 /** One window check: trips `name` when the counter's sum since `from` is over the threshold. */
@@ -111,11 +114,11 @@ function recordSql(
     const bucket = e.exact ? at : bucketOf(at)
     const expires = bucket + e.windowMs + (e.exact ? 0 : BUCKET_MS)
     const i = firstArg + args.length
-    args.push(e.kind, e.subject, bucket, expires)
-    return `SELECT ?${i} AS kind, ?${i + 1} AS subject, ?${i + 2} AS bucket, ?${i + 3} AS expires_at`
+    args.push(e.kind, e.subject, bucket, expires, e.weight ?? 1)
+    return `SELECT ?${i} AS kind, ?${i + 1} AS subject, ?${i + 2} AS bucket, ?${i + 3} AS expires_at, ?${i + 4} AS n`
   })
   return {
-    sql: `SELECT kind, subject, bucket, expires_at FROM (${rows.join(' UNION ALL ')}) WHERE ${condition}`,
+    sql: `SELECT kind, subject, bucket, expires_at, n FROM (${rows.join(' UNION ALL ')}) WHERE ${condition}`,
     args,
   }
 }
@@ -143,8 +146,8 @@ function recordStatement(
   return db
     .prepare(
       `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
-       SELECT ?1, kind, subject, bucket, 1, expires_at FROM (${selects.join(' UNION ALL ')}) WHERE true
-       ON CONFLICT (project_id, kind, subject, bucket) DO UPDATE SET n = n + 1`,
+       SELECT ?1, kind, subject, bucket, n, expires_at FROM (${selects.join(' UNION ALL ')}) WHERE true
+       ON CONFLICT (project_id, kind, subject, bucket) DO UPDATE SET n = n + excluded.n`,
     )
     .bind(...args)
 }
@@ -345,4 +348,31 @@ export function failedAuthCountStatements(
     ]),
     brake,
   }
+}
+
+/**
+ * A cost budget's statements for the caller's batch, before the work they pay for: the guard trips
+ * when the counter has already reached its limit, then `reserve` (the least the work is charged) is
+ * recorded, and a few expired counter rows are swept. Batches run one at a time, so concurrent work
+ * sees every earlier reservation. What the work cost beyond it is added afterwards (costStatement).
+ */
+export function budgetStatements(
+  db: D1Database,
+  projectId: string,
+  at: number,
+  reserve: CounterEvent,
+  check: CounterCheck,
+): D1PreparedStatement[] {
+  return present([
+    guardStatement(db, projectId, [], [check], false),
+    recordStatement(db, projectId, at, [], [{ events: [reserve], condition: 'true' }]),
+    sweepStatement(db, at),
+  ])
+}
+
+/** Records `event` (its weight: a cost beyond the reservation) in its counter at `at`. */
+export function costStatement(db: D1Database, projectId: string, at: number, event: CounterEvent): D1PreparedStatement {
+  const record = recordStatement(db, projectId, at, [], [{ events: [event], condition: 'true' }])
+  if (!record) throw new Error('a cost statement records one event')
+  return record
 }

@@ -75,12 +75,13 @@ userRoutes.add(
     operationId: 'usersSearch',
     summary: 'Search users by phone number, phone id, user id, verification, status or creation time',
     description:
-      'Filters combine with AND or OR; pages of 1-1000 users (default 100), oldest first, continued with next_cursor.',
+      'Filters combine with AND or OR; pages of 1-1000 users (default 100), oldest first, continued with next_cursor. ' +
+      "A project's searches share a budget of rows read per minute (search_rows_per_minute).",
     tag: 'Users',
     auth: 'project',
     body: SearchUsersRequest,
     response: SearchUsersResponse,
-    errors: [],
+    errors: ['too_many_requests'],
   },
   async (c) => {
     const { results, next_cursor, total } = await searchUsers(c.env, c.var.project, c.req.valid('json'))
