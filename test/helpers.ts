@@ -14,6 +14,8 @@ export interface TestProject {
   secret: string
   env: 'test' | 'live'
   settings?: Record<string, unknown>
+  /** The public token for /sdk/v1 (seedProject picks a random one when not given). */
+  publicToken?: string
 }
 
 /**
@@ -33,18 +35,22 @@ export const TEST_PROJECT: TestProject = {
   secret: 'secret-test-local-development-only-0000000000',
   env: 'test',
   settings: LENIENT_LIMITS,
+  publicToken: 'public-token-test-00000000-0000-4000-8000-000000000000',
 }
 
-export async function seedProject(project: TestProject): Promise<TestProject> {
+export async function seedProject(project: TestProject): Promise<TestProject & { publicToken: string }> {
   const hash = toHex(await sha256(project.secret))
+  const publicToken = project.publicToken ?? `public-token-${project.env}-${crypto.randomUUID()}`
   await env.DB.prepare(
-    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (?1, ?2, 'test', ?3, ?4, ?5)
-     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings`,
+    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token)
+     VALUES (?1, ?2, 'test', ?3, ?4, ?5, ?6)
+     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings,
+       public_token = excluded.public_token`,
   )
-    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now())
+    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now(), publicToken)
     .run()
   clearProjectCache()
-  return project
+  return { ...project, publicToken }
 }
 
 /** A fresh project of its own, so a test does not share rows or limits with others. */

@@ -23,6 +23,7 @@ import {
   countGiven,
   credentialOf,
   projectSigningKey,
+  type SessionCredential,
   sessionJwt,
   sessionSelector,
   unsealSessionToken,
@@ -87,6 +88,22 @@ export async function authenticateSession(
     session_jwt: await sessionJwt(await key, project.id, session, at),
     user: userObject(userRow, phones.rows(), at),
   }
+}
+
+/**
+ * The user of the live session `credential` names (one D1 read); session_not_found when it names none.
+ * Used wherever a session stands for its user: /send with a session, the SDK's users/me.
+ */
+export async function sessionUserId(
+  env: Env,
+  projectId: string,
+  credential: SessionCredential,
+  at: number,
+): Promise<string> {
+  const selector = await sessionSelector(env, projectId, credential, at)
+  const row = await sessionStatement(env.DB, projectId, selector, at).first<SessionRow>()
+  if (!row) throw new StytchError('session_not_found')
+  return row.user_id
 }
 
 /**
