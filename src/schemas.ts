@@ -1,5 +1,6 @@
 import * as z from 'zod'
 import { isExternalId, parseId } from './ids'
+import { REFUSED_FIELD } from './middleware/validate'
 
 /**
  * Request and response schemas of every route: the one source for validation and for the OpenAPI
@@ -11,8 +12,13 @@ export type Locale = (typeof LOCALES)[number]
 
 const optional = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined)
 
-/** A field this route does not accept: any value but null is refused with `reason`. */
-const refused = (reason: string) => optional(z.unknown().refine(() => false, reason))
+/**
+ * A field this route does not accept: any value but null is refused, as 400 bad_request with
+ * `reason` (REFUSED_FIELD marks the issue, so a field that has an error type of its own elsewhere,
+ * such as user_id, is not reported as malformed).
+ */
+const refused = (reason: string) =>
+  optional(z.unknown().refine(() => false, { message: reason, params: { [REFUSED_FIELD]: true } }))
 
 export const Attributes = z
   .object({

@@ -206,8 +206,13 @@ export interface IssuedCode {
 }
 
 export interface IssueOptions {
-  /** The route: login_or_create (the default) or send. */
-  path?: 'login_or_create' | 'send'
+  /**
+   * The route: login_or_create (the default) or send under /v1/otps/whatsapp, or a whole path (an
+   * /sdk/v1 route, whose reply is { data: { method_id } }).
+   */
+  path?: 'login_or_create' | 'send' | `/${string}`
+  /** Request headers (an Authorization here replaces the project's Basic credentials). */
+  headers?: Record<string, string>
   /** The bindings (the test bindings unless given); the code is decrypted with their key. */
   env?: Env
   /**
@@ -232,22 +237,25 @@ export async function issueCode(
   const bindings = options.env ?? env
   const sent: unknown[] = []
   const queue = options.deliver === false ? capturingQueue(sent) : recordingQueue(sent, bindings.WHATSAPP_QUEUE)
-  const res = await callJson('POST', `/v1/otps/whatsapp/${options.path ?? 'login_or_create'}`, {
+  const path = options.path ?? 'login_or_create'
+  const res = await callJson('POST', path.startsWith('/') ? path : `/v1/otps/whatsapp/${path}`, {
     project,
     body,
     env: { ...bindings, WHATSAPP_QUEUE: queue },
+    ...(options.headers ? { headers: options.headers } : {}),
     ...(options.worker ? { worker: options.worker } : {}),
   })
   expect(res.status, JSON.stringify(res.body)).toBe(200)
   expect(sent).toHaveLength(1)
   const job = WhatsAppJobSchema.parse(sent[0])
   const code = await open(bindings.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
+  const sdkReply = res.body.data as { method_id?: string } | undefined
   return {
     ...res,
     job,
     code,
     codeId: job.id,
-    phoneId: String(res.body.phone_id),
+    phoneId: String(sdkReply?.method_id ?? res.body.phone_id),
     userId: String(res.body.user_id),
   }
 }
