@@ -632,7 +632,9 @@ export const SdkBootstrapResponse = SdkReply(
     password_config: z.null(),
     dfp_protected_auth_enabled: z.literal(false),
     dfp_protected_auth_mode: z.null(),
-    rbac_policy: z.null(),
+    rbac_policy: z
+      .object({ roles: z.array(z.never()), resources: z.array(z.never()), scopes: z.array(z.never()) })
+      .describe('An empty policy: no RBAC, so no role has a permission (null would make the SDK log an error).'),
     siwe_required_for_crypto_wallets: z.literal(false),
   }),
 )

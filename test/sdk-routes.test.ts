@@ -32,7 +32,7 @@ describe('GET /sdk/v1/projects/bootstrap/{public_token}', () => {
       password_config: null,
       dfp_protected_auth_enabled: false,
       dfp_protected_auth_mode: null,
-      rbac_policy: null,
+      rbac_policy: { roles: [], resources: [], scopes: [] },
       siwe_required_for_crypto_wallets: false,
     })
   })

@@ -89,7 +89,7 @@ sdkRoutes.add(
     method: 'get',
     path: '/projects/bootstrap/:public_token',
     operationId: 'sdkProjectsBootstrap',
-    summary: 'The project settings the SDK reads at start-up (CAPTCHA, PKCE, watermark and fingerprinting off)',
+    summary: 'The project settings the SDK reads at start-up (CAPTCHA, PKCE, RBAC, watermark and fingerprinting off)',
     tag: 'Frontend SDK',
     auth: 'public_token',
     params: SdkBootstrapParams,
@@ -117,7 +117,7 @@ sdkRoutes.add(
         password_config: null,
         dfp_protected_auth_enabled: false,
         dfp_protected_auth_mode: null,
-        rbac_policy: null,
+        rbac_policy: { roles: [], resources: [], scopes: [] },
         siwe_required_for_crypto_wallets: false,
       },
     } satisfies z.infer<typeof SdkBootstrapResponse>)
