@@ -4,7 +4,8 @@
 //   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--rotate-public-token]
 //                             [--remote [--wrangler-env E]]
 //   npm run project:show -- --id PROJECT_ID [--remote [--wrangler-env E]]
-// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's.)
+// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's;
+// --persist-to DIR uses local state kept there instead of wrangler's default directory.)
 //
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256. The public
 // token (what the frontend SDKs use; it is not secret) is printed at creation and by show.
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     'rotate-public-token': { type: 'boolean', default: false },
     remote: { type: 'boolean', default: false },
     'wrangler-env': { type: 'string' },
+    'persist-to': { type: 'string' },
   },
 })
 
@@ -74,9 +76,11 @@ const checkedId = (id) => {
 const sha256 = (text) => createHash('sha256').update(text).digest('hex')
 const remote = values.remote
 const configEnv = values['wrangler-env']
+// Local state in another directory than wrangler's default (as `wrangler dev --persist-to`).
+const persistTo = values['persist-to']
 // Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
-if (!remote) d1MigrationsApply()
+if (!remote) d1MigrationsApply({ persistTo })
 
 if (command === 'create') {
   const env = values.env
@@ -88,6 +92,7 @@ if (command === 'create') {
   d1Execute({
     remote,
     configEnv,
+    persistTo,
     sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${Date.now()}, ${lit(publicToken)})`,
   })
   console.log(JSON.stringify({ project_id: id, secret, public_token: publicToken, env, settings }, null, 2))
@@ -98,6 +103,7 @@ if (command === 'create') {
   const [result] = d1Execute({
     remote,
     configEnv,
+    persistTo,
     json: true,
     sql: `SELECT id, env, name, public_token, settings, created_at FROM projects WHERE id = ${lit(id)}`,
   })
@@ -117,6 +123,7 @@ if (command === 'create') {
   const [result] = d1Execute({
     remote,
     configEnv,
+    persistTo,
     json: true,
     sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}`,
   })
@@ -135,7 +142,12 @@ if (command === 'create') {
     assignments.push(`public_token = ${lit(publicToken)}`)
   }
   if (values.name) assignments.push(`name = ${lit(values.name)}`)
-  d1Execute({ remote, configEnv, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
+  d1Execute({
+    remote,
+    configEnv,
+    persistTo,
+    sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}`,
+  })
   const changed = { ...(secret ? { secret } : {}), ...(publicToken ? { public_token: publicToken } : {}) }
   console.log(JSON.stringify({ project_id: id, ...changed, settings }, null, 2))
   if (secret) {

@@ -654,7 +654,7 @@ export const ParsePhoneNumberRequest = z.object({
 export const ParsePhoneNumberResponse = z.object({
   isValid: z.boolean().describe('A complete, valid number (libphonenumber, full metadata).'),
   number: z.string().describe('E.164 when the number parses; else what was typed.'),
-  national: z.string().describe('The number in national format, formatted as typed while incomplete.'),
+  national: z.string().describe('A valid number in national format; else what was typed.'),
 })
 
 export const ExamplePhoneNumberQuery = z.object({
