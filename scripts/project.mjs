@@ -69,6 +69,19 @@ function checkedSettings(overrides) {
 
 const newSecret = (env) => `secret-${env}-${randomBytes(32).toString('base64url')}`
 const newPublicToken = (env) => `public-token-${env}-${randomUUID()}`
+/** The project's row (never its secret hash); exits when there is none. */
+function readProject(id) {
+  const [result] = d1Execute({
+    remote,
+    configEnv,
+    persistTo,
+    json: true,
+    sql: `SELECT id, env, name, public_token, settings, created_at FROM projects WHERE id = ${lit(id)}`,
+  })
+  const row = result?.results?.[0]
+  if (!row) fail(`no project ${id}`)
+  return row
+}
 const checkedId = (id) => {
   if (!id || !/^project-(test|live)-[0-9a-f-]{36}$/.test(id)) fail('--id must be a project id')
   return id
@@ -100,15 +113,7 @@ if (command === 'create') {
   console.log('The public token is for the frontend SDKs (not a secret); `npm run project:show` prints it again.')
 } else if (command === 'show') {
   const id = checkedId(values.id)
-  const [result] = d1Execute({
-    remote,
-    configEnv,
-    persistTo,
-    json: true,
-    sql: `SELECT id, env, name, public_token, settings, created_at FROM projects WHERE id = ${lit(id)}`,
-  })
-  const row = result?.results?.[0]
-  if (!row) fail(`no project ${id}`)
+  const row = readProject(id)
   const shown = {
     project_id: row.id,
     env: row.env,
@@ -120,15 +125,7 @@ if (command === 'create') {
   console.log(JSON.stringify(shown, null, 2))
 } else if (command === 'update') {
   const id = checkedId(values.id)
-  const [result] = d1Execute({
-    remote,
-    configEnv,
-    persistTo,
-    json: true,
-    sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}`,
-  })
-  const row = result?.results?.[0]
-  if (!row) fail(`no project ${id}`)
+  const row = readProject(id)
   const settings = checkedSettings({ ...JSON.parse(row.settings), ...Object.fromEntries(values.set.map(parseSetting)) })
   const assignments = [`settings = ${lit(JSON.stringify(settings))}`]
   let secret

@@ -11,15 +11,15 @@
 // e.g. examples/prebuilt-ui/screenshots to refresh the README's). Part of `npm test`.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { chromium } from 'playwright-core'
 import { Client, StytchError } from 'stytch'
 import { servePages } from '../../examples/prebuilt-ui/serve.mjs'
+import { assertChromium, CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs'
 import { readOutbox, startServer, waitForCode } from './server.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = process.env.PREBUILT_UI_SCREENSHOTS ?? 'test-results/prebuilt-ui'
 const SERVICE_PORTS = [8700, 8749]
 const STEP_TIMEOUT_MS = 30_000
@@ -40,7 +40,7 @@ const requested = []
 
 before(
   async () => {
-    assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does it)`)
+    assertChromium()
     service = await startServer({ projects: [PROJECT], ports: SERVICE_PORTS })
     apiOrigin = `http://localhost:${service.port}`
     pages = await servePages({ port: 0, api: apiOrigin, publicToken: PROJECT.publicToken })
@@ -49,14 +49,7 @@ before(
       headless: true,
       chromiumSandbox: false,
       args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
+        ...CHROMIUM_ARGS,
         // Every host but localhost and 127.0.0.1 fails to resolve: the pages can reach only this machine.
         '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
       ],
