@@ -6,14 +6,19 @@
 
 -- A tenant. The secret is stored only as SHA-256 (hex) and compared in constant time.
 -- settings: JSON of per-project limits; absent keys take the documented defaults (src/settings.ts).
+-- public_token (public-token-<env>-<uuid>) is what the frontend SDKs present to /sdk/v1: not a secret,
+-- stored as is, unique; NULL only for a project inserted by a Worker older than the column.
 CREATE TABLE IF NOT EXISTS projects (
   id TEXT PRIMARY KEY,
   env TEXT NOT NULL CHECK (env IN ('test', 'live')),
   name TEXT NOT NULL DEFAULT '',
   secret_hash TEXT NOT NULL,
   settings TEXT NOT NULL DEFAULT '{}',
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  public_token TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS projects_public_token ON projects (public_token)
+  WHERE public_token IS NOT NULL;
 
 -- failed_authentications counts consecutive failures (reset by a success);
 -- locked_until > now means the user is locked (Stytch user locks).

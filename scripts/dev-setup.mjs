@@ -7,6 +7,8 @@ import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
 
 export const LOCAL_PROJECT_ID = 'project-test-00000000-0000-4000-8000-000000000000'
 export const LOCAL_PROJECT_SECRET = 'secret-test-local-development-only-0000000000'
+/** The local project's public token, for the frontend SDKs (README quick start). */
+export const LOCAL_PUBLIC_TOKEN = 'public-token-test-00000000-0000-4000-8000-000000000000'
 
 /** Creates or completes `<dir>/.dev.vars` from `<dir>/.dev.vars.example` (the service's, or the example app's). */
 export function ensureDevVars(dir = '.') {
@@ -43,9 +45,11 @@ export function setupLocal({ persistTo, env } = {}) {
   d1Execute({
     persistTo,
     env,
-    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (${lit(LOCAL_PROJECT_ID)}, 'test', 'Local development', ${lit(hash)}, '{}', ${Date.now()}) ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash`,
+    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES (${lit(LOCAL_PROJECT_ID)}, 'test', 'Local development', ${lit(hash)}, '{}', ${Date.now()}, ${lit(LOCAL_PUBLIC_TOKEN)}) ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, public_token = excluded.public_token`,
   })
-  console.log(`local test project ready: ${LOCAL_PROJECT_ID} (local only; secret in README)`)
+  console.log(
+    `local test project ready: ${LOCAL_PROJECT_ID}, public token ${LOCAL_PUBLIC_TOKEN} (local only; secret in README)`,
+  )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) setupLocal()

@@ -1,12 +1,18 @@
 // Project administration against local D1 (default) or the deployed database (--remote).
 //
 //   npm run project:create -- --env test|live [--name NAME] [--set KEY=VALUE ...] [--remote [--wrangler-env E]]
-//   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--remote [--wrangler-env E]]
-// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's.)
+//   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--rotate-public-token]
+//                             [--remote [--wrangler-env E]]
+//   npm run project:show -- --id PROJECT_ID [--remote [--wrangler-env E]]
+// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's;
+// --persist-to DIR uses local state kept there instead of wrangler's default directory.)
 //
-// The secret is printed once, at creation (or rotation), and stored only as its SHA-256.
+// The secret is printed once, at creation (or rotation), and stored only as its SHA-256. The public
+// token (what the frontend SDKs use; it is not secret) is printed at creation and by show.
 // Settings keys and defaults are in src/settings.ts and the README's limits table;
-// allowed_countries and allowed_line_types take a comma-separated list (US,CA; MOBILE,FIXED_LINE) or "*".
+// allowed_countries, allowed_line_types and sdk_authorized_origins take a comma-separated list
+// (US,CA; MOBILE,FIXED_LINE; https://app.example.com,https://www.example.com) or "*" (not the origins);
+// true and false set the sdk_* switches.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema, projectUpdateNotice } from '../src/settings.ts'
@@ -21,8 +27,10 @@ const { values } = parseArgs({
     name: { type: 'string', default: '' },
     set: { type: 'string', multiple: true, default: [] },
     'rotate-secret': { type: 'boolean', default: false },
+    'rotate-public-token': { type: 'boolean', default: false },
     remote: { type: 'boolean', default: false },
     'wrangler-env': { type: 'string' },
+    'persist-to': { type: 'string' },
   },
 })
 
@@ -42,6 +50,10 @@ function parseSetting(pair) {
   if (key === 'allowed_countries' || key === 'allowed_line_types') {
     return [key, raw === '*' ? '*' : raw.split(',').map((c) => c.trim().toUpperCase())]
   }
+  if (key === 'sdk_authorized_origins') {
+    return [key, raw.trim() === '' ? [] : raw.split(',').map((origin) => origin.trim())]
+  }
+  if (raw === 'true' || raw === 'false') return [key, raw === 'true']
   const n = Number(raw)
   return [key, Number.isFinite(n) && raw.trim() !== '' ? n : raw]
 }
@@ -56,12 +68,32 @@ function checkedSettings(overrides) {
 }
 
 const newSecret = (env) => `secret-${env}-${randomBytes(32).toString('base64url')}`
+const newPublicToken = (env) => `public-token-${env}-${randomUUID()}`
+/** The project's row (never its secret hash); exits when there is none. */
+function readProject(id) {
+  const [result] = d1Execute({
+    remote,
+    configEnv,
+    persistTo,
+    json: true,
+    sql: `SELECT id, env, name, public_token, settings, created_at FROM projects WHERE id = ${lit(id)}`,
+  })
+  const row = result?.results?.[0]
+  if (!row) fail(`no project ${id}`)
+  return row
+}
+const checkedId = (id) => {
+  if (!id || !/^project-(test|live)-[0-9a-f-]{36}$/.test(id)) fail('--id must be a project id')
+  return id
+}
 const sha256 = (text) => createHash('sha256').update(text).digest('hex')
 const remote = values.remote
 const configEnv = values['wrangler-env']
+// Local state in another directory than wrangler's default (as `wrangler dev --persist-to`).
+const persistTo = values['persist-to']
 // Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
-if (!remote && (command === 'create' || command === 'update')) d1MigrationsApply()
+if (!remote) d1MigrationsApply({ persistTo })
 
 if (command === 'create') {
   const env = values.env
@@ -69,24 +101,31 @@ if (command === 'create') {
   const settings = checkedSettings(Object.fromEntries(values.set.map(parseSetting)))
   const id = `project-${env}-${randomUUID()}`
   const secret = newSecret(env)
+  const publicToken = newPublicToken(env)
   d1Execute({
     remote,
     configEnv,
-    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${Date.now()})`,
+    persistTo,
+    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${Date.now()}, ${lit(publicToken)})`,
   })
-  console.log(JSON.stringify({ project_id: id, secret, env, settings }, null, 2))
+  console.log(JSON.stringify({ project_id: id, secret, public_token: publicToken, env, settings }, null, 2))
   console.log('Store the secret now: it is not kept anywhere and cannot be shown again.')
+  console.log('The public token is for the frontend SDKs (not a secret); `npm run project:show` prints it again.')
+} else if (command === 'show') {
+  const id = checkedId(values.id)
+  const row = readProject(id)
+  const shown = {
+    project_id: row.id,
+    env: row.env,
+    name: row.name,
+    public_token: row.public_token,
+    created_at: new Date(row.created_at).toISOString(),
+    settings: JSON.parse(row.settings),
+  }
+  console.log(JSON.stringify(shown, null, 2))
 } else if (command === 'update') {
-  const id = values.id
-  if (!id || !/^project-(test|live)-[0-9a-f-]{36}$/.test(id)) fail('--id must be a project id')
-  const [result] = d1Execute({
-    remote,
-    configEnv,
-    json: true,
-    sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}`,
-  })
-  const row = result?.results?.[0]
-  if (!row) fail(`no project ${id}`)
+  const id = checkedId(values.id)
+  const row = readProject(id)
   const settings = checkedSettings({ ...JSON.parse(row.settings), ...Object.fromEntries(values.set.map(parseSetting)) })
   const assignments = [`settings = ${lit(JSON.stringify(settings))}`]
   let secret
@@ -94,10 +133,26 @@ if (command === 'create') {
     secret = newSecret(row.env)
     assignments.push(`secret_hash = ${lit(sha256(secret))}`)
   }
+  let publicToken
+  if (values['rotate-public-token']) {
+    publicToken = newPublicToken(row.env)
+    assignments.push(`public_token = ${lit(publicToken)}`)
+  }
   if (values.name) assignments.push(`name = ${lit(values.name)}`)
-  d1Execute({ remote, configEnv, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
-  console.log(JSON.stringify({ project_id: id, ...(secret ? { secret } : {}), settings }, null, 2))
+  d1Execute({
+    remote,
+    configEnv,
+    persistTo,
+    sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}`,
+  })
+  const changed = { ...(secret ? { secret } : {}), ...(publicToken ? { public_token: publicToken } : {}) }
+  console.log(JSON.stringify({ project_id: id, ...changed, settings }, null, 2))
+  if (publicToken) {
+    console.log(
+      'The new public token works at once; the old one is refused everywhere within 30 seconds (project cache lifetime). Deploy your web app with the new one.',
+    )
+  }
   console.log(projectUpdateNotice(Boolean(secret)))
 } else {
-  fail('usage: project.mjs create --env test|live [...] | update --id PROJECT_ID [...]')
+  fail('usage: project.mjs create --env test|live [...] | show --id PROJECT_ID | update --id PROJECT_ID [...]')
 }

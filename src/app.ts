@@ -7,6 +7,7 @@ import { logEvent } from './log'
 import { withMetrics } from './metrics'
 import { projectAuth } from './middleware/auth'
 import { requestId } from './middleware/request-id'
+import { sdkAuth, sdkCors } from './middleware/sdk'
 import { ROUTE_GROUPS } from './openapi/routes'
 
 /**
@@ -26,6 +27,10 @@ app.use('/v1/otps/*', projectAuth())
 app.use('/v1/users/*', projectAuth())
 // The JWKS is public (verifiers fetch it without a secret); every other sessions route needs credentials.
 app.use('/v1/sessions/*', except('/v1/sessions/jwks/*', projectAuth()))
+// The frontend SDKs' API: CORS for every reply, then the public token and the page's origin; the
+// SDK's telemetry comes without credentials (src/routes/sdk.ts).
+app.use('/sdk/v1/*', sdkCors())
+app.use('/sdk/v1/*', except('/sdk/v1/events', sdkAuth()))
 
 // Every route, each declared once with its documentation (src/routes/*.ts, listed by the OpenAPI
 // registry so that no route goes undocumented). Meta's webhook authenticates by signature; the dev

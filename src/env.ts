@@ -1,6 +1,7 @@
 import { configEntry } from './config'
 import type { RotatingSecret } from './crypto'
 import type { Project } from './db/projects'
+import type { SessionCredential } from './sessions/credentials'
 
 /** Hono's environment: bindings come from `wrangler types` (worker-configuration.d.ts), one source. */
 export interface AppEnv {
@@ -8,6 +9,10 @@ export interface AppEnv {
   Variables: {
     requestId: string
     project: Project
+    /** /sdk/v1: the page's origin once the project authorizes it (the CORS headers name it). */
+    sdkOrigin: string | undefined
+    /** /sdk/v1: the logged-in user's session (Basic password, or the HttpOnly cookies), or null. */
+    sdkSession: SessionCredential | null
   }
 }
 

@@ -21,6 +21,10 @@ export const ERRORS = {
     400,
     'session_duration_minutes is invalid, should be between 5 to 527040 minutes.',
   ],
+  invalid_session_duration: [
+    400,
+    'The submitted session duration exceeds the maximum session duration allowed for this project.',
+  ],
   invalid_session_token: [400, 'session_token format is invalid.'],
   invalid_session_jwt: [400, 'session_jwt format is invalid.'],
   invalid_session_custom_claims: [400, 'session_custom_claims is invalid.'],
@@ -44,6 +48,7 @@ export const ERRORS = {
   duplicate_phone_number: [409, 'A user with the specified phone number already exists for this project.'],
   duplicate_user_external_id: [409, 'A user with the specified external_id already exists for this project.'],
   unauthorized_credentials: [401, 'Unauthorized credentials.'],
+  endpoint_not_authorized_for_sdk: [401, 'This endpoint is not available to the frontend SDKs.'],
   unable_to_auth_otp_code: [
     401,
     'The passcode could not be authenticated because it was either already used or expired. Send another passcode to this user.',
@@ -51,6 +56,7 @@ export const ERRORS = {
   attribute_mismatch: [401, "Unable to authenticate because attributes on request don't match stored attributes."],
   invalid_webhook_signature: [401, 'The webhook signature is missing or invalid.'],
   forbidden: [403, 'The request is not allowed.'],
+  origin_not_authorized: [403, "The request's origin is not authorized for this project's frontend SDK."],
   route_not_found: [404, 'The requested route does not exist.'],
   otp_code_not_found: [
     404,

@@ -1,5 +1,6 @@
 import * as z from 'zod'
 import { isExternalId, parseId } from './ids'
+import { REFUSED_FIELD } from './middleware/validate'
 
 /**
  * Request and response schemas of every route: the one source for validation and for the OpenAPI
@@ -10,6 +11,14 @@ export const LOCALES = ['en', 'es', 'fr', 'pt-br'] as const
 export type Locale = (typeof LOCALES)[number]
 
 const optional = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined)
+
+/**
+ * A field this route does not accept: any value but null is refused, as 400 bad_request with
+ * `reason` (REFUSED_FIELD marks the issue, so a field that has an error type of its own elsewhere,
+ * such as user_id, is not reported as malformed).
+ */
+const refused = (reason: string) =>
+  optional(z.unknown().refine(() => false, { message: reason, params: { [REFUSED_FIELD]: true } }))
 
 export const Attributes = z
   .object({
@@ -280,7 +289,7 @@ const NoRoles = optional(z.array(z.string()).max(0, 'roles are not supported (no
 
 export const CreateUserRequest = z.object({
   phone_number: PhoneNumber.describe('E.164 number for WhatsApp codes; required (this service has no email).'),
-  email: optional(z.unknown().refine(() => false, 'email is not supported: this service has phone numbers only')),
+  email: refused('email is not supported: this service has phone numbers only'),
   name: optional(UserName),
   attributes: optional(Attributes),
   create_user_as_pending: optional(z.boolean()).transform((v) => v ?? false),
@@ -395,9 +404,9 @@ const SessionId = z
   .refine((id) => parseId('session', id) !== null, 'expected a session id such as session-test-<uuid>')
 
 // RBAC is not implemented: a caller asking for an authorization check must not get a silent "yes".
-const AuthorizationCheck = optional(
-  z.unknown().refine(() => false, 'authorization checks (RBAC) are not supported'),
-).describe('Not supported: any value other than null is rejected.')
+const AuthorizationCheck = refused('authorization checks (RBAC) are not supported').describe(
+  'Not supported: any value other than null is rejected.',
+)
 
 export const SessionsAuthenticateRequest = z.object({
   session_token: optional(SessionToken),
@@ -500,4 +509,184 @@ export const OutboxResponse = z.object({
       created_at: z.string().describe('RFC 3339 UTC.'),
     }),
   ),
+})
+
+// The frontend SDK API (/sdk/v1), called from web pages by Stytch's @stytch/vanilla-js, @stytch/react
+// and @stytch/nextjs. A page is less trusted than a backend: the fields a backend may set about the
+// end user or the session (attributes, pending users, custom claims, a session named in the body)
+// are refused here, and every 2xx reply is wrapped as { "data": … }, as the SDK reads it.
+
+/** A 2xx reply of /sdk/v1: the SDK reads `(await resp.json()).data`. */
+export const SdkReply = <T extends z.ZodType>(data: T) => z.object({ data })
+
+const SdkCommon = { request_id: z.string(), status_code: z.literal(200) }
+
+/** What the SDK adds to each OTP call: accepted and ignored (no device fingerprinting, no CAPTCHA here). */
+const SdkTelemetry = {
+  dfp_telemetry_id: optional(z.string().max(1_024)).describe('Accepted and ignored (no device fingerprinting).'),
+  captcha_token: optional(z.string().max(4_096)).describe('Accepted and ignored (no CAPTCHA).'),
+}
+
+const FromRequest = refused(
+  'attributes cannot be set from the browser: the IP address and user agent are read from the request itself',
+).describe("Refused: the end user's IP address (CF-Connecting-IP) and user agent (User-Agent) come from the request.")
+const SessionFromCredentials = (field: string) =>
+  refused(`${field} cannot be sent in the body: the session is the Basic password (or the HttpOnly cookie)`).describe(
+    'Refused: the session is the one in the Basic password (or the HttpOnly cookie).',
+  )
+
+export const SdkLoginOrCreateRequest = z.object({
+  phone_number: PhoneNumber,
+  expiration_minutes: optional(ExpirationMinutes).transform((v) => v ?? 2),
+  locale: optional(Locale).transform((v) => v ?? 'en'),
+  create_user_as_pending: optional(z.boolean())
+    .refine((v) => v !== true, 'create_user_as_pending cannot be set from the browser')
+    .describe('Refused when true: only a backend may create pending users.'),
+  attributes: FromRequest,
+  ...SdkTelemetry,
+})
+
+export const SdkSendRequest = z.object({
+  phone_number: PhoneNumber,
+  expiration_minutes: optional(ExpirationMinutes).transform((v) => v ?? 2),
+  locale: optional(Locale).transform((v) => v ?? 'en'),
+  attributes: FromRequest,
+  user_id: refused('user_id cannot be sent from the browser: the logged-in user is the session’s').describe(
+    'Refused: send/secondary adds the number to the logged-in user.',
+  ),
+  session_token: SessionFromCredentials('session_token'),
+  session_jwt: SessionFromCredentials('session_jwt'),
+  ...SdkTelemetry,
+})
+
+/** login_or_create and send: the phone_id as method_id, and no user_id, so the reply tells no account apart. */
+export const SdkOtpSendResponse = SdkReply(
+  z.object({ ...SdkCommon, method_id: z.string().describe('The phone_id: pass it to otps.authenticate.') }),
+)
+
+const SdkSessionDuration = optional(SessionDurationMinutes).describe(
+  "Session lifetime in minutes (5 to the project's sdk_max_session_minutes). Without it authenticate starts " +
+    'a 30-minute session (or extends nothing of a session already logged in).',
+)
+
+const NoCustomClaims = refused('session_custom_claims can only be set by a backend').describe(
+  'Refused: custom claims can only be set by a backend.',
+)
+
+export const SdkAuthenticateRequest = z.object({
+  token: z
+    .string()
+    .regex(/^[0-9]{6}$/, 'expected 6 digits')
+    .describe('The 6-digit code (the SDK sends it as token).'),
+  method_id: PhoneId.describe('The method_id returned by login_or_create or send.'),
+  session_duration_minutes: SdkSessionDuration,
+  attributes: FromRequest,
+  options: refused('options (attribute matching) cannot be set from the browser').describe(
+    'Refused: attribute matching is for backends, which pass the end user’s attributes.',
+  ),
+  session_token: SessionFromCredentials('session_token'),
+  session_jwt: SessionFromCredentials('session_jwt'),
+  session_custom_claims: NoCustomClaims,
+  ...SdkTelemetry,
+})
+
+/** The session fields of an SDK reply; in HttpOnly mode the tokens are cookies and absent here. */
+const SdkSessionTokens = {
+  session_token: z.string().optional().describe('Absent in HttpOnly mode (the stytch_session cookie holds it).'),
+  session_jwt: z.string().optional().describe('Absent in HttpOnly mode (the stytch_session_jwt cookie holds it).'),
+}
+
+export const SdkAuthenticateResponse = SdkReply(
+  z.object({
+    ...SdkCommon,
+    method_id: z.string(),
+    user_id: z.string(),
+    user: User,
+    session: Session,
+    reset_sessions: z.literal(false),
+    ...SdkSessionTokens,
+  }),
+)
+
+export const SdkSessionsAuthenticateRequest = z.object({
+  session_duration_minutes: optional(SessionDurationMinutes).describe(
+    "Extend the session to expire this many minutes from now (5 to the project's sdk_max_session_minutes).",
+  ),
+  session_token: SessionFromCredentials('session_token'),
+  session_jwt: SessionFromCredentials('session_jwt'),
+  session_custom_claims: NoCustomClaims,
+  authorization_check: AuthorizationCheck,
+})
+
+export const SdkSessionsAuthenticateResponse = SdkReply(
+  z.object({ ...SdkCommon, user_id: z.string(), user: User, session: Session, ...SdkSessionTokens }),
+)
+
+export const SdkAckResponse = SdkReply(z.object(SdkCommon))
+
+export const SdkGetUserResponse = SdkReply(User.extend(SdkCommon))
+
+/** The SDK reads the changed user from `__user` (and strips it before returning the reply). */
+export const SdkDeletePhoneNumberResponse = SdkReply(z.object({ ...SdkCommon, user_id: z.string(), __user: User }))
+
+export const SdkBootstrapParams = z.object({
+  public_token: z.string().max(100).describe('The public token the client was created with.'),
+})
+
+/** The project settings the SDK reads at start-up (BootstrapDataManager): everything it needs off. */
+export const SdkBootstrapResponse = SdkReply(
+  z.object({
+    ...SdkCommon,
+    project_name: z.string(),
+    vertical: z.literal('CONSUMER'),
+    disable_sdk_watermark: z.literal(true),
+    captcha_settings: z.object({ enabled: z.literal(false) }),
+    cname_domain: z.null(),
+    email_domains: z.array(z.string()).max(0),
+    pkce_required_for_email_magic_links: z.literal(false),
+    pkce_required_for_password_resets: z.literal(false),
+    pkce_required_for_oauth: z.literal(false),
+    pkce_required_for_sso: z.literal(false),
+    slug_pattern: z.null(),
+    create_organization_enabled: z.literal(false),
+    password_config: z.null(),
+    dfp_protected_auth_enabled: z.literal(false),
+    dfp_protected_auth_mode: z.null(),
+    rbac_policy: z
+      .object({ roles: z.array(z.never()), resources: z.array(z.never()), scopes: z.array(z.never()) })
+      .describe('An empty policy: no RBAC, so no role has a permission (null would make the SDK log an error).'),
+    siwe_required_for_crypto_wallets: z.literal(false),
+  }),
+)
+
+/** The SDK's telemetry batch: documentation only, the route never reads it. */
+export const SdkEventsRequest = z
+  .array(z.unknown())
+  .describe('A batch of { telemetry, event } objects, sent without credentials; not read, not stored.')
+
+// The phone-number frame (clientside-services), parsing numbers for the prebuilt UI's phone field.
+
+export const ParsePhoneNumberRequest = z.object({
+  phoneNumber: z.string().max(64).describe('What the person typed so far, or an E.164 number.'),
+  regionCode: optional(z.string().regex(/^[A-Z]{2}$/)).describe('The country picked beside the field (ISO 3166-1).'),
+})
+
+export const ParsePhoneNumberResponse = z.object({
+  isValid: z.boolean().describe('A complete, valid number (libphonenumber, full metadata).'),
+  number: z.string().describe('E.164 when the number parses; else what was typed.'),
+  national: z.string().describe('A valid number in national format; else what was typed.'),
+})
+
+export const ExamplePhoneNumberQuery = z.object({
+  regionCode: z
+    .string()
+    .regex(/^[A-Z]{2}$/)
+    .describe('ISO 3166-1 alpha-2 country.'),
+})
+
+export const ExamplePhoneNumberResponse = z.object({
+  phoneNumber: z
+    .string()
+    .optional()
+    .describe('An example mobile number in national format; absent for an unknown country.'),
 })

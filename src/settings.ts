@@ -159,7 +159,54 @@ export const ProjectSettingsSchema = z.object({
     .describe(
       "Rows D1 may read for the project's user searches per minute (D1's rows_read; each search counts at least 5,000).",
     ),
+  sdk_enabled: z
+    .boolean()
+    .optional()
+    .describe(
+      'Whether the frontend SDKs may call /sdk/v1 with the public token. Unset: on for a test project, and for a ' +
+        'live project once sdk_authorized_origins lists an origin.',
+    ),
+  sdk_authorized_origins: z
+    .array(z.string().max(256).refine(isOrigin, 'expected an origin such as https://app.example.com'))
+    .max(100)
+    .default([])
+    .describe(
+      'Exact origins (scheme://host[:port]) whose pages may call /sdk/v1. A test project also accepts ' +
+        'http://localhost and http://127.0.0.1 on any port.',
+    ),
+  sdk_max_session_minutes: z
+    .number()
+    .int()
+    .min(5)
+    .max(527_040)
+    .default(10_080)
+    .describe('The longest session_duration_minutes the frontend SDKs may ask for (default 7 days).'),
+  sdk_http_only_cookies: z
+    .boolean()
+    .default(false)
+    .describe(
+      'The service sets stytch_session / stytch_session_jwt itself as HttpOnly cookies and leaves the tokens ' +
+        "out of SDK replies (for a service on the app's own site).",
+    ),
+  sdk_cookie_domain: z
+    .string()
+    .max(253)
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'expected a domain such as example.com')
+    .optional()
+    .describe(
+      "The Domain of the HttpOnly cookies (e.g. example.com when the service is auth.example.com); unset: the service's own host only.",
+    ),
 })
+
+/** An origin exactly as browsers send it: http(s), a host, an optional port, nothing else. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value
+  } catch {
+    return false
+  }
+}
 
 export type ProjectSettings = z.infer<typeof ProjectSettingsSchema>
 

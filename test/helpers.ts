@@ -14,6 +14,8 @@ export interface TestProject {
   secret: string
   env: 'test' | 'live'
   settings?: Record<string, unknown>
+  /** The public token for /sdk/v1 (seedProject picks a random one when not given). */
+  publicToken?: string
 }
 
 /**
@@ -33,18 +35,22 @@ export const TEST_PROJECT: TestProject = {
   secret: 'secret-test-local-development-only-0000000000',
   env: 'test',
   settings: LENIENT_LIMITS,
+  publicToken: 'public-token-test-00000000-0000-4000-8000-000000000000',
 }
 
-export async function seedProject(project: TestProject): Promise<TestProject> {
+export async function seedProject(project: TestProject): Promise<TestProject & { publicToken: string }> {
   const hash = toHex(await sha256(project.secret))
+  const publicToken = project.publicToken ?? `public-token-${project.env}-${crypto.randomUUID()}`
   await env.DB.prepare(
-    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (?1, ?2, 'test', ?3, ?4, ?5)
-     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings`,
+    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token)
+     VALUES (?1, ?2, 'test', ?3, ?4, ?5, ?6)
+     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings,
+       public_token = excluded.public_token`,
   )
-    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now())
+    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now(), publicToken)
     .run()
   clearProjectCache()
-  return project
+  return { ...project, publicToken }
 }
 
 /** A fresh project of its own, so a test does not share rows or limits with others. */
@@ -200,8 +206,13 @@ export interface IssuedCode {
 }
 
 export interface IssueOptions {
-  /** The route: login_or_create (the default) or send. */
-  path?: 'login_or_create' | 'send'
+  /**
+   * The route: login_or_create (the default) or send under /v1/otps/whatsapp, or a whole path (an
+   * /sdk/v1 route, whose reply is { data: { method_id } }).
+   */
+  path?: 'login_or_create' | 'send' | `/${string}`
+  /** Request headers (an Authorization here replaces the project's Basic credentials). */
+  headers?: Record<string, string>
   /** The bindings (the test bindings unless given); the code is decrypted with their key. */
   env?: Env
   /**
@@ -226,22 +237,25 @@ export async function issueCode(
   const bindings = options.env ?? env
   const sent: unknown[] = []
   const queue = options.deliver === false ? capturingQueue(sent) : recordingQueue(sent, bindings.WHATSAPP_QUEUE)
-  const res = await callJson('POST', `/v1/otps/whatsapp/${options.path ?? 'login_or_create'}`, {
+  const path = options.path ?? 'login_or_create'
+  const res = await callJson('POST', path.startsWith('/') ? path : `/v1/otps/whatsapp/${path}`, {
     project,
     body,
     env: { ...bindings, WHATSAPP_QUEUE: queue },
+    ...(options.headers ? { headers: options.headers } : {}),
     ...(options.worker ? { worker: options.worker } : {}),
   })
   expect(res.status, JSON.stringify(res.body)).toBe(200)
   expect(sent).toHaveLength(1)
   const job = WhatsAppJobSchema.parse(sent[0])
   const code = await open(bindings.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
+  const sdkReply = res.body.data as { method_id?: string } | undefined
   return {
     ...res,
     job,
     code,
     codeId: job.id,
-    phoneId: String(res.body.phone_id),
+    phoneId: String(sdkReply?.method_id ?? res.body.phone_id),
     userId: String(res.body.user_id),
   }
 }

@@ -4,6 +4,7 @@ import { ROUTES } from '../src/openapi/routes'
 import { type CallOptions, call, callJson, newProject, type TestProject } from './helpers'
 import { expectDocumentedReply, expectDocumentedRequest, fetchDocument, type Json } from './openapi-helpers'
 import { loginCode, project, wrong } from './otp-helpers'
+import { type SdkProject, sdkHeaders } from './sdk-helpers'
 import { signWebhook, statusPayload } from './whatsapp-helpers'
 
 // Real replies of every route, successes and errors, checked against the served OpenAPI document:
@@ -233,6 +234,64 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('GET', outbox, outbox, { project: null })).status).toBe(401)
     const meta = { ...env, WHATSAPP_PROVIDER: 'meta' } as Env
     expect((await check('GET', outbox, outbox, { project: p, env: meta })).status).toBe(404)
+  })
+
+  it('the frontend SDK routes (/sdk/v1) and the phone-number frame', async () => {
+    const sdk = (session?: string) => ({ project: null, headers: sdkHeaders(p as SdkProject, { session }) })
+    const token = (p as SdkProject).publicToken
+    const boot = '/sdk/v1/projects/bootstrap/:public_token'
+    expect((await check('GET', boot, `/sdk/v1/projects/bootstrap/${token}`, sdk())).status).toBe(200)
+    expect((await check('GET', boot, '/sdk/v1/projects/bootstrap/x', { project: null })).status).toBe(401)
+    const login = '/sdk/v1/otps/whatsapp/login_or_create'
+    const full = { phone_number: '+12025550320', expiration_minutes: 3, locale: 'fr', dfp_telemetry_id: 'd' }
+    expect((await check('POST', login, login, { ...sdk(), body: full })).status).toBe(200)
+    expect((await check('POST', login, login, { ...sdk(), body: { phone_number: '1' } })).status).toBe(400)
+    const denied = { project: null, headers: { ...sdkHeaders(p as SdkProject), origin: 'https://elsewhere.example' } }
+    expect((await check('POST', login, login, { ...denied, body: full })).status).toBe(403)
+
+    const { code, phoneId } = await loginCode(p, '+12025550321')
+    const auth = '/sdk/v1/otps/authenticate'
+    const body = { token: code, method_id: phoneId, session_duration_minutes: 30 }
+    expect((await check('POST', auth, auth, { ...sdk(), body: { ...body, token: wrong(code) } })).status).toBe(404)
+    const started = await check('POST', auth, auth, { ...sdk(), body })
+    const session = String((started.body.data as Json).session_token)
+    const primary = '/sdk/v1/otps/whatsapp/send/primary'
+    expect((await check('POST', primary, primary, { ...sdk(), body: { phone_number: '+12025550399' } })).status).toBe(
+      404,
+    )
+    const secondary = '/sdk/v1/otps/whatsapp/send/secondary'
+    const added = await check('POST', secondary, secondary, { ...sdk(session), body: { phone_number: '+12025550322' } })
+    expect(added.status).toBe(200)
+    // The number that logged in belongs to a user: send/primary reaches it.
+    expect((await check('POST', primary, primary, { ...sdk(), body: { phone_number: '+12025550321' } })).status).toBe(
+      200,
+    )
+    const sa = '/sdk/v1/sessions/authenticate'
+    expect((await check('POST', sa, sa, { ...sdk(session), body: { session_duration_minutes: 60 } })).status).toBe(200)
+    expect((await check('POST', sa, sa, { ...sdk(), body: {} })).status).toBe(401)
+    const me = '/sdk/v1/users/me'
+    expect((await check('GET', me, me, sdk(session))).status).toBe(200)
+    const del = '/sdk/v1/users/phone_numbers/:phone_id'
+    const addedId = String((added.body.data as Json).method_id)
+    expect((await check('DELETE', del, `/sdk/v1/users/phone_numbers/${addedId}`, sdk(session))).status).toBe(200)
+    expect((await check('DELETE', del, `/sdk/v1/users/phone_numbers/${addedId}`, sdk(session))).status).toBe(404)
+    const events = '/sdk/v1/events'
+    expect((await check('POST', events, events, { project: null, body: [{ event: {} }] })).status).toBe(200)
+    const revoke = '/sdk/v1/sessions/revoke'
+    expect((await check('POST', revoke, revoke, sdk(session))).status).toBe(200)
+    expect((await check('POST', revoke, revoke, sdk(session))).status).toBe(404)
+
+    expect(
+      (await check('GET', '/clientside-services/index.html', '/clientside-services/index.html', { project: null }))
+        .status,
+    ).toBe(200)
+    const parse = '/clientside-services/phone_numbers/parse'
+    const number = { phoneNumber: '2025550143', regionCode: 'US' }
+    expect((await check('POST', parse, parse, { project: null, body: number })).status).toBe(200)
+    expect((await check('POST', parse, parse, { project: null, body: {} })).status).toBe(400)
+    const example = '/clientside-services/phone_numbers/example'
+    expect((await check('GET', example, `${example}?regionCode=US`, { project: null })).status).toBe(200)
+    expect((await check('GET', example, `${example}?regionCode=us`, { project: null })).status).toBe(400)
   })
 
   // Runs last (tests in a file run in order): every documented operation had a real success above.

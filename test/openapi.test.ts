@@ -79,9 +79,10 @@ describe('GET /openapi.json', () => {
       expect(Object.keys(responses), route.operationId).toEqual(expect.arrayContaining(['200', '500']))
       const unauthorized = asJson(responses['401'] ?? {})
       expect(JSON.stringify(unauthorized).includes('unauthorized_credentials'), route.operationId).toBe(
-        route.auth === 'project',
+        route.auth !== 'none',
       )
-      expect(op.security, route.operationId).toEqual(route.auth === 'none' ? [] : undefined)
+      const security = { none: [], project: undefined, public_token: [{ publicToken: [] }] }[route.auth]
+      expect(op.security, route.operationId).toEqual(security)
     }
   })
 
@@ -126,14 +127,14 @@ describe('GET /openapi.json', () => {
     }
   })
 
-  it("matches the app's authentication: project routes refuse calls without credentials, others don't", async () => {
+  it("matches the app's authentication: routes with credentials refuse calls without them, others don't", async () => {
     for (const route of ROUTES) {
       const path = route.path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) => EXAMPLE_PARAMS[name] ?? 'x')
       const init = route.body ? { body: {} } : {}
       const res = await call(route.method.toUpperCase(), path, { ...init, project: null })
       const text = await res.text()
       const refused = res.status === 401 && text.includes('"error_type":"unauthorized_credentials"')
-      expect(refused, `${route.operationId}: ${res.status} ${text.slice(0, 200)}`).toBe(route.auth === 'project')
+      expect(refused, `${route.operationId}: ${res.status} ${text.slice(0, 200)}`).toBe(route.auth !== 'none')
     }
   })
 })

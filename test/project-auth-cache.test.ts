@@ -4,6 +4,7 @@ import { sha256, toHex } from '../src/crypto'
 import { findProject, PROJECT_REREAD_MIN_MS, UNKNOWN_PROJECT_TTL_MS } from '../src/db/projects'
 import { PROJECT_CACHE_TTL_MS, projectUpdateNotice } from '../src/settings'
 import { callJson, countingEnv, expectStytchError, newProject, type TestProject } from './helpers'
+import { sdkCall, sdkProject } from './sdk-helpers'
 
 /**
  * The per-isolate project cache behind Basic auth: a rotated secret is accepted at once (a mismatch
@@ -122,5 +123,36 @@ describe('unknown project ids', () => {
     const counting = countingEnv()
     expect(accepted(await probe(p, { env: counting.env }))).toBe(true)
     expect(counting.d1()).toBe(0)
+  })
+})
+
+describe('public tokens (/sdk/v1) with a warm project cache', () => {
+  const bootstrap = (token: string, options: { env?: Env } = {}) =>
+    sdkCall('GET', `/projects/bootstrap/${token}`, { publicToken: token }, options)
+
+  it('a cached token costs no D1 read; an unknown one one read per UNKNOWN_PROJECT_TTL_MS', async () => {
+    const p = await sdkProject()
+    expect((await bootstrap(p.publicToken)).status).toBe(200)
+    const counting = countingEnv()
+    for (let i = 0; i < 5; i++) expect((await bootstrap(p.publicToken, { env: counting.env })).status).toBe(200)
+    expect(counting.d1()).toBe(0)
+
+    const unknown = `public-token-test-${crypto.randomUUID()}`
+    for (let i = 0; i < 5; i++)
+      expectStytchError(await bootstrap(unknown, { env: counting.env }), 401, 'unauthorized_credentials')
+    expect(counting.d1()).toBe(1)
+    vi.setSystemTime(T0 + UNKNOWN_PROJECT_TTL_MS)
+    expectStytchError(await bootstrap(unknown, { env: counting.env }), 401, 'unauthorized_credentials')
+    expect(counting.d1()).toBe(2)
+  })
+
+  it('after a rotation the old token stops once the cached record expires, even if the new one is never used', async () => {
+    const p = await sdkProject()
+    expect((await bootstrap(p.publicToken)).status).toBe(200)
+    const rotated = `public-token-test-${crypto.randomUUID()}`
+    await env.DB.prepare('UPDATE projects SET public_token = ?2 WHERE id = ?1').bind(p.id, rotated).run()
+    vi.setSystemTime(T0 + 30_000) // the project cache's lifetime
+    expectStytchError(await bootstrap(p.publicToken), 401, 'unauthorized_credentials')
+    expect((await bootstrap(rotated)).status).toBe(200)
   })
 })

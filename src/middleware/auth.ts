@@ -48,7 +48,8 @@ function matches(project: Project, presented: Uint8Array, env: ProjectEnv): bool
   return bytesEqual(presented, project.secretHash) && project.env === env
 }
 
-function parseBasic(header: string | undefined): { projectId: string; secret: string } | null {
+/** The user name and password of an HTTP Basic header, or null when it is missing or malformed. */
+export function parseBasic(header: string | undefined): { projectId: string; secret: string } | null {
   if (!header || header.length > MAX_AUTHORIZATION_LENGTH) return null
   const match = /^Basic ([A-Za-z0-9+/]+={0,2})$/i.exec(header.trim())
   if (!match?.[1]) return null

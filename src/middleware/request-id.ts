@@ -4,7 +4,7 @@ import type { AppEnv } from '../env'
 /**
  * Gives every request a fresh Stytch-style request id (`request-id-<env>-<uuid>`), readable as
  * `c.var.requestId` and returned in the `X-Request-Id` header and every body. The environment infix
- * is read from the claimed project id in the Authorization header (it is not secret, and the id is
+ * is read from the claimed project id (or public token) in the Authorization header (it is not secret, and the id is
  * needed before authentication so that 401s carry one too).
  */
 export function requestId(): MiddlewareHandler<AppEnv> {
@@ -18,7 +18,8 @@ export function requestId(): MiddlewareHandler<AppEnv> {
 function claimedEnv(authorization: string | undefined): 'test' | 'live' {
   if (!authorization?.startsWith('Basic ')) return 'test'
   try {
-    return atob(authorization.slice(6).trim()).startsWith('project-live-') ? 'live' : 'test'
+    const user = atob(authorization.slice(6).trim())
+    return user.startsWith('project-live-') || user.startsWith('public-token-live-') ? 'live' : 'test'
   } catch {
     return 'test'
   }

@@ -40,13 +40,17 @@ export function fieldErrorType(path: string, missing = false): ErrorType {
   return (missing ? undefined : FIELD_ERROR_TYPES[path]) ?? 'bad_request'
 }
 
+/** Marks the issue of a field a route refuses outright (schemas.ts `refused`): always bad_request. */
+export const REFUSED_FIELD = 'refusedField'
+
 /** Turns the first zod issue into the matching Stytch error. */
 export function zodToStytchError(error: { issues: readonly z.core.$ZodIssue[] }): StytchError {
   const issue = error.issues[0]
   if (!issue) return new StytchError('bad_request')
   const path = issue.path.map(String).join('.')
   const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message)
-  const errorType = fieldErrorType(path, missing)
+  const refusedField = issue.code === 'custom' && issue.params?.[REFUSED_FIELD] === true
+  const errorType = refusedField ? 'bad_request' : fieldErrorType(path, missing)
   if (errorType !== 'bad_request') return new StytchError(errorType)
   const field = path || 'body'
   const reason = missing ? `${field} is required.` : `${field}: ${issue.message}.`

@@ -1,6 +1,7 @@
 import * as z from 'zod'
 import { version } from '../../package.json'
 import { ERRORS, type ErrorType } from '../errors'
+import { SDK_AUTH_ERRORS } from '../middleware/sdk'
 import { fieldErrorType, JSON_BODY_ERRORS } from '../middleware/validate'
 import type { RouteDoc } from '../routes/group'
 import { Attributes, ErrorResponse, Session, User } from '../schemas'
@@ -83,7 +84,9 @@ function build(routes: readonly RouteDoc[]): Json {
     },
     servers: [{ url: '/', description: 'The service that serves this document' }],
     security: [{ projectSecret: [] }],
-    tags: ['OTP', 'Users', 'Sessions', 'Webhooks', 'Service', 'Development'].map((name) => ({ name })),
+    tags: ['OTP', 'Users', 'Sessions', 'Frontend SDK', 'Phone frame', 'Webhooks', 'Service', 'Development'].map(
+      (name) => ({ name }),
+    ),
     paths,
     components: {
       securitySchemes: {
@@ -91,6 +94,14 @@ function build(routes: readonly RouteDoc[]): Json {
           type: 'http',
           scheme: 'basic',
           description: 'HTTP Basic with the project id as user name and the project secret as password.',
+        },
+        publicToken: {
+          type: 'http',
+          scheme: 'basic',
+          description:
+            "The frontend SDKs' credentials: HTTP Basic with the project's public token as user name and, as " +
+            'password, the logged-in user’s session token, or the public token again. Accepted only from a page ' +
+            'on an origin the project authorizes (sdk_authorized_origins); replies carry CORS headers for it.',
         },
       },
       schemas,
@@ -102,6 +113,7 @@ function operation(route: RouteDoc, bodyId: string | undefined, responseId: stri
   const op: Json = { operationId: route.operationId, summary: route.summary, tags: [route.tag] }
   if (route.description) op.description = route.description
   if (route.auth === 'none') op.security = []
+  if (route.auth === 'public_token') op.security = [{ publicToken: [] }]
   const parameters = [...parametersOf(route.params, 'path'), ...parametersOf(route.query, 'query')]
   if (parameters.length > 0) op.parameters = parameters
   if (bodyId) op.requestBody = { required: true, content: { 'application/json': { schema: { $ref: ref(bodyId) } } } }
@@ -111,7 +123,8 @@ function operation(route: RouteDoc, bodyId: string | undefined, responseId: stri
     headers: { 'X-Request-Id': { description: 'The request id', schema: { type: 'string' } } },
   }
   if (responseId) ok.content = { 'application/json': { schema: { $ref: ref(responseId) } } }
-  else ok.content = { 'text/plain': { schema: { type: 'string', description: textOf(route.response) } } }
+  else
+    ok.content = { [mediaTypeOf(route.response)]: { schema: { type: 'string', description: textOf(route.response) } } }
   const responses: Json = { '200': ok }
   for (const [status, types] of errorsByStatus(route, bodyId, schemas)) {
     responses[String(status)] = {
@@ -134,6 +147,10 @@ function textOf(response: RouteDoc['response']): string {
   return response instanceof z.ZodType ? '' : response.text
 }
 
+function mediaTypeOf(response: RouteDoc['response']): string {
+  return response instanceof z.ZodType ? 'application/json' : (response.mediaType ?? 'text/plain')
+}
+
 function parametersOf(schema: z.ZodObject | undefined, location: 'path' | 'query'): Json[] {
   if (!schema) return []
   return Object.entries(schema.shape).map(([name, field]) => {
@@ -148,6 +165,9 @@ function parametersOf(schema: z.ZodObject | undefined, location: 'path' | 'query
 function errorsByStatus(route: RouteDoc, bodyId: string | undefined, schemas: Json): [number, ErrorType[]][] {
   const types = new Set<ErrorType>(['internal_server_error', ...route.errors])
   if (route.auth === 'project') types.add('unauthorized_credentials')
+  if (route.auth === 'public_token') {
+    for (const type of SDK_AUTH_ERRORS) types.add(type)
+  }
   if (route.validated !== false) {
     if (route.body) for (const type of JSON_BODY_ERRORS) types.add(type)
     const fields = [

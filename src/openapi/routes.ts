@@ -1,6 +1,8 @@
 import { devRoutes } from '../routes/dev'
 import { RouteGroup } from '../routes/group'
 import { otpRoutes } from '../routes/otps'
+import { phoneFrameRoutes } from '../routes/phone-frame'
+import { sdkRoutes } from '../routes/sdk'
 import { serviceRoutes } from '../routes/service'
 import { sessionRoutes } from '../routes/sessions'
 import { userRoutes } from '../routes/users'
@@ -37,6 +39,8 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   otpRoutes,
   userRoutes,
   sessionRoutes,
+  sdkRoutes,
+  phoneFrameRoutes,
   webhookRoutes,
   serviceRoutes,
   openApiRoutes,

@@ -11,7 +11,7 @@ import { jsonBody, validate } from '../middleware/validate'
  * path or request schema; test/openapi*.test.ts check the rest against real replies.
  */
 
-export type Tag = 'OTP' | 'Users' | 'Sessions' | 'Webhooks' | 'Service' | 'Development'
+export type Tag = 'OTP' | 'Users' | 'Sessions' | 'Frontend SDK' | 'Phone frame' | 'Webhooks' | 'Service' | 'Development'
 
 export interface RouteSpec {
   method: 'get' | 'post' | 'put' | 'delete'
@@ -22,10 +22,12 @@ export interface RouteSpec {
   description?: string
   tag: Tag
   /**
-   * `project`: HTTP Basic project_id:secret (401 unauthorized_credentials otherwise). Checked by
-   * src/app.ts for whole path prefixes (an unknown path under them is refused before it is a 404).
+   * `project`: HTTP Basic project_id:secret (401 unauthorized_credentials otherwise). `public_token`:
+   * HTTP Basic public_token:(session_token or public_token) from a page on an origin the project
+   * authorizes (src/middleware/sdk.ts). Both are checked by src/app.ts for whole path prefixes (an
+   * unknown path under them is refused before it is a 404).
    */
-  auth: 'project' | 'none'
+  auth: 'project' | 'public_token' | 'none'
   params?: z.ZodObject
   query?: z.ZodObject
   /** A JSON body read by jsonBody() (415/413/400 before validation). */
@@ -35,7 +37,8 @@ export interface RouteSpec {
    * validator is installed and no validation errors are derived from them.
    */
   validated?: false
-  response: z.ZodType | { text: string }
+  /** A JSON schema, or a text reply described in words (text/plain unless `mediaType` says otherwise). */
+  response: z.ZodType | { text: string; mediaType?: 'text/html' }
   /** What the handler itself can answer besides validation, auth and 500. */
   errors: readonly ErrorType[]
   /** Middleware of the route's own, run before validation and the handler. */

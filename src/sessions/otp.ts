@@ -28,6 +28,7 @@ import {
 import type { SigningKey } from './keys'
 import { initialCustomClaims, mergeCustomClaims, parseClaims, sessionObject } from './object'
 import { openSessionRow, sealSession, sessionSecret } from './sealing'
+import { sessionUserId } from './service'
 
 /**
  * The session half of the OTP endpoints. authenticate plans the session before its batch (anything
@@ -205,9 +206,7 @@ export async function sendUserId(
   // An external id stands for its user's id.
   const userId = input.user_id === undefined ? undefined : await resolveUserId(env, project, input.user_id)
   if (!credential) return userId
-  const selector = await sessionSelector(env, project.id, credential, at)
-  const row = await sessionStatement(env.DB, project.id, selector, at).first<SessionRow>()
-  if (!row) throw new StytchError('session_not_found')
-  if (userId !== undefined && userId !== row.user_id) throw new StytchError('user_id_mismatch')
-  return row.user_id
+  const sessionUser = await sessionUserId(env, project.id, credential, at)
+  if (userId !== undefined && userId !== sessionUser) throw new StytchError('user_id_mismatch')
+  return sessionUser
 }

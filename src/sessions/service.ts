@@ -19,7 +19,14 @@ import { parseId } from '../ids'
 import type { SessionsAuthenticateInput, SessionsRevokeInput, StytchSession, StytchUser } from '../schemas'
 import { resolveUserId } from '../users/service'
 import { userObject } from '../users/user-object'
-import { countGiven, credentialOf, projectSigningKey, sessionJwt, sessionSelector } from './credentials'
+import {
+  countGiven,
+  credentialOf,
+  projectSigningKey,
+  type SessionCredential,
+  sessionJwt,
+  sessionSelector,
+} from './credentials'
 import { type PublicJwk, trustedKeys } from './keys'
 import { mergeCustomClaims, parseClaims, sessionObject } from './object'
 import { openSessionRow, openSessionRows } from './sealing'
@@ -82,6 +89,22 @@ export async function authenticateSession(
     session_jwt: await sessionJwt(await key, project.id, session, at),
     user: userObject(userRow, phones.rows(), at),
   }
+}
+
+/**
+ * The user of the live session `credential` names (one D1 read); session_not_found when it names none.
+ * Used wherever a session stands for its user: /send with a session, the SDK's users/me.
+ */
+export async function sessionUserId(
+  env: Env,
+  projectId: string,
+  credential: SessionCredential,
+  at: number,
+): Promise<string> {
+  const selector = await sessionSelector(env, projectId, credential, at)
+  const row = await sessionStatement(env.DB, projectId, selector, at).first<SessionRow>()
+  if (!row) throw new StytchError('session_not_found')
+  return row.user_id
 }
 
 /**

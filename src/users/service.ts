@@ -10,6 +10,7 @@ import {
   pendingExchangesStatement,
   phoneIdsStatement,
   phoneOwnerStatement,
+  phoneUserStatement,
   releaseExpiredById,
   releaseExpiredByNumber,
   releasePendingExchangesStatement,
@@ -255,8 +256,20 @@ export async function deleteUser(env: Env, project: Project, ref: string): Promi
 /**
  * DELETE /v1/users/phone_numbers/{phone_id}: removes the number and its code from its user and
  * returns that user as it is afterwards. An attachment whose window passed is already gone (404).
+ * With `ownerId` (the SDK's logged-in user) only that user's own number is removed: another user's is
+ * phone_number_not_found, as if it did not exist. A phone row never changes user, so the owner read
+ * before the deletion cannot be overtaken by it.
  */
-export async function deletePhoneNumber(env: Env, project: Project, phoneId: string): Promise<StytchUser> {
+export async function deletePhoneNumber(
+  env: Env,
+  project: Project,
+  phoneId: string,
+  ownerId?: string,
+): Promise<StytchUser> {
+  if (ownerId !== undefined) {
+    const owner = await phoneUserStatement(env.DB, project.id, phoneId).first<{ user_id: string }>()
+    if (owner?.user_id !== ownerId) throw new StytchError('phone_number_not_found')
+  }
   const at = now()
   const batch = new Batch()
   batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))

@@ -12,17 +12,22 @@
 //
 // Run from the repository root with Node 22 and node_modules/.bin on PATH (as `npm run` does).
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { d1Execute, d1MigrationsApply, lit } from '../../scripts/d1.mjs'
-import { LOCAL_PROJECT_ID, LOCAL_PROJECT_SECRET } from '../../scripts/dev-setup.mjs'
+import { LOCAL_PROJECT_ID, LOCAL_PROJECT_SECRET, LOCAL_PUBLIC_TOKEN } from '../../scripts/dev-setup.mjs'
 
 /** The local test project `npm run dev` seeds (README). */
-export const LOCAL_PROJECT = { id: LOCAL_PROJECT_ID, secret: LOCAL_PROJECT_SECRET, env: 'test' }
+export const LOCAL_PROJECT = {
+  id: LOCAL_PROJECT_ID,
+  secret: LOCAL_PROJECT_SECRET,
+  env: 'test',
+  publicToken: LOCAL_PUBLIC_TOKEN,
+}
 
 // 8787 is the developer's own `npm run dev`; test servers take the first free port from here.
 const FIRST_PORT = 8793
@@ -68,19 +73,23 @@ function killOnExit(child, persistTo) {
   }
 }
 
-/** Migrates a state directory and seeds extra projects into it before the server opens it. */
+/**
+ * Migrates a state directory and seeds extra projects into it before the server opens it. A project's
+ * `publicToken` is its public token for the frontend SDKs (a random one when not given).
+ */
 function seedProjects(persistTo, projects) {
   if (projects.length === 0) return
   const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }
   d1MigrationsApply({ persistTo, env })
   const rows = projects.map((p) => {
     const hash = createHash('sha256').update(p.secret).digest('hex')
-    return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()})`
+    const publicToken = p.publicToken ?? `public-token-${p.env}-${randomUUID()}`
+    return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()}, ${lit(publicToken)})`
   })
   d1Execute({
     persistTo,
     env,
-    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES ${rows.join(', ')}`,
+    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES ${rows.join(', ')}`,
   })
 }
 

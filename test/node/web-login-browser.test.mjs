@@ -7,14 +7,14 @@
 // elsewhere, e.g. examples/web-login/screenshots to refresh the README's). Part of `npm test`.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { chromium } from 'playwright-core'
+import { assertChromium, CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs'
 import { startServer } from './server.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = process.env.WEB_LOGIN_SCREENSHOTS ?? 'test-results/web-login'
 // The service takes 8900-8949 and the example 8950-8999 (the SDK tests use 8800-8899).
 const SERVICE_PORTS = [8900, 8949]
@@ -40,7 +40,7 @@ let page
 
 before(
   async () => {
-    assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does it)`)
+    assertChromium()
     // Both wrangler dev processes inherit this: their Service Binding meets only this test's service.
     registry = mkdtempSync(join(tmpdir(), 'web-login-registry-'))
     process.env.WRANGLER_REGISTRY_PATH = registry
@@ -60,16 +60,7 @@ before(
       executablePath: CHROMIUM,
       headless: true,
       chromiumSandbox: false,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
       viewport: { width: 390, height: 760 },
       locale: 'en-US',
       timeout: 60_000,

@@ -369,4 +369,8 @@ export const API_ERRORS: Record<string, ErrorMessage | 'wrongCode' | 'countryNot
   metadata_invalid_format: 'generic',
   invalid_exchange_primary_factor_fields: 'generic',
   invalid_exchange_primary_factor_user: 'generic',
+  // The frontend SDK API (/sdk/v1), which this app (a backend) does not call.
+  endpoint_not_authorized_for_sdk: 'unavailable',
+  origin_not_authorized: 'unavailable',
+  invalid_session_duration: 'generic',
 }
