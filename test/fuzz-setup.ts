@@ -1,20 +1,11 @@
-import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { expect } from 'vitest'
 import { SANDBOX_PHONE_NUMBER } from '../src/phone'
 import { contentType, credentials } from './fuzz-arbitraries'
 import { exchange, expectNothingChanged, expectWellFormed, type FuzzRequest, type Outcome } from './fuzz-probe'
+import { FUZZ_SEED } from './fuzz-seed'
 import { issueCode, loginOrCreate, TEST_PROJECT } from './helpers'
 
-/**
- * The seed of every property in the fuzz files. Fixed by default, so a run (CI included) is
- * repeatable: the same inputs pass or fail every time. `FUZZ_SEED=random npm test` explores new
- * inputs; a failure prints its seed (and fast-check's shrunk counterexample), and `FUZZ_SEED=<seed>`
- * replays it.
- */
-export const FUZZ_SEED =
-  env.FUZZ_SEED === 'random' ? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0 : Number(env.FUZZ_SEED) | 0
-fc.configureGlobal({ seed: FUZZ_SEED })
 console.log(`fuzz seed: ${FUZZ_SEED} (FUZZ_SEED=${FUZZ_SEED} replays this run)`)
 
 /**

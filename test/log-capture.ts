@@ -6,7 +6,7 @@ import { secretsIn } from './secrets'
 /**
  * Leak check over everything the Worker (and the tests) log. Registered as a setup file, so it runs
  * in every test file: console.log/info/warn/error/debug are wrapped (not spied: tests restore their
- * spies with vi.restoreAllMocks, which must not remove this) and every line is kept. After the file's
+ * spies with vi.restoreAllMocks, which must not remove this) and every line of the file is kept. After the file's
  * tests, no line may carry a secret or a credential (test/secrets.ts), and no code the console
  * provider delivered may appear in any other line. A test that silences a method with its own spy
  * (mockImplementation) hides those lines from this check; such tests assert on them themselves.
@@ -21,6 +21,8 @@ export interface LogLine {
 interface CaptureState {
   lines: LogLine[]
   quiet: boolean
+  /** The console object the wrappers are installed on. */
+  installedOn: Console | null
 }
 
 const LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const
@@ -36,13 +38,16 @@ function format(arg: unknown): string {
   }
 }
 
-/** Installs the wrappers once per isolate and returns the shared state. */
+/**
+ * Installs the wrappers and returns the shared state. Once per console object: the console binds
+ * what is assigned to its methods, so a wrapper cannot be recognised by identity afterwards.
+ */
 function captureState(): CaptureState {
   const holder = globalThis as unknown as Record<symbol, CaptureState | undefined>
-  const existing = holder[STATE_KEY]
-  if (existing) return existing
-  const state: CaptureState = { lines: [], quiet: false }
+  const state = holder[STATE_KEY] ?? { lines: [], quiet: false, installedOn: null }
   holder[STATE_KEY] = state
+  if (state.installedOn === console) return state
+  state.installedOn = console
   for (const level of LEVELS) {
     const original = console[level].bind(console)
     console[level] = (...args: unknown[]) => {
@@ -93,7 +98,11 @@ export function leaksIn(lines: readonly LogLine[], codes: Iterable<string>): str
   return problems
 }
 
-captureState()
+// This setup file runs before each test file; the files of a vitest worker share one isolate
+// (vitest.config.ts), so each file starts with no lines and printing on, and is checked on its own.
+const fileState = captureState()
+fileState.lines.length = 0
+fileState.quiet = false
 
 afterAll(() => {
   const lines = capturedLines()
