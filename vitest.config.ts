@@ -28,6 +28,8 @@ export default defineConfig(async () => {
             // The fuzz tests' fast-check seed: fixed, so every run (and CI) tries the same inputs;
             // FUZZ_SEED=random explores new ones, FUZZ_SEED=<n> replays a run (test/fuzz-seed.ts).
             FUZZ_SEED: process.env.FUZZ_SEED ?? '20261130',
+            // 'deep' (npm run test:deep): the fuzz tests' full case counts; otherwise a quarter of them.
+            FUZZ_DEPTH: process.env.FUZZ_DEPTH ?? 'default',
             WHATSAPP_PROVIDER: 'console',
             OTP_PEPPER: 'test-pepper-0123456789abcdef0123456789abcdef',
             CODE_ENCRYPTION_KEY: 'dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA=',

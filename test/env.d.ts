@@ -8,5 +8,7 @@ declare namespace Cloudflare {
     TEST_BASELINE: string
     /** fast-check seed for the fuzz tests: a number, or 'random' (vitest.config.ts). */
     FUZZ_SEED: string
+    /** 'deep' in `npm run test:deep`: the fuzz tests' full case counts (test/fuzz-setup.ts). */
+    FUZZ_DEPTH: string
   }
 }

@@ -1,3 +1,4 @@
+import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { expect } from 'vitest'
 import { SANDBOX_PHONE_NUMBER } from '../src/phone'
@@ -9,10 +10,11 @@ import { issueCode, loginOrCreate, TEST_PROJECT } from './helpers'
 console.log(`fuzz seed: ${FUZZ_SEED} (FUZZ_SEED=${FUZZ_SEED} replays this run)`)
 
 /**
- * Cases per property: about 4,600 requests over the fuzz files, about 75 s of test time on an idle
- * 2-core machine (each case is one request and two full storage snapshots).
+ * Cases per property in the deep run (`npm run test:deep`, which sets FUZZ_DEPTH=deep): about 4,600
+ * requests over the fuzz files, about 75 s of test time on an idle 2-core machine (each case is one
+ * request and two full storage snapshots).
  */
-export const FUZZ_RUNS = {
+export const DEEP_FUZZ_RUNS = {
   login: 400,
   send: 400,
   authenticate: 400,
@@ -30,6 +32,22 @@ export const FUZZ_RUNS = {
   usersExchange: 100,
   usersExternalId: 50,
 } as const
+
+/** The default run (`npm test`) tries one case in this many of the deep run's, per property. */
+export const DEFAULT_FUZZ_DIVISOR = 4
+
+/**
+ * Cases per property in this run: the deep counts, or (by default) a quarter of them. fast-check
+ * draws a property's cases as one sequence from the seed, so the default run tries the first
+ * quarter of exactly the cases the deep run tries: every property runs in both, and the deep run
+ * adds cases, never replaces them.
+ */
+export const FUZZ_RUNS = Object.fromEntries(
+  Object.entries(DEEP_FUZZ_RUNS).map(([name, n]) => [
+    name,
+    env.FUZZ_DEPTH === 'deep' ? n : Math.ceil(n / DEFAULT_FUZZ_DIVISOR),
+  ]),
+) as Record<keyof typeof DEEP_FUZZ_RUNS, number>
 
 /** Real ids and codes in the fuzz project, so generated requests also hit existing rows. */
 export interface Pool {
