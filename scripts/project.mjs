@@ -91,14 +91,22 @@ const remote = values.remote
 const configEnv = values['wrangler-env']
 // Local state in another directory than wrangler's default (as `wrangler dev --persist-to`).
 const persistTo = values['persist-to']
+const USAGE = 'usage: project.mjs create --env test|live [...] | show --id PROJECT_ID | update --id PROJECT_ID [...]'
+// What can be checked without the database is checked before anything touches it: a mistyped
+// command, id or setting fails at once and changes nothing. (Each setting is valid or not on its
+// own, so checking the new values alone refuses what checking them merged with the stored ones would.)
+if (command !== 'create' && command !== 'show' && command !== 'update') fail(USAGE)
+if (command === 'create' && values.env !== 'test' && values.env !== 'live') fail('--env must be "test" or "live"')
+if (command !== 'create') checkedId(values.id)
+const overrides = checkedSettings(Object.fromEntries(values.set.map(parseSetting)))
+
 // Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
 if (!remote) d1MigrationsApply({ persistTo })
 
 if (command === 'create') {
   const env = values.env
-  if (env !== 'test' && env !== 'live') fail('--env must be "test" or "live"')
-  const settings = checkedSettings(Object.fromEntries(values.set.map(parseSetting)))
+  const settings = overrides
   const id = `project-${env}-${randomUUID()}`
   const secret = newSecret(env)
   const publicToken = newPublicToken(env)
@@ -126,7 +134,7 @@ if (command === 'create') {
 } else if (command === 'update') {
   const id = checkedId(values.id)
   const row = readProject(id)
-  const settings = checkedSettings({ ...JSON.parse(row.settings), ...Object.fromEntries(values.set.map(parseSetting)) })
+  const settings = checkedSettings({ ...JSON.parse(row.settings), ...overrides })
   const assignments = [`settings = ${lit(JSON.stringify(settings))}`]
   let secret
   if (values['rotate-secret']) {
@@ -153,6 +161,4 @@ if (command === 'create') {
     )
   }
   console.log(projectUpdateNotice(Boolean(secret)))
-} else {
-  fail('usage: project.mjs create --env test|live [...] | show --id PROJECT_ID | update --id PROJECT_ID [...]')
 }

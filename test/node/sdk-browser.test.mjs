@@ -18,7 +18,7 @@ import { chromium } from 'playwright-core'
 import { Client, StytchError } from 'stytch'
 import { servePages } from '../../examples/prebuilt-ui/serve.mjs'
 import { assertChromium, CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs'
-import { readOutbox, startServer, waitForCode } from './server.mjs'
+import { readOutbox, serverFor, waitForCode } from './server.mjs'
 
 const SHOTS = process.env.PREBUILT_UI_SCREENSHOTS ?? 'test-results/prebuilt-ui'
 const SERVICE_PORTS = [8700, 8749]
@@ -41,7 +41,7 @@ const requested = []
 before(
   async () => {
     assertChromium()
-    service = await startServer({ projects: [PROJECT], ports: SERVICE_PORTS })
+    service = await serverFor({ projects: [PROJECT], ports: SERVICE_PORTS })
     apiOrigin = `http://localhost:${service.port}`
     pages = await servePages({ port: 0, api: apiOrigin, publicToken: PROJECT.publicToken })
     browser = await chromium.launch({

@@ -1,24 +1,33 @@
 // Starts the Worker for Node-side tests exactly as a developer does (`node scripts/dev.mjs`, i.e.
-// `wrangler dev` with local D1, KV and Queues), on a free port and a state directory of its own, and
-// stops it again. Shared by the tests that drive the official `stytch` SDK over real HTTP.
+// `wrangler dev` with local D1, KV and Queues), on a free port, a state directory and a dev registry
+// of its own, and stops it again. Shared by the tests that drive the official `stytch` SDK over real
+// HTTP, the benchmark and the load test.
 //
-//   const server = await startServer({ projects: [{ id, secret, env: 'test' }] })
-//   const client = new Client({ project_id, secret, env: server.baseUrl })
-//   ...
-//   await server.stop()   // always, e.g. in after(); kills the process group it started
+// `npm run test:node` (test/node/run.mjs) starts one such server for all test files and hands it to
+// them (TEST_SERVER_INFO); every file that asks for a server gets that one, with the projects it
+// names added, unless it needs a server of its own (below). Run alone
+// (`node --test test/node/x.test.mjs`), a file starts its own. Each file uses projects of its own
+// (random ids), so files sharing the server cannot see each other's users, codes or limits.
 //
-// A test file that needs one server for all its tests calls serveDuringTests(options, ready)
-// instead, which does the start and the stop in before()/after().
+//   serveDuringTests({ projects: [{ id, secret, env: 'test', settings }] }, (server) => {
+//     client = new Client({ project_id, secret, env: server.baseUrl })
+//   })
+//
+// serveDuringTests(options, ready) gets the server in before() and lets it go in after();
+// serverFor(options) does the same inside a test file's own hooks (call stop() when done: it ends
+// only a server of the file's own). `own: true` asks for a server of the file's own, for a test that
+// reads the server's state directory with other processes (`wrangler d1 execute` while the server
+// writes can fail with SQLITE_BUSY) or changes its configuration (`vars`, `script`, `entry`).
+// startServer(options) always starts a new one; its caller must call stop().
 //
 // Run from the repository root with Node 22 and node_modules/.bin on PATH (as `npm run` does).
 import { spawn } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before } from 'node:test'
-import { d1Execute, d1MigrationsApply, lit } from '../../scripts/d1.mjs'
 import { LOCAL_PROJECT_ID, LOCAL_PROJECT_SECRET, LOCAL_PUBLIC_TOKEN } from '../../scripts/dev-setup.mjs'
 
 /** The local test project `npm run dev` seeds (README). */
@@ -74,31 +83,60 @@ function killOnExit(child, persistTo) {
 }
 
 /**
- * Migrates a state directory and seeds extra projects into it before the server opens it. A project's
- * `publicToken` is its public token for the frontend SDKs (a random one when not given).
+ * SQL against the running server's D1 database through wrangler's local explorer API (served by
+ * `wrangler dev` itself on its own port, to loopback hosts only): the statement runs inside the
+ * server's workerd, so it never meets the server's writes on the database file the way a second
+ * process (`wrangler d1 execute`) does. The API takes parameters as strings (a numeric string
+ * bound for an INTEGER column is stored as the number, by SQLite's column affinity). Returns the rows
+ * as objects.
  */
-function seedProjects(persistTo, projects) {
+export async function d1Query(baseUrl, sql, params = []) {
+  const api = new URL('/cdn-cgi/local/explorer/api/d1/database', baseUrl)
+  const listing = await (await fetch(api)).json()
+  const database = listing.result?.find((d) => d.name === 'DB')
+  if (!database) throw new Error(`no DB database in the local explorer: ${JSON.stringify(listing)}`)
+  const res = await fetch(new URL(`${api.pathname}/${database.uuid}/raw`, baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sql, params: params.map(String) }),
+  })
+  const body = await res.json()
+  const result = body.result?.[0]
+  if (!res.ok || !body.success || !result?.success) throw new Error(`D1 query failed: ${JSON.stringify(body)}`)
+  const { columns, rows } = result.results
+  return rows.map((row) => Object.fromEntries(columns.map((c, i) => [c, row[i]])))
+}
+
+/**
+ * Adds projects to a running server. A project's `publicToken` is its public token for the
+ * frontend SDKs (a random one when not given).
+ */
+export async function seedProjects(baseUrl, projects) {
   if (projects.length === 0) return
-  const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }
-  d1MigrationsApply({ persistTo, env })
+  const params = []
   const rows = projects.map((p) => {
     const hash = createHash('sha256').update(p.secret).digest('hex')
     const publicToken = p.publicToken ?? `public-token-${p.env}-${randomUUID()}`
-    return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()}, ${lit(publicToken)})`
+    params.push(p.id, p.env, hash, JSON.stringify(p.settings ?? {}), Date.now(), publicToken)
+    const n = params.length
+    return `(?${n - 5}, ?${n - 4}, 'node test', ?${n - 3}, ?${n - 2}, ?${n - 1}, ?${n})`
   })
-  d1Execute({
-    persistTo,
-    env,
-    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES ${rows.join(', ')}`,
-  })
+  await d1Query(
+    baseUrl,
+    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES ${rows.join(', ')}`,
+    params,
+  )
 }
 
 /**
  * Starts the Worker and resolves once GET /health answers. `projects` are created besides the local
  * test project; `vars` are extra `NAME:VALUE` Worker variables; `ports` is the [first, last] range
  * the port is taken from; `script` is the dev script (another Worker's, such as the web-login
- * example's, takes the same options); `entry` replaces the Worker's entry point (the bench's). The caller must call stop(); if this process ends first, the
- * server ends too.
+ * example's, takes the same options); `entry` replaces the Worker's entry point (the bench's);
+ * `registry` is the dev registry directory the server joins (a new one of its own unless given: a
+ * Service Binding of another test server started with the same `registry` reaches it, and nothing
+ * else does, not even the developer's own `npm run dev`). The caller must call stop(); if this
+ * process ends first, the server ends too.
  */
 export async function startServer({
   projects = [],
@@ -106,16 +144,50 @@ export async function startServer({
   ports = [FIRST_PORT, FIRST_PORT + 199],
   script = 'scripts/dev.mjs',
   entry,
+  registry,
 } = {}) {
   if (!existsSync(script)) throw new Error('run from the repository root')
+  const ownRegistry = registry === undefined ? mkdtempSync(join(tmpdir(), 'whatsapp-otp-node-registry-')) : undefined
+  let first = ports[0]
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort([first, ports[1]])
+    try {
+      const server = await startOn(port, { vars, script, entry, registry: registry ?? ownRegistry })
+      await seedProjects(server.baseUrl, projects).catch(async (err) => {
+        await server.stop()
+        throw err
+      })
+      if (!ownRegistry) return server
+      return {
+        ...server,
+        stop: async (options) => {
+          await server.stop(options)
+          rmSync(ownRegistry, { recursive: true, force: true })
+        },
+      }
+    } catch (err) {
+      // Another process (a test run in another checkout, say) took the port between the probe and
+      // wrangler's bind: the next one.
+      if (!(err instanceof PortTaken) || attempt === 3) {
+        if (ownRegistry) rmSync(ownRegistry, { recursive: true, force: true })
+        throw err
+      }
+      first = port + 1
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOn(port, { vars, script, entry, registry }) {
   const persistTo = mkdtempSync(join(tmpdir(), 'whatsapp-otp-node-test-'))
-  seedProjects(persistTo, projects)
-  const port = await freePort(ports)
   const args = [script, '--port', String(port), '--persist-to', persistTo]
   for (const v of vars) args.push('--var', v)
   if (entry) args.push('--entry', entry)
+  // wrangler's local explorer API (on by default) is how seedProjects and d1Query reach D1.
+  const env = { ...process.env, WRANGLER_REGISTRY_PATH: registry, X_LOCAL_EXPLORER: 'true' }
   // Its own process group, so stop() ends wrangler and the workerd it starts, and nothing else.
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env })
   let output = ''
   const keep = (chunk) => {
     output = (output + chunk).slice(-20_000)
@@ -163,7 +235,10 @@ export async function startServer({
   const deadline = Date.now() + READY_TIMEOUT_MS
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}`)
+      if (child.exitCode !== null) {
+        if (/EADDRINUSE|address already in use/i.test(output)) throw new PortTaken(`port ${port} is taken`)
+        throw new Error(`the server exited with code ${child.exitCode}`)
+      }
       try {
         const res = await fetch(new URL('/health', baseUrl), { signal: AbortSignal.timeout(2_000) })
         if (res.ok) break
@@ -175,21 +250,62 @@ export async function startServer({
     }
   } catch (err) {
     await stop()
+    if (err instanceof PortTaken) throw err
     throw new Error(`${err.message}\n--- server output ---\n${output}`)
   }
-  return { baseUrl, port, persistTo, stop, output: () => output }
+  return { baseUrl, port, persistTo, registry, stop, output: () => output }
 }
 
 /**
- * Starts the service before the calling test file's tests (startServer's options) and stops it after
- * them. `ready(server)` runs once it answers, within the same `timeout`: the file keeps its server
- * and makes its clients or seeds its state there.
+ * The server `npm run test:node` starts for all test files (test/node/run.mjs), or null when the
+ * file runs alone. The runner starts it while the first files already run, and writes where it
+ * answers to the file TEST_SERVER_INFO names once it does; this waits for that. Its stop() does
+ * nothing: the runner stops it after the last file.
+ */
+export async function sharedServer() {
+  const infoFile = process.env.TEST_SERVER_INFO
+  if (!infoFile) return null
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (!existsSync(infoFile)) {
+    if (Date.now() > deadline) throw new Error(`the shared test server was not ready within ${READY_TIMEOUT_MS} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const info = JSON.parse(readFileSync(infoFile, 'utf8'))
+  if (info.error) throw new Error(`the shared test server did not start: ${info.error}`)
+  return {
+    baseUrl: info.baseUrl,
+    port: info.port,
+    persistTo: info.persistTo,
+    registry: info.registry,
+    stop: async () => {},
+    output: () => "(the shared server's output goes to the runner)",
+  }
+}
+
+/**
+ * A server for a test file, with `projects` added: the shared one when there is one and the file
+ * does not need its own (`own: true`, or `vars`, `script` or `entry`, which only a server of its
+ * own can have), otherwise a new one (startServer's options). The caller calls stop() when done;
+ * it ends only a server of the file's own.
+ */
+export async function serverFor({ own = false, ...options } = {}) {
+  const needsOwn = own || options.vars?.length || options.script || options.entry
+  const shared = needsOwn ? null : await sharedServer()
+  if (!shared) return startServer(options)
+  await seedProjects(shared.baseUrl, options.projects ?? [])
+  return shared
+}
+
+/**
+ * The service for the calling test file's tests (serverFor's options), from before() to after().
+ * `ready(server)` runs once it answers, within the same `timeout`: the file keeps its server and
+ * makes its clients or seeds its state there.
  */
 export function serveDuringTests(options, ready, { timeout = 180_000 } = {}) {
   let server
   before(
     async () => {
-      server = await startServer(options)
+      server = await serverFor(options)
       await ready(server)
     },
     { timeout },

@@ -7,8 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { createHmac, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
-import { d1Execute, lit } from '../../scripts/d1.mjs'
-import { serveDuringTests } from './server.mjs'
+import { d1Query, serveDuringTests } from './server.mjs'
 
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
@@ -16,8 +15,9 @@ const PROJECT = {
   env: 'test',
   settings: JSON.parse(readFileSync('test/lenient-limits.json', 'utf8')),
 }
-// This test's ports; the SDK tests, the load test and the developer's own server use others.
-const PORTS = [8950, 8999]
+// This test's ports (web-login-browser's example takes 8975-8999); the SDK tests, the load test and
+// the developer's own server use others.
+const PORTS = [8950, 8974]
 const OUTBOX_TIMEOUT_MS = 60_000
 
 // What the run does to each number: the seeded truth the figures are checked against.
@@ -80,9 +80,11 @@ function run(script, args) {
   })
 }
 
-// Seeding sends, logs in and reports statuses through the running Worker, so it gets more time.
+// Seeding sends, logs in and reports statuses through the running Worker, so it gets more time. A
+// server of its own: the scripts read its state directory with `wrangler d1 execute`, which must
+// not meet another test's writes to the database file.
 serveDuringTests(
-  { projects: [PROJECT], ports: PORTS },
+  { projects: [PROJECT], ports: PORTS, own: true },
   async (s) => {
     server = s
     for (const [key, n] of Object.entries(NUMBERS)) {
@@ -101,10 +103,9 @@ serveDuringTests(
     const wrong = await post('/v1/otps/authenticate', { method_id: phoneIds.br1, code: '000000' })
     assert.notEqual(wrong.status, 200)
     // The console provider has no Meta message id; give each delivery one, then let Meta report.
-    d1Execute({
-      persistTo: server.persistTo,
-      sql: `UPDATE deliveries SET wamid = 'wamid.stats.' || phone_id WHERE project_id = ${lit(PROJECT.id)}`,
-    })
+    await d1Query(server.baseUrl, `UPDATE deliveries SET wamid = 'wamid.stats.' || phone_id WHERE project_id = ?1`, [
+      PROJECT.id,
+    ])
     const statuses = []
     for (const [key, n] of Object.entries(NUMBERS)) {
       if (!n.status) continue

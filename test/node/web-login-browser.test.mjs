@@ -1,7 +1,7 @@
 // The web-login example in a real browser: Chromium (Debian's package, /usr/bin/chromium, driven by
 // playwright-core) against the example Worker and the service, each started as a developer starts them
-// (`wrangler dev`, local D1, KV and Queues, console WhatsApp provider), joined by a dev registry of this
-// test's own. Covers the full login with the code read from the dev outbox, a wrong code, the resend
+// (`wrangler dev`, local D1, KV and Queues, console WhatsApp provider), joined by the service's own dev
+// registry (the shared test server's under `npm run test:node`). Covers the full login with the code read from the dev outbox, a wrong code, the resend
 // countdown, sign-out, and the signed-in page refused after sign-out (also for a replayed cookie).
 // Screenshots of each screen go to test-results/web-login/ (WEB_LOGIN_SCREENSHOTS=dir to write them
 // elsewhere, e.g. examples/web-login/screenshots to refresh the README's). Part of `npm test`.
@@ -13,12 +13,13 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { chromium } from 'playwright-core'
 import { assertChromium, CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs'
-import { startServer } from './server.mjs'
+import { serverFor, startServer } from './server.mjs'
 
 const SHOTS = process.env.WEB_LOGIN_SCREENSHOTS ?? 'test-results/web-login'
-// The service takes 8900-8949 and the example 8950-8999 (the SDK tests use 8800-8899).
+// The service (when the file runs alone) takes 8900-8949 and the example 8975-8999 (stats.test.mjs
+// takes 8950-8974; the SDK tests 8800-8899).
 const SERVICE_PORTS = [8900, 8949]
-const EXAMPLE_PORTS = [8950, 8999]
+const EXAMPLE_PORTS = [8975, 8999]
 // Short, so the countdown runs out within the test; the example is told the same value.
 const COOLDOWN_SECONDS = 6
 const PHONE = '+12025550143'
@@ -31,7 +32,6 @@ const PROJECT = {
   settings: { phone_send_cooldown_seconds: COOLDOWN_SECONDS },
 }
 
-let registry
 let profile
 let service
 let example
@@ -41,13 +41,12 @@ let page
 before(
   async () => {
     assertChromium()
-    // Both wrangler dev processes inherit this: their Service Binding meets only this test's service.
-    registry = mkdtempSync(join(tmpdir(), 'web-login-registry-'))
-    process.env.WRANGLER_REGISTRY_PATH = registry
-    service = await startServer({ projects: [PROJECT], ports: SERVICE_PORTS })
+    service = await serverFor({ projects: [PROJECT], ports: SERVICE_PORTS })
+    // The example joins the service's dev registry: its Service Binding meets that service only.
     example = await startServer({
       script: 'examples/web-login/dev.mjs',
       ports: EXAMPLE_PORTS,
+      registry: service.registry,
       vars: [
         `STYTCH_PROJECT_ID:${PROJECT.id}`,
         `STYTCH_SECRET:${PROJECT.secret}`,
@@ -76,7 +75,7 @@ after(async () => {
   await context?.close()
   await example?.stop()
   await service?.stop()
-  for (const dir of [registry, profile]) if (dir) rmSync(dir, { recursive: true, force: true })
+  if (profile) rmSync(profile, { recursive: true, force: true })
 })
 
 const exampleUrl = (path) => `http://localhost:${example.port}${path}`
