@@ -3,12 +3,10 @@ import type { Locale } from './schemas'
 /**
  * Every secret and variable the Worker reads, in one list: the Worker's own checks (src/env.ts,
  * src/whatsapp/meta.ts), `npm run doctor` (scripts/doctor.mjs) and the README's configuration table
- * (scripts/config-table.mjs) all read it, and a test holds wrangler.toml's `secrets.required` to it.
+ * (scripts/readme-tables.mjs) all read it, and a test holds wrangler.toml's `secrets.required` to it.
  *
  * This file imports nothing at run time, so Node runs it as is (type stripping) for the scripts.
  */
-
-export type Provider = 'meta' | 'console'
 
 export interface ConfigEntry {
   name: string
