@@ -1,7 +1,7 @@
 import { rfc3339 } from '../clock'
 import type { FactorRow, SessionRow } from '../db/sessions'
 import { StytchError } from '../errors'
-import { logEvent } from '../log'
+import { parseJsonColumn } from '../json-column'
 import type { StytchAuthenticationFactor, StytchSession } from '../schemas'
 import { isReservedClaim } from './jwt'
 import type { SessionAttributes } from './sealing'
@@ -46,16 +46,7 @@ function factorObject(f: FactorRow): StytchAuthenticationFactor {
 }
 
 /** A session's stored custom claims (the column's JSON). */
-export function parseClaims(json: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(json)
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>
-  } catch {
-    // Only this module writes the column; an unreadable value is logged and treated as no claims.
-  }
-  logEvent('error', 'session_claims_unreadable')
-  return {}
-}
+export const parseClaims = (json: string) => parseJsonColumn(json, 'session_claims_unreadable')
 
 /**
  * Applies a session_custom_claims update as Stytch describes it: a value sets its claim, null

@@ -1,8 +1,8 @@
 import { rfc3339 } from '../clock'
 import type { PhoneRow } from '../db/phones'
 import { isLocked, type UserRow } from '../db/users'
+import { parseJsonColumn } from '../json-column'
 import type { StytchUser } from '../schemas'
-import { parseMetadata } from './metadata'
 
 /**
  * Stytch's User object from our rows. Factors this service does not have are empty arrays; unset
@@ -29,8 +29,8 @@ export function userObject(user: UserRow, phones: readonly PhoneRow[], at: numbe
     roles: [],
     name: { first_name: user.first_name, middle_name: user.middle_name, last_name: user.last_name },
     created_at: rfc3339(user.created_at),
-    trusted_metadata: parseMetadata(user.trusted_metadata),
-    untrusted_metadata: parseMetadata(user.untrusted_metadata),
+    trusted_metadata: parseJsonColumn(user.trusted_metadata, 'user_metadata_unreadable'),
+    untrusted_metadata: parseJsonColumn(user.untrusted_metadata, 'user_metadata_unreadable'),
   }
   if (user.external_id !== null) body.external_id = user.external_id
   if (locked && user.locked_until !== null) {
