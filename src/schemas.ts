@@ -198,13 +198,17 @@ export type AuthenticateInput = z.infer<typeof AuthenticateRequest>
 
 const none = (what: string) => z.array(z.unknown()).max(0).describe(`Always empty: this service has no ${what}.`)
 
+/** A user's status: pending until its first code is authenticated (create_user_as_pending), else active. */
+export const UserStatus = z.enum(['active', 'pending'])
+export type UserStatus = z.infer<typeof UserStatus>
+
 export const UserPhoneNumber = z.object({ phone_id: z.string(), phone_number: z.string(), verified: z.boolean() })
 
 /** Stytch's User object (api_user_v1_User): every always-present array, empty where there is no such factor. */
 export const User = z.object({
   user_id: z.string(),
   emails: none('emails'),
-  status: z.enum(['active', 'pending']),
+  status: UserStatus,
   phone_numbers: z.array(UserPhoneNumber),
   webauthn_registrations: none('WebAuthn'),
   providers: none('OAuth providers'),
@@ -304,7 +308,7 @@ export const CreateUserResponse = z.object({
   request_id: z.string(),
   user_id: z.string(),
   email_id: z.literal('').describe('Always empty: this service has no emails.'),
-  status: z.enum(['active', 'pending']),
+  status: UserStatus,
   phone_id: z.string(),
   user: User,
   status_code: z.literal(200),
@@ -357,7 +361,7 @@ export const SearchOperand = z.discriminatedUnion('filter_name', [
   z.object({ filter_name: z.literal('phone_number'), filter_value: Values(PhoneNumber) }),
   z.object({ filter_name: z.literal('phone_id'), filter_value: Values(PhoneId) }),
   z.object({ filter_name: z.literal('phone_verified'), filter_value: z.boolean() }),
-  z.object({ filter_name: z.literal('status'), filter_value: z.enum(['active', 'pending']) }),
+  z.object({ filter_name: z.literal('status'), filter_value: UserStatus }),
   z.object({ filter_name: z.literal('created_at_greater_than'), filter_value: RfcTime }),
   z.object({ filter_name: z.literal('created_at_less_than'), filter_value: RfcTime }),
   z.object({

@@ -1,4 +1,4 @@
-import type { UserStatus } from './users'
+import type { UserStatus } from '../schemas'
 
 /**
  * D1 statements over the phones table: numbers, their owners, attachments, and the deletion or

@@ -1,7 +1,7 @@
 import { fromBase64Url, toBase64Url } from '../crypto'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
-import type { SearchOperandInput, SearchUsersInput } from '../schemas'
+import type { SearchOperandInput, SearchUsersInput, UserStatus } from '../schemas'
 import { type PhoneRow, visiblePhone } from './phones'
 import { USER_COLUMNS } from './users'
 
@@ -46,7 +46,7 @@ type ListFilter = 'user_id' | 'phone_number' | 'phone_id'
 export type SearchTerm =
   | { kind: ListFilter; values: string[] }
   | { kind: 'phone_verified'; values: boolean[] }
-  | { kind: 'status'; value: 'active' | 'pending' }
+  | { kind: 'status'; value: UserStatus }
   | { kind: 'created_at'; after: number | null; before: number | null }
 
 /**
@@ -91,7 +91,7 @@ export function reduceQuery(query: SearchUsersInput['query']): ReducedQuery {
 function reduceAnd(operands: SearchOperandInput[]): ReducedQuery {
   const lists = new Map<string, SearchTerm>()
   const verified = new Set<boolean>()
-  const statuses = new Set<'active' | 'pending'>()
+  const statuses = new Set<UserStatus>()
   const afters: number[] = []
   const befores: number[] = []
   for (const o of operands) {
@@ -121,7 +121,7 @@ function reduceAnd(operands: SearchOperandInput[]): ReducedQuery {
 function reduceOr(operands: SearchOperandInput[]): ReducedQuery {
   const lists = new Map<ListFilter, Set<string>>()
   const verified = new Set<boolean>()
-  const statuses = new Set<'active' | 'pending'>()
+  const statuses = new Set<UserStatus>()
   const afters: number[] = []
   const befores: number[] = []
   const ranges = new Map<string, SearchTerm>()

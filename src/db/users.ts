@@ -1,3 +1,4 @@
+import type { UserStatus } from '../schemas'
 import {
   insertPhoneStatement,
   phoneOwnerStatement,
@@ -11,8 +12,6 @@ import {
  * deleting one. Statement builders return prepared statements so callers can put them into one batch
  * (one round trip, one transaction).
  */
-
-export type UserStatus = 'active' | 'pending'
 
 /** The user columns every read of a User object selects (aliases match these names). */
 export interface UserRow {
