@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import type { StoredCode } from '../src/otp/code-store'
-import { countingEnv, expectStytchError, loginOrCreate } from './helpers'
+import { countingEnv, expectedUser, expectStytchError, loginOrCreate } from './helpers'
 import {
   authenticate,
   countingKv,
@@ -48,23 +48,13 @@ describe('POST /v1/otps/authenticate', () => {
       session_token: '',
       session_jwt: '',
       session: null,
-      user: {
-        user_id: userId,
-        emails: [],
-        status: 'active',
-        phone_numbers: [{ phone_id: phoneId, phone_number: PHONE, verified: true }],
-        webauthn_registrations: [],
-        providers: [],
-        totps: [],
-        crypto_wallets: [],
-        biometric_registrations: [],
-        is_locked: false,
-        roles: [],
-        name: { first_name: '', middle_name: '', last_name: '' },
-        created_at: '2026-11-27T10:00:00Z',
-        trusted_metadata: {},
-        untrusted_metadata: {},
-      },
+      user: expectedUser({
+        userId,
+        phoneId,
+        phoneNumber: PHONE,
+        verified: true,
+        createdAt: '2026-11-27T10:00:00Z',
+      }),
     })
     expect(res.headers.get('x-request-id')).toBe(res.body.request_id)
 

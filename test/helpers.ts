@@ -6,6 +6,7 @@ import { open, sha256, toHex } from '../src/crypto'
 import { Batch, type Handle } from '../src/db/batch'
 import { clearProjectCache } from '../src/db/projects'
 import worker from '../src/index'
+import type { UserStatus } from '../src/schemas'
 import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
 import lenientLimits from './lenient-limits.json'
 
@@ -108,6 +109,46 @@ export async function callJson<T = Record<string, unknown>>(method: string, path
 
 export const loginOrCreate = (body: unknown, options: CallOptions = {}) =>
   callJson('POST', '/v1/otps/whatsapp/login_or_create', { ...options, body })
+
+export interface ExpectedUser {
+  userId: string
+  /** The user's one phone. */
+  phoneId: string
+  phoneNumber: string
+  verified: boolean
+  status?: UserStatus
+  createdAt: string
+  name?: { first_name?: string; middle_name?: string; last_name?: string }
+  trustedMetadata?: Record<string, unknown>
+  untrustedMetadata?: Record<string, unknown>
+  externalId?: string
+}
+
+/**
+ * Stytch's User object exactly as the service returns it for a user with one phone number: every
+ * field Stytch has, the ones this service has no factor for empty, the rest from `u` (an active,
+ * unnamed, unlocked user without metadata or external id unless it says otherwise).
+ */
+export function expectedUser(u: ExpectedUser): Record<string, unknown> {
+  return {
+    user_id: u.userId,
+    emails: [],
+    status: u.status ?? 'active',
+    phone_numbers: [{ phone_id: u.phoneId, phone_number: u.phoneNumber, verified: u.verified }],
+    webauthn_registrations: [],
+    providers: [],
+    totps: [],
+    crypto_wallets: [],
+    biometric_registrations: [],
+    is_locked: false,
+    roles: [],
+    name: { first_name: '', middle_name: '', last_name: '', ...u.name },
+    created_at: u.createdAt,
+    trusted_metadata: u.trustedMetadata ?? {},
+    untrusted_metadata: u.untrustedMetadata ?? {},
+    ...(u.externalId === undefined ? {} : { external_id: u.externalId }),
+  }
+}
 
 /** Asserts the Stytch error shape and returns the body. */
 export function expectStytchError(

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import { changedTables, snapshot } from './fuzz-probe'
-import { callJson, expectStytchError, issueCode, type TestProject } from './helpers'
+import { callJson, expectedUser, expectStytchError, issueCode, type TestProject } from './helpers'
 import { authenticate, dbGate, dbPhone, exchangeNumber, getUser, loginCode, project, send } from './otp-helpers'
 import { login, sessionsAuthenticate, sessionsList } from './session-helpers'
 
@@ -46,24 +46,17 @@ describe('POST /v1/users', () => {
     const userId = String(res.body.user_id)
     const phoneId = String(res.body.phone_id)
     expect(res.body).toMatchObject({ email_id: '', status: 'active', status_code: 200 })
-    const user = {
-      user_id: userId,
-      emails: [],
-      status: 'active',
-      phone_numbers: [{ phone_id: phoneId, phone_number: PHONE, verified: false }],
-      webauthn_registrations: [],
-      providers: [],
-      totps: [],
-      crypto_wallets: [],
-      biometric_registrations: [],
-      is_locked: false,
-      roles: [],
-      name: { first_name: 'Ada', middle_name: '', last_name: 'Lovelace' },
-      created_at: '2026-11-27T10:00:00Z',
-      trusted_metadata: { plan: 'pro', seats: 3 },
-      untrusted_metadata: { theme: 'dark' },
-      external_id: 'crm|42',
-    }
+    const user = expectedUser({
+      userId,
+      phoneId,
+      phoneNumber: PHONE,
+      verified: false,
+      createdAt: '2026-11-27T10:00:00Z',
+      name: { first_name: 'Ada', last_name: 'Lovelace' },
+      trustedMetadata: { plan: 'pro', seats: 3 },
+      untrustedMetadata: { theme: 'dark' },
+      externalId: 'crm|42',
+    })
     expect(res.body.user).toEqual(user)
     expect((await getUser(p, userId)).body).toEqual({ ...user, request_id: expect.any(String), status_code: 200 })
     // The number logs in to this user, and the external id reads it.
