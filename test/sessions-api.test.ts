@@ -130,6 +130,20 @@ describe('POST /v1/sessions/authenticate', () => {
     expect(later.body.session).toMatchObject({ custom_claims: { plan: 'pro', seats: 3 } })
   })
 
+  it('reads a damaged custom_claims column as no claims, logs it, and a later update starts from none', async () => {
+    const p = await project()
+    const s = await login(p, PHONE, { session_custom_claims: { plan: 'free' } })
+    await env.DB.prepare(`UPDATE sessions SET custom_claims = '[1' WHERE id = ?1`).bind(s.session.session_id).run()
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const res = await sessionsAuthenticate(p, { session_token: s.token })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    expect(res.body.session).toMatchObject({ custom_claims: {} })
+    const updated = await sessionsAuthenticate(p, { session_token: s.token, session_custom_claims: { seats: 2 } })
+    expect(updated.body.session).toMatchObject({ custom_claims: { seats: 2 } })
+    const logged = errors.mock.calls.map((c) => JSON.parse(String(c[0])))
+    expect(logged).toContainEqual({ level: 'error', event: 'session_claims_unreadable' })
+  })
+
   it('refuses custom claims over 4 KB in all, changing nothing', async () => {
     const p = await project()
     const s = await login(p, PHONE, { session_custom_claims: { a: 'x'.repeat(2_000) } })

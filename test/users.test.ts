@@ -40,6 +40,20 @@ describe('GET /v1/users/{user_id}', () => {
     expect(res.headers.get('cache-control')).toBe('no-store')
   })
 
+  it('reads a damaged metadata column as an empty object and logs it', async () => {
+    const p = await project()
+    const { userId } = await loginCode(p, PHONE)
+    await env.DB.prepare(`UPDATE users SET trusted_metadata = 'not json', untrusted_metadata = '[]' WHERE id = ?1`)
+      .bind(userId)
+      .run()
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const res = await getUser(p, userId)
+    expect(res.status).toBe(200)
+    expect(res.body).toMatchObject({ trusted_metadata: {}, untrusted_metadata: {} })
+    const logged = errors.mock.calls.map((c) => JSON.parse(String(c[0])))
+    expect(logged.filter((l) => l.event === 'user_metadata_unreadable')).toHaveLength(2)
+  })
+
   it('is one D1 round trip', async () => {
     const p = await project()
     const { userId } = await loginCode(p, PHONE)
