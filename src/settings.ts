@@ -17,148 +17,182 @@ export const LINE_TYPES = [
 ] as const satisfies readonly NonNullable<NumberType>[]
 export type LineType = (typeof LINE_TYPES)[number]
 
+/** The answer a request gets from a limit (the README's limits table). */
+const TOO_MANY = '`429 too_many_requests`'
+
 /**
  * Per-project settings, stored as JSON in projects.settings. Every key is optional in storage and
  * takes the default below, so new settings never need a data migration. The README's limits table
- * (Abuse limits) lists the same settings in more words; keep the two in step.
+ * (Abuse limits) is built from the limits below (every setting but the sdk_* ones): name, default,
+ * range, description and `error`, the answer the limit gives (`npm run docs:tables` rewrites it; a
+ * test fails when the README differs), so the two cannot drift apart.
  */
 export const ProjectSettingsSchema = z.object({
-  otp_max_attempts: z
-    .number()
-    .int()
-    .min(1)
-    .max(20)
-    .default(5)
-    .describe('Wrong guesses a single code survives; after that it is dead even for the right code.'),
+  otp_max_attempts: z.number().int().min(1).max(20).default(5).meta({
+    description: 'Wrong guesses one code survives; after that it is dead even for the right code.',
+    error: 'then `401 unable_to_auth_otp_code`',
+  }),
   user_lock_threshold: z
     .number()
     .int()
     .min(1)
     .max(100)
     .default(10)
-    .describe(
-      'Consecutive failed authentications that lock a user (Stytch user lock); only wrong codes against a ' +
+    .meta({
+      description:
+        "Consecutive failed authentications that lock a user (Stytch's user lock); only wrong codes against a " +
         'live code count.',
-    ),
-  user_lock_seconds: z.number().int().min(300).max(604_800).default(3_600).describe('How long a user lock lasts.'),
-  phone_send_cooldown_seconds: z
+      error: '`429 user_lock_limit_reached`',
+    }),
+  user_lock_seconds: z
     .number()
     .int()
-    .min(0)
-    .max(3_600)
-    .default(30)
-    .describe('Minimum time between two sends to one phone number.'),
-  phone_sends_per_hour: z.number().int().min(1).max(1_000).default(5).describe('Sends to one phone number per hour.'),
+    .min(300)
+    .max(604_800)
+    .default(3_600)
+    .meta({ description: 'How long a user lock lasts.', error: '' }),
+  phone_send_cooldown_seconds: z.number().int().min(0).max(3_600).default(30).meta({
+    description: 'Minimum time between two sends to one phone number (0: none).',
+    error: TOO_MANY,
+  }),
+  phone_sends_per_hour: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000)
+    .default(5)
+    .meta({ description: 'Sends to one phone number, last 60 min.', error: TOO_MANY }),
   phone_sends_per_day: z
     .number()
     .int()
     .min(1)
     .max(10_000)
     .default(10)
-    .describe('Sends to one phone number per 24 hours.'),
-  ip_sends_per_hour: z
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(20)
-    .describe('Sends per end-user IP (attributes.ip_address: an IPv4 address, an IPv6 /64) per hour.'),
-  ipv6_56_sends_per_hour: z
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(100)
-    .describe('Sends per end-user IPv6 /56 (a typical home delegation) per hour.'),
+    .meta({ description: 'Sends to one phone number, last 24 h.', error: TOO_MANY }),
+  ip_sends_per_hour: z.number().int().min(1).max(1_000_000).default(20).meta({
+    description: 'Sends per `attributes.ip_address` (an IPv4 address; an IPv6 /64), last 60 min.',
+    error: TOO_MANY,
+  }),
+  ipv6_56_sends_per_hour: z.number().int().min(1).max(1_000_000).default(100).meta({
+    description: 'Sends per IPv6 /56 (what ISPs typically delegate to a home), last 60 min.',
+    error: TOO_MANY,
+  }),
   ipv6_48_sends_per_hour: z
     .number()
     .int()
     .min(1)
     .max(1_000_000)
     .default(1_000)
-    .describe('Sends per end-user IPv6 /48 (a typical site delegation) per hour.'),
+    .meta({ description: 'Sends per IPv6 /48 (a typical site delegation), last 60 min.', error: TOO_MANY }),
   ip_failed_auths_per_hour: z
     .number()
     .int()
     .min(1)
     .max(1_000_000)
     .default(30)
-    .describe('Failed authentications per end-user IP (an IPv4 address, an IPv6 /64) per hour.'),
+    .meta({
+      description:
+        'Failed authenticates per `attributes.ip_address` (an IPv4 address; an IPv6 /64), last 60 min: every ' +
+        'attempt that does not succeed, unknown `method_id`s included; once reached, every attempt from that IP ' +
+        'gets 429, whatever the code.',
+      error: TOO_MANY,
+    }),
   ipv6_56_failed_auths_per_hour: z
     .number()
     .int()
     .min(1)
     .max(1_000_000)
     .default(150)
-    .describe('Failed authentications per end-user IPv6 /56 per hour.'),
+    .meta({ description: 'The same per IPv6 /56.', error: TOO_MANY }),
   ipv6_48_failed_auths_per_hour: z
     .number()
     .int()
     .min(1)
     .max(1_000_000)
     .default(1_500)
-    .describe('Failed authentications per end-user IPv6 /48 per hour.'),
+    .meta({ description: 'The same per IPv6 /48.', error: TOO_MANY }),
   failed_auths_per_hour: z
     .number()
     .int()
     .min(1)
     .max(100_000_000)
     .default(50_000)
-    .describe(
-      'Wrong codes entered against live codes per project per hour, from any IP; reaching it engages the ' +
-        'project-wide brake (logged as an alert). The brake refuses no one: right codes keep working, wrong ' +
-        'ones cost more (brake_otp_max_attempts, brake_ip_divisor) until the count falls below it.',
-    ),
+    .meta({
+      description:
+        'Wrong codes entered against live codes in the whole project, from any IP or none, last 60 min (unknown ' +
+        '`method_id`s, dead codes and the sandbox count nothing). Reaching it engages the **brake**, logged as an ' +
+        'alert: it refuses no one (right codes keep working from every IP) but makes wrong ones dearer, as the ' +
+        'next two rows say, until the count falls below it.',
+      error: 'none of its own',
+    }),
   brake_otp_max_attempts: z
     .number()
     .int()
     .min(1)
     .max(20)
     .default(1)
-    .describe(
-      'While the brake is engaged: wrong guesses a code survives in all; the guess that reaches it uses the ' +
-        'code up (no effect above otp_max_attempts).',
-    ),
+    .meta({
+      description:
+        'While the brake is engaged: wrong guesses a code survives in all; the guess that reaches it uses the ' +
+        'code up, so every further guess needs a new send (held by the per-phone send limits). No effect above ' +
+        '`otp_max_attempts`.',
+      error: 'then `401 unable_to_auth_otp_code`',
+    }),
   brake_ip_divisor: z
     .number()
     .int()
     .min(1)
     .max(1_000)
     .default(10)
-    .describe('While the brake is engaged: each per-IP failed-authentication cap is divided by this (rounded up).'),
+    .meta({
+      description:
+        'While the brake is engaged: each per-IP failed-authentication cap above is divided by this, rounded up ' +
+        '(30 → 3, 150 → 15, 1500 → 150).',
+      error: TOO_MANY,
+    }),
   allowed_countries: z
     .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
     .default(['US', 'CA'])
-    .describe('ISO 3166-1 alpha-2 countries that may receive codes, or "*" for all.'),
+    .meta({
+      description:
+        'ISO 3166-1 alpha-2 countries that may receive codes, or `"*"` for all; numbers without a country ' +
+        '(+800, +881…) only with `"*"`.',
+      error: '`400 invalid_phone_number_country_code`',
+    }),
   allowed_line_types: z
     .union([z.literal('*'), z.array(z.enum(LINE_TYPES)).min(1)])
     .default(['MOBILE', 'FIXED_LINE_OR_MOBILE'])
-    .describe(
-      'Line types (libphonenumber) that may receive codes, or "*" for all. Premium-rate, toll-free and personal numbers only pump money.',
-    ),
-  country_sends_per_hour: z
-    .number()
-    .int()
-    .min(1)
-    .max(100_000_000)
-    .default(100_000)
-    .describe('Sends per destination country per hour (pumping circuit-breaker; logged as an alert).'),
+    .meta({
+      description:
+        'Line types (libphonenumber\'s) that may receive codes, or `"*"` for all; premium-rate, toll-free, ' +
+        'personal, shared-cost, VoIP and plain landline numbers are refused unless listed (toll fraud: such ' +
+        'numbers earn their holder money per message); a number of unknown type only with `"*"`.',
+      error: "`400 invalid_phone_number` (the message says the number's type is not allowed)",
+    }),
+  country_sends_per_hour: z.number().int().min(1).max(100_000_000).default(100_000).meta({
+    description: 'Sends per destination country, last 60 min (pumping circuit-breaker); logged as an alert.',
+    error: TOO_MANY,
+  }),
   new_users_per_hour: z
     .number()
     .int()
     .min(1)
     .max(100_000_000)
     .default(50_000)
-    .describe('Users a project may create per hour.'),
+    .meta({ description: 'Users created, last 60 min.', error: TOO_MANY }),
   search_rows_per_minute: z
     .number()
     .int()
     .min(5_000)
     .max(1_000_000_000_000)
     .default(1_000_000)
-    .describe(
-      "Rows D1 may read for the project's user searches per minute (D1's rows_read; each search counts at least 5,000).",
-    ),
+    .meta({
+      description:
+        "Rows D1 reads for the project's `POST /v1/users/search` calls (D1's `rows_read`), last 1–2 min; each " +
+        'search is charged at least 5,000 rows, reserved before it runs, and what it read beyond that right ' +
+        "after; keeps one project's searches from monopolising the database every project shares.",
+      error: TOO_MANY,
+    }),
   sdk_enabled: z
     .boolean()
     .optional()

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { unstable_readConfig } from 'wrangler'
-import { readmeWithTable } from '../../scripts/config-table.mjs'
+import { configTable, limitsTable, readmeWithTables } from '../../scripts/readme-tables.mjs'
 import { CONFIG, REQUIRED_SECRETS } from '../../src/config.ts'
 
 const readme = readFileSync('README.md', 'utf8')
@@ -45,8 +45,9 @@ describe('configuration outside the Worker', () => {
     for (const name of REQUIRED_SECRETS) assert.match(example, new RegExp(`^${name}=`, 'm'), name)
   })
 
-  it("the README's configuration table is the one built from the list", () => {
-    assert.equal(readme, readmeWithTable(readme), 'run `npm run docs:config`')
+  it("the README's configuration and limits tables are the ones built from the code", () => {
+    assert.equal(readme, readmeWithTables(readme), 'run `npm run docs:tables`')
+    assert.ok(readme.includes(configTable()) && readme.includes(limitsTable()))
   })
 
   it('the README deploy steps set every required secret and the phone-number id, in order', () => {
