@@ -139,19 +139,6 @@ CREATE TABLE IF NOT EXISTS dev_outbox (
 CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
 CREATE INDEX IF NOT EXISTS dev_outbox_created ON dev_outbox (created_at);
 
--- Abuse limits, as written by earlier versions of the Worker (one row per counted event). No longer
--- read or written; kept until every deployed Worker counts in limit_counters, then dropped. Rows
--- expire after at most 24 hours (expires_at); the hourly retention purge (src/retention.ts) deletes them.
-CREATE TABLE IF NOT EXISTS limit_events (
-  project_id TEXT NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('phone', 'ip_send', 'ip_fail', 'country', 'new_user')),
-  subject TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS limit_events_subject ON limit_events (project_id, kind, subject, at);
-CREATE INDEX IF NOT EXISTS limit_events_expiry ON limit_events (expires_at);
-
 -- Never holds a row. A batch's guard statement inserts one only when a limit is exceeded, with 1 in
 -- that limit's column; the named CHECK then fails, D1 rolls back the whole batch, and the constraint
 -- name in the error tells which limit tripped (mapped to 429 too_many_requests).

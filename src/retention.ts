@@ -44,9 +44,7 @@ export const PURGES: readonly { table: PurgeTable; cutoff: keyof Cutoffs }[] = [
   // them as sessions.
   { table: 'session_factors', cutoff: 'now' },
   { table: 'sessions', cutoff: 'now' },
-  // expires_at = the event's time + the longest window of its kind: past it, no window counts it.
-  { table: 'limit_events', cutoff: 'now' },
-  // Likewise for a counter row: expires_at is when its bucket has left every window that reads it.
+  // A counter row's expires_at is when its bucket has left every window that reads it.
   { table: 'limit_counters', cutoff: 'now' },
   // By when the message was stored.
   { table: 'dev_outbox', cutoff: 'devOutbox' },

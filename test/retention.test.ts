@@ -76,14 +76,6 @@ async function session(expiresAt: number) {
   return sessionId
 }
 
-async function limitEvent(expiresAt: number) {
-  await env.DB.prepare(
-    `INSERT INTO limit_events (project_id, kind, subject, at, expires_at) VALUES ('project-x', 'phone', ?1, ?2, ?3)`,
-  )
-    .bind(id('+1202'), expiresAt - DAY, expiresAt)
-    .run()
-}
-
 async function limitCounter(expiresAt: number) {
   await env.DB.prepare(
     `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
@@ -129,9 +121,7 @@ describe('retention purge (scheduled)', () => {
     const recentDelivery = await delivery(T - 29 * DAY)
     const expiredSession = await session(T - 1)
     const liveSession = await session(T + 60_000)
-    await limitEvent(T - 1)
-    await limitEvent(T)
-    await limitEvent(T + 1)
+    await limitCounter(T - 1)
     await limitCounter(T)
     await limitCounter(T + 1)
     const oldOutbox = await outbox(T - DEV_OUTBOX_MS - 1)
@@ -146,8 +136,7 @@ describe('retention purge (scheduled)', () => {
       deliveries: 1,
       session_factors: 1,
       sessions: 1,
-      limit_events: 2,
-      limit_counters: 1,
+      limit_counters: 2,
       dev_outbox: 1,
       rounds: 1,
       complete: true,
@@ -164,8 +153,6 @@ describe('retention purge (scheduled)', () => {
     expect([await exists(session_, expiredSession), await exists(session_, liveSession)]).toEqual([false, true])
     const factor = 'SELECT 1 FROM session_factors WHERE session_id = ?1'
     expect([await exists(factor, expiredSession), await exists(factor, liveSession)]).toEqual([false, true])
-    const left = await env.DB.prepare('SELECT expires_at FROM limit_events').all<{ expires_at: number }>()
-    expect(left.results.map((r) => r.expires_at)).toEqual([T + 1])
     const counters = await env.DB.prepare('SELECT expires_at FROM limit_counters').all<{ expires_at: number }>()
     expect(counters.results.map((r) => r.expires_at)).toEqual([T + 1])
     const outbox_ = 'SELECT 1 FROM dev_outbox WHERE id = ?1'
@@ -177,7 +164,6 @@ describe('retention purge (scheduled)', () => {
       deliveries: 0,
       session_factors: 0,
       sessions: 0,
-      limit_events: 0,
       limit_counters: 0,
       dev_outbox: 0,
     })
@@ -195,15 +181,15 @@ describe('retention purge (scheduled)', () => {
 
   it('works in bounded batches: a run stops after its rounds, oldest first, and the next run continues', async () => {
     await clearTables()
-    for (let i = 0; i < 25; i++) await limitEvent(T - 1_000 + i)
+    for (let i = 0; i < 25; i++) await limitCounter(T - 1_000 + i)
     const log = vi.spyOn(console, 'log').mockImplementation(() => undefined)
-    expect(await purge(env, T, { batchRows: 10, maxRounds: 2 })).toMatchObject({ limit_events: 20 })
+    expect(await purge(env, T, { batchRows: 10, maxRounds: 2 })).toMatchObject({ limit_counters: 20 })
     expect(log).toHaveBeenCalledWith(expect.stringContaining('"rounds":2,"complete":false'))
-    const left = await env.DB.prepare('SELECT expires_at FROM limit_events ORDER BY expires_at').all<{
+    const left = await env.DB.prepare('SELECT expires_at FROM limit_counters ORDER BY expires_at').all<{
       expires_at: number
     }>()
     expect(left.results.map((r) => r.expires_at)).toEqual([20, 21, 22, 23, 24].map((i) => T - 1_000 + i))
-    expect(await purge(env, T, { batchRows: 10, maxRounds: 2 })).toMatchObject({ limit_events: 5 })
+    expect(await purge(env, T, { batchRows: 10, maxRounds: 2 })).toMatchObject({ limit_counters: 5 })
     expect(log).toHaveBeenLastCalledWith(expect.stringContaining('"rounds":1,"complete":true'))
   })
 
@@ -221,7 +207,6 @@ describe('retention purge (scheduled)', () => {
       'deliveries',
       'session_factors',
       'sessions',
-      'limit_events',
       'limit_counters',
       'dev_outbox',
     ])

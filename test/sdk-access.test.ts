@@ -7,7 +7,7 @@ import { dataOf, PAGE_ORIGIN, sdkCall, sdkHeaders, sdkProject } from './sdk-help
 // Who may call /sdk/v1: the public token (and only it), from an origin the project authorizes, with
 // the CORS headers the SDK needs on every reply; and the routes that need no credentials.
 
-const TABLES = ['users', 'phones', 'otp_codes', 'deliveries', 'sessions', 'limit_events'] as const
+const TABLES = ['users', 'phones', 'otp_codes', 'deliveries', 'sessions'] as const
 const LOGIN = '/otps/whatsapp/login_or_create'
 
 describe('public tokens', () => {

@@ -7,7 +7,7 @@ import { login as backendLogin, sessionsAuthenticate } from './session-helpers'
 // Every /sdk/v1 route as the SDK calls it, mapped onto the /v1 logic: replies in { data }, the
 // session from the credentials, and what a browser is refused that a backend may do.
 
-const TABLES = ['users', 'phones', 'otp_codes', 'deliveries', 'sessions', 'limit_events'] as const
+const TABLES = ['users', 'phones', 'otp_codes', 'deliveries', 'sessions'] as const
 const LOGIN = '/otps/whatsapp/login_or_create'
 
 describe('GET /sdk/v1/projects/bootstrap/{public_token}', () => {

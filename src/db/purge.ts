@@ -5,14 +5,7 @@
  */
 
 /** The tables retention purges. */
-export type PurgeTable =
-  | 'otp_codes'
-  | 'deliveries'
-  | 'session_factors'
-  | 'sessions'
-  | 'limit_events'
-  | 'limit_counters'
-  | 'dev_outbox'
+export type PurgeTable = 'otp_codes' | 'deliveries' | 'session_factors' | 'sessions' | 'limit_counters' | 'dev_outbox'
 
 // Per table: the rows at or before the cut-off ?1, and the order in which they go (oldest first).
 const OLDER_THAN: Record<PurgeTable, { where: string; order: string }> = {
@@ -22,7 +15,6 @@ const OLDER_THAN: Record<PurgeTable, { where: string; order: string }> = {
   // them as sessions.
   session_factors: { where: 'session_id IN (SELECT id FROM sessions WHERE expires_at <= ?1)', order: 'rowid' },
   sessions: { where: 'expires_at <= ?1', order: 'expires_at' },
-  limit_events: { where: 'expires_at <= ?1', order: 'expires_at' },
   limit_counters: { where: 'expires_at <= ?1', order: 'expires_at' },
   dev_outbox: { where: 'created_at <= ?1', order: 'created_at' },
 }

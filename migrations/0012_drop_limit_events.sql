@@ -1,0 +1,14 @@
+-- Contract: limit_events goes. Migration 0003 moved every limit to limit_counters and left this
+-- table for the Worker versions before it; no Worker since writes or reads it, and its rows lived at
+-- most 24 hours, so it is empty wherever a Worker of 0003 or later has run for a day (the hourly
+-- purge deleted the rest). Dropping the table drops its two indexes.
+--
+-- What is not dropped yet: otp_codes.ip_address / user_agent (NULL since 0002). The Worker still
+-- names them: authenticate selects them, so that a code record written before attributes were
+-- hashed is still judged by its clear values, and issuing a code clears them. A release that stops
+-- reading and writing them comes first; the migration after it can drop them.
+--
+-- A rollback past this migration: the earlier Worker's hourly purge lists limit_events, so its purge
+-- batch fails (logged and alerted as retention.failed, nothing deleted that hour) until the
+-- Worker is rolled forward again; requests are unaffected, none of them touches the table.
+DROP TABLE IF EXISTS limit_events;
