@@ -36,7 +36,10 @@ function historyChecks(history) {
   ]
 }
 
-/** The run as Markdown: machine, the bare route (all its runs), one row per scenario, bundle size. */
+/**
+ * The run as Markdown: machine, the bare route (all its runs), one row per scenario, bundle size.
+ * @param {{ machine: any, bareRuns: any[], rows: any[], bundle: any, history?: any[], capacity?: any[] }} run
+ */
 export function formatReport({ machine, bareRuns, rows, bundle, history = [], capacity = [] }) {
   const bare = {
     name: `GET /health (bare, mean of ${bareRuns.length} runs)`,
@@ -137,6 +140,8 @@ export function formatReport({ machine, bareRuns, rows, bundle, history = [], ca
 /**
  * One line per performance target (docs/benchmarks.md), judged on each scenario's typical request (the most common
  * operation counts: the warm path), with how many requests were typical and the mean over all.
+ * @param {{ fresh: any, existing: any, rightCode: any, wrongCode: any, bundle: any, bundleTarget: number,
+ *   history?: any[] }} runs
  */
 export function targetChecks({ fresh, existing, rightCode, wrongCode, bundle, bundleTarget, history = [] }) {
   const sendOps = (r) => r.typical?.ops.d1 === 1 && r.typical.ops.kv_write === 1 && r.typical.ops.queue_send === 1

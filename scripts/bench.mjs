@@ -91,9 +91,17 @@ const authorization = (project) => `Basic ${Buffer.from(`${project.id}:${project
 const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
 
 /**
+ * @typedef {{ name: string, method?: string, path: string, body?: (i: number) => unknown, amount: number,
+ *   expect: number, also?: number[], onBody?: (i: number, reply: any) => unknown, connections?: number,
+ *   project?: { id: string, secret: string } }} Scenario
+ */
+
+/**
  * Runs one scenario: `amount` requests, the i-th from `body(i)` (or a fixed GET, unauthenticated unless
  * `project` is given), at most MAX_SECONDS. `project` is whose credentials the requests carry. Every
  * reply should have the status `expect`, or one of `also`.
+ * @param {string} baseUrl
+ * @param {Scenario} scenario
  */
 async function load(
   baseUrl,
@@ -447,6 +455,7 @@ async function mainRuns(url, machine, bundle) {
   const methods = new Array(N)
   // The bare route runs before the first scenario and after each one (once the queue consumer is idle
   // again): each scenario is compared with the bare runs right around it, as the machine's speed drifts.
+  /** @type {any[]} */
   const bareRuns = []
   const bare = async () => {
     bareRuns.push(
@@ -459,6 +468,7 @@ async function mainRuns(url, machine, bundle) {
       }),
     )
   }
+  /** @param {Scenario} spec @param {() => Promise<unknown>} [settle] */
   const scenario = async (spec, settle = async () => {}) => {
     const row = await load(url, spec)
     await settle()
@@ -467,6 +477,7 @@ async function mainRuns(url, machine, bundle) {
     return row
   }
   await bare()
+  /** @type {string[]} */
   let codes = []
   const fresh = await scenario(
     {

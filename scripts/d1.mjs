@@ -3,6 +3,16 @@
 // when given). Shared by the dev set-up, the Node-side test server and the operator scripts.
 import { execFileSync } from 'node:child_process'
 
+/**
+ * Where the SQL runs: local state (wrangler's default directory, or `persistTo`) unless `remote`;
+ * `configEnv` picks a wrangler environment's database; `env` replaces the process environment.
+ * @typedef {{ remote?: boolean, persistTo?: string, configEnv?: string, env?: NodeJS.ProcessEnv }} D1Target
+ */
+
+/**
+ * @param {string[]} args
+ * @param {D1Target} target
+ */
 function wrangler(args, { env, configEnv, remote, persistTo }) {
   args.push(remote ? '--remote' : '--local')
   if (persistTo && !remote) args.push('--persist-to', persistTo)
@@ -14,6 +24,11 @@ function wrangler(args, { env, configEnv, remote, persistTo }) {
   })
 }
 
+/**
+ * `sql` (or the statements in `file`); with `json`, wrangler's JSON result (one entry per statement).
+ * @param {D1Target & { sql?: string, file?: string, json?: boolean }} options
+ * @returns {any}
+ */
 export function d1Execute({ sql, file, remote = false, json = false, persistTo, env, configEnv }) {
   const args = ['d1', 'execute', 'DB', '--yes']
   if (file) args.push(`--file=${file}`)
@@ -27,10 +42,11 @@ export function d1Execute({ sql, file, remote = false, json = false, persistTo, 
  * Applies the migrations in migrations/ (wrangler.toml `migrations_dir`) that the database has not
  * recorded in its d1_migrations table yet, in file-name order. Without a terminal wrangler skips its
  * confirmation prompt.
+ * @param {D1Target} [target]
  */
 export function d1MigrationsApply({ remote = false, persistTo, env, configEnv } = {}) {
   return wrangler(['d1', 'migrations', 'apply', 'DB'], { env, configEnv, remote, persistTo })
 }
 
 /** A SQL string literal. */
-export const lit = (value) => `'${String(value).replaceAll("'", "''")}'`
+export const lit = (/** @type {unknown} */ value) => `'${String(value).replaceAll("'", "''")}'`

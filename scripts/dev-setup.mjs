@@ -38,6 +38,7 @@ export function ensureDevVars(dir = '.') {
   }
 }
 
+/** @param {{ persistTo?: string, env?: NodeJS.ProcessEnv }} [target] */
 export function setupLocal({ persistTo, env } = {}) {
   ensureDevVars()
   d1MigrationsApply({ persistTo, env })

@@ -34,5 +34,5 @@ const args = [
 if (values['persist-to']) args.push('--persist-to', values['persist-to'])
 for (const v of values.var) args.push('--var', v)
 const child = spawn('wrangler', args, { stdio: 'inherit', env })
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) process.on(signal, () => child.kill(signal))
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))

@@ -20,6 +20,7 @@ export const EXPECTED = {
 }
 
 // The share of each kind in the mix (out of 100).
+/** @type {[string, number][]} */
 const MIX = [
   ['login', 45],
   ['send', 10],

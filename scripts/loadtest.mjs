@@ -83,6 +83,11 @@ const check = (ok, message) => {
  * when the server had closed the pooled connection before the request reached it: after the drain
  * phase the client's kept-alive connections have idled past the server's keep-alive timeout.
  */
+/**
+ * @param {string} baseUrl
+ * @param {{ method: string, path: string, headers: Record<string, string>, body?: string }} request
+ * @param {boolean} [retried]
+ */
 async function send(baseUrl, { method, path, headers, body }, retried = false) {
   const started = performance.now()
   const signal = AbortSignal.timeout(Math.max(1, Math.min(REQUEST_TIMEOUT_MS, DEADLINE - Date.now())))

@@ -7,13 +7,13 @@ import { d1Execute, lit } from './d1.mjs'
 const DAY_MS = 86_400_000
 
 /** Common flags of both commands. */
-export const COMMON_OPTIONS = {
+export const COMMON_OPTIONS = /** @type {const} */ ({
   remote: { type: 'boolean', default: false },
   'persist-to': { type: 'string' },
   project: { type: 'string' },
   days: { type: 'string', default: '7' },
   json: { type: 'boolean', default: false },
-}
+})
 
 /** Checked common flags, or throws an Error saying which flag is wrong. */
 export function commonArgs(values) {
@@ -48,6 +48,10 @@ export function maskNumber(phoneNumber) {
  * number and, while the code is still the phone's current one, when it was used to log in.
  * otp_codes keeps one row per phone, so a code replaced by a newer one no longer shows whether it
  * was used: such codes count as not authenticated.
+ */
+/**
+ * @param {{ remote?: boolean, persistTo?: string, project?: string, days: number, failedOnly?: boolean,
+ *   limit?: number, now?: number }} options
  */
 export function loadDeliveries({ remote, persistTo, project, days, failedOnly = false, limit, now = Date.now() }) {
   const since = now - days * DAY_MS

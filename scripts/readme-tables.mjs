@@ -42,7 +42,8 @@ function defaultCell(setting) {
  * README lists in its own section), in the schema's order.
  */
 export function limitsTable() {
-  const { properties } = z.toJSONSchema(ProjectSettingsSchema, { io: 'input' })
+  /** @type {Record<string, any>} */
+  const properties = z.toJSONSchema(ProjectSettingsSchema, { io: 'input' }).properties ?? {}
   const rows = Object.entries(properties)
     .filter(([name]) => !name.startsWith('sdk_'))
     .map(([name, setting]) => {

@@ -57,11 +57,11 @@ export function servePages({
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
-      const { port: bound } = server.address()
+      const { port: bound } = /** @type {import('node:net').AddressInfo} */ (server.address())
       resolve({
         url: `http://${host}:${bound}`,
         port: bound,
-        stop: () => new Promise((done) => server.close(() => done())),
+        stop: () => /** @type {Promise<void>} */ (new Promise((done) => server.close(() => done()))),
       })
     })
   })

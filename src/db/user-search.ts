@@ -178,7 +178,7 @@ function condition(term: SearchTerm, param: (value: unknown) => string, at: () =
     case 'status':
       return `u.status = ${param(term.value)}`
     case 'created_at': {
-      const bounds = []
+      const bounds: string[] = []
       if (term.after !== null) bounds.push(`u.created_at > ${param(term.after)}`)
       if (term.before !== null) bounds.push(`u.created_at < ${param(term.before)}`)
       return `(${bounds.join(' AND ')})`

@@ -64,7 +64,7 @@ describe('configuration outside the Worker', () => {
       'npm run project:create -- --env live',
       'webhooks/whatsapp',
       'npm run doctor -- --remote --env production',
-    ].map((step) => [step, deploy.indexOf(step)])
+    ].map((step) => /** @type {[string, number]} */ ([step, deploy.indexOf(step)]))
     for (const [step, at] of order) assert.ok(at >= 0, `missing step: ${step}`)
     const positions = order.map(([, at]) => at)
     assert.deepEqual(

@@ -57,7 +57,7 @@ const child = spawn(
   ['--test', `--test-concurrency=${CONCURRENCY}`, '--test-timeout=600000', ...args, ...files],
   { stdio: 'inherit', env: { ...process.env, TEST_SERVER_INFO: infoFile } },
 )
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) process.on(signal, () => child.kill(signal))
 const code = await new Promise((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))))
 await (await serverStarting)?.stop()
 rmSync(dir, { recursive: true, force: true })

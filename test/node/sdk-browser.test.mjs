@@ -130,6 +130,7 @@ describe("Stytch's frontend SDK in Chromium", () => {
     const left = (await context.cookies(pages.url)).map((c) => c.name).filter((n) => n.startsWith('stytch_session'))
     assert.deepEqual(left, [])
     await assert.rejects(backend().sessions.authenticate({ session_token: cookies.stytch_session.value }), (err) => {
+      assert.ok(err instanceof StytchError)
       assert.equal(err.error_type, 'session_not_found')
       return true
     })

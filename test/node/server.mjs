@@ -38,11 +38,31 @@ export const LOCAL_PROJECT = {
   publicToken: LOCAL_PUBLIC_TOKEN,
 }
 
+/**
+ * A project a test adds to its server: `publicToken` is its public token for the frontend SDKs (a
+ * random one when not given); `settings` are stored as they are (the defaults apply to the rest).
+ * @typedef {{ id: string, secret: string, env: string, publicToken?: string, settings?: Record<string, unknown> }} TestProject
+ */
+
+/**
+ * startServer's options (see there).
+ * @typedef {{ projects?: TestProject[], vars?: string[], ports?: number[], script?: string,
+ *   entry?: string, registry?: string }} ServerOptions
+ */
+
+/**
+ * A running test server. `stop()` ends it (with `keepState` its state directory stays for the caller
+ * to read and remove); for the shared server it does nothing.
+ * @typedef {{ baseUrl: string, port: number, persistTo: string, registry: string,
+ *   stop: (options?: { keepState?: boolean }) => Promise<void>, output: () => string }} TestServer
+ */
+
 // 8787 is the developer's own `npm run dev`; test servers take the first free port from here.
 const FIRST_PORT = 8793
 const READY_TIMEOUT_MS = 120_000
 const STOP_TIMEOUT_MS = 10_000
 
+/** @param {number} port @returns {Promise<boolean>} */
 function portIsFree(port) {
   return new Promise((resolve) => {
     const probe = createServer()
@@ -51,7 +71,8 @@ function portIsFree(port) {
   })
 }
 
-async function freePort([first, last]) {
+/** @param {number[]} range [first, last] */
+async function freePort([first = FIRST_PORT, last = first]) {
   for (let port = first; port <= last; port++) {
     if (await portIsFree(port)) return port
   }
@@ -59,10 +80,11 @@ async function freePort([first, last]) {
 }
 
 /** Kills the server's process group and removes its state if this process ends first (exit, Ctrl-C, kill). */
-function killOnExit(child, persistTo) {
+/** @param {number} pid the server's process (and process group) id @param {string} persistTo */
+function killOnExit(pid, persistTo) {
   const kill = () => {
     try {
-      process.kill(-child.pid, 'SIGKILL')
+      process.kill(-pid, 'SIGKILL')
     } catch {
       // already gone
     }
@@ -90,6 +112,12 @@ function killOnExit(child, persistTo) {
  * bound for an INTEGER column is stored as the number, by SQLite's column affinity). Returns the rows
  * as objects.
  */
+/**
+ * @param {string} baseUrl
+ * @param {string} sql
+ * @param {(string | number)[]} [params]
+ * @returns {Promise<Record<string, unknown>[]>}
+ */
 export async function d1Query(baseUrl, sql, params = []) {
   const api = new URL('/cdn-cgi/local/explorer/api/d1/database', baseUrl)
   const listing = await (await fetch(api)).json()
@@ -111,6 +139,7 @@ export async function d1Query(baseUrl, sql, params = []) {
  * Adds projects to a running server. A project's `publicToken` is its public token for the
  * frontend SDKs (a random one when not given).
  */
+/** @param {string} baseUrl @param {TestProject[]} projects */
 export async function seedProjects(baseUrl, projects) {
   if (projects.length === 0) return
   const params = []
@@ -137,6 +166,8 @@ export async function seedProjects(baseUrl, projects) {
  * Service Binding of another test server started with the same `registry` reaches it, and nothing
  * else does, not even the developer's own `npm run dev`). The caller must call stop(); if this
  * process ends first, the server ends too.
+ * @param {ServerOptions} [options]
+ * @returns {Promise<TestServer>}
  */
 export async function startServer({
   projects = [],
@@ -152,7 +183,7 @@ export async function startServer({
   for (let attempt = 1; ; attempt++) {
     const port = await freePort([first, ports[1]])
     try {
-      const server = await startOn(port, { vars, script, entry, registry: registry ?? ownRegistry })
+      const server = await startOn(port, { vars, script, entry, registry: registry ?? String(ownRegistry) })
       await seedProjects(server.baseUrl, projects).catch(async (err) => {
         await server.stop()
         throw err
@@ -179,6 +210,11 @@ export async function startServer({
 
 class PortTaken extends Error {}
 
+/**
+ * @param {number} port
+ * @param {{ vars: string[], script: string, entry?: string, registry: string }} options
+ * @returns {Promise<TestServer>}
+ */
 async function startOn(port, { vars, script, entry, registry }) {
   const persistTo = mkdtempSync(join(tmpdir(), 'whatsapp-otp-node-test-'))
   const args = [script, '--port', String(port), '--persist-to', persistTo]
@@ -188,6 +224,8 @@ async function startOn(port, { vars, script, entry, registry }) {
   const env = { ...process.env, WRANGLER_REGISTRY_PATH: registry, X_LOCAL_EXPLORER: 'true' }
   // Its own process group, so stop() ends wrangler and the workerd it starts, and nothing else.
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env })
+  if (child.pid === undefined) throw new Error(`could not start ${script}`)
+  const pid = child.pid
   let output = ''
   const keep = (chunk) => {
     output = (output + chunk).slice(-20_000)
@@ -195,25 +233,26 @@ async function startOn(port, { vars, script, entry, registry }) {
   child.stdout.on('data', keep)
   child.stderr.on('data', keep)
   const exited = new Promise((resolve) => child.once('exit', resolve))
-  const forget = killOnExit(child, persistTo)
+  const forget = killOnExit(pid, persistTo)
 
   let stopped = false
   /**
    * Ends the server's process group. With `keepState` the state directory stays on disk for the
    * caller to read (no process writes to it any more) and to remove; by default it is deleted.
    */
+  /** @param {{ keepState?: boolean }} [options] */
   async function stop({ keepState = false } = {}) {
     if (stopped) return
     stopped = true
     if (child.exitCode === null && child.signalCode === null) {
       try {
-        process.kill(-child.pid, 'SIGTERM')
+        process.kill(-pid, 'SIGTERM')
       } catch {
         // already gone
       }
       const timer = setTimeout(() => {
         try {
-          process.kill(-child.pid, 'SIGKILL')
+          process.kill(-pid, 'SIGKILL')
         } catch {
           // already gone
         }
@@ -223,7 +262,7 @@ async function startOn(port, { vars, script, entry, registry }) {
     }
     // wrangler's own children (workerd) may outlive it by a moment: nothing of the group survives.
     try {
-      process.kill(-child.pid, 'SIGKILL')
+      process.kill(-pid, 'SIGKILL')
     } catch {
       // the group is empty
     }
@@ -262,6 +301,7 @@ async function startOn(port, { vars, script, entry, registry }) {
  * answers to the file TEST_SERVER_INFO names once it does; this waits for that. Its stop() does
  * nothing: the runner stops it after the last file.
  */
+/** @returns {Promise<TestServer | null>} */
 export async function sharedServer() {
   const infoFile = process.env.TEST_SERVER_INFO
   if (!infoFile) return null
@@ -287,6 +327,8 @@ export async function sharedServer() {
  * does not need its own (`own: true`, or `vars`, `script` or `entry`, which only a server of its
  * own can have), otherwise a new one (startServer's options). The caller calls stop() when done;
  * it ends only a server of the file's own.
+ * @param {ServerOptions & { own?: boolean }} [options]
+ * @returns {Promise<TestServer>}
  */
 export async function serverFor({ own = false, ...options } = {}) {
   const needsOwn = own || options.vars?.length || options.script || options.entry
@@ -300,6 +342,9 @@ export async function serverFor({ own = false, ...options } = {}) {
  * The service for the calling test file's tests (serverFor's options), from before() to after().
  * `ready(server)` runs once it answers, within the same `timeout`: the file keeps its server and
  * makes its clients or seeds its state there.
+ * @param {ServerOptions & { own?: boolean }} options
+ * @param {(server: TestServer) => unknown} ready
+ * @param {{ timeout?: number }} [hookOptions]
  */
 export function serveDuringTests(options, ready, { timeout = 180_000 } = {}) {
   let server
