@@ -61,9 +61,9 @@ const MUTANTS = [
   },
   {
     file: 'src/db/sessions.ts',
-    bug: 'session expiry not checked: an expired session still authenticates',
+    bug: 'session expiry checked against the clock in seconds: an expired session still authenticates',
     find: "(?3 = '' OR s.user_id = ?3) AND s.expires_at > ?4`",
-    replace: "(?3 = '' OR s.user_id = ?3)`",
+    replace: "(?3 = '' OR s.user_id = ?3) AND s.expires_at > ?4 / 1000`",
   },
   {
     file: 'src/db/users.ts',
