@@ -6,7 +6,10 @@
 //
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256.
 // Settings keys and defaults are in src/settings.ts and the README's limits table;
-// allowed_countries and allowed_line_types take a comma-separated list (US,CA; MOBILE,FIXED_LINE) or "*".
+// allowed_countries, allowed_line_types, sms_allowed_countries and sms_allowed_line_types take a
+// comma-separated list (US,CA; MOBILE,FIXED_LINE) or "*"; sms_sends_per_hour_by_country takes
+// COUNTRY:N pairs (BR:100,NG:0); sms_autofill_domain a domain, or nothing to remove it; whatsapp_fallback
+// none or sms.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema } from '../src/settings.ts'
@@ -31,6 +34,8 @@ function fail(message) {
   process.exit(2)
 }
 
+const LISTS = new Set(['allowed_countries', 'allowed_line_types', 'sms_allowed_countries', 'sms_allowed_line_types'])
+
 function parseSetting(pair) {
   const eq = pair.indexOf('=')
   if (eq <= 0) fail(`--set expects KEY=VALUE, got "${pair}"`)
@@ -39,9 +44,20 @@ function parseSetting(pair) {
   if (!(key in ProjectSettingsSchema.shape)) {
     fail(`unknown setting "${key}"; known: ${Object.keys(ProjectSettingsSchema.shape).join(', ')}`)
   }
-  if (key === 'allowed_countries' || key === 'allowed_line_types') {
+  if (LISTS.has(key)) {
     return [key, raw === '*' ? '*' : raw.split(',').map((c) => c.trim().toUpperCase())]
   }
+  if (key === 'sms_sends_per_hour_by_country') {
+    const pairs = raw.split(',').filter((p) => p.trim() !== '')
+    const map = {}
+    for (const p of pairs) {
+      const [country, n] = p.split(':').map((x) => x.trim())
+      if (!country || n === undefined || !/^[0-9]+$/.test(n)) fail(`${key} expects COUNTRY:N pairs, e.g. BR:100,NG:0`)
+      map[country.toUpperCase()] = Number(n)
+    }
+    return [key, map]
+  }
+  if (key === 'sms_autofill_domain') return [key, raw.trim() === '' ? null : raw.trim().toLowerCase()]
   const n = Number(raw)
   return [key, Number.isFinite(n) && raw.trim() !== '' ? n : raw]
 }

@@ -5,8 +5,8 @@ import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
 import { Batch, type Handle } from '../src/db/batch'
 import { clearProjectCache } from '../src/db/projects'
+import { type DeliveryJob, DeliveryJobSchema, jobAad } from '../src/delivery/job'
 import worker from '../src/index'
-import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
 import lenientLimits from './lenient-limits.json'
 
 export interface TestProject {
@@ -192,7 +192,7 @@ export interface IssuedCode {
   headers: Headers
   body: Record<string, unknown>
   /** The delivery job the request queued, and the plain code sealed in it. */
-  job: WhatsAppJob
+  job: DeliveryJob
   code: string
   codeId: string
   phoneId: string
@@ -202,6 +202,8 @@ export interface IssuedCode {
 export interface IssueOptions {
   /** The route: login_or_create (the default) or send. */
   path?: 'login_or_create' | 'send'
+  /** The channel's route: whatsapp (the default) or sms. */
+  channel?: 'whatsapp' | 'sms'
   /** The bindings (the test bindings unless given); the code is decrypted with their key. */
   env?: Env
   /**
@@ -226,7 +228,7 @@ export async function issueCode(
   const bindings = options.env ?? env
   const sent: unknown[] = []
   const queue = options.deliver === false ? capturingQueue(sent) : recordingQueue(sent, bindings.WHATSAPP_QUEUE)
-  const res = await callJson('POST', `/v1/otps/whatsapp/${options.path ?? 'login_or_create'}`, {
+  const res = await callJson('POST', `/v1/otps/${options.channel ?? 'whatsapp'}/${options.path ?? 'login_or_create'}`, {
     project,
     body,
     env: { ...bindings, WHATSAPP_QUEUE: queue },
@@ -234,7 +236,7 @@ export async function issueCode(
   })
   expect(res.status, JSON.stringify(res.body)).toBe(200)
   expect(sent).toHaveLength(1)
-  const job = WhatsAppJobSchema.parse(sent[0])
+  const job = DeliveryJobSchema.parse(sent[0])
   const code = await open(bindings.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
   return {
     ...res,

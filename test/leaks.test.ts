@@ -1,9 +1,9 @@
 import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
+import { DeliveryJobSchema, jobAad } from '../src/delivery/job'
+import { messageText } from '../src/delivery/text'
 import { LOCALES } from '../src/schemas'
-import { messageText } from '../src/whatsapp/console'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
 import { failingBatchDb, failingKv } from './fault-env'
 import { exchange, type FuzzRequest, type Outcome } from './fuzz-probe'
 import { basicAuth, type TestProject } from './helpers'
@@ -69,7 +69,7 @@ describe('main flows leak nothing', () => {
       const o = await exchange(request, base)
       replies.push(o)
       for (const job of o.queueSends) {
-        const parsed = WhatsAppJobSchema.parse(job)
+        const parsed = DeliveryJobSchema.parse(job)
         codes.push(await open(env.CODE_ENCRYPTION_KEY, parsed.code, jobAad(parsed)))
       }
       return o

@@ -1,27 +1,53 @@
 import { now } from '../clock'
 import { insertOutboxMessage } from '../db/dev-outbox'
 import { parseId } from '../ids'
-import type { Locale } from '../schemas'
-import type { WhatsAppProvider } from './provider'
+import type { Channel } from './job'
+import type { DeliveryProvider } from './provider'
+import { messageText, smsText } from './text'
+
+/** What the console reports for a number it treats as not on WhatsApp: Meta's "message undeliverable". */
+export const UNREACHABLE_ERROR_CODE = 131026
 
 /**
- * The local development provider: "delivers" a code by printing the message to the Worker's log
- * and keeping it in the dev_outbox table (src/db/dev-outbox.ts), read by GET /dev/whatsapp/outbox.
- * It is selected only when WHATSAPP_PROVIDER is exactly "console", so a deployed Worker (default
- * "meta") never stores or prints codes, and it delivers only for test projects.
+ * The local development provider of a channel: "delivers" a code by printing the message to the
+ * Worker's log and keeping it in the dev_outbox table (src/db/dev-outbox.ts), read by
+ * GET /dev/outbox. It is selected only when WHATSAPP_PROVIDER (SMS_PROVIDER) is exactly "console",
+ * so a deployed Worker (defaults "meta" and "none") never stores or prints codes, and it delivers
+ * only for test projects.
+ *
+ * `unreachable` (WhatsApp only, from CONSOLE_WHATSAPP_UNREACHABLE): numbers it treats as not on
+ * WhatsApp. Like Meta for such a number, it accepts the message and then reports it failed with
+ * 131026, a status the consumer applies exactly as the same status from Meta's webhook; nothing
+ * reaches the outbox, and a project with whatsapp_fallback 'sms' gets the code by SMS instead.
  */
-export function consoleProvider(db: D1Database): WhatsAppProvider {
+export function consoleProvider(
+  db: D1Database,
+  channel: Channel,
+  unreachable: ReadonlySet<string> = new Set(),
+): DeliveryProvider {
   return {
     name: 'console',
+    channel,
     async send(message) {
       // Codes of live projects belong to real people: they are never shown in a developer's outbox
       // or log, even when a deployment selects this provider by mistake.
       if (parseId('project', message.projectId) !== 'test') {
         return { kind: 'failed', errorCode: null, detail: 'console_provider_live_project', alert: true }
       }
-      const text = messageText(message.locale, message.code)
+      if (channel === 'whatsapp' && unreachable.has(message.phoneNumber)) {
+        return {
+          kind: 'sent',
+          messageId: `wamid.console.${message.deliveryId}`,
+          reported: { status: 'failed', errorCode: UNREACHABLE_ERROR_CODE },
+        }
+      }
+      const text =
+        channel === 'sms'
+          ? smsText(message.locale, message.code, message.autofillDomain)
+          : messageText(message.locale, message.code)
       await insertOutboxMessage(db, {
         id: message.deliveryId,
+        channel,
         phone_number: message.phoneNumber,
         code: message.code,
         locale: message.locale,
@@ -29,27 +55,8 @@ export function consoleProvider(db: D1Database): WhatsAppProvider {
         created_at: now(),
       })
       // The one place a plaintext code is logged: this provider exists to show it to the developer.
-      console.log(`[whatsapp console] to ${message.phoneNumber} (${message.locale}): ${text}`)
-      return { kind: 'sent', wamid: null }
+      console.log(`[${channel} console] to ${message.phoneNumber} (${message.locale}): ${text}`)
+      return { kind: 'sent', messageId: null }
     },
-  }
-}
-
-/**
- * The wording of WhatsApp's preset authentication template (body and security recommendation) in
- * each supported language, so the local message reads like the real one. The template has no expiry
- * footer (src/whatsapp/template.ts): Meta fixes that number per template while each request picks
- * its own expiration_minutes, so the number could only be wrong.
- */
-export function messageText(locale: Locale, code: string): string {
-  switch (locale) {
-    case 'es':
-      return `${code} es tu código de verificación. Por tu seguridad, no lo compartas.`
-    case 'fr':
-      return `${code} est votre code de vérification. Pour votre sécurité, ne le partagez pas.`
-    case 'pt-br':
-      return `${code} é o seu código de verificação. Para sua segurança, não o compartilhe.`
-    case 'en':
-      return `${code} is your verification code. For your security, do not share this code.`
   }
 }

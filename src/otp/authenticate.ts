@@ -14,7 +14,7 @@ import { type PhoneRow, releaseExpiredById, userPhonesStatement } from '../db/ph
 import type { Project } from '../db/projects'
 import { isLocked } from '../db/users'
 import { type ErrorType, StytchError } from '../errors'
-import { type AuthSubject, failedAuthStatements, runWithLimits, sendCountry } from '../limits'
+import { type AuthSubject, failedAuthStatements, runWithLimits, sendCountry, smsConversionStatement } from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
@@ -166,7 +166,11 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
 
   const batch = new Batch()
   const release = batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))
-  if (verdict.kind === 'match') batch.add(consumeStatement(env.DB, gate(verdict.codeId)))
+  if (verdict.kind === 'match') {
+    batch.add(consumeStatement(env.DB, gate(verdict.codeId)))
+    // A code an SMS carried and this request consumed counts as an SMS conversion (the pumping breaker).
+    batch.add(smsConversionStatement(env.DB, { projectId: project.id, phoneId, requestId }))
+  }
   let wrongAttempt: Handle | null = null
   let sessionReads: SessionReads | null = null
   if (verdict.kind === 'wrong') {
