@@ -2,7 +2,8 @@
 //
 //   npm run project:create -- --env test|live [--name NAME] [--set KEY=VALUE ...] [--remote [--wrangler-env E]]
 //   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--remote [--wrangler-env E]]
-// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's.)
+// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's;
+// --persist-to DIR the local state of `npm run dev -- --persist-to DIR` instead of the default one.)
 //
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256.
 // Settings keys and defaults are in src/settings.ts and the README's limits table;
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     'rotate-secret': { type: 'boolean', default: false },
     remote: { type: 'boolean', default: false },
     'wrangler-env': { type: 'string' },
+    'persist-to': { type: 'string' },
   },
 })
 
@@ -75,9 +77,10 @@ const newSecret = (env) => `secret-${env}-${randomBytes(32).toString('base64url'
 const sha256 = (text) => createHash('sha256').update(text).digest('hex')
 const remote = values.remote
 const configEnv = values['wrangler-env']
+const persistTo = values['persist-to']
 // Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
-if (!remote && (command === 'create' || command === 'update')) d1MigrationsApply()
+if (!remote && (command === 'create' || command === 'update')) d1MigrationsApply({ persistTo })
 
 if (command === 'create') {
   const env = values.env
@@ -88,6 +91,7 @@ if (command === 'create') {
   d1Execute({
     remote,
     configEnv,
+    persistTo,
     sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${Date.now()})`,
   })
   console.log(JSON.stringify({ project_id: id, secret, env, settings }, null, 2))
@@ -98,6 +102,7 @@ if (command === 'create') {
   const [result] = d1Execute({
     remote,
     configEnv,
+    persistTo,
     json: true,
     sql: `SELECT env, settings FROM projects WHERE id = ${lit(id)}`,
   })
@@ -111,7 +116,12 @@ if (command === 'create') {
     assignments.push(`secret_hash = ${lit(sha256(secret))}`)
   }
   if (values.name) assignments.push(`name = ${lit(values.name)}`)
-  d1Execute({ remote, configEnv, sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}` })
+  d1Execute({
+    remote,
+    configEnv,
+    persistTo,
+    sql: `UPDATE projects SET ${assignments.join(', ')} WHERE id = ${lit(id)}`,
+  })
   console.log(JSON.stringify({ project_id: id, ...(secret ? { secret } : {}), settings }, null, 2))
   console.log(
     secret

@@ -413,6 +413,15 @@ export function checkConfig(input: ConfigInput): Finding[] {
       findings.push({ level: 'ok', subject: entry.name, message: 'is set and well-formed' })
     }
   }
+  // Twilio's API key is a pair: its SID (a var) without its secret, or the reverse, cannot authenticate.
+  const isSet = (name: string) => (input.values[name] ?? '') !== '' || input.setWithoutValue?.has(name) === true
+  if (isSet('TWILIO_API_KEY_SID') !== isSet('TWILIO_API_KEY_SECRET')) {
+    findings.push({
+      level: 'error',
+      subject: 'TWILIO_API_KEY_SID',
+      message: 'and TWILIO_API_KEY_SECRET must be set together (or neither, to send with the auth token)',
+    })
+  }
   return findings
 }
 
@@ -513,5 +522,125 @@ export async function checkMetaAccount(
       findings.push({ level: 'error', subject, message: `is a ${row.category} template, not AUTHENTICATION` })
     else findings.push({ level: 'ok', subject, message: 'exists and is approved' })
   }
+  return findings
+}
+
+/**
+ * With Twilio credentials: the account SID and auth token authenticate (the token also checks the
+ * status callback's signatures) and the account is active; an API key, if set, authenticates too;
+ * the sender exists in the account and can send SMS (a number with the SMS capability, or a
+ * Messaging Service, warned about when its pool has no number). `fetchFn` is Twilio's API (mocked
+ * in tests). Messages name settings and Twilio's error codes, never values.
+ */
+export async function checkTwilioAccount(
+  values: Record<string, string | undefined>,
+  fetchFn: typeof fetch,
+): Promise<Finding[]> {
+  const accountSid = (values.TWILIO_ACCOUNT_SID ?? '').trim()
+  const authToken = (values.TWILIO_AUTH_TOKEN ?? '').trim()
+  const keySid = (values.TWILIO_API_KEY_SID ?? '').trim()
+  const keySecret = (values.TWILIO_API_KEY_SECRET ?? '').trim()
+  const sender = twilioSender(values.TWILIO_SENDER)
+  if (!TWILIO_PATTERNS.accountSid.test(accountSid) || !TWILIO_PATTERNS.authToken.test(authToken) || !sender) {
+    return [{ level: 'warning', subject: 'Twilio account', message: 'not checked: fix the settings above first' }]
+  }
+  const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`
+  const get = async (url: string, authorization: string) => {
+    const res = await fetchFn(url, { headers: { authorization } })
+    let body: unknown = null
+    try {
+      body = await res.json()
+    } catch {
+      // not JSON: reported by status below
+    }
+    return { ok: res.ok, status: res.status, body: (body ?? {}) as Record<string, unknown> }
+  }
+  const twilioError = (r: { status: number; body: Record<string, unknown> }) =>
+    `Twilio answered ${r.status}${typeof r.body.code === 'number' ? ` (error code ${r.body.code})` : ''}`
+  const accountUrl = `${TWILIO_API_ORIGIN}/2010-04-01/Accounts/${accountSid}`
+
+  const findings: Finding[] = []
+  const account = await get(`${accountUrl}.json`, basic(accountSid, authToken))
+  if (!account.ok) {
+    findings.push({
+      level: 'error',
+      subject: 'TWILIO_AUTH_TOKEN',
+      message: `does not authenticate TWILIO_ACCOUNT_SID: ${twilioError(account)}`,
+    })
+    return findings
+  }
+  const status = String(account.body.status ?? 'unknown')
+  findings.push(
+    status === 'active'
+      ? {
+          level: 'ok',
+          subject: 'TWILIO_ACCOUNT_SID',
+          message: 'and TWILIO_AUTH_TOKEN authenticate; the account is active',
+        }
+      : { level: 'error', subject: 'TWILIO_ACCOUNT_SID', message: `names an account that is ${status}, not active` },
+  )
+  let authorization = basic(accountSid, authToken)
+  if (keySid || keySecret) {
+    const key = await get(`${accountUrl}.json`, basic(keySid, keySecret))
+    findings.push(
+      key.ok
+        ? { level: 'ok', subject: 'TWILIO_API_KEY_SID', message: 'and TWILIO_API_KEY_SECRET authenticate' }
+        : {
+            level: 'error',
+            subject: 'TWILIO_API_KEY_SID',
+            message: `and TWILIO_API_KEY_SECRET do not authenticate: ${twilioError(key)}`,
+          },
+    )
+    if (key.ok) authorization = basic(keySid, keySecret)
+  }
+
+  if ('From' in sender) {
+    const numbers = await get(
+      `${accountUrl}/IncomingPhoneNumbers.json?PhoneNumber=${encodeURIComponent(sender.From)}`,
+      authorization,
+    )
+    const list = numbers.body.incoming_phone_numbers
+    const number = Array.isArray(list) ? (list[0] as { capabilities?: { sms?: unknown } } | undefined) : undefined
+    if (!numbers.ok) {
+      findings.push({
+        level: 'error',
+        subject: 'TWILIO_SENDER',
+        message: `numbers unreadable: ${twilioError(numbers)}`,
+      })
+    } else if (!number) {
+      findings.push({ level: 'error', subject: 'TWILIO_SENDER', message: 'is not a phone number of this account' })
+    } else if (number.capabilities?.sms !== true) {
+      findings.push({
+        level: 'error',
+        subject: 'TWILIO_SENDER',
+        message: 'is a number of this account that cannot send SMS',
+      })
+    } else {
+      findings.push({ level: 'ok', subject: 'TWILIO_SENDER', message: 'is an SMS-capable number of this account' })
+    }
+    return findings
+  }
+  const serviceUrl = `${TWILIO_MESSAGING_ORIGIN}/v1/Services/${sender.MessagingServiceSid}`
+  const service = await get(serviceUrl, authorization)
+  if (!service.ok) {
+    findings.push({
+      level: 'error',
+      subject: 'TWILIO_SENDER',
+      message: `is not a Messaging Service of this account: ${twilioError(service)}`,
+    })
+    return findings
+  }
+  const pool = await get(`${serviceUrl}/PhoneNumbers?PageSize=1`, authorization)
+  const numbers = pool.body.phone_numbers
+  findings.push(
+    pool.ok && Array.isArray(numbers) && numbers.length > 0
+      ? { level: 'ok', subject: 'TWILIO_SENDER', message: 'is a Messaging Service with numbers in its sender pool' }
+      : {
+          level: 'warning',
+          subject: 'TWILIO_SENDER',
+          message:
+            'is a Messaging Service without a phone number in its pool: it can send only from a short code or alphanumeric sender',
+        },
+  )
   return findings
 }

@@ -118,6 +118,14 @@ describe('the conversion breaker', () => {
       },
     ])
 
+    // The trip is a counter row (what `npm run stats` reads): its millisecond, kept an hour past the pause.
+    const trip = await env.DB.prepare(
+      `SELECT subject, bucket, expires_at FROM limit_counters WHERE project_id = ?1 AND kind = 'sms_breaker'`,
+    )
+      .bind(project.id)
+      .all()
+    expect(trip.results).toEqual([{ subject: 'US', bucket: tripAt, expires_at: tripAt + 120 * MINUTE }])
+
     // Held: SMS to the US are refused, and change nothing; WhatsApp and Canadian SMS are not affected.
     for (const at of [tripAt, tripAt + 30 * MINUTE, tripAt + 60 * MINUTE - 1]) {
       vi.setSystemTime(at)
