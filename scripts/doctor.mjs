@@ -125,30 +125,33 @@ if (args.remote) {
 
 findings.push(...checkConfig({ values, setWithoutValue }))
 
-if (values.WHATSAPP_PROVIDER === 'meta') {
-  if (values.WHATSAPP_ACCESS_TOKEN) {
-    findings.push(...(await checkMetaAccount(values, fetch)))
+// With credentials, each provider in use is asked whether they work (Meta's Graph API, Twilio's API).
+const ACCOUNTS = [
+  {
+    inUse: values.WHATSAPP_PROVIDER === 'meta',
+    secret: 'WHATSAPP_ACCESS_TOKEN',
+    subject: 'Meta account',
+    what: 'the phone number and templates',
+    check: checkMetaAccount,
+  },
+  {
+    inUse: values.SMS_PROVIDER === 'twilio',
+    secret: 'TWILIO_AUTH_TOKEN',
+    subject: 'Twilio account',
+    what: 'the account and the sender',
+    check: checkTwilioAccount,
+  },
+]
+for (const account of ACCOUNTS.filter((a) => a.inUse)) {
+  if (values[account.secret]) {
+    findings.push(...(await account.check(values, fetch)))
   } else {
     findings.push({
       level: 'warning',
-      subject: 'Meta account',
+      subject: account.subject,
       message: args.remote
-        ? 'not checked: export WHATSAPP_ACCESS_TOKEN in this shell to look up the phone number and templates'
-        : 'not checked without WHATSAPP_ACCESS_TOKEN',
-    })
-  }
-}
-
-if (values.SMS_PROVIDER === 'twilio') {
-  if (values.TWILIO_AUTH_TOKEN) {
-    findings.push(...(await checkTwilioAccount(values, fetch)))
-  } else {
-    findings.push({
-      level: 'warning',
-      subject: 'Twilio account',
-      message: args.remote
-        ? 'not checked: export TWILIO_AUTH_TOKEN in this shell to look up the account and the sender'
-        : 'not checked without TWILIO_AUTH_TOKEN',
+        ? `not checked: export ${account.secret} in this shell to look up ${account.what}`
+        : `not checked without ${account.secret}`,
     })
   }
 }

@@ -434,6 +434,22 @@ interface GraphError {
   error?: { code?: number; type?: string }
 }
 
+/** A provider API's GET as the doctor reads it: the status and the JSON body (null when not JSON). */
+async function getJson(
+  fetchFn: typeof fetch,
+  url: string,
+  authorization: string,
+): Promise<{ ok: boolean; status: number; body: unknown }> {
+  const res = await fetchFn(url, { headers: { authorization } })
+  let body: unknown = null
+  try {
+    body = await res.json()
+  } catch {
+    // not JSON: the caller reports the status
+  }
+  return { ok: res.ok, status: res.status, body }
+}
+
 /**
  * With Meta credentials: the phone-number id exists for the token, and (given the business account
  * id) the template exists, is an AUTHENTICATION template and is APPROVED in the language of every
@@ -452,18 +468,7 @@ export async function checkMetaAccount(
   if (!token || !META_PATTERNS.graphVersion.test(version) || !META_PATTERNS.numericId.test(phoneNumberId)) {
     return [{ level: 'warning', subject: 'Meta account', message: 'not checked: fix the settings above first' }]
   }
-  const get = async (path: string) => {
-    const res = await fetchFn(`${GRAPH_API_ORIGIN}/${version}/${path}`, {
-      headers: { authorization: `Bearer ${token}` },
-    })
-    let body: unknown = null
-    try {
-      body = await res.json()
-    } catch {
-      // not JSON: reported by status below
-    }
-    return { ok: res.ok, status: res.status, body }
-  }
+  const get = (path: string) => getJson(fetchFn, `${GRAPH_API_ORIGIN}/${version}/${path}`, `Bearer ${token}`)
   const graphError = (r: { status: number; body: unknown }) => {
     const e = (r.body as GraphError | null)?.error
     return `Graph API answered ${r.status}${e?.code !== undefined ? ` (error code ${e.code}${e.type ? `, ${e.type}` : ''})` : ''}`
@@ -546,14 +551,8 @@ export async function checkTwilioAccount(
   }
   const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`
   const get = async (url: string, authorization: string) => {
-    const res = await fetchFn(url, { headers: { authorization } })
-    let body: unknown = null
-    try {
-      body = await res.json()
-    } catch {
-      // not JSON: reported by status below
-    }
-    return { ok: res.ok, status: res.status, body: (body ?? {}) as Record<string, unknown> }
+    const res = await getJson(fetchFn, url, authorization)
+    return { ...res, body: (res.body ?? {}) as Record<string, unknown> }
   }
   const twilioError = (r: { status: number; body: Record<string, unknown> }) =>
     `Twilio answered ${r.status}${typeof r.body.code === 'number' ? ` (error code ${r.body.code})` : ''}`
