@@ -192,8 +192,8 @@ export const AuthenticateRequest = z.object({
     .describe('The 6-digit code. 000000 authenticates the sandbox number in test projects.'),
   attributes: optional(Attributes),
   options: optional(AuthenticateOptions),
-  session_token: optional(SessionToken).describe('Add the WhatsApp OTP factor to this live session instead.'),
-  session_jwt: optional(SessionJwt).describe('Add the WhatsApp OTP factor to this live session instead.'),
+  session_token: optional(SessionToken).describe('Add the OTP factor to this live session instead.'),
+  session_jwt: optional(SessionJwt).describe('Add the OTP factor to this live session instead.'),
   session_duration_minutes: optional(SessionDurationMinutes).describe(
     'Start a session lasting this many minutes (5-527040), or set a presented session to expire then.',
   ),

@@ -81,6 +81,15 @@ describe('per-country SMS caps', () => {
     expect((await sms(project)).status).toBe(200)
   })
 
+  it('holds under concurrency: 15 parallel SMS against a cap of 5 give exactly 5', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const project = await smsProject({ sms_country_sends_per_hour: 5 })
+    const replies = await Promise.all(Array.from({ length: 15 }, () => sms(project)))
+    const statuses = replies.map((r) => r.status).sort()
+    expect(statuses).toEqual([...Array(5).fill(200), ...Array(10).fill(429)])
+    expect(replies.flatMap((r) => r.jobs)).toHaveLength(5)
+  })
+
   it('stops SMS to a country whose cap is 0', async () => {
     vi.spyOn(console, 'error').mockImplementation(() => undefined)
     const project = await smsProject({ sms_sends_per_hour_by_country: { CA: 0 } })
@@ -169,6 +178,16 @@ describe('the conversion breaker', () => {
     expect((await sms(pumped)).status).toBe(200)
     expectStytchError(await sms(pumped), 429, 'too_many_requests')
     expect(tripLines(errors).map((l) => l.project_id)).toEqual([pumped.id])
+  })
+
+  it('trips once under concurrency: of parallel sends past the floor, one goes out and trips it', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const project = await smsProject({ sms_breaker_min_sends: 5 })
+    for (let i = 0; i < 5; i++) expect((await sms(project)).status).toBe(200)
+    vi.setSystemTime(T + BREAKER_GRACE_MS + 2 * MINUTE)
+    const replies = await Promise.all(Array.from({ length: 10 }, () => sms(project)))
+    expect(replies.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(429)])
+    expect(tripLines(errors)).toHaveLength(1)
   })
 
   it('counts only SMS: WhatsApp codes never authenticated do not trip it, nor do WhatsApp logins convert', async () => {
