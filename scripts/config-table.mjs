@@ -9,7 +9,7 @@ import { CONFIG } from '../src/config.ts'
 export const START = '<!-- configuration table: built by scripts/config-table.mjs from src/config.ts -->'
 export const END = '<!-- end of configuration table -->'
 
-const NEEDED = { always: 'always', meta: 'with `meta`', optional: 'optional' }
+const NEEDED = { always: 'always', meta: 'with `meta`', twilio: 'with `twilio`', optional: 'optional' }
 
 export function configTable() {
   const rows = CONFIG.map((e) => {

@@ -196,6 +196,68 @@ export const ProjectSettingsSchema = z.object({
     .describe(
       "The Domain of the HttpOnly cookies (e.g. example.com when the service is auth.example.com); unset: the service's own host only.",
     ),
+  whatsapp_fallback: z
+    .enum(['none', 'sms'])
+    .default('none')
+    .describe(
+      'sms: when Meta reports that the number cannot receive the WhatsApp message (not on WhatsApp), the same code goes out once by SMS while it is live.',
+    ),
+  sms_allowed_countries: z
+    .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
+    .default(['US', 'CA'])
+    .describe(
+      'ISO 3166-1 alpha-2 countries that may receive codes by SMS (SMS routes and the fallback), or "*" for all.',
+    ),
+  sms_allowed_line_types: z
+    .union([z.literal('*'), z.array(z.enum(LINE_TYPES)).min(1)])
+    .default(['MOBILE', 'FIXED_LINE_OR_MOBILE'])
+    .describe('Line types (libphonenumber) that may receive codes by SMS, or "*" for all.'),
+  sms_country_sends_per_hour: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000_000)
+    .default(1_000)
+    .describe('SMS per destination country per hour (pumping circuit-breaker; logged as an alert).'),
+  sms_sends_per_hour_by_country: z
+    .record(z.string().regex(/^[A-Z]{2}$/), z.number().int().min(0).max(100_000_000))
+    .default({})
+    .describe(
+      'Per-country SMS caps per hour that replace sms_country_sends_per_hour, e.g. {"BR":100}; 0 stops SMS there.',
+    ),
+  sms_breaker_min_sends: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(50)
+    .describe(
+      "Pumping breaker floor: it judges a country's SMS conversion only once this many SMS were sent there in the hour.",
+    ),
+  sms_breaker_min_conversion_percent: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .default(10)
+    .describe(
+      "Pumping breaker threshold: below this share of a country's SMS codes authenticated, SMS to it pause (0 turns the breaker off).",
+    ),
+  sms_breaker_cooldown_minutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(10_080)
+    .default(60)
+    .describe('How long SMS to a country stay paused once the breaker trips (WhatsApp is not affected).'),
+  sms_autofill_domain: z
+    .string()
+    .regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/)
+    .nullable()
+    .default(null)
+    .describe(
+      'The domain of your login page (e.g. example.com): with enable_autofill an SMS ends with "@domain #code", which browsers and iOS offer to fill in on that domain only.',
+    ),
 })
 
 /** An origin exactly as browsers send it: http(s), a host, an optional port, nothing else. */
