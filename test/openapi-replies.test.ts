@@ -298,6 +298,20 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('POST', primary, primary, { ...sdk(), body: { phone_number: '+12025550321' } })).status).toBe(
       200,
     )
+    // The SMS routes: the same functions with the channel, and enable_autofill (here without the
+    // project's sms_autofill_domain: 400).
+    const smsLogin = '/sdk/v1/otps/sms/login_or_create'
+    expect((await check('POST', smsLogin, smsLogin, { ...sdk(), body: { phone_number: '+12025550323' } })).status).toBe(
+      200,
+    )
+    const autofill = { phone_number: '+12025550324', enable_autofill: true }
+    expect((await check('POST', smsLogin, smsLogin, { ...sdk(), body: autofill })).status).toBe(400)
+    const smsPrimary = '/sdk/v1/otps/sms/send/primary'
+    const known = { phone_number: '+12025550323' }
+    expect((await check('POST', smsPrimary, smsPrimary, { ...sdk(), body: known })).status).toBe(200)
+    const smsSecondary = '/sdk/v1/otps/sms/send/secondary'
+    const smsAdded = { ...sdk(session), body: { phone_number: '+12025550325' } }
+    expect((await check('POST', smsSecondary, smsSecondary, smsAdded)).status).toBe(200)
     const sa = '/sdk/v1/sessions/authenticate'
     expect((await check('POST', sa, sa, { ...sdk(session), body: { session_duration_minutes: 60 } })).status).toBe(200)
     expect((await check('POST', sa, sa, { ...sdk(), body: {} })).status).toBe(401)
