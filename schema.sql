@@ -82,6 +82,10 @@ CREATE INDEX IF NOT EXISTS phones_verified ON phones (project_id, verified, user
 -- dropped by a later migration). attempted_by is the request id of the last wrong attempt counted
 -- against the live code: the statements after it in that request's batch (the user lock, the
 -- project's failure count) count the attempt only when it was one.
+-- sms_country / sms_sent_at are set when an SMS carried the code (sent
+-- on an SMS route, or as the fallback of a WhatsApp message): the destination country and when, so a
+-- successful authentication counts as an SMS conversion in that country's send minute (the pumping
+-- breaker, src/limits.ts); NULL for a code that went by WhatsApp only.
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
   project_id TEXT NOT NULL,
@@ -96,7 +100,9 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   created_at INTEGER NOT NULL,
   ip_hash TEXT,
   ua_hash TEXT,
-  attempted_by TEXT
+  attempted_by TEXT,
+  sms_country TEXT,
+  sms_sent_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 
@@ -107,6 +113,12 @@ CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 -- lease_until: while a consumer holds the job (status 'sending'), a redelivered copy waits instead of
 -- sending again; NULL when no attempt is in flight. attempts counts provider calls; error_code is Meta's
 -- error.code of the last failure and error_detail our label for it (never Meta's free text).
+-- channel: 'whatsapp' or 'sms'; wamid holds the provider's message id (Meta's wamid, Twilio's SM… sid).
+-- code_id: the code carried when it is not the row's own id, i.e. on an SMS fallback row, whose
+-- fallback_of names the WhatsApp delivery it replaces (at most one per delivery). fallback_code: the code
+-- sealed exactly as in its queue job (AES-256-GCM under CODE_ENCRYPTION_KEY) with its locale, kept on a
+-- sent WhatsApp delivery of a project with whatsapp_fallback 'sms' until Meta reports it final; cleared
+-- then, and by the hourly retention run once the code has expired.
 CREATE TABLE IF NOT EXISTS deliveries (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL,
@@ -121,20 +133,28 @@ CREATE TABLE IF NOT EXISTS deliveries (
   lease_until INTEGER,
   expires_at INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'whatsapp' CHECK (channel IN ('whatsapp', 'sms')),
+  code_id TEXT,
+  fallback_of TEXT,
+  fallback_code TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_wamid ON deliveries (wamid);
 CREATE INDEX IF NOT EXISTS deliveries_phone ON deliveries (phone_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_fallback_of ON deliveries (fallback_of) WHERE fallback_of IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_fallback_code ON deliveries (expires_at) WHERE fallback_code IS NOT NULL;
 
--- Local development outbox of the console provider (never written with the meta provider).
+-- Local development outbox of the console providers (never written by the meta or twilio provider);
+-- channel: 'whatsapp' or 'sms'.
 CREATE TABLE IF NOT EXISTS dev_outbox (
   id TEXT PRIMARY KEY,
   phone_number TEXT NOT NULL,
   code TEXT NOT NULL,
   locale TEXT NOT NULL,
   text TEXT NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'whatsapp'
 );
 CREATE INDEX IF NOT EXISTS dev_outbox_phone ON dev_outbox (phone_number, created_at);
 CREATE INDEX IF NOT EXISTS dev_outbox_created ON dev_outbox (created_at);
@@ -157,7 +177,10 @@ CREATE TABLE IF NOT EXISTS limit_guard (
   ipv6_48_failed_auths_per_hour INTEGER
     CONSTRAINT limit_ipv6_48_failed_auths_per_hour CHECK (ipv6_48_failed_auths_per_hour = 0),
   failed_auths_per_hour INTEGER CONSTRAINT limit_failed_auths_per_hour CHECK (failed_auths_per_hour = 0),
-  search_rows_per_minute INTEGER CONSTRAINT limit_search_rows_per_minute CHECK (search_rows_per_minute = 0)
+  search_rows_per_minute INTEGER CONSTRAINT limit_search_rows_per_minute CHECK (search_rows_per_minute = 0),
+  sms_country_sends_per_hour INTEGER
+    CONSTRAINT limit_sms_country_sends_per_hour CHECK (sms_country_sends_per_hour = 0),
+  sms_country_paused INTEGER CONSTRAINT limit_sms_country_paused CHECK (sms_country_paused = 0)
 );
 
 -- Abuse-limit counters (src/limits.ts decides what is counted, src/db/limit-counters.ts how).
@@ -168,7 +191,9 @@ CREATE TABLE IF NOT EXISTS limit_guard (
 -- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket
 -- (for 'search_rows_per_minute', the rows D1 read for the project's user searches in that minute).
 -- expires_at = when the row has left every window; batches that record events delete a few expired
--- rows, so no cron is needed.
+-- rows, so no cron is needed. The SMS pumping breaker keeps its state here too: 'sms_conversions'
+-- counts SMS codes authenticated, in the minute their SMS was sent; an 'sms_breaker' row (bucket = the
+-- trip's millisecond) pauses SMS to its country for the project's cool-down.
 CREATE TABLE IF NOT EXISTS limit_counters (
   project_id TEXT NOT NULL,
   kind TEXT NOT NULL,

@@ -38,6 +38,11 @@ export default defineConfig(async () => {
             WHATSAPP_APP_SECRET: 'test-app-secret-000000000000',
             WHATSAPP_VERIFY_TOKEN: 'test-verify-token',
             WHATSAPP_PHONE_NUMBER_ID: '106540352242922',
+            // SMS as .dev.vars.example has it (console); test/sms-helpers.ts switches to Twilio, mocked at fetch.
+            SMS_PROVIDER: 'console',
+            TWILIO_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef',
+            TWILIO_AUTH_TOKEN: 'fedcba9876543210fedcba9876543210',
+            TWILIO_SENDER: '+15005550006',
           },
         },
       }),

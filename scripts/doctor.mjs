@@ -7,15 +7,18 @@
 //   npm run doctor -- --remote --env production       # the deployed Worker: its secrets (names only,
 //                                                     # via `wrangler secret list`), vars and bindings
 //
-// Both: every secret and var the provider needs is set, set values are well-formed (lengths, key
-// formats), and wrangler.toml declares exactly the required secrets of the list. With Meta
-// credentials (locally from .dev.vars; for --remote export WHATSAPP_ACCESS_TOKEN in the shell), the
-// phone-number id and the template in every locale's language are looked up in the Graph API.
+// Both: every secret and var the providers need is set, set values are well-formed (lengths, key
+// formats), and wrangler.toml declares exactly the required secrets of the list (with SMS_PROVIDER
+// "twilio", the Twilio ones too). With Meta credentials (locally from .dev.vars; for --remote export
+// WHATSAPP_ACCESS_TOKEN in the shell), the phone-number id and the template in every locale's
+// language are looked up in the Graph API; with Twilio's (locally from .dev.vars; for --remote export
+// TWILIO_AUTH_TOKEN, and TWILIO_API_KEY_SECRET if you use an API key), the account, the credentials
+// and the sender are looked up in Twilio's API.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { unstable_readConfig } from 'wrangler'
-import { checkConfig, checkMetaAccount, REQUIRED_SECRETS } from '../src/config.ts'
+import { checkConfig, checkMetaAccount, checkTwilioAccount, requiredSecrets } from '../src/config.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -45,7 +48,7 @@ const where = args.env ? `[env.${args.env}]` : 'the top level'
 const findings = []
 
 const declared = [...(config.secrets?.required ?? [])].sort()
-const expected = [...REQUIRED_SECRETS].sort()
+const expected = requiredSecrets(config.vars).sort()
 if (JSON.stringify(declared) !== JSON.stringify(expected)) {
   findings.push({
     level: 'error',
@@ -77,13 +80,20 @@ if (args.remote) {
     })
   }
   setWithoutValue = new Set(listed)
-  values = { ...config.vars, WHATSAPP_ACCESS_TOKEN: process.env.WHATSAPP_ACCESS_TOKEN }
-  if (config.vars.WHATSAPP_PROVIDER === 'console') {
-    findings.push({
-      level: 'error',
-      subject: 'WHATSAPP_PROVIDER',
-      message: 'is "console" on a deployed Worker: codes would be logged and kept in the dev outbox',
-    })
+  values = {
+    ...config.vars,
+    WHATSAPP_ACCESS_TOKEN: process.env.WHATSAPP_ACCESS_TOKEN,
+    TWILIO_AUTH_TOKEN: process.env.TWILIO_AUTH_TOKEN,
+    TWILIO_API_KEY_SECRET: process.env.TWILIO_API_KEY_SECRET,
+  }
+  for (const name of ['WHATSAPP_PROVIDER', 'SMS_PROVIDER']) {
+    if (config.vars[name] === 'console') {
+      findings.push({
+        level: 'error',
+        subject: name,
+        message: 'is "console" on a deployed Worker: codes would be logged and kept in the dev outbox',
+      })
+    }
   }
   for (const db of config.d1_databases) {
     if (PLACEHOLDER.test(db.database_id ?? '')) {
@@ -115,16 +125,33 @@ if (args.remote) {
 
 findings.push(...checkConfig({ values, setWithoutValue }))
 
-if (values.WHATSAPP_PROVIDER === 'meta') {
-  if (values.WHATSAPP_ACCESS_TOKEN) {
-    findings.push(...(await checkMetaAccount(values, fetch)))
+// With credentials, each provider in use is asked whether they work (Meta's Graph API, Twilio's API).
+const ACCOUNTS = [
+  {
+    inUse: values.WHATSAPP_PROVIDER === 'meta',
+    secret: 'WHATSAPP_ACCESS_TOKEN',
+    subject: 'Meta account',
+    what: 'the phone number and templates',
+    check: checkMetaAccount,
+  },
+  {
+    inUse: values.SMS_PROVIDER === 'twilio',
+    secret: 'TWILIO_AUTH_TOKEN',
+    subject: 'Twilio account',
+    what: 'the account and the sender',
+    check: checkTwilioAccount,
+  },
+]
+for (const account of ACCOUNTS.filter((a) => a.inUse)) {
+  if (values[account.secret]) {
+    findings.push(...(await account.check(values, fetch)))
   } else {
     findings.push({
       level: 'warning',
-      subject: 'Meta account',
+      subject: account.subject,
       message: args.remote
-        ? 'not checked: export WHATSAPP_ACCESS_TOKEN in this shell to look up the phone number and templates'
-        : 'not checked without WHATSAPP_ACCESS_TOKEN',
+        ? `not checked: export ${account.secret} in this shell to look up ${account.what}`
+        : `not checked without ${account.secret}`,
     })
   }
 }

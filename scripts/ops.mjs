@@ -1,10 +1,12 @@
-// Delivery and conversion figures from the tables the service keeps (deliveries, phones, otp_codes),
-// for `npm run stats` and `npm run deliveries`. Local D1 state by default, the deployed database with
+// Delivery and conversion figures from the tables the service keeps (deliveries, phones, otp_codes,
+// and the SMS pumping breaker's trips in limit_counters), for `npm run stats` and `npm run deliveries`. Local D1 state by default, the deployed database with
 // --remote. Phone numbers are read only to derive the country and are printed masked, never whole.
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max'
 import { d1Execute, lit } from './d1.mjs'
 
 const DAY_MS = 86_400_000
+// A breaker trip row is kept this long past the end of its pause (src/limits.ts, smsBreakerTripStatement).
+const HOUR_MS = 3_600_000
 
 /** Common flags of both commands. */
 export const COMMON_OPTIONS = /** @type {const} */ ({
@@ -44,10 +46,11 @@ export function maskNumber(phoneNumber) {
 }
 
 /**
- * The deliveries of the last `days` days (one per code issued), newest first, with the recipient's
- * number and, while the code is still the phone's current one, when it was used to log in.
- * otp_codes keeps one row per phone, so a code replaced by a newer one no longer shows whether it
- * was used: such codes count as not authenticated.
+ * The codes of the last `days` days (one delivery each: WhatsApp or SMS), newest first, with the
+ * recipient's number, the code's SMS fallback if it had one (a second delivery naming it), and, while
+ * the code is still the phone's current one, when it was used to log in. otp_codes keeps one row per
+ * phone, so a code replaced by a newer one no longer shows whether it was used: such codes count as
+ * not authenticated.
  */
 /**
  * @param {{ remote?: boolean, persistTo?: string, project?: string, days: number, failedOnly?: boolean,
@@ -55,17 +58,48 @@ export function maskNumber(phoneNumber) {
  */
 export function loadDeliveries({ remote, persistTo, project, days, failedOnly = false, limit, now = Date.now() }) {
   const since = now - days * DAY_MS
-  const where = [`d.created_at >= ${since}`]
+  const where = [`d.created_at >= ${since}`, 'd.fallback_of IS NULL']
   if (project) where.push(`d.project_id = ${lit(project)}`)
   if (failedOnly) where.push(`d.status = 'failed'`)
-  const sql = `SELECT d.id, d.project_id, d.status, d.provider, d.attempts, d.error_code, d.error_detail,
+  const sql = `SELECT d.id, d.project_id, d.channel, d.status, d.provider, d.attempts, d.error_code, d.error_detail,
       d.created_at, d.updated_at, p.phone_number,
-      CASE WHEN c.code_id = d.id THEN c.consumed_at END AS authenticated_at
+      f.id AS fallback_id, f.status AS fallback_status, f.error_code AS fallback_error_code,
+      f.error_detail AS fallback_detail,
+      CASE WHEN c.code_id = COALESCE(d.code_id, d.id) THEN c.consumed_at END AS authenticated_at
     FROM deliveries d
     LEFT JOIN phones p ON p.id = d.phone_id
     LEFT JOIN otp_codes c ON c.phone_id = d.phone_id
+    LEFT JOIN deliveries f ON f.fallback_of = d.id
     WHERE ${where.join(' AND ')}
     ORDER BY d.created_at DESC, d.id${limit ? ` LIMIT ${Number(limit)}` : ''}`
+  return query(sql, { remote, persistTo })
+}
+
+/**
+ * The SMS pumping breaker's trips still on record (a trip row stays an hour past its pause), newest
+ * first: per project and country, when it tripped and until when SMS there are (or were) paused.
+ */
+export function loadBreakerTrips({ remote, persistTo, project, now = Date.now() }) {
+  const where = [`kind = 'sms_breaker'`]
+  if (project) where.push(`project_id = ${lit(project)}`)
+  const rows = query(
+    `SELECT project_id, subject AS country, bucket AS tripped_at, expires_at FROM limit_counters
+     WHERE ${where.join(' AND ')} ORDER BY bucket DESC`,
+    { remote, persistTo },
+  )
+  return rows.map((r) => {
+    const pausedUntil = r.expires_at - HOUR_MS
+    return {
+      project_id: r.project_id,
+      country: r.country,
+      tripped_at: new Date(r.tripped_at).toISOString(),
+      paused_until: new Date(pausedUntil).toISOString(),
+      paused: pausedUntil > now,
+    }
+  })
+}
+
+function query(sql, { remote, persistTo }) {
   let result
   try {
     ;[result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, persistTo, json: true })
@@ -81,6 +115,8 @@ export function loadDeliveries({ remote, persistTo, project, days, failedOnly = 
 }
 
 const SENT = new Set(['sent', 'delivered', 'read'])
+// How a failure reported by a provider's status, after it accepted the message, is labelled.
+const REPORTED_FAILED = new Set(['meta_status_failed', 'twilio_status_failed'])
 
 function median(values) {
   if (values.length === 0) return null
@@ -95,8 +131,10 @@ const failureReason = (row) =>
 
 /**
  * Per-country figures for `rows` (loadDeliveries), busiest country first, then a TOTAL row:
- * codes issued, accepted by WhatsApp (sent), delivered (incl. read), read, failed by reason, expired
- * unsent, authenticated, conversion (authenticated / codes) and the median seconds from issue to login.
+ * codes issued, accepted by the provider (sent), delivered (incl. read), read, failed by reason,
+ * expired unsent, codes sent on an SMS route (sms), WhatsApp codes that fell back to SMS (fallbacks,
+ * and of those the ones the SMS provider accepted), authenticated, conversion (authenticated / codes)
+ * and the median seconds from issue to login.
  */
 export function computeStats(rows) {
   const groups = new Map()
@@ -112,14 +150,17 @@ export function computeStats(rows) {
         failed: 0,
         failed_by_reason: {},
         expired: 0,
+        sms: 0,
+        fallbacks: 0,
+        fallbacks_sent: 0,
         authenticated: 0,
         seconds: [],
       }
       groups.set(key, g)
     }
     g.codes += 1
-    // A failure Meta reported after accepting the message was sent all the same.
-    if (SENT.has(row.status) || (row.status === 'failed' && row.error_detail === 'meta_status_failed')) g.sent += 1
+    // A failure the provider reported after accepting the message was sent all the same.
+    if (SENT.has(row.status) || (row.status === 'failed' && REPORTED_FAILED.has(row.error_detail))) g.sent += 1
     if (row.status === 'delivered' || row.status === 'read') g.delivered += 1
     if (row.status === 'read') g.read += 1
     if (row.status === 'failed') {
@@ -128,6 +169,11 @@ export function computeStats(rows) {
       g.failed_by_reason[reason] = (g.failed_by_reason[reason] ?? 0) + 1
     }
     if (row.status === 'expired') g.expired += 1
+    if (row.channel === 'sms') g.sms += 1
+    if (row.fallback_id) {
+      g.fallbacks += 1
+      if (SENT.has(row.fallback_status) || REPORTED_FAILED.has(row.fallback_detail)) g.fallbacks_sent += 1
+    }
     if (row.authenticated_at !== null && row.authenticated_at !== undefined) {
       g.authenticated += 1
       g.seconds.push((row.authenticated_at - row.created_at) / 1000)
@@ -178,6 +224,8 @@ export function statsTable(stats) {
       'read',
       'failed',
       'expired',
+      'sms',
+      'fallbacks',
       'authenticated',
       'conversion',
       'median to login',
@@ -191,13 +239,38 @@ export function statsTable(stats) {
       g.read,
       g.failed,
       g.expired,
+      g.sms,
+      g.fallbacks === g.fallbacks_sent ? g.fallbacks : `${g.fallbacks_sent}/${g.fallbacks}`,
       g.authenticated,
       percent(g.conversion),
       seconds(g.median_seconds_to_authenticate),
       reasons(g) || '-',
     ]),
-    [1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
   )
+}
+
+/** The breaker's trips as lines: the ones still pausing SMS first. */
+export function breakerLines(trips) {
+  return trips.map(
+    (t) =>
+      `${t.country}: SMS ${t.paused ? 'paused' : 'were paused'} until ${t.paused_until} (breaker tripped ${t.tripped_at}, ${t.project_id})`,
+  )
+}
+
+/**
+ * A delivery's chain, when its code fell back to SMS: "whatsapp failed 131026 → sms sent" (the error
+ * is the provider's code, or our label without one).
+ */
+export function chainOf(r) {
+  if (!r.fallback_id) return null
+  const first = [r.channel, r.status, r.error_code ?? r.error_detail].filter((x) => x !== null && x !== undefined)
+  const then = [
+    'sms',
+    r.fallback_status,
+    r.fallback_status === 'failed' ? (r.fallback_error_code ?? r.fallback_detail) : null,
+  ]
+  return `${first.join(' ')} → ${then.filter((x) => x !== null && x !== undefined).join(' ')}`
 }
 
 /** Rows of `npm run deliveries`: the number masked, the rest as stored (error_detail is our label). */
@@ -208,26 +281,30 @@ export function deliveryRows(rows) {
     project_id: r.project_id,
     country: countryOf(r.phone_number),
     phone: maskNumber(r.phone_number),
+    channel: r.channel,
     status: r.status,
     error_code: r.error_code ?? null,
     detail: r.error_detail ?? null,
     attempts: r.attempts,
+    chain: chainOf(r),
   }))
 }
 
 export function deliveriesTable(rows) {
   return table(
-    ['created', 'phone', 'country', 'status', 'meta error', 'detail', 'attempts', 'delivery'],
+    ['created', 'phone', 'country', 'channel', 'status', 'error', 'detail', 'attempts', 'fallback', 'delivery'],
     rows.map((r) => [
       r.created_at,
       r.phone,
       r.country,
+      r.channel,
       r.status,
       r.error_code ?? '-',
       r.detail ?? '-',
       r.attempts,
+      r.chain ?? '-',
       r.delivery_id,
     ]),
-    [4, 6],
+    [5, 7],
   )
 }

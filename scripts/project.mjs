@@ -10,9 +10,11 @@
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256. The public
 // token (what the frontend SDKs use; it is not secret) is printed at creation and by show.
 // Settings keys and defaults are in src/settings.ts and the README's limits table;
-// allowed_countries, allowed_line_types and sdk_authorized_origins take a comma-separated list
-// (US,CA; MOBILE,FIXED_LINE; https://app.example.com,https://www.example.com) or "*" (not the origins);
-// true and false set the sdk_* switches.
+// allowed_countries, allowed_line_types, sms_allowed_countries and sms_allowed_line_types take a
+// comma-separated list (US,CA; MOBILE,FIXED_LINE) or "*"; sdk_authorized_origins a comma-separated list
+// of origins (https://app.example.com,https://www.example.com); sms_sends_per_hour_by_country takes
+// COUNTRY:N pairs (BR:100,NG:0); sms_autofill_domain a domain, or nothing to remove it; whatsapp_fallback
+// none or sms; true and false set the sdk_* switches.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema, projectUpdateNotice } from '../src/settings.ts'
@@ -39,6 +41,8 @@ function fail(message) {
   process.exit(2)
 }
 
+const LISTS = new Set(['allowed_countries', 'allowed_line_types', 'sms_allowed_countries', 'sms_allowed_line_types'])
+
 function parseSetting(pair) {
   const eq = pair.indexOf('=')
   if (eq <= 0) fail(`--set expects KEY=VALUE, got "${pair}"`)
@@ -47,12 +51,23 @@ function parseSetting(pair) {
   if (!(key in ProjectSettingsSchema.shape)) {
     fail(`unknown setting "${key}"; known: ${Object.keys(ProjectSettingsSchema.shape).join(', ')}`)
   }
-  if (key === 'allowed_countries' || key === 'allowed_line_types') {
+  if (LISTS.has(key)) {
     return [key, raw === '*' ? '*' : raw.split(',').map((c) => c.trim().toUpperCase())]
   }
   if (key === 'sdk_authorized_origins') {
     return [key, raw.trim() === '' ? [] : raw.split(',').map((origin) => origin.trim())]
   }
+  if (key === 'sms_sends_per_hour_by_country') {
+    const pairs = raw.split(',').filter((p) => p.trim() !== '')
+    const map = {}
+    for (const p of pairs) {
+      const [country, n] = p.split(':').map((x) => x.trim())
+      if (!country || n === undefined || !/^[0-9]+$/.test(n)) fail(`${key} expects COUNTRY:N pairs, e.g. BR:100,NG:0`)
+      map[country.toUpperCase()] = Number(n)
+    }
+    return [key, map]
+  }
+  if (key === 'sms_autofill_domain') return [key, raw.trim() === '' ? null : raw.trim().toLowerCase()]
   if (raw === 'true' || raw === 'false') return [key, raw === 'true']
   const n = Number(raw)
   return [key, Number.isFinite(n) && raw.trim() !== '' ? n : raw]

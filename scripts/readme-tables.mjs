@@ -11,7 +11,7 @@ import * as z from 'zod'
 import { CONFIG } from '../src/config.ts'
 import { ProjectSettingsSchema } from '../src/settings.ts'
 
-const NEEDED = { always: 'always', meta: 'with `meta`', optional: 'optional' }
+const NEEDED = { always: 'always', meta: 'with `meta`', twilio: 'with `twilio`', optional: 'optional' }
 
 export function configTable() {
   const rows = CONFIG.map((e) => {
@@ -24,7 +24,7 @@ export function configTable() {
 /** A number as the README writes it: digits grouped by thousands. */
 const number = (n) => n.toLocaleString('en-US')
 
-/** A setting's default as the README shows it: its value, its range, and `"*"` where that is allowed. */
+/** A setting's default as the README shows it: its value, its range, and the other values it takes. */
 function defaultCell(setting) {
   if (typeof setting.default === 'number') {
     const range =
@@ -32,6 +32,11 @@ function defaultCell(setting) {
         ? ` (${number(setting.minimum)}–${number(setting.maximum)})`
         : ''
     return `${number(setting.default)}${range}`
+  }
+  if (setting.default === null) return 'none'
+  if (setting.enum) {
+    const others = setting.enum.filter((v) => v !== setting.default).map((v) => `\`${v}\``)
+    return `\`${setting.default}\`${others.length > 0 ? ` (or ${others.join(', ')})` : ''}`
   }
   const star = setting.anyOf?.some((option) => option.const === '*') ? ' (or `"*"`)' : ''
   return `\`${JSON.stringify(setting.default)}\`${star}`

@@ -12,10 +12,11 @@ export interface ConfigEntry {
   name: string
   kind: 'secret' | 'var'
   /**
-   * When it must be set: always, only with the meta provider, or never (optional: checked only when
-   * set, e.g. a previous key during a rotation, or a var with a default).
+   * When it must be set: always, only with the meta provider (WHATSAPP_PROVIDER), only with the
+   * twilio provider (SMS_PROVIDER), or never (optional: checked only when set, e.g. a previous key
+   * during a rotation, or a var with a default).
    */
-  needed: 'always' | 'meta' | 'optional'
+  needed: 'always' | 'meta' | 'twilio' | 'optional'
   /** The value wrangler.toml gives a var (secrets have none). */
   default?: string
   description: string
@@ -30,6 +31,49 @@ export const META_PATTERNS = {
   templateName: /^[a-z0-9_]{1,512}$/,
   templateLanguage: /^[a-z]{2,3}(_[A-Z][A-Za-z]{1,3})?$/,
 } as const
+
+/** Shapes the Twilio settings must have (they end up in the REST API's URL, credentials and form). */
+export const TWILIO_PATTERNS = {
+  accountSid: /^AC[0-9a-f]{32}$/,
+  apiKeySid: /^SK[0-9a-f]{32}$/,
+  authToken: /^[0-9a-f]{32}$/,
+  apiKeySecret: /^[A-Za-z0-9]{32}$/,
+  messagingServiceSid: /^MG[0-9a-f]{32}$/,
+  e164: /^\+[1-9][0-9]{1,14}$/,
+} as const
+
+/** TWILIO_SENDER as Twilio's form field: a number goes in `From`, a Messaging Service SID in `MessagingServiceSid`. */
+export function twilioSender(raw: string | undefined): { From: string } | { MessagingServiceSid: string } | null {
+  const value = (raw ?? '').trim()
+  if (TWILIO_PATTERNS.e164.test(value)) return { From: value }
+  if (TWILIO_PATTERNS.messagingServiceSid.test(value)) return { MessagingServiceSid: value }
+  return null
+}
+
+/** TWILIO_STATUS_CALLBACK_URL: an https URL without credentials (Twilio posts delivery statuses to it). */
+export function httpsUrl(value: string): string | null {
+  let url: URL
+  try {
+    url = new URL(value.trim())
+  } catch {
+    return 'must be an https URL such as https://otp.example.com/v1/webhooks/twilio'
+  }
+  if (url.protocol !== 'https:' || url.username || url.password) {
+    return 'must be an https URL such as https://otp.example.com/v1/webhooks/twilio'
+  }
+  return null
+}
+
+/** CONSOLE_WHATSAPP_UNREACHABLE: E.164 numbers, separated by commas, or nothing. */
+export function unreachableNumbers(raw: string | undefined): Set<string> | string {
+  const numbers = (raw ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '')
+  const bad = numbers.find((n) => !TWILIO_PATTERNS.e164.test(n))
+  if (bad !== undefined) return 'must be E.164 numbers separated by commas, e.g. +12025550199'
+  return new Set(numbers)
+}
 
 /** Our locale → the template language approved in WhatsApp Manager, unless configured otherwise. */
 export const DEFAULT_TEMPLATE_LANGUAGES: Record<Locale, string> = {
@@ -124,6 +168,21 @@ export const CONFIG: readonly ConfigEntry[] = [
     problem: verifyToken,
   },
   {
+    name: 'TWILIO_AUTH_TOKEN',
+    kind: 'secret',
+    needed: 'twilio',
+    description:
+      "Twilio account's auth token: verifies `X-Twilio-Signature` on the SMS status callback, and authenticates sends unless an API key is set",
+    problem: matches(TWILIO_PATTERNS.authToken, 'a Twilio auth token (32 hex digits)'),
+  },
+  {
+    name: 'TWILIO_API_KEY_SECRET',
+    kind: 'secret',
+    needed: 'optional',
+    description: 'With `TWILIO_API_KEY_SID`: the API key secret sends are authenticated with instead of the auth token',
+    problem: matches(TWILIO_PATTERNS.apiKeySecret, 'a Twilio API key secret (32 letters and digits)'),
+  },
+  {
     name: 'OTP_PEPPER_PREVIOUS',
     kind: 'secret',
     needed: 'optional',
@@ -197,6 +256,64 @@ export const CONFIG: readonly ConfigEntry[] = [
     problem: matches(META_PATTERNS.numericId, 'digits (the WhatsApp Business Account id)'),
   },
   {
+    name: 'SMS_PROVIDER',
+    kind: 'var',
+    needed: 'optional',
+    default: 'none',
+    description:
+      '`twilio` = Twilio Programmable Messaging; `console` = log + local outbox, for development only; `none` (or unset) = no SMS: the SMS routes answer 503 and no WhatsApp code falls back to SMS',
+    problem: (value) =>
+      value === 'twilio' || value === 'console' || value === 'none' ? null : 'must be "twilio", "console" or "none"',
+  },
+  {
+    name: 'TWILIO_ACCOUNT_SID',
+    kind: 'var',
+    needed: 'twilio',
+    default: '',
+    description: 'Twilio account SID (AC…)',
+    problem: matches(TWILIO_PATTERNS.accountSid, 'AC followed by 32 hex digits (the account SID)'),
+  },
+  {
+    name: 'TWILIO_SENDER',
+    kind: 'var',
+    needed: 'twilio',
+    default: '',
+    description:
+      'The sender: an SMS-capable Twilio number in E.164 (sent as `From`) or a Messaging Service SID (MG…, sent as `MessagingServiceSid`)',
+    problem: (value) =>
+      twilioSender(value) ? null : 'must be an E.164 number (+15551234567) or a Messaging Service SID (MG…)',
+  },
+  {
+    name: 'TWILIO_API_KEY_SID',
+    kind: 'var',
+    needed: 'optional',
+    default: '',
+    description:
+      'Twilio API key SID (SK…); with `TWILIO_API_KEY_SECRET` it authenticates sends instead of the auth token',
+    problem: matches(TWILIO_PATTERNS.apiKeySid, 'SK followed by 32 hex digits (an API key SID)'),
+  },
+  {
+    name: 'TWILIO_STATUS_CALLBACK_URL',
+    kind: 'var',
+    needed: 'optional',
+    default: '',
+    description:
+      "This Worker's `/v1/webhooks/twilio` as Twilio reaches it; sent as `StatusCallback`, so SMS deliveries record delivered / failed",
+    problem: httpsUrl,
+  },
+  {
+    name: 'CONSOLE_WHATSAPP_UNREACHABLE',
+    kind: 'var',
+    needed: 'optional',
+    default: '',
+    description:
+      'Local development: numbers (E.164, comma-separated) the console WhatsApp provider reports as not on WhatsApp (Meta error 131026), to try the SMS fallback',
+    problem: (value) => {
+      const parsed = unreachableNumbers(value)
+      return typeof parsed === 'string' ? parsed : null
+    },
+  },
+  {
     name: 'DELIVERY_RETENTION_DAYS',
     kind: 'var',
     needed: 'optional',
@@ -209,10 +326,25 @@ export const CONFIG: readonly ConfigEntry[] = [
   },
 ]
 
-/** The secrets a deployed Worker must have (wrangler.toml `secrets.required` lists exactly these). */
+/**
+ * The secrets every deployed Worker must have: the keys and, with the deployed default provider
+ * meta, the Meta secrets. wrangler.toml's `secrets.required` lists requiredSecrets() of its vars.
+ */
 export const REQUIRED_SECRETS: readonly string[] = CONFIG.filter(
-  (e) => e.kind === 'secret' && e.needed !== 'optional',
+  (e) => e.kind === 'secret' && (e.needed === 'always' || e.needed === 'meta'),
 ).map((e) => e.name)
+
+/**
+ * The secrets a Worker with these vars must have: REQUIRED_SECRETS, and the Twilio secrets when
+ * SMS_PROVIDER is "twilio". An environment that turns Twilio on lists them in its `secrets.required`
+ * too, so `wrangler deploy` refuses it without them (`npm run doctor` says so).
+ */
+export function requiredSecrets(vars: Record<string, unknown>): string[] {
+  const twilio = vars.SMS_PROVIDER === 'twilio'
+  return CONFIG.filter(
+    (e) => e.kind === 'secret' && (REQUIRED_SECRETS.includes(e.name) || (twilio && e.needed === 'twilio')),
+  ).map((e) => e.name)
+}
 
 export function configEntry(name: string): ConfigEntry {
   const entry = CONFIG.find((e) => e.name === name)
@@ -243,10 +375,14 @@ export interface ConfigInput {
 export function checkConfig(input: ConfigInput): Finding[] {
   const findings: Finding[] = []
   const provider = (input.values.WHATSAPP_PROVIDER ?? '').trim()
+  const smsProvider = (input.values.SMS_PROVIDER ?? '').trim() || 'none'
   for (const entry of CONFIG) {
     const value = input.values[entry.name]
     const set = (value !== undefined && value !== '') || input.setWithoutValue?.has(entry.name) === true
-    const needed = entry.needed === 'always' || (entry.needed === 'meta' && provider === 'meta')
+    const needed =
+      entry.needed === 'always' ||
+      (entry.needed === 'meta' && provider === 'meta') ||
+      (entry.needed === 'twilio' && smsProvider === 'twilio')
     const how =
       entry.kind === 'secret'
         ? `secret: \`wrangler secret put ${entry.name}\`, locally a line in .dev.vars`
@@ -266,19 +402,47 @@ export function checkConfig(input: ConfigInput): Finding[] {
       findings.push({
         level: 'warning',
         subject: entry.name,
-        message: `${problem} (unused with provider "${provider}")`,
+        message: `${problem} (unused with provider "${entry.needed === 'twilio' ? smsProvider : provider}")`,
       })
     } else {
       findings.push({ level: 'ok', subject: entry.name, message: 'is set and well-formed' })
     }
   }
+  // Twilio's API key is a pair: its SID (a var) without its secret, or the reverse, cannot authenticate.
+  const isSet = (name: string) => (input.values[name] ?? '') !== '' || input.setWithoutValue?.has(name) === true
+  if (isSet('TWILIO_API_KEY_SID') !== isSet('TWILIO_API_KEY_SECRET')) {
+    findings.push({
+      level: 'error',
+      subject: 'TWILIO_API_KEY_SID',
+      message: 'and TWILIO_API_KEY_SECRET must be set together (or neither, to send with the auth token)',
+    })
+  }
   return findings
 }
 
 export const GRAPH_API_ORIGIN = 'https://graph.facebook.com'
+/** Twilio's REST API (accounts, numbers, messages) and its Messaging Services API. */
+export const TWILIO_API_ORIGIN = 'https://api.twilio.com'
+export const TWILIO_MESSAGING_ORIGIN = 'https://messaging.twilio.com'
 
 interface GraphError {
   error?: { code?: number; type?: string }
+}
+
+/** A provider API's GET as the doctor reads it: the status and the JSON body (null when not JSON). */
+async function getJson(
+  fetchFn: typeof fetch,
+  url: string,
+  authorization: string,
+): Promise<{ ok: boolean; status: number; body: unknown }> {
+  const res = await fetchFn(url, { headers: { authorization } })
+  let body: unknown = null
+  try {
+    body = await res.json()
+  } catch {
+    // not JSON: the caller reports the status
+  }
+  return { ok: res.ok, status: res.status, body }
 }
 
 /**
@@ -299,18 +463,7 @@ export async function checkMetaAccount(
   if (!token || !META_PATTERNS.graphVersion.test(version) || !META_PATTERNS.numericId.test(phoneNumberId)) {
     return [{ level: 'warning', subject: 'Meta account', message: 'not checked: fix the settings above first' }]
   }
-  const get = async (path: string) => {
-    const res = await fetchFn(`${GRAPH_API_ORIGIN}/${version}/${path}`, {
-      headers: { authorization: `Bearer ${token}` },
-    })
-    let body: unknown = null
-    try {
-      body = await res.json()
-    } catch {
-      // not JSON: reported by status below
-    }
-    return { ok: res.ok, status: res.status, body }
-  }
+  const get = (path: string) => getJson(fetchFn, `${GRAPH_API_ORIGIN}/${version}/${path}`, `Bearer ${token}`)
   const graphError = (r: { status: number; body: unknown }) => {
     const e = (r.body as GraphError | null)?.error
     return `Graph API answered ${r.status}${e?.code !== undefined ? ` (error code ${e.code}${e.type ? `, ${e.type}` : ''})` : ''}`
@@ -369,5 +522,119 @@ export async function checkMetaAccount(
       findings.push({ level: 'error', subject, message: `is a ${row.category} template, not AUTHENTICATION` })
     else findings.push({ level: 'ok', subject, message: 'exists and is approved' })
   }
+  return findings
+}
+
+/**
+ * With Twilio credentials: the account SID and auth token authenticate (the token also checks the
+ * status callback's signatures) and the account is active; an API key, if set, authenticates too;
+ * the sender exists in the account and can send SMS (a number with the SMS capability, or a
+ * Messaging Service, warned about when its pool has no number). `fetchFn` is Twilio's API (mocked
+ * in tests). Messages name settings and Twilio's error codes, never values.
+ */
+export async function checkTwilioAccount(
+  values: Record<string, string | undefined>,
+  fetchFn: typeof fetch,
+): Promise<Finding[]> {
+  const accountSid = (values.TWILIO_ACCOUNT_SID ?? '').trim()
+  const authToken = (values.TWILIO_AUTH_TOKEN ?? '').trim()
+  const keySid = (values.TWILIO_API_KEY_SID ?? '').trim()
+  const keySecret = (values.TWILIO_API_KEY_SECRET ?? '').trim()
+  const sender = twilioSender(values.TWILIO_SENDER)
+  if (!TWILIO_PATTERNS.accountSid.test(accountSid) || !TWILIO_PATTERNS.authToken.test(authToken) || !sender) {
+    return [{ level: 'warning', subject: 'Twilio account', message: 'not checked: fix the settings above first' }]
+  }
+  const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`
+  const get = async (url: string, authorization: string) => {
+    const res = await getJson(fetchFn, url, authorization)
+    return { ...res, body: (res.body ?? {}) as Record<string, unknown> }
+  }
+  const twilioError = (r: { status: number; body: Record<string, unknown> }) =>
+    `Twilio answered ${r.status}${typeof r.body.code === 'number' ? ` (error code ${r.body.code})` : ''}`
+  const accountUrl = `${TWILIO_API_ORIGIN}/2010-04-01/Accounts/${accountSid}`
+
+  const findings: Finding[] = []
+  const account = await get(`${accountUrl}.json`, basic(accountSid, authToken))
+  if (!account.ok) {
+    findings.push({
+      level: 'error',
+      subject: 'TWILIO_AUTH_TOKEN',
+      message: `does not authenticate TWILIO_ACCOUNT_SID: ${twilioError(account)}`,
+    })
+    return findings
+  }
+  const status = String(account.body.status ?? 'unknown')
+  findings.push(
+    status === 'active'
+      ? {
+          level: 'ok',
+          subject: 'TWILIO_ACCOUNT_SID',
+          message: 'and TWILIO_AUTH_TOKEN authenticate; the account is active',
+        }
+      : { level: 'error', subject: 'TWILIO_ACCOUNT_SID', message: `names an account that is ${status}, not active` },
+  )
+  let authorization = basic(accountSid, authToken)
+  if (keySid || keySecret) {
+    const key = await get(`${accountUrl}.json`, basic(keySid, keySecret))
+    findings.push(
+      key.ok
+        ? { level: 'ok', subject: 'TWILIO_API_KEY_SID', message: 'and TWILIO_API_KEY_SECRET authenticate' }
+        : {
+            level: 'error',
+            subject: 'TWILIO_API_KEY_SID',
+            message: `and TWILIO_API_KEY_SECRET do not authenticate: ${twilioError(key)}`,
+          },
+    )
+    if (key.ok) authorization = basic(keySid, keySecret)
+  }
+
+  if ('From' in sender) {
+    const numbers = await get(
+      `${accountUrl}/IncomingPhoneNumbers.json?PhoneNumber=${encodeURIComponent(sender.From)}`,
+      authorization,
+    )
+    const list = numbers.body.incoming_phone_numbers
+    const number = Array.isArray(list) ? (list[0] as { capabilities?: { sms?: unknown } } | undefined) : undefined
+    if (!numbers.ok) {
+      findings.push({
+        level: 'error',
+        subject: 'TWILIO_SENDER',
+        message: `numbers unreadable: ${twilioError(numbers)}`,
+      })
+    } else if (!number) {
+      findings.push({ level: 'error', subject: 'TWILIO_SENDER', message: 'is not a phone number of this account' })
+    } else if (number.capabilities?.sms !== true) {
+      findings.push({
+        level: 'error',
+        subject: 'TWILIO_SENDER',
+        message: 'is a number of this account that cannot send SMS',
+      })
+    } else {
+      findings.push({ level: 'ok', subject: 'TWILIO_SENDER', message: 'is an SMS-capable number of this account' })
+    }
+    return findings
+  }
+  const serviceUrl = `${TWILIO_MESSAGING_ORIGIN}/v1/Services/${sender.MessagingServiceSid}`
+  const service = await get(serviceUrl, authorization)
+  if (!service.ok) {
+    findings.push({
+      level: 'error',
+      subject: 'TWILIO_SENDER',
+      message: `is not a Messaging Service of this account: ${twilioError(service)}`,
+    })
+    return findings
+  }
+  const pool = await get(`${serviceUrl}/PhoneNumbers?PageSize=1`, authorization)
+  const numbers = pool.body.phone_numbers
+  findings.push(
+    pool.ok && Array.isArray(numbers) && numbers.length > 0
+      ? { level: 'ok', subject: 'TWILIO_SENDER', message: 'is a Messaging Service with numbers in its sender pool' }
+      : {
+          level: 'warning',
+          subject: 'TWILIO_SENDER',
+          message:
+            'is a Messaging Service without a phone number in its pool: it can send only from a short code or alphanumeric sender',
+        },
+  )
   return findings
 }

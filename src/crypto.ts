@@ -32,6 +32,12 @@ export function toBase64Url(bytes: Uint8Array): string {
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
+/** Standard base64 with padding (what Twilio's signatures use), as bytes; null when malformed. */
+export function fromBase64(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return null
+  return fromBase64Url(text)
+}
+
 export function fromBase64Url(text: string): Uint8Array {
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/')
   const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4))
@@ -68,19 +74,29 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 const hmacKeys = new Map<string, Promise<CryptoKey>>()
 
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = hmacKeys.get(secret)
+function hmacKey(secret: string, hash: 'SHA-256' | 'SHA-1'): Promise<CryptoKey> {
+  const id = `${hash}:${secret}`
+  let key = hmacKeys.get(id)
   if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
-    hmacKeys.set(secret, key)
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash }, false, ['sign'])
+    hmacKeys.set(id, key)
   }
   return key
 }
 
-/** HMAC-SHA-256(secret, message) as raw bytes. Imported keys are cached per isolate. */
-export async function hmacSha256(secret: string, message: string | Uint8Array): Promise<Uint8Array> {
+async function hmac(hash: 'SHA-256' | 'SHA-1', secret: string, message: string | Uint8Array): Promise<Uint8Array> {
   const data = typeof message === 'string' ? encoder.encode(message) : message
-  return new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), data))
+  return new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret, hash), data))
+}
+
+/** HMAC-SHA-256(secret, message) as raw bytes. Imported keys are cached per isolate. */
+export function hmacSha256(secret: string, message: string | Uint8Array): Promise<Uint8Array> {
+  return hmac('SHA-256', secret, message)
+}
+
+/** HMAC-SHA-1(secret, message): only for checking signatures a provider makes with it (Twilio's). */
+export function hmacSha1(secret: string, message: string | Uint8Array): Promise<Uint8Array> {
+  return hmac('SHA-1', secret, message)
 }
 
 const aesKeys = new Map<string, Promise<CryptoKey>>()

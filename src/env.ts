@@ -52,9 +52,19 @@ interface RotationSecrets {
   SESSION_KEY_ENCRYPTION_KEY_PREVIOUS?: string
 }
 
+/**
+ * Twilio's secrets: needed only with SMS_PROVIDER "twilio", so wrangler.toml does not require them
+ * (an environment that turns Twilio on adds TWILIO_AUTH_TOKEN to its `secrets.required`) and
+ * `wrangler types` does not list them.
+ */
+interface TwilioSecrets {
+  TWILIO_AUTH_TOKEN?: string
+  TWILIO_API_KEY_SECRET?: string
+}
+
 declare global {
-  interface Env extends RotationSecrets {}
+  interface Env extends RotationSecrets, TwilioSecrets {}
   namespace Cloudflare {
-    interface Env extends RotationSecrets {}
+    interface Env extends RotationSecrets, TwilioSecrets {}
   }
 }

@@ -3,10 +3,13 @@ import { hmacSha256, toBase64Url } from './crypto'
 import type { Batch } from './db/batch'
 import {
   type BrakeRow,
+  BUCKET_MS,
+  breakerTripStatement,
   bucketedFrom,
   budgetStatements,
   type CounterCheck,
   type CounterEvent,
+  conversionStatement,
   costStatement,
   counterReachedSql,
   exactFrom,
@@ -61,12 +64,15 @@ export const LIMITS = {
   ipv6_56_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/56) in the last hour.',
   ipv6_48_failed_auths_per_hour: 'Too many failed authentications from this IPv6 network (/48) in the last hour.',
   search_rows_per_minute: "This project's user searches read too many rows in the last minute; retry in a minute.",
+  sms_country_sends_per_hour: "Too many SMS codes were sent to this phone number's country in the last hour.",
+  sms_country_paused:
+    "SMS codes to this phone number's country are paused for this project: too few of the recent ones were used (SMS pumping breaker). WhatsApp codes are not affected.",
 } as const
 
 export type LimitName = keyof typeof LIMITS
 
 /** Limits whose trip is an operator alert (an attack on the whole project), not just a refused client. */
-const ALERT_LIMITS: ReadonlySet<LimitName> = new Set(['country_sends_per_hour'])
+const ALERT_LIMITS: ReadonlySet<LimitName> = new Set(['country_sends_per_hour', 'sms_country_sends_per_hour'])
 
 /**
  * The network scopes an end-user IP is counted in: an IPv4 address alone; an IPv6 address by its /64
@@ -129,8 +135,13 @@ export interface SendSubject {
   settings: ProjectSettings
   /** E.164 number, or null for the sandbox number (exempt from per-phone limits). */
   phoneNumber: string | null
-  /** Destination region (sendCountry), or null when no code goes to a real country (sandbox). */
+  /**
+   * Destination region (sendCountry) for the per-country limit, or null when no code goes to a real
+   * country (sandbox) or the send was counted there already (an SMS fallback of a WhatsApp send).
+   */
   country: string | null
+  /** The destination region when the code goes by SMS: counted against the SMS cap and breaker. */
+  smsCountry?: string | null
   /** The keys of attributes.ip_address (ipKeys); empty without an IP. */
   ip: IpKey[]
   /** The user id this batch mints if the number is new; counted only if that user is created. */
@@ -149,16 +160,6 @@ export function sendCountry(phone: ParsedPhone): string {
   return phone.country ?? NON_GEOGRAPHIC
 }
 
-/**
- * The project's country allowlist (Stytch's default: US and CA). Called before anything is written;
- * outside the list is `400 invalid_phone_number_country_code`.
- */
-export function assertCountryAllowed(settings: ProjectSettings, country: string): void {
-  const allowed = settings.allowed_countries
-  if (allowed === '*' || allowed.includes(country)) return
-  throw new StytchError('invalid_phone_number_country_code')
-}
-
 const sendsPerHour = (scope: IpScope) => `${scope}_sends_per_hour` as const
 const failedAuthsPerHour = (scope: IpScope) => `${scope}_failed_auths_per_hour` as const
 
@@ -170,6 +171,7 @@ function sendEvents(s: SendSubject): CounterEvent[] {
   if (s.country !== null) {
     events.push({ kind: 'country_sends_per_hour', subject: s.country, exact: false, windowMs: HOUR_MS })
   }
+  if (s.smsCountry) events.push(smsSendEvent(s.smsCountry))
   return events
 }
 
@@ -212,6 +214,7 @@ export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedS
     const name = 'country_sends_per_hour'
     checks.push({ name, kind: name, subject: s.country, from: hourly, limit: settings[name] })
   }
+  if (s.smsCountry) checks.push(...smsChecks(settings, s.smsCountry, now))
   return sendCountStatements(db, s.projectId, now, {
     deliveryId: s.deliveryId,
     mintedUserId: s.mintedUserId,
@@ -226,6 +229,113 @@ export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedS
       limit: settings.new_users_per_hour,
     },
   })
+}
+
+/*
+ * SMS pumping defence. Toll-fraud rings request codes for numbers whose owners are paid per message
+ * received, and never enter them. Besides the SMS allowlists (countries, line types), two limits
+ * apply per project and destination country, to SMS only:
+ *  - sms_country_sends_per_hour (or a per-country value of sms_sends_per_hour_by_country): a cap;
+ *  - the conversion breaker: once at least sms_breaker_min_sends SMS went to a country in the last
+ *    hour and fewer than sms_breaker_min_conversion_percent of them were authenticated, SMS to that
+ *    country pause for sms_breaker_cooldown_minutes. Real users enter most of their codes; pumping
+ *    enters none, so a low share over enough sends is its signature.
+ * SMS sends count in 'sms_country_sends_per_hour' buckets; an authenticated SMS code counts in
+ * 'sms_conversions', in the bucket of the minute its SMS was sent, so both sides of the ratio cover
+ * the same sends. Sends of the last BREAKER_GRACE_MS are left out of the ratio (their users are still
+ * typing), and so are sends from before the last trip: after a cool-down the breaker starts afresh.
+ * The trip itself is a counter row (kind 'sms_breaker', bucket = the trip's millisecond); a send
+ * finding one younger than the cool-down is refused (429, sms_country_paused). The send whose batch
+ * trips the breaker still goes out: its batch cannot both record the trip and be refused.
+ */
+
+/** Sends younger than this are left out of the conversion ratio: their codes may not be entered yet. */
+export const BREAKER_GRACE_MS = 5 * 60_000
+
+const SMS_SENDS = 'sms_country_sends_per_hour'
+const SMS_CONVERSIONS = 'sms_conversions'
+const SMS_BREAKER = 'sms_breaker'
+
+const smsSendEvent = (country: string): CounterEvent => ({
+  kind: SMS_SENDS,
+  subject: country,
+  exact: false,
+  windowMs: HOUR_MS,
+})
+
+/** The project's SMS cap for one country an hour: its own entry, else the general one. */
+export function smsCountryCap(settings: ProjectSettings, country: string): number {
+  return settings.sms_sends_per_hour_by_country[country] ?? settings.sms_country_sends_per_hour
+}
+
+/** The cap, and the pause a tripped breaker holds: no SMS while a trip is younger than the cool-down. */
+function smsChecks(settings: ProjectSettings, country: string, now: number): CounterCheck[] {
+  return [
+    {
+      name: 'sms_country_paused',
+      kind: SMS_BREAKER,
+      subject: country,
+      from: now - settings.sms_breaker_cooldown_minutes * 60_000,
+      limit: 0,
+    },
+    {
+      name: SMS_SENDS,
+      kind: SMS_SENDS,
+      subject: country,
+      from: bucketedFrom(now, HOUR_MS),
+      limit: smsCountryCap(settings, country),
+    },
+  ]
+}
+
+/**
+ * The breaker's trip for an SMS send, to go into the send's batch after sendLimitStatements: it
+ * records a trip (and returns its row) when, counting this send, the conversion of the country's SMS
+ * is below the threshold over at least the floor of sends. Null when the send is not an SMS or the
+ * breaker is off (threshold 0).
+ */
+export function smsBreakerTripStatement(db: D1Database, s: SendSubject): D1PreparedStatement | null {
+  const { settings, now, smsCountry } = s
+  if (!smsCountry || settings.sms_breaker_min_conversion_percent === 0) return null
+  const cooldownMs = settings.sms_breaker_cooldown_minutes * 60_000
+  return breakerTripStatement(db, s.projectId, now, {
+    deliveryId: s.deliveryId,
+    trip: { kind: SMS_BREAKER, subject: smsCountry, expiresAt: now + cooldownMs + HOUR_MS },
+    sendsKind: SMS_SENDS,
+    conversionsKind: SMS_CONVERSIONS,
+    // Whole buckets from the hour's window up to the newest one entirely older than the grace.
+    from: bucketedFrom(now, HOUR_MS),
+    to: now - BREAKER_GRACE_MS - BUCKET_MS,
+    floor: settings.sms_breaker_min_sends,
+    percent: settings.sms_breaker_min_conversion_percent,
+  })
+}
+
+/**
+ * The alert of a trip (and its metric): SMS to the country are paused for the project. Sends made
+ * while it lasts are refused and logged as limit_tripped sms_country_paused.
+ */
+export function logBreakerTrip(s: SendSubject): void {
+  const { settings } = s
+  logEvent('error', 'sms.breaker_tripped', {
+    project_id: s.projectId,
+    country: s.smsCountry ?? null,
+    min_sends: settings.sms_breaker_min_sends,
+    min_conversion_percent: settings.sms_breaker_min_conversion_percent,
+    paused_until: new Date(s.now + settings.sms_breaker_cooldown_minutes * 60_000).toISOString(),
+    alert: true,
+  })
+}
+
+/**
+ * For authenticate's batch, after the consume: when this request consumed a code an SMS carried, one
+ * conversion in its country, in the minute the SMS was sent (the breaker's numerator).
+ */
+export function smsConversionStatement(
+  db: D1Database,
+  a: { projectId: string; phoneId: string; requestId: string },
+): D1PreparedStatement {
+  return conversionStatement(db, a.projectId, { ...a, kind: SMS_CONVERSIONS, windowMs: HOUR_MS })
 }
 
 /**

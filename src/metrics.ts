@@ -11,24 +11,27 @@ import { AsyncLocalStorage } from 'node:async_hooks'
  *
  * Layout of a data point (the SQL queries in docs/operations.md read these positions):
  *   index1  project id (Analytics Engine samples per index value)
- *   blob1   kind: send | provider | authenticate | limit
+ *   blob1   kind: send | provider | authenticate | limit | fallback | breaker
  *   blob2   outcome: send queued/undone; provider accepted/retry/failed/delivered/read;
- *           authenticate success or the Stytch error_type; limit = the limit's name
+ *           authenticate success or the Stytch error_type; limit = the limit's name;
+ *           fallback queued/unavailable/refused/limited/too_late/failed; breaker tripped
  *   blob3   project id   blob4 country (ISO code, '001' non-geographic, '' unknown)
- *   blob5   locale       blob6 detail (our label for an error)   blob7 Meta's error code
+ *   blob5   locale       blob6 detail (our label for an error)   blob7 the provider's error code
+ *   blob8   channel: whatsapp | sms ('' when not known, e.g. authenticate)
  *   double1 1 (a count; weight with _sample_interval)
  *   double2 latency in ms (provider results: since the code was issued), else 0
  *   double3 delivery attempts so far (provider results), else 0
  * Only labels go in: never a phone number, a code, an IP address or Meta's free text.
  */
 
-export type MetricKind = 'send' | 'provider' | 'authenticate' | 'limit'
+export type MetricKind = 'send' | 'provider' | 'authenticate' | 'limit' | 'fallback' | 'breaker'
 
 /** The dimensions every data point carries besides its kind and outcome. */
 export interface MetricDimensions {
   project: string
   country: string
   locale: string
+  channel: string
 }
 
 /** One data point before it is laid out for Analytics Engine. */
@@ -54,7 +57,7 @@ const scopes = new AsyncLocalStorage<Scope>()
  */
 export function withMetrics<T>(env: Env, dims: Partial<MetricDimensions>, fn: () => T): T {
   const dataset = (env as Partial<Env>).METRICS
-  return scopes.run({ dataset, dims: { project: '', country: '', locale: '', ...dims } }, fn)
+  return scopes.run({ dataset, dims: { project: '', country: '', locale: '', channel: '', ...dims } }, fn)
 }
 
 /** Adds dimensions to the current scope once they are known (the project after auth, the country after parsing). */
@@ -70,17 +73,27 @@ const text = (value: Fields[string] | undefined): string =>
 const count = (value: Fields[string] | undefined): number =>
   typeof value === 'number' && Number.isFinite(value) ? Math.max(0, value) : 0
 
+type EventMetric = (f: Fields) => { kind: MetricKind; outcome: string } | null
+
+/** The provider results of a channel (whatsapp.sent, sms.failed, …), counted alike on both. */
+const providerMetrics = (channel: 'whatsapp' | 'sms'): Record<string, EventMetric> => ({
+  [`${channel}.sent`]: () => ({ kind: 'provider', outcome: 'accepted' }),
+  [`${channel}.retry`]: () => ({ kind: 'provider', outcome: 'retry' }),
+  [`${channel}.failed`]: () => ({ kind: 'provider', outcome: 'failed' }),
+  [`${channel}.status`]: (f) => ({ kind: 'provider', outcome: text(f.status) }),
+  // Only a dead letter that ended a pending delivery is a result; one for a finished delivery is not.
+  [`${channel}.dead_letter`]: (f) => (f.recorded === true ? { kind: 'provider', outcome: 'failed' } : null),
+})
+
 /** How a log event becomes a data point: its kind and outcome, or null when that line counts nothing. */
-const EVENT_METRICS: Readonly<Record<string, (f: Fields) => { kind: MetricKind; outcome: string } | null>> = {
+const EVENT_METRICS: Readonly<Record<string, EventMetric>> = {
   'otp.sent': () => ({ kind: 'send', outcome: 'queued' }),
   'otp.send_undone': () => ({ kind: 'send', outcome: 'undone' }),
-  'whatsapp.sent': () => ({ kind: 'provider', outcome: 'accepted' }),
-  'whatsapp.retry': () => ({ kind: 'provider', outcome: 'retry' }),
-  'whatsapp.failed': () => ({ kind: 'provider', outcome: 'failed' }),
-  'whatsapp.status': (f) => ({ kind: 'provider', outcome: text(f.status) }),
-  // Only a dead letter that ended a pending delivery is a result; one for a finished delivery is not.
-  'whatsapp.dead_letter': (f) => (f.recorded === true ? { kind: 'provider', outcome: 'failed' } : null),
+  ...providerMetrics('whatsapp'),
+  ...providerMetrics('sms'),
   'otp.authenticate': (f) => (f.sandbox === true ? null : { kind: 'authenticate', outcome: text(f.outcome) }),
+  'otp.fallback': (f) => ({ kind: 'fallback', outcome: text(f.outcome) }),
+  'sms.breaker_tripped': () => ({ kind: 'breaker', outcome: 'tripped' }),
   limit_tripped: (f) => ({ kind: 'limit', outcome: text(f.limit) }),
 }
 
@@ -89,13 +102,14 @@ export function metricFromLog(event: string, fields: Fields): Metric | null {
   const rule = EVENT_METRICS[event]
   const base = rule?.(fields)
   if (!base) return null
-  const dims = scopes.getStore()?.dims ?? { project: '', country: '', locale: '' }
+  const dims = scopes.getStore()?.dims ?? { project: '', country: '', locale: '', channel: '' }
   return {
     ...base,
     project: text(fields.project_id) || dims.project,
     country: text(fields.country) || dims.country,
     locale: text(fields.locale) || dims.locale,
-    detail: text(fields.detail) || (event === 'whatsapp.dead_letter' ? 'retries_exhausted' : ''),
+    channel: text(fields.channel) || dims.channel,
+    detail: text(fields.detail) || (event.endsWith('.dead_letter') ? 'retries_exhausted' : ''),
     errorCode: text(fields.error_code),
     latencyMs: count(fields.latency_ms),
     attempts: count(fields.attempts),
@@ -112,7 +126,7 @@ const label = (value: string): string => (LABEL.test(value) && !/^[0-9]{8,}$/.te
 export function dataPoint(m: Metric): AnalyticsEngineDataPoint {
   return {
     indexes: [label(m.project)],
-    blobs: [m.kind, m.outcome, m.project, m.country, m.locale, m.detail, m.errorCode].map(label),
+    blobs: [m.kind, m.outcome, m.project, m.country, m.locale, m.detail, m.errorCode, m.channel].map(label),
     doubles: [1, m.latencyMs, m.attempts],
   }
 }

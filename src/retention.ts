@@ -1,5 +1,6 @@
 import { now } from './clock'
-import { Batch } from './db/batch'
+import { Batch, type Handle } from './db/batch'
+import { clearExpiredFallbackCodesStatement } from './db/deliveries'
 import { type PurgeTable, purgeStatement } from './db/purge'
 import { errorName, logEvent } from './log'
 import { resealSigningKeys } from './sessions/keys'
@@ -76,16 +77,22 @@ export async function purge(
     deliveries: at - deliveryRetentionDays(env) * 24 * 60 * 60_000,
     devOutbox: at - DEV_OUTBOX_MS,
   }
-  const counts: PurgeCounts = Object.fromEntries(PURGES.map(({ table }) => [table, 0]))
+  const counts: PurgeCounts = Object.fromEntries([...PURGES.map(({ table }) => [table, 0]), ['fallback_codes', 0]])
   let rounds = 0
   let more = true
   while (more && rounds < maxRounds) {
     rounds += 1
     const batch = new Batch()
-    const deletes = PURGES.map(({ table, cutoff }) => ({
+    const deletes = PURGES.map(({ table, cutoff }): { table: string; deleted: Handle } => ({
       table,
       deleted: batch.add(purgeStatement(env.DB, table, cutoffs[cutoff], batchRows)),
     }))
+    // Not a table: the sealed fallback codes of WhatsApp deliveries whose code expired before any
+    // status made them final. Cleared here, so none outlives its code by more than an hour.
+    deletes.push({
+      table: 'fallback_codes',
+      deleted: batch.add(clearExpiredFallbackCodesStatement(env.DB, at, batchRows)),
+    })
     await batch.run(env.DB)
     more = false
     for (const { table, deleted } of deletes) {

@@ -47,6 +47,17 @@ export const LoginOrCreateRequest = z.object({
 })
 export type LoginOrCreateInput = z.infer<typeof LoginOrCreateRequest>
 
+const EnableAutofill = optional(z.boolean())
+  .transform((v) => v ?? false)
+  .describe(
+    'SMS only: end the message with the line "@<sms_autofill_domain> #<code>" (the origin-bound one-time-code ' +
+      "format browsers and iOS fill in on that domain only). Needs the project's sms_autofill_domain.",
+  )
+
+/** POST /v1/otps/sms/login_or_create: login_or_create's fields, plus enable_autofill. */
+export const SmsLoginOrCreateRequest = LoginOrCreateRequest.extend({ enable_autofill: EnableAutofill })
+export type SmsLoginOrCreateInput = z.infer<typeof SmsLoginOrCreateRequest>
+
 export const LoginOrCreateResponse = z.object({
   request_id: z.string(),
   user_id: z.string(),
@@ -129,7 +140,7 @@ const Timestamp = z.string().describe('RFC 3339 UTC, e.g. 2021-12-29T12:33:09Z.'
 
 export const AuthenticationFactor = z.object({
   type: z.literal('otp'),
-  delivery_method: z.literal('whatsapp'),
+  delivery_method: z.enum(['whatsapp', 'sms']).describe('How the code reached the user: sms when an SMS carried it.'),
   last_authenticated_at: Timestamp,
   created_at: Timestamp,
   updated_at: Timestamp,
@@ -164,6 +175,10 @@ export const SendRequest = z.object({
 })
 export type SendInput = z.infer<typeof SendRequest>
 
+/** POST /v1/otps/sms/send: send's fields, plus enable_autofill. */
+export const SmsSendRequest = SendRequest.extend({ enable_autofill: EnableAutofill })
+export type SmsSendInput = z.infer<typeof SmsSendRequest>
+
 export const SendResponse = z.object({
   request_id: z.string(),
   user_id: z.string(),
@@ -186,8 +201,8 @@ export const AuthenticateRequest = z.object({
     .describe('The 6-digit code. 000000 authenticates the sandbox number in test projects.'),
   attributes: optional(Attributes),
   options: optional(AuthenticateOptions),
-  session_token: optional(SessionToken).describe('Add the WhatsApp OTP factor to this live session instead.'),
-  session_jwt: optional(SessionJwt).describe('Add the WhatsApp OTP factor to this live session instead.'),
+  session_token: optional(SessionToken).describe('Add the OTP factor to this live session instead.'),
+  session_jwt: optional(SessionJwt).describe('Add the OTP factor to this live session instead.'),
   session_duration_minutes: optional(SessionDurationMinutes).describe(
     'Start a session lasting this many minutes (5-527040), or set a presented session to expire then.',
   ),
@@ -483,6 +498,18 @@ export const MetaNotification = z
     "Meta's webhook notification, signed with the app secret (X-Hub-Signature-256: sha256=<hex HMAC of the raw body>).",
   )
 
+// Twilio's SMS status callback. Documentation only: the handler checks X-Twilio-Signature over the
+// URL and the form parameters before it reads them.
+export const TwilioStatusCallback = z
+  .object({
+    MessageSid: z.string().describe('The SMS (SM…) the status is about.'),
+    MessageStatus: z.string().describe('queued, sent, delivered, undelivered, failed, …'),
+    ErrorCode: z.string().optional().describe("Twilio's error code when undelivered or failed."),
+  })
+  .describe(
+    "Twilio's status callback (application/x-www-form-urlencoded), signed with the account's auth token (X-Twilio-Signature).",
+  )
+
 // Service routes.
 
 export const OpenApiResponse = z.record(z.string(), z.unknown()).describe('This OpenAPI 3.1 document.')
@@ -501,15 +528,16 @@ export const OutboxQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
 })
 
-/** What the outbox lists: each message as the console provider "sent" it. */
+/** What the outbox lists: each message as a console provider "sent" it. */
 export const OutboxResponse = z.object({
   messages: z.array(
     z.object({
       id: z.string().describe('The delivery id.'),
+      channel: z.enum(['whatsapp', 'sms']).describe('The channel the message went out on.'),
       phone_number: z.string(),
       code: z.string(),
       locale: z.string(),
-      text: z.string().describe('The message as WhatsApp would show it.'),
+      text: z.string().describe('The message as WhatsApp or the SMS would show it.'),
       created_at: z.string().describe('RFC 3339 UTC.'),
     }),
   ),
@@ -562,6 +590,10 @@ export const SdkSendRequest = z.object({
   session_jwt: SessionFromCredentials('session_jwt'),
   ...SdkTelemetry,
 })
+
+/** The SMS routes of the SDK: the same fields, plus enable_autofill (the SDK's OTPCodeSMSOptions). */
+export const SdkSmsLoginOrCreateRequest = SdkLoginOrCreateRequest.extend({ enable_autofill: EnableAutofill })
+export const SdkSmsSendRequest = SdkSendRequest.extend({ enable_autofill: EnableAutofill })
 
 /** login_or_create and send: the phone_id as method_id, and no user_id, so the reply tells no account apart. */
 export const SdkOtpSendResponse = SdkReply(

@@ -230,6 +230,76 @@ export const ProjectSettingsSchema = z.object({
     .describe(
       "The Domain of the HttpOnly cookies (e.g. example.com when the service is auth.example.com); unset: the service's own host only.",
     ),
+  whatsapp_fallback: z
+    .enum(['none', 'sms'])
+    .default('none')
+    .meta({
+      description:
+        '`sms`: when Meta reports that the number cannot receive the WhatsApp message (not on WhatsApp), the same ' +
+        'code goes out once by SMS while it is live (WhatsApp → SMS fallback).',
+      error: '',
+    }),
+  sms_allowed_countries: z
+    .union([z.literal('*'), z.array(z.string().regex(/^[A-Z]{2}$/)).min(1)])
+    .default(['US', 'CA'])
+    .meta({
+      description:
+        'ISO 3166-1 alpha-2 countries that may receive codes by SMS (the SMS routes and the fallback), or `"*"` ' +
+        'for all; separate from `allowed_countries`.',
+      error: '`400 invalid_phone_number_country_code`',
+    }),
+  sms_allowed_line_types: z
+    .union([z.literal('*'), z.array(z.enum(LINE_TYPES)).min(1)])
+    .default(['MOBILE', 'FIXED_LINE_OR_MOBILE'])
+    .meta({
+      description: 'Line types that may receive codes by SMS, or `"*"` for all, as `allowed_line_types`.',
+      error: '`400 invalid_phone_number`',
+    }),
+  sms_country_sends_per_hour: z.number().int().min(1).max(100_000_000).default(1_000).meta({
+    description: 'SMS per destination country, last 60 min (pumping circuit-breaker); logged as an alert.',
+    error: TOO_MANY,
+  }),
+  sms_sends_per_hour_by_country: z
+    .record(z.string().regex(/^[A-Z]{2}$/), z.number().int().min(0).max(100_000_000))
+    .default({})
+    .meta({
+      description:
+        'Per-country SMS caps an hour that replace `sms_country_sends_per_hour` for those countries, e.g. ' +
+        '`{"BR":100,"NG":0}` (0 stops SMS there).',
+      error: TOO_MANY,
+    }),
+  sms_breaker_min_sends: z.number().int().min(1).max(1_000_000).default(50).meta({
+    description:
+      "The SMS pumping breaker judges a country's SMS conversion only once this many SMS were sent there in the hour.",
+    error: '',
+  }),
+  sms_breaker_min_conversion_percent: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .default(10)
+    .meta({
+      description:
+        "Under this share of a country's SMS codes authenticated, SMS to it pause (the breaker trips; an alert); 0 " +
+        'turns the breaker off.',
+      error: 'then `429 too_many_requests` for SMS to that country',
+    }),
+  sms_breaker_cooldown_minutes: z.number().int().min(1).max(10_080).default(60).meta({
+    description: 'How long SMS to a country stay paused after the breaker trips; WhatsApp is not affected.',
+    error: '',
+  }),
+  sms_autofill_domain: z
+    .string()
+    .regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/)
+    .nullable()
+    .default(null)
+    .meta({
+      description:
+        'The domain of your login page (e.g. example.com): with `enable_autofill` an SMS ends with ' +
+        '"@domain #code", which browsers and iOS offer to fill in on that domain only.',
+      error: '',
+    }),
 })
 
 /** An origin exactly as browsers send it: http(s), a host, an optional port, nothing else. */

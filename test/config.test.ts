@@ -1,6 +1,14 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
-import { CONFIG, checkConfig, checkMetaAccount, type Finding, REQUIRED_SECRETS } from '../src/config'
+import {
+  CONFIG,
+  checkConfig,
+  checkMetaAccount,
+  checkTwilioAccount,
+  type Finding,
+  REQUIRED_SECRETS,
+  requiredSecrets,
+} from '../src/config'
 import { requireSecret } from '../src/env'
 
 /**
@@ -46,6 +54,12 @@ describe('the configuration list', () => {
       'WHATSAPP_VERIFY_TOKEN',
     ])
     expect(new Set(CONFIG.map((e) => e.name)).size).toBe(CONFIG.length)
+  })
+
+  it('requires the Twilio auth token only of an environment that sends SMS through Twilio', () => {
+    expect(requiredSecrets({ SMS_PROVIDER: 'none' })).toEqual(REQUIRED_SECRETS)
+    expect(requiredSecrets({})).toEqual(REQUIRED_SECRETS)
+    expect(requiredSecrets({ SMS_PROVIDER: 'twilio' })).toEqual([...REQUIRED_SECRETS, 'TWILIO_AUTH_TOKEN'])
   })
 
   it('is what the Worker checks its secrets against', () => {
@@ -133,6 +147,148 @@ function graph(templates: { language: string; status: string; category?: string 
 }
 
 const ALL_APPROVED = ['en_US', 'es', 'fr', 'pt_BR'].map((language) => ({ language, status: 'APPROVED' }))
+
+describe('checkConfig with SMS through Twilio', () => {
+  const TWILIO = {
+    ...META,
+    SMS_PROVIDER: 'twilio',
+    TWILIO_ACCOUNT_SID: `AC${'0'.repeat(32)}`,
+    TWILIO_AUTH_TOKEN: 'f'.repeat(32),
+    TWILIO_SENDER: '+15005550006',
+  }
+
+  it('needs the account, the token and the sender only with SMS_PROVIDER twilio, and flags malformed ones', () => {
+    expect(errors(checkConfig({ values: TWILIO }))).toEqual([])
+    expect(errors(checkConfig({ values: { ...META, SMS_PROVIDER: 'none' } }))).toEqual([])
+    expect(errors(checkConfig({ values: { ...META, SMS_PROVIDER: 'twilio' } }))).toEqual([
+      'TWILIO_AUTH_TOKEN',
+      'TWILIO_ACCOUNT_SID',
+      'TWILIO_SENDER',
+    ])
+    const bad = {
+      ...TWILIO,
+      TWILIO_SENDER: 'MyBrand',
+      TWILIO_STATUS_CALLBACK_URL: 'http://otp.example.com/v1/webhooks/twilio',
+      CONSOLE_WHATSAPP_UNREACHABLE: '12025550199',
+      SMS_PROVIDER: 'twilio',
+    }
+    expect(errors(checkConfig({ values: bad }))).toEqual([
+      'TWILIO_SENDER',
+      'TWILIO_STATUS_CALLBACK_URL',
+      'CONSOLE_WHATSAPP_UNREACHABLE',
+    ])
+    expect(errors(checkConfig({ values: { ...META, SMS_PROVIDER: 'sms' } }))).toEqual(['SMS_PROVIDER'])
+  })
+
+  it('wants both halves of an API key or neither', () => {
+    const half = { ...TWILIO, TWILIO_API_KEY_SID: `SK${'1'.repeat(32)}` }
+    expect(errors(checkConfig({ values: half }))).toEqual(['TWILIO_API_KEY_SID'])
+    expect(errors(checkConfig({ values: half, setWithoutValue: new Set(['TWILIO_API_KEY_SECRET']) }))).toEqual([])
+  })
+})
+
+/** A fake Twilio API: the account's status, its numbers, a Messaging Service, and every URL asked for. */
+function twilioApi(options: { status?: string; sms?: boolean; number?: boolean; pool?: number; keyOk?: boolean } = {}) {
+  const account = `AC${'0'.repeat(32)}`
+  const token = 'f'.repeat(32)
+  const calls: { url: string; authorization: string | null }[] = []
+  const fetchFn = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input)
+    const authorization = new Headers(init?.headers).get('authorization')
+    calls.push({ url, authorization })
+    const asToken = authorization === `Basic ${btoa(`${account}:${token}`)}`
+    const asKey = authorization === `Basic ${btoa(`SK${'1'.repeat(32)}:${'K'.repeat(32)}`)}` && options.keyOk !== false
+    if (!asToken && !asKey) return Response.json({ code: 20003, message: 'Authenticate', status: 401 }, { status: 401 })
+    if (url === `https://api.twilio.com/2010-04-01/Accounts/${account}.json`) {
+      return Response.json({ sid: account, status: options.status ?? 'active' })
+    }
+    if (url.startsWith(`https://api.twilio.com/2010-04-01/Accounts/${account}/IncomingPhoneNumbers.json?`)) {
+      const numbers =
+        options.number === false
+          ? []
+          : [{ phone_number: '+15005550006', capabilities: { sms: options.sms ?? true, voice: true } }]
+      return Response.json({ incoming_phone_numbers: numbers })
+    }
+    if (url === `https://messaging.twilio.com/v1/Services/MG${'2'.repeat(32)}`) {
+      return Response.json({ sid: `MG${'2'.repeat(32)}` })
+    }
+    if (url.startsWith(`https://messaging.twilio.com/v1/Services/MG${'2'.repeat(32)}/PhoneNumbers?`)) {
+      return Response.json({ phone_numbers: Array.from({ length: options.pool ?? 1 }, () => ({ sid: 'PN1' })) })
+    }
+    return Response.json({ code: 20404, status: 404 }, { status: 404 })
+  })
+  const values = {
+    SMS_PROVIDER: 'twilio',
+    TWILIO_ACCOUNT_SID: account,
+    TWILIO_AUTH_TOKEN: token,
+    TWILIO_SENDER: '+15005550006',
+  }
+  return { fetchFn: fetchFn as unknown as typeof fetch, calls, values }
+}
+
+describe('checkTwilioAccount (npm run doctor with Twilio credentials, Twilio mocked)', () => {
+  it('finds an active account, the token and an SMS-capable sender number', async () => {
+    const { fetchFn, calls, values } = twilioApi()
+    const findings = await checkTwilioAccount(values, fetchFn)
+    expect(errors(findings)).toEqual([])
+    expect(findings.map((f) => [f.level, f.subject])).toEqual([
+      ['ok', 'TWILIO_ACCOUNT_SID'],
+      ['ok', 'TWILIO_SENDER'],
+    ])
+    expect(calls[1]?.url).toContain('PhoneNumber=%2B15005550006')
+    expect(JSON.stringify(findings)).not.toContain(values.TWILIO_AUTH_TOKEN)
+  })
+
+  it('names a wrong token, a suspended account, a foreign number and one without SMS', async () => {
+    const wrong = twilioApi()
+    const bad = await checkTwilioAccount({ ...wrong.values, TWILIO_AUTH_TOKEN: 'e'.repeat(32) }, wrong.fetchFn)
+    expect(bad).toEqual([
+      {
+        level: 'error',
+        subject: 'TWILIO_AUTH_TOKEN',
+        message: 'does not authenticate TWILIO_ACCOUNT_SID: Twilio answered 401 (error code 20003)',
+      },
+    ])
+    const suspended = twilioApi({ status: 'suspended' })
+    expect(errors(await checkTwilioAccount(suspended.values, suspended.fetchFn))).toEqual(['TWILIO_ACCOUNT_SID'])
+    const foreign = twilioApi({ number: false })
+    const notOurs = await checkTwilioAccount(foreign.values, foreign.fetchFn)
+    expect(notOurs.at(-1)).toMatchObject({ level: 'error', message: 'is not a phone number of this account' })
+    const voiceOnly = twilioApi({ sms: false })
+    const noSms = await checkTwilioAccount(voiceOnly.values, voiceOnly.fetchFn)
+    expect(noSms.at(-1)).toMatchObject({ level: 'error', message: 'is a number of this account that cannot send SMS' })
+  })
+
+  it('checks an API key and a Messaging Service sender (warning when its pool has no number)', async () => {
+    const withKey = twilioApi({ pool: 0 })
+    const values = {
+      ...withKey.values,
+      TWILIO_API_KEY_SID: `SK${'1'.repeat(32)}`,
+      TWILIO_API_KEY_SECRET: 'K'.repeat(32),
+      TWILIO_SENDER: `MG${'2'.repeat(32)}`,
+    }
+    const findings = await checkTwilioAccount(values, withKey.fetchFn)
+    expect(findings.map((f) => [f.level, f.subject])).toEqual([
+      ['ok', 'TWILIO_ACCOUNT_SID'],
+      ['ok', 'TWILIO_API_KEY_SID'],
+      ['warning', 'TWILIO_SENDER'],
+    ])
+    // Once the key authenticates, the sender is read with it.
+    expect(withKey.calls.at(-1)?.authorization).toBe(`Basic ${btoa(`SK${'1'.repeat(32)}:${'K'.repeat(32)}`)}`)
+    const badKey = twilioApi({ keyOk: false })
+    const refused = await checkTwilioAccount({ ...values, TWILIO_SENDER: '+15005550006' }, badKey.fetchFn)
+    expect(errors(refused)).toEqual(['TWILIO_API_KEY_SID'])
+  })
+
+  it('asks nothing when the settings it needs are malformed', async () => {
+    const { fetchFn, calls, values } = twilioApi()
+    const findings = await checkTwilioAccount({ ...values, TWILIO_SENDER: 'x' }, fetchFn)
+    expect(calls).toEqual([])
+    expect(findings).toEqual([
+      { level: 'warning', subject: 'Twilio account', message: 'not checked: fix the settings above first' },
+    ])
+  })
+})
 
 describe('checkMetaAccount (npm run doctor with Meta credentials, Graph API mocked)', () => {
   it('finds the phone number and an approved AUTHENTICATION template in every locale', async () => {

@@ -1,9 +1,9 @@
 import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
-import { backoffSeconds } from '../src/whatsapp/consumer'
-import { LEASE_MS } from '../src/whatsapp/deliveries'
-import type { WhatsAppJob } from '../src/whatsapp/job'
+import { backoffSeconds } from '../src/delivery/consumer'
+import { LEASE_MS } from '../src/delivery/deliveries'
+import type { DeliveryJob } from '../src/delivery/job'
 import { failingStatementDb } from './fault-env'
 import { capturedLines, quietConsole } from './log-capture'
 import {
@@ -76,7 +76,7 @@ const TRANSIENT: Transient[] = [
  * (then the dead-letter queue gets it). Returns the delay asked for each retry.
  */
 async function driveToCompletion(
-  job: WhatsAppJob,
+  job: DeliveryJob,
   base: Env = metaEnv(),
 ): Promise<{ delays: number[]; dead: boolean }> {
   const delays: number[] = []

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import { WhatsAppJobSchema } from '../src/whatsapp/job'
+import { DeliveryJobSchema } from '../src/delivery/job'
 import { failingKv, failingQueue, type KvOperation } from './fault-env'
 import { exchange, expectInternalError, expectNothingChanged, expectWellFormed, jsonPost } from './fuzz-probe'
 import { basicAuth } from './helpers'
@@ -85,7 +85,7 @@ describe('KV or the queue failing while a code is issued', () => {
     expectInternalError(failed)
     // The job went out together with the KV write; the undo closed its delivery, so the consumer drops it.
     expect(failed.queueSends).toHaveLength(1)
-    const dropped = WhatsAppJobSchema.parse(failed.queueSends[0])
+    const dropped = DeliveryJobSchema.parse(failed.queueSends[0])
     expect(await deliveryRow(dropped.id)).toMatchObject({
       status: 'failed',
       error_detail: 'enqueue_failed',
@@ -128,7 +128,7 @@ describe('KV or the queue failing while a code is issued', () => {
       WHATSAPP_QUEUE: ambiguous,
     })
     expectInternalError(failed)
-    const job = WhatsAppJobSchema.parse(sent[0])
+    const job = DeliveryJobSchema.parse(sent[0])
     expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', error_detail: 'enqueue_failed', attempts: 0 })
     expect(await sendEvents(p.id)).toBe(0)
 

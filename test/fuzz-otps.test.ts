@@ -87,6 +87,35 @@ describe('fuzz: POST /v1/otps/whatsapp/login_or_create', () => {
   })
 })
 
+describe('fuzz: POST /v1/otps/sms/login_or_create', () => {
+  it('is Stytch JSON, never 5xx; the SMS allowlists and enable_autofill hold; a rejection changes nothing', async () => {
+    const body = bodyObject(
+      {
+        phone_number: field(fc.oneof(phoneLike, fc.constantFrom(...pool.phoneNumbers, SANDBOX_PHONE_NUMBER))),
+        expiration_minutes: field(expirationMinutes),
+        locale: field(locale),
+        enable_autofill: field(fc.oneof(fc.boolean(), printable(5))),
+      },
+      ['phone_number'],
+    )
+    await fc.assert(
+      fc.asyncProperty(
+        jsonRequest('/v1/otps/sms/login_or_create', rawBody(body, [...LOGIN_FIELDS, 'enable_autofill'])),
+        async (input) => {
+          await checkJsonRoute(input, (o, sent) => {
+            // The test project sends SMS to the US and Canada only, and has no autofill domain.
+            expect(sent.enable_autofill).not.toBe(true)
+            expect(String(sent.phone_number)).toMatch(/^\+1/)
+            expectIssued(o, sent.phone_number)
+            if (o.queueSends.length > 0) expect(o.queueSends[0]).toMatchObject({ channel: 'sms' })
+          })
+        },
+      ),
+      { numRuns: FUZZ_RUNS.smsLogin },
+    )
+  })
+})
+
 describe('fuzz: POST /v1/otps/whatsapp/send', () => {
   it('answers every request with Stytch JSON, never 5xx; a rejection changes nothing', async () => {
     const userId = fc.oneof(

@@ -7,11 +7,13 @@ import { FUZZ_RUNS, fuzzPool, type Pool } from './fuzz-setup'
 import { TEST_PROJECT } from './helpers'
 import { quietConsole } from './log-capture'
 import { expectNoSecrets } from './secrets'
+import { signTwilio, TWILIO_CALLBACK } from './sms-helpers'
 import { signWebhook, statusPayload } from './whatsapp-helpers'
 
 /**
  * Property-based tests of the routes besides the OTP and sessions ones: the Users API (ids in the
- * path), Meta's webhook (signature, payload, handshake), the dev outbox (query), and any method on
+ * path), Meta's webhook (signature, payload, handshake), Twilio's status callback (signature, form),
+ * the dev outbox (query), and any method on
  * any path (/health and /openapi.json included). Same properties as test/fuzz-otps.test.ts: never a
  * 5xx, always Stytch-shaped JSON (the webhook handshake's plain echo and the two documents, the
  * OpenAPI description and the dev outbox, are the exceptions), and a rejection changes nothing.
@@ -199,6 +201,53 @@ describe('fuzz: the WhatsApp webhook', () => {
   })
 })
 
+describe('fuzz: the Twilio status callback', () => {
+  it('POST: only a valid signature gets past 401; never 5xx; a rejection changes nothing', async () => {
+    const sid = fc.oneof(
+      fc.integer({ min: 0, max: 15 }).map((i) => `SM${i.toString(16).repeat(32)}`),
+      printable(40),
+    )
+    const form = fc.dictionary(
+      fc.oneof(fc.constantFrom('MessageSid', 'MessageStatus', 'ErrorCode', 'SmsSid', 'AccountSid'), printable(12)),
+      fc.oneof(
+        sid,
+        fc.constantFrom('delivered', 'undelivered', 'failed', 'sent', 'canceled', 'read'),
+        fc.nat().map(String),
+        printable(30),
+      ),
+      { maxKeys: 8 },
+    )
+    const body = fc.oneof(
+      { arbitrary: form.map((f) => new URLSearchParams(f).toString()), weight: 4 },
+      fc.string({ maxLength: 200 }),
+      fc.constant(`MessageSid=${'x'.repeat(1_100_000)}`),
+    )
+    const signature = fc.constantFrom('valid', 'missing', 'wrong-token', 'wrong-url', 'garbage')
+    await fc.assert(
+      fc.asyncProperty(body, signature, async (raw, kind) => {
+        const params = new URLSearchParams(raw)
+        const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' }
+        if (kind === 'valid') headers['x-twilio-signature'] = await signTwilio(TWILIO_CALLBACK, params)
+        if (kind === 'wrong-token') {
+          headers['x-twilio-signature'] = await signTwilio(TWILIO_CALLBACK, params, '0'.repeat(32))
+        }
+        if (kind === 'wrong-url') headers['x-twilio-signature'] = await signTwilio(`${TWILIO_CALLBACK}?x=1`, params)
+        if (kind === 'garbage') headers['x-twilio-signature'] = 'not a signature'
+        const o = await exchange({ method: 'POST', path: '/v1/webhooks/twilio', headers, body: raw })
+        const errorType = expectWellFormed(o)
+        if (raw.length > 1024 * 1024) expect(errorType).toBe('request_too_large')
+        else if (kind !== 'valid') expect(errorType).toBe('invalid_webhook_signature')
+        else expect(errorType).toBeNull()
+        if (errorType !== null) return expectNothingChanged(o)
+        // Accepted: only delivery statuses may move (never a row added or removed).
+        expectNothingChanged(o, ['deliveries'])
+        expect(o.after.tables.deliveries?.rows).toBe(o.before.tables.deliveries?.rows)
+      }),
+      { numRuns: FUZZ_RUNS.webhookPost },
+    )
+  })
+})
+
 describe('fuzz: GET /dev/whatsapp/outbox', () => {
   it('answers any query and credentials with the messages, a Stytch 400 or 401, never 5xx, and changes nothing', async () => {
     const query = fc.record(
@@ -243,16 +292,18 @@ const PREFIXES = [
   '/v1',
   '/v1/otps',
   '/v1/otps/whatsapp',
+  '/v1/otps/sms',
   '/v1/users',
   '/v1/webhooks',
   '/dev',
   '/dev/whatsapp',
+  '/dev/outbox',
   '/v1/sessions',
   '/v1/sessions/jwks',
   '/openapi.json',
 ]
 // 2xx replies that are documents rather than Stytch API objects (no request_id / status_code).
-const PLAIN_SUCCESS = new Set(['/openapi.json', '/dev/whatsapp/outbox'])
+const PLAIN_SUCCESS = new Set(['/openapi.json', '/dev/whatsapp/outbox', '/dev/outbox'])
 
 describe('fuzz: any method on any path', () => {
   it('is Stytch JSON, never 5xx; /health answers GET; a rejection changes nothing', async () => {

@@ -16,6 +16,7 @@ console.log(`fuzz seed: ${FUZZ_SEED} (FUZZ_SEED=${FUZZ_SEED} replays this run)`)
  */
 export const DEEP_FUZZ_RUNS = {
   login: 400,
+  smsLogin: 200,
   send: 400,
   authenticate: 400,
   users: 300,

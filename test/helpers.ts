@@ -5,9 +5,9 @@ import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
 import { Batch, type Handle } from '../src/db/batch'
 import { clearProjectCache } from '../src/db/projects'
+import { type DeliveryJob, DeliveryJobSchema, jobAad } from '../src/delivery/job'
 import worker from '../src/index'
 import type { UserStatus } from '../src/schemas'
-import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from '../src/whatsapp/job'
 import lenientLimits from './lenient-limits.json'
 
 export interface TestProject {
@@ -239,7 +239,7 @@ export interface IssuedCode {
   headers: Headers
   body: Record<string, unknown>
   /** The delivery job the request queued, and the plain code sealed in it. */
-  job: WhatsAppJob
+  job: DeliveryJob
   code: string
   codeId: string
   phoneId: string
@@ -254,6 +254,8 @@ export interface IssueOptions {
   path?: 'login_or_create' | 'send' | `/${string}`
   /** Request headers (an Authorization here replaces the project's Basic credentials). */
   headers?: Record<string, string>
+  /** The channel's route under /v1/otps: whatsapp (the default) or sms. */
+  channel?: 'whatsapp' | 'sms'
   /** The bindings (the test bindings unless given); the code is decrypted with their key. */
   env?: Env
   /**
@@ -279,7 +281,8 @@ export async function issueCode(
   const sent: unknown[] = []
   const queue = options.deliver === false ? capturingQueue(sent) : recordingQueue(sent, bindings.WHATSAPP_QUEUE)
   const path = options.path ?? 'login_or_create'
-  const res = await callJson('POST', path.startsWith('/') ? path : `/v1/otps/whatsapp/${path}`, {
+  const route = path.startsWith('/') ? path : `/v1/otps/${options.channel ?? 'whatsapp'}/${path}`
+  const res = await callJson('POST', route, {
     project,
     body,
     env: { ...bindings, WHATSAPP_QUEUE: queue },
@@ -288,7 +291,7 @@ export async function issueCode(
   })
   expect(res.status, JSON.stringify(res.body)).toBe(200)
   expect(sent).toHaveLength(1)
-  const job = WhatsAppJobSchema.parse(sent[0])
+  const job = DeliveryJobSchema.parse(sent[0])
   const code = await open(bindings.CODE_ENCRYPTION_KEY, job.code, jobAad(job))
   const sdkReply = res.body.data as { method_id?: string } | undefined
   return {

@@ -100,7 +100,7 @@ describe('every failure is a Stytch-shaped JSON error', () => {
 
   it('answers an unknown route with 404 route_not_found, with or without credentials', async () => {
     expectStytchError(await callJson('GET', '/nope'), 404, 'route_not_found')
-    expectStytchError(await callJson('POST', '/v1/otps/sms/send', { body: VALID }), 404, 'route_not_found')
+    expectStytchError(await callJson('POST', '/v1/otps/email/send', { body: VALID }), 404, 'route_not_found')
     expectStytchError(await callJson('GET', '/', { project: null }), 404, 'route_not_found')
   })
 

@@ -12,10 +12,10 @@ import {
   sealCurrent,
   toBase64Url,
 } from '../src/crypto'
+import { jobAad } from '../src/delivery/job'
 import { rotatingSecret } from '../src/env'
 import worker from '../src/index'
 import { clearSessionKeyCache, signingKey } from '../src/sessions/keys'
-import { jobAad } from '../src/whatsapp/job'
 import { callJson, expectStytchError, issueCode, type TestProject } from './helpers'
 import { authenticate, loginCode, project } from './otp-helpers'
 import { login } from './session-helpers'

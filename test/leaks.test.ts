@@ -1,15 +1,16 @@
 import { env } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { open } from '../src/crypto'
+import { DeliveryJobSchema, jobAad } from '../src/delivery/job'
+import { messageText, smsText } from '../src/delivery/text'
 import { LOCALES } from '../src/schemas'
-import { messageText } from '../src/whatsapp/console'
-import { jobAad, WhatsAppJobSchema } from '../src/whatsapp/job'
 import { failingBatchDb, failingKv } from './fault-env'
 import { exchange, type FuzzRequest, type Outcome } from './fuzz-probe'
-import { basicAuth, type TestProject } from './helpers'
+import { basicAuth, capturingQueue, type TestProject } from './helpers'
 import { capturedLines, consoleDeliveryCode, leaksIn, quietConsole } from './log-capture'
 import { project, wrong } from './otp-helpers'
 import { secretsIn, workerSecrets } from './secrets'
+import { messageSid, postTwilioStatus, twilioCreated, twilioEnv, twilioError } from './sms-helpers'
 import { freshPhone, metaEnv, metaError, metaSuccess, runQueue, signWebhook, statusPayload } from './whatsapp-helpers'
 
 /**
@@ -38,6 +39,16 @@ describe('the leak detector', () => {
       }
     }
     expect(consoleDeliveryCode('[whatsapp console] to +12025550100 (en): 123456')).toBeNull()
+    // An SMS's line, with or without its autofill line; the autofill line only on SMS, with the same code.
+    const sms = `[sms console] to +12025550100 (en): ${smsText('en', '123456', null)}`
+    expect(consoleDeliveryCode(sms)).toBe('123456')
+    expect(consoleDeliveryCode(`[sms console] to +12025550100 (en): ${smsText('en', '123456', 'a.example')}`)).toBe(
+      '123456',
+    )
+    expect(consoleDeliveryCode(`${sms}\n\n@a.example #654321`)).toBeNull()
+    expect(
+      consoleDeliveryCode(`[whatsapp console] to +12025550100 (en): ${smsText('en', '123456', 'a.example')}`),
+    ).toBeNull()
   })
 
   it('flags every secret, credential shapes, and known codes outside the delivery line', () => {
@@ -69,7 +80,7 @@ describe('main flows leak nothing', () => {
       const o = await exchange(request, base)
       replies.push(o)
       for (const job of o.queueSends) {
-        const parsed = WhatsAppJobSchema.parse(job)
+        const parsed = DeliveryJobSchema.parse(job)
         codes.push(await open(env.CODE_ENCRYPTION_KEY, parsed.code, jobAad(parsed)))
       }
       return o
@@ -199,5 +210,44 @@ describe('main flows leak nothing', () => {
       expect(reply.text).not.toMatch(/\n\s+at |\.ts:\d+:\d+/)
     }
     expect(replies.map((r) => r.status)).toContain(500)
+  })
+
+  it('SMS: issue, deliver through Twilio (with failures), fall back from WhatsApp, status callbacks', async () => {
+    const before = capturedLines().length
+    const p = await project({ whatsapp_fallback: 'sms' })
+    const codes: string[] = []
+    const jobsOf = async (o: Outcome) => {
+      const jobs = o.queueSends.map((j) => DeliveryJobSchema.parse(j))
+      for (const job of jobs) codes.push(await open(env.CODE_ENCRYPTION_KEY, job.code, jobAad(job)))
+      return jobs
+    }
+    const sms = await exchange(post(p, '/v1/otps/sms/login_or_create', { phone_number: freshPhone() }))
+    const [smsJob] = await jobsOf(sms)
+    const fetchSpy = vi.spyOn(globalThis, 'fetch')
+    const sid = messageSid()
+    fetchSpy.mockResolvedValueOnce(twilioError(429, 20429))
+    fetchSpy.mockResolvedValueOnce(twilioCreated(sid))
+    for (let attempt = 1; attempt <= 2; attempt++) await runQueue([smsJob], { env: twilioEnv(), attempts: attempt })
+    // Twilio's request carries the code and the credentials: that is the one place they go.
+    expect(String(fetchSpy.mock.calls[1]?.[1]?.body)).toContain(codes[0])
+    await postTwilioStatus(sid, 'undelivered', { errorCode: 30003 })
+    await postTwilioStatus(sid, 'delivered', { signature: 'forged' })
+
+    const wa = await exchange(post(p, '/v1/otps/whatsapp/login_or_create', { phone_number: freshPhone() }))
+    const queued: unknown[] = []
+    fetchSpy.mockResolvedValueOnce(metaError(400, 131026))
+    await runQueue(await jobsOf(wa), { env: twilioEnv({ WHATSAPP_QUEUE: capturingQueue(queued) }) })
+    expect(queued).toHaveLength(1)
+    const [fallback] = queued.map((j) => DeliveryJobSchema.parse(j))
+    fetchSpy.mockResolvedValueOnce(twilioCreated(messageSid()))
+    await runQueue([fallback], { env: twilioEnv() })
+    expect(String(fetchSpy.mock.calls.at(-1)?.[1]?.body)).toContain(codes[1])
+
+    const lines = capturedLines().slice(before)
+    expect(leaksIn(lines, codes)).toEqual([])
+    for (const event of ['sms.retry', 'sms.sent', 'sms.status', 'otp.fallback', 'whatsapp.failed']) {
+      expect(lines.some((l) => l.text.includes(`"event":"${event}"`))).toBe(true)
+    }
+    for (const reply of [sms, wa]) for (const code of codes) expect(reply.text).not.toContain(code)
   })
 })

@@ -1,6 +1,6 @@
 import { afterAll } from 'vitest'
+import { messageText } from '../src/delivery/text'
 import { LOCALES, type Locale } from '../src/schemas'
-import { messageText } from '../src/whatsapp/console'
 import { secretsIn } from './secrets'
 
 /**
@@ -66,18 +66,24 @@ export function quietConsole(): void {
   captureState().quiet = true
 }
 
-// "[whatsapp console] to <E.164> (<locale>): <messageText(locale, code)>": the console
-// provider's delivery line (src/whatsapp/console.ts), the only line allowed to hold a plain code.
-const CONSOLE_DELIVERY = /^\[whatsapp console\] to (\+[1-9][0-9]{1,14}) \(([a-z-]+)\): ([0-9]{6}) /
+// "[<channel> console] to <E.164> (<locale>): <message text>": a console provider's delivery line
+// (src/delivery/console.ts), the only line allowed to hold a plain code. An SMS may end with its
+// autofill line "@<domain> #<code>".
+const CONSOLE_DELIVERY = /^\[(whatsapp|sms) console\] to (\+[1-9][0-9]{1,14}) \(([a-z-]+)\): ([0-9]{6}) /
+const AUTOFILL_DOMAIN = /^[a-z0-9.-]{1,253}$/
 
 /** The code in a console provider delivery line, or null when `text` is not exactly such a line. */
 export function consoleDeliveryCode(text: string): string | null {
   const match = CONSOLE_DELIVERY.exec(text)
-  const locale = match?.[2] as Locale | undefined
-  const code = match?.[3]
+  const channel = match?.[1]
+  const locale = match?.[3] as Locale | undefined
+  const code = match?.[4]
   if (!match || !code || !locale || !LOCALES.includes(locale)) return null
-  const prefix = `[whatsapp console] to ${match[1]} (${locale}): `
-  return text === prefix + messageText(locale, code) ? code : null
+  const message = `[${channel} console] to ${match[2]} (${locale}): ${messageText(locale, code)}`
+  if (text === message) return code
+  const autofill = text.startsWith(`${message}\n\n@`) && text.endsWith(` #${code}`)
+  const domain = text.slice(message.length + 3, text.length - code.length - 2)
+  return channel === 'sms' && autofill && AUTOFILL_DOMAIN.test(domain) ? code : null
 }
 
 // Meta error codes are six digits too; they are logged on purpose, as the field error_code.

@@ -84,7 +84,7 @@ describe('metrics: one data point per event', () => {
       body: { phone_number: phone, locale: 'pt-br', attributes: { ip_address: IP } },
     })
     expect(res.status).toBe(200)
-    expect(metrics.points).toEqual([point(['send', 'queued', project.id, 'GB', 'pt-br', '', ''])])
+    expect(metrics.points).toEqual([point(['send', 'queued', project.id, 'GB', 'pt-br', '', '', 'whatsapp'])])
   })
 
   it('provider results from the consumer: accepted, retry and failed with Meta’s code and attempts', async () => {
@@ -92,7 +92,7 @@ describe('metrics: one data point per event', () => {
     fetchSpy.mockResolvedValueOnce(metaSuccess('wamid.metrics-accepted'))
     await runQueue([accepted.job], { env: metaEnv({ METRICS: metrics.dataset }) })
     expect(metrics.points).toEqual([
-      point(['provider', 'accepted', accepted.project.id, 'US', 'es', '', ''], [1, expect.any(Number), 1]),
+      point(['provider', 'accepted', accepted.project.id, 'US', 'es', '', '', 'whatsapp'], [1, expect.any(Number), 1]),
     ])
 
     metrics.points.length = 0
@@ -103,8 +103,11 @@ describe('metrics: one data point per event', () => {
     await runQueue([retried.job], { env: metaEnv({ METRICS: metrics.dataset }), attempts: 2 })
     const id = retried.project.id
     expect(metrics.points).toEqual([
-      point(['provider', 'retry', id, 'US', 'fr', 'throughput_limit', '130429'], [1, expect.any(Number), 1]),
-      point(['provider', 'failed', id, 'US', 'fr', 'undeliverable', '131026'], [1, expect.any(Number), 2]),
+      point(
+        ['provider', 'retry', id, 'US', 'fr', 'throughput_limit', '130429', 'whatsapp'],
+        [1, expect.any(Number), 1],
+      ),
+      point(['provider', 'failed', id, 'US', 'fr', 'undeliverable', '131026', 'whatsapp'], [1, expect.any(Number), 2]),
     ])
     for (const p of metrics.points) expect(p.doubles?.[1]).toBeGreaterThanOrEqual(0)
   })
@@ -115,7 +118,7 @@ describe('metrics: one data point per event', () => {
     await runQueue([job], { env: metaEnv() })
     await runQueue([job], { env: metaEnv({ METRICS: metrics.dataset }), queue: DEAD_LETTER_QUEUE })
     expect(metrics.points).toEqual([
-      point(['provider', 'failed', project.id, 'US', 'en', 'retries_exhausted', '131016'], [1, 0, 0]),
+      point(['provider', 'failed', project.id, 'US', 'en', 'retries_exhausted', '131016', 'whatsapp'], [1, 0, 0]),
     ])
     // A second copy of the dead letter finds the delivery finished: no second result.
     await runQueue([job], { env: metaEnv({ METRICS: metrics.dataset }), queue: DEAD_LETTER_QUEUE })
@@ -142,9 +145,9 @@ describe('metrics: one data point per event', () => {
     )
     const latency = [1, expect.any(Number), 1]
     expect(metrics.points).toEqual([
-      point(['provider', 'delivered', project.id, 'BR', '', '', ''], latency),
-      point(['provider', 'read', project.id, 'BR', '', '', ''], latency),
-      point(['provider', 'failed', project.id, 'FR', '', 'payment_issue', '131042'], latency),
+      point(['provider', 'delivered', project.id, 'BR', '', '', '', 'whatsapp'], latency),
+      point(['provider', 'read', project.id, 'BR', '', '', '', 'whatsapp'], latency),
+      point(['provider', 'failed', project.id, 'FR', '', 'payment_issue', '131042', 'whatsapp'], latency),
     ])
   })
 
@@ -162,9 +165,9 @@ describe('metrics: one data point per event', () => {
     expect((await authenticate(code)).status).toBe(200)
     expect((await authenticate(code)).status).toBe(401)
     expect(metrics.points).toEqual([
-      point(['authenticate', 'otp_code_not_found', project.id, 'US', '', '', '']),
-      point(['authenticate', 'success', project.id, 'US', '', '', '']),
-      point(['authenticate', 'unable_to_auth_otp_code', project.id, 'US', '', '', '']),
+      point(['authenticate', 'otp_code_not_found', project.id, 'US', '', '', '', '']),
+      point(['authenticate', 'success', project.id, 'US', '', '', '', '']),
+      point(['authenticate', 'unable_to_auth_otp_code', project.id, 'US', '', '', '', '']),
     ])
   })
 
@@ -182,9 +185,64 @@ describe('metrics: one data point per event', () => {
     expect((await send()).status).toBe(200)
     expect((await send()).status).toBe(429)
     expect(metrics.points).toEqual([
-      point(['send', 'queued', project.id, 'US', 'es', '', '']),
-      point(['limit', 'phone_cooldown', project.id, 'US', 'es', '', '']),
+      point(['send', 'queued', project.id, 'US', 'es', '', '', 'whatsapp']),
+      point(['limit', 'phone_cooldown', project.id, 'US', 'es', '', '', 'whatsapp']),
     ])
+  })
+
+  it('SMS: a send, its provider result, a WhatsApp → SMS fallback and a breaker trip, each on its channel', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const project = await newProject('test', {
+      ...OPEN,
+      whatsapp_fallback: 'sms',
+      sms_breaker_min_sends: 1,
+      sms_breaker_min_conversion_percent: 50,
+    })
+    const phone = '+12025550174'
+    secrets.add(phone)
+    const queued: unknown[] = []
+    const e = {
+      ...env,
+      METRICS: metrics.dataset,
+      WHATSAPP_PROVIDER: 'meta',
+      SMS_PROVIDER: 'twilio',
+      WHATSAPP_QUEUE: capturingQueue(queued),
+    }
+    const wa = await callJson('POST', '/v1/otps/whatsapp/login_or_create', {
+      project,
+      env: e,
+      body: { phone_number: phone, attributes: { ip_address: IP } },
+    })
+    expect(wa.status).toBe(200)
+    fetchSpy.mockResolvedValueOnce(metaError(400, 131026))
+    await runQueue(queued.splice(0), { env: e })
+    expect(queued).toHaveLength(1)
+    fetchSpy.mockResolvedValueOnce(new Response(JSON.stringify({ sid: `SM${'f'.repeat(32)}` }), { status: 201 }))
+    await runQueue(queued.splice(0), { env: e })
+    const id = project.id
+    expect(metrics.points).toEqual([
+      point(['send', 'queued', id, 'US', 'en', '', '', 'whatsapp']),
+      point(['provider', 'failed', id, 'US', 'en', 'undeliverable', '131026', 'whatsapp'], [1, expect.any(Number), 1]),
+      point(['fallback', 'queued', id, 'US', 'en', '', '131026', 'sms']),
+      point(['provider', 'accepted', id, 'US', 'en', '', '', 'sms'], [1, expect.any(Number), 1]),
+    ])
+
+    // The code was never entered: with a floor of 1 past the grace, the next SMS send trips the breaker.
+    metrics.points.length = 0
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(Date.now() + 7 * 60_000)
+    const next = await callJson('POST', '/v1/otps/sms/login_or_create', {
+      project,
+      env: e,
+      body: { phone_number: '+12025550175', locale: 'fr' },
+    })
+    secrets.add('+12025550175')
+    expect(next.status).toBe(200)
+    expect(metrics.points).toEqual([
+      point(['breaker', 'tripped', id, 'US', 'fr', '', '', 'sms']),
+      point(['send', 'queued', id, 'US', 'fr', '', '', 'sms']),
+    ])
+    expect(errors).toHaveBeenCalledWith(expect.stringContaining('"sms.breaker_tripped"'))
   })
 
   it('the sandbox writes nothing: no message is sent and no real login happens', async () => {
@@ -236,10 +294,11 @@ describe('metrics: the layout keeps labels only', () => {
       errorCode: '131026',
       latencyMs: 1500,
       attempts: 2,
+      channel: 'whats app',
     })
     expect(p).toEqual({
       indexes: ['project-test-00000000-0000-4000-8000-000000000000'],
-      blobs: ['provider', 'failed', 'project-test-00000000-0000-4000-8000-000000000000', '', '', '', '131026'],
+      blobs: ['provider', 'failed', 'project-test-00000000-0000-4000-8000-000000000000', '', '', '', '131026', ''],
       doubles: [1, 1500, 2],
     })
   })

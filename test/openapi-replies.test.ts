@@ -5,6 +5,7 @@ import { type CallOptions, call, callJson, newProject, type TestProject } from '
 import { expectDocumentedReply, expectDocumentedRequest, fetchDocument, type Json } from './openapi-helpers'
 import { loginCode, project, wrong } from './otp-helpers'
 import { type SdkProject, sdkHeaders } from './sdk-helpers'
+import { messageSid, signTwilio, TWILIO_CALLBACK } from './sms-helpers'
 import { signWebhook, statusPayload } from './whatsapp-helpers'
 
 // Real replies of every route, successes and errors, checked against the served OpenAPI document:
@@ -104,6 +105,25 @@ describe('real replies match the OpenAPI document', () => {
       body: { phone_number: '+12025550305', user_id: `user-test-${uuid()}` },
     })
     expect(noUser.body.error_type).toBe('user_not_found')
+  })
+
+  it('POST sms/login_or_create and sms/send: successes and their errors', async () => {
+    const SMS_LOGIN = '/v1/otps/sms/login_or_create'
+    const SMS_SEND = '/v1/otps/sms/send'
+    const full = { phone_number: '+12025550391', locale: 'es', expiration_minutes: 4, enable_autofill: false }
+    expect((await check('POST', SMS_LOGIN, SMS_LOGIN, { body: full })).status).toBe(200)
+    expect((await check('POST', SMS_SEND, SMS_SEND, { body: { phone_number: '+12025550391' } })).status).toBe(200)
+    const autofill = await check('POST', SMS_LOGIN, SMS_LOGIN, {
+      body: { phone_number: '+12025550392', enable_autofill: true },
+    })
+    expect(autofill.body.error_type).toBe('bad_request')
+    const noSms = { ...env, SMS_PROVIDER: 'none' } as Env
+    for (const path of [SMS_LOGIN, SMS_SEND]) {
+      const res = await check('POST', path, path, { body: { phone_number: '+12025550393' }, env: noSms })
+      expect(res.body.error_type).toBe('service_unavailable')
+    }
+    const nobody = await check('POST', SMS_SEND, SMS_SEND, { body: { phone_number: '+12025550394' } })
+    expect(nobody.body.error_type).toBe('phone_number_not_found')
   })
 
   it('Users API: get, delete a phone number, delete a user, and their errors', async () => {
@@ -223,6 +243,17 @@ describe('real replies match the OpenAPI document', () => {
     const unsigned = { 'content-type': 'application/json' }
     expect((await check('POST', hook, hook, { project: null, rawBody: payload, headers: unsigned })).status).toBe(401)
 
+    const twilio = '/v1/webhooks/twilio'
+    const form = new URLSearchParams({ MessageSid: messageSid(), MessageStatus: 'delivered' })
+    const twilioHeaders = {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-twilio-signature': await signTwilio(TWILIO_CALLBACK, form),
+    }
+    const status = { project: null, rawBody: form.toString(), headers: twilioHeaders }
+    expect((await check('POST', twilio, twilio, status)).status).toBe(200)
+    const forged = { ...status, headers: { ...twilioHeaders, 'x-twilio-signature': 'AAAA' } }
+    expect((await check('POST', twilio, twilio, forged)).status).toBe(401)
+
     expect((await check('GET', '/health', '/health', { project: null })).status).toBe(200)
     expect((await check('GET', '/openapi.json', '/openapi.json', { project: null })).status).toBe(200)
     await loginCode(p, '+12025550309')
@@ -231,8 +262,9 @@ describe('real replies match the OpenAPI document', () => {
       200,
     )
     expect((await check('GET', outbox, `${outbox}?limit=0`, { project: p })).status).toBe(400)
+    expect((await check('GET', '/dev/outbox', '/dev/outbox?limit=5', { project: p })).status).toBe(200)
     expect((await check('GET', outbox, outbox, { project: null })).status).toBe(401)
-    const meta = { ...env, WHATSAPP_PROVIDER: 'meta' } as Env
+    const meta = { ...env, WHATSAPP_PROVIDER: 'meta', SMS_PROVIDER: 'none' } as Env
     expect((await check('GET', outbox, outbox, { project: p, env: meta })).status).toBe(404)
   })
 
@@ -266,6 +298,20 @@ describe('real replies match the OpenAPI document', () => {
     expect((await check('POST', primary, primary, { ...sdk(), body: { phone_number: '+12025550321' } })).status).toBe(
       200,
     )
+    // The SMS routes: the same functions with the channel, and enable_autofill (here without the
+    // project's sms_autofill_domain: 400).
+    const smsLogin = '/sdk/v1/otps/sms/login_or_create'
+    expect((await check('POST', smsLogin, smsLogin, { ...sdk(), body: { phone_number: '+12025550323' } })).status).toBe(
+      200,
+    )
+    const autofill = { phone_number: '+12025550324', enable_autofill: true }
+    expect((await check('POST', smsLogin, smsLogin, { ...sdk(), body: autofill })).status).toBe(400)
+    const smsPrimary = '/sdk/v1/otps/sms/send/primary'
+    const known = { phone_number: '+12025550323' }
+    expect((await check('POST', smsPrimary, smsPrimary, { ...sdk(), body: known })).status).toBe(200)
+    const smsSecondary = '/sdk/v1/otps/sms/send/secondary'
+    const smsAdded = { ...sdk(session), body: { phone_number: '+12025550325' } }
+    expect((await check('POST', smsSecondary, smsSecondary, smsAdded)).status).toBe(200)
     const sa = '/sdk/v1/sessions/authenticate'
     expect((await check('POST', sa, sa, { ...sdk(session), body: { session_duration_minutes: 60 } })).status).toBe(200)
     expect((await check('POST', sa, sa, { ...sdk(), body: {} })).status).toBe(401)

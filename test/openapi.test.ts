@@ -63,7 +63,8 @@ describe('GET /openapi.json', () => {
         [...route.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => `path:${m[1]}`).sort(),
       )
       if (route.body instanceof z.ZodObject) {
-        const ref = String(asJson(asJson(asJson(asJson(op.requestBody).content)['application/json']).schema).$ref)
+        const media = route.bodyMedia ?? 'application/json'
+        const ref = String(asJson(asJson(asJson(asJson(op.requestBody).content)[media]).schema).$ref)
         const component = asJson(asJson(asJson(doc.components).schemas)[ref.split('/').pop() ?? ''])
         expect(Object.keys(asJson(component.properties)).sort(), route.operationId).toEqual(
           Object.keys(route.body.shape).sort(),

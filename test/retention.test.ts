@@ -60,6 +60,18 @@ async function delivery(createdAt: number) {
   return deliveryId
 }
 
+/** A sent WhatsApp delivery that kept its sealed fallback code, its code expiring at `expiresAt`. */
+async function keptFallbackCode(expiresAt: number) {
+  const deliveryId = id('delivery')
+  await env.DB.prepare(
+    `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at, fallback_code)
+     VALUES (?1, 'project-x', 'phone-x', 'sent', ?2, ?3, ?3, '{"v":1}')`,
+  )
+    .bind(deliveryId, expiresAt, expiresAt - 120_000)
+    .run()
+  return deliveryId
+}
+
 async function session(expiresAt: number) {
   const o = await owner()
   const sessionId = id('session-test')
@@ -126,6 +138,8 @@ describe('retention purge (scheduled)', () => {
     await limitCounter(T + 1)
     const oldOutbox = await outbox(T - DEV_OUTBOX_MS - 1)
     const recentOutbox = await outbox(T - 60_000)
+    const expiredFallback = await keptFallbackCode(T)
+    const liveFallback = await keptFallbackCode(T + 60_000)
 
     const logged = await runCron()
 
@@ -138,6 +152,7 @@ describe('retention purge (scheduled)', () => {
       sessions: 1,
       limit_counters: 2,
       dev_outbox: 1,
+      fallback_codes: 1,
       rounds: 1,
       complete: true,
     })
@@ -157,6 +172,10 @@ describe('retention purge (scheduled)', () => {
     expect(counters.results.map((r) => r.expires_at)).toEqual([T + 1])
     const outbox_ = 'SELECT 1 FROM dev_outbox WHERE id = ?1'
     expect([await exists(outbox_, oldOutbox), await exists(outbox_, recentOutbox)]).toEqual([false, true])
+    // The delivery stays; only its sealed code goes once the code has expired.
+    const kept = 'SELECT 1 FROM deliveries WHERE id = ?1 AND fallback_code IS NOT NULL'
+    expect([await exists(kept, expiredFallback), await exists(kept, liveFallback)]).toEqual([false, true])
+    expect(await exists(delivery_, expiredFallback)).toBe(true)
 
     // A second run finds nothing more.
     expect(await runCron()).toMatchObject({
@@ -166,6 +185,7 @@ describe('retention purge (scheduled)', () => {
       sessions: 0,
       limit_counters: 0,
       dev_outbox: 0,
+      fallback_codes: 0,
     })
   })
 

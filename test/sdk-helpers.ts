@@ -59,12 +59,16 @@ export function dataOf(res: { status: number; body: Record<string, unknown> }): 
 export async function sdkLoginCode(
   p: SdkProject,
   phoneNumber: string,
-  options: SdkCall & { path?: 'login_or_create' | 'send/primary' | 'send/secondary' } = {},
+  options: SdkCall & {
+    path?: 'login_or_create' | 'send/primary' | 'send/secondary'
+    channel?: 'whatsapp' | 'sms'
+  } = {},
 ) {
+  const route = `/sdk/v1/otps/${options.channel ?? 'whatsapp'}/${options.path ?? 'login_or_create'}` as const
   return issueCode(
     p,
     { phone_number: phoneNumber, ...(options.body as object) },
-    { path: `/sdk/v1/otps/whatsapp/${options.path ?? 'login_or_create'}`, headers: sdkHeaders(p, options) },
+    { path: route, headers: sdkHeaders(p, options) },
   )
 }
 

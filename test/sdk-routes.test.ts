@@ -146,6 +146,52 @@ describe('OTP routes', () => {
   })
 })
 
+describe('SMS routes', () => {
+  it('login_or_create, send/primary and send/secondary send by SMS under the same phone_id, and the code logs in', async () => {
+    const p = await sdkProject({ sms_autofill_domain: 'login.example.com' })
+    const first = await sdkLoginCode(p, '+12025550211', { channel: 'sms', body: { enable_autofill: true } })
+    expect(first.body).toEqual({
+      data: { request_id: expect.any(String), status_code: 200, method_id: first.phoneId },
+    })
+    expect(first.job).toMatchObject({ channel: 'sms', autofill_domain: 'login.example.com' })
+    // The number keeps its phone_id whatever the channel: a WhatsApp login names the same method.
+    const whatsapp = await sdkLoginCode(p, '+12025550211')
+    expect(whatsapp.phoneId).toBe(first.phoneId)
+    const primary = await sdkLoginCode(p, '+12025550211', { channel: 'sms', path: 'send/primary' })
+    expect(primary.job).toMatchObject({ channel: 'sms' })
+    expect(primary.job.autofill_domain).toBeUndefined()
+    const res = await sdkCall('POST', '/otps/authenticate', p, {
+      body: { token: primary.code, method_id: primary.phoneId, session_duration_minutes: 30 },
+    })
+    const data = dataOf(res)
+    expect(data.session).toMatchObject({
+      authentication_factors: [expect.objectContaining({ delivery_method: 'sms' })],
+    })
+    // Logged in, send/secondary attaches a new number to the session's user and texts it.
+    const added = await sdkLoginCode(p, '+12025550212', {
+      channel: 'sms',
+      path: 'send/secondary',
+      session: String(data.session_token),
+    })
+    expect(added.job).toMatchObject({ channel: 'sms' })
+    expect(await dbPhone(added.phoneId)).toMatchObject({ user_id: data.user_id, verified: 0 })
+  })
+
+  it('refuses what the SMS routes refuse on /v1: autofill without the domain, countries outside the SMS allowlist', async () => {
+    const p = await sdkProject({ allowed_countries: ['US', 'GB'] })
+    const before = await tableCounts(TABLES, { projectId: p.id })
+    const autofill = await sdkCall('POST', '/otps/sms/login_or_create', p, {
+      body: { phone_number: '+12025550213', enable_autofill: true },
+    })
+    expectStytchError(autofill, 400, 'bad_request')
+    expect(autofill.headers.get('access-control-allow-origin')).toBe(PAGE_ORIGIN)
+    // GB may receive WhatsApp codes here, but SMS keeps its own allowlist (US and CA by default).
+    const gb = await sdkCall('POST', '/otps/sms/login_or_create', p, { body: { phone_number: '+447911123456' } })
+    expectStytchError(gb, 400, 'invalid_phone_number_country_code')
+    expect(await tableCounts(TABLES, { projectId: p.id })).toEqual(before)
+  })
+})
+
 describe('session and user routes', () => {
   it('sessions/authenticate: the session from the Basic password, extended when asked, a fresh JWT', async () => {
     const p = await sdkProject()

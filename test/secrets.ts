@@ -16,6 +16,7 @@ export function workerSecrets(): Record<string, string> {
     WHATSAPP_ACCESS_TOKEN: env.WHATSAPP_ACCESS_TOKEN,
     WHATSAPP_APP_SECRET: env.WHATSAPP_APP_SECRET,
     WHATSAPP_VERIFY_TOKEN: env.WHATSAPP_VERIFY_TOKEN,
+    TWILIO_AUTH_TOKEN: env.TWILIO_AUTH_TOKEN ?? '',
     'the local test project secret': TEST_PROJECT.secret,
     'the local test project Authorization header': basicAuth(TEST_PROJECT).slice('Basic '.length),
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { messageText } from '../src/delivery/text'
 import { LOCALES, LoginOrCreateRequest, SendRequest } from '../src/schemas'
-import { messageText } from '../src/whatsapp/console'
 import { MESSAGE_TTL_SECONDS, templateUpsertBody } from '../src/whatsapp/template'
 
 /**

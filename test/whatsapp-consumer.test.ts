@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
-import { backoffSeconds } from '../src/whatsapp/consumer'
-import { LEASE_MS } from '../src/whatsapp/deliveries'
+import { backoffSeconds } from '../src/delivery/consumer'
+import { LEASE_MS } from '../src/delivery/deliveries'
 import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue } from './whatsapp-helpers'
 
 let fetchSpy: MockInstance<typeof fetch>

@@ -2,9 +2,9 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from 'clou
 import { env } from 'cloudflare:workers'
 import { vi } from 'vitest'
 import { hmacSha256, toHex } from '../src/crypto'
+import { DEAD_LETTER_QUEUE, DELIVERY_QUEUE } from '../src/delivery/consumer'
+import type { DeliveryJob } from '../src/delivery/job'
 import worker from '../src/index'
-import { DEAD_LETTER_QUEUE, DELIVERY_QUEUE } from '../src/whatsapp/consumer'
-import type { WhatsAppJob } from '../src/whatsapp/job'
 import { capturingQueue, issueCode, newProject, type TestProject } from './helpers'
 
 export { capturingQueue, DEAD_LETTER_QUEUE, DELIVERY_QUEUE }
@@ -33,7 +33,7 @@ export function freshPhone(): string {
 }
 
 export interface IssuedJob {
-  job: WhatsAppJob
+  job: DeliveryJob
   code: string
   project: TestProject
   phoneNumber: string

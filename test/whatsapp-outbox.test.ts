@@ -8,6 +8,7 @@ import { capturingQueue, deliveryRow, freshPhone, issueJob, metaEnv, runQueue } 
 interface OutboxBody {
   messages: {
     id: string
+    channel: string
     phone_number: string
     code: string
     locale: string
@@ -59,6 +60,7 @@ describe('GET /dev/whatsapp/outbox', () => {
     expect(mine.map((m) => m.code)).toEqual([third.code, second.code, first.code])
     expect(mine[0]).toEqual({
       id: third.job.id,
+      channel: 'whatsapp',
       phone_number: a,
       code: third.code,
       locale: 'pt-br',
@@ -102,18 +104,25 @@ describe('GET /dev/whatsapp/outbox', () => {
     expect(res.body.messages).toHaveLength(1)
   })
 
-  it('does not exist unless the console provider is active, whatever the credentials', async () => {
+  it('does not exist unless a console provider is active, whatever the credentials', async () => {
     const { project } = await deliverViaConsole()
-    for (const provider of ['meta', '', 'Console']) {
-      const res = await outbox<Record<string, unknown>>(project, '', { env: metaEnv({ WHATSAPP_PROVIDER: provider }) })
-      expectStytchError(res, 404, 'route_not_found')
-      const post = await callJson('POST', '/dev/whatsapp/outbox', {
-        project,
-        env: metaEnv({ WHATSAPP_PROVIDER: provider }),
-      })
-      expectStytchError(post, 404, 'route_not_found')
+    for (const [whatsapp, sms] of [
+      ['meta', 'none'],
+      ['meta', 'twilio'],
+      ['', ''],
+      ['Console', 'CONSOLE'],
+    ]) {
+      const e = metaEnv({ WHATSAPP_PROVIDER: whatsapp, SMS_PROVIDER: sms })
+      for (const path of ['/dev/whatsapp/outbox', '/dev/outbox']) {
+        expectStytchError(await callJson('GET', path, { project, env: e }), 404, 'route_not_found')
+        expectStytchError(await callJson('POST', path, { project, env: e }), 404, 'route_not_found')
+      }
     }
-    expect((await outbox(project)).status).toBe(200)
+    // Either console provider opens it: its messages are the project's of both channels.
+    expect((await outbox(project, '', { env: metaEnv({ SMS_PROVIDER: 'console' }) })).status).toBe(200)
+    expect(
+      (await outbox(project, '', { env: metaEnv({ WHATSAPP_PROVIDER: 'console', SMS_PROVIDER: 'none' }) })).status,
+    ).toBe(200)
   })
 
   it("shows a test project its own messages only, never another project's", async () => {
@@ -235,7 +244,7 @@ describe('end to end: login_or_create → queue consumer → outbox', () => {
 
   it('is reachable without the console provider only as a 404, even right after a delivery', async () => {
     const { code, project } = await deliverViaConsole()
-    const res = await call('GET', '/dev/whatsapp/outbox', { project, env: metaEnv() })
+    const res = await call('GET', '/dev/whatsapp/outbox', { project, env: metaEnv({ SMS_PROVIDER: 'none' }) })
     expect(res.status).toBe(404)
     const text = await res.text()
     expect(JSON.parse(text)).toMatchObject({ error_type: 'route_not_found' })

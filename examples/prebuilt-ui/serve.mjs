@@ -51,8 +51,13 @@ export function servePages({
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found')
       return
     }
-    const body = await readFile(file[0])
-    res.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' }).end(body)
+    try {
+      const body = await readFile(file[0])
+      res.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' }).end(body)
+    } catch (err) {
+      // A missing file (e.g. the SDK bundle before `npm install`) answers at once instead of hanging the page.
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot read ${path}: ${err.message}`)
+    }
   })
   return new Promise((resolve, reject) => {
     server.once('error', reject)

@@ -2,10 +2,15 @@ import { Batch } from './batch'
 import { issuedFor } from './phones'
 
 /**
- * The deliveries table (schema.sql): one row per delivery job, id = code_id. Queues deliver at least
- * once, so every step is a conditional UPDATE that only moves a row forward; a duplicate or late
- * copy of a job, or of a webhook, finds nothing to update.
+ * The deliveries table (schema.sql): one row per delivery job, on WhatsApp or SMS. A code's own
+ * delivery has id = code_id; an SMS fallback of it is a second row naming the code (code_id) and the
+ * delivery it replaces (fallback_of). Queues deliver at least once, so every step is a conditional
+ * UPDATE that only moves a row forward; a duplicate or late copy of a job, or of a webhook, finds
+ * nothing to update.
  */
+
+/** The code a delivery row carries: its own id, or on a fallback row the code it names. */
+const CARRIED_CODE = 'COALESCE(code_id, id)'
 
 /** deliveries.status; the CHECK constraint in schema.sql lists the same values. */
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'expired'
@@ -22,14 +27,37 @@ export function queuedDeliveryStatement(
   phoneNumber: string,
   code: { codeId: string; expiresAt: number; createdAt: number },
   ownerUserId: string | null,
+  channel: 'whatsapp' | 'sms',
 ): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at)
-       SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5 FROM phones
+      `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at, channel)
+       SELECT ?3, ?1, id, 'queued', ?4, ?5, ?5, ?7 FROM phones
        WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor('?6')}`,
     )
-    .bind(projectId, phoneNumber, code.codeId, code.expiresAt, code.createdAt, ownerUserId)
+    .bind(projectId, phoneNumber, code.codeId, code.expiresAt, code.createdAt, ownerUserId, channel)
+}
+
+/**
+ * The SMS fallback of WhatsApp delivery `fromId`, queued, with id `id`: written only while the code
+ * that delivery carries is still live (unexpired, unused, still the phone's current code) and only
+ * once per delivery (a second attempt, or a concurrent one, finds the fallback already there; the
+ * unique index on fallback_of backs the condition). RETURNING tells whether it was written.
+ */
+export function fallbackDeliveryStatement(db: D1Database, id: string, fromId: string, at: number) {
+  return db
+    .prepare(
+      `INSERT INTO deliveries (id, project_id, phone_id, status, expires_at, created_at, updated_at, channel,
+         code_id, fallback_of)
+       SELECT ?1, w.project_id, w.phone_id, 'queued', w.expires_at, ?3, ?3, 'sms', COALESCE(w.code_id, w.id), w.id
+       FROM deliveries w
+       WHERE w.id = ?2 AND w.channel = 'whatsapp' AND w.expires_at > ?3
+         AND COALESCE(w.code_id, w.id) =
+           (SELECT code_id FROM otp_codes c WHERE c.phone_id = w.phone_id AND c.consumed_at IS NULL)
+         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.fallback_of = w.id)
+       RETURNING id, code_id, phone_id, expires_at`,
+    )
+    .bind(id, fromId, at)
 }
 
 // A pending row that nobody holds.
@@ -53,7 +81,7 @@ export function leaseDelivery(
          lease_until = ?2 + ?4,
          updated_at = ?2
        WHERE id = ?1 AND ${CLAIMABLE} AND expires_at > ?2
-         AND id = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
+         AND ${CARRIED_CODE} = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
        RETURNING attempts, created_at`,
     )
     .bind(id, at, provider, leaseMs)
@@ -92,16 +120,26 @@ export function deliveryState(
     .first<{ status: DeliveryStatus; lease_until: number | null }>()
 }
 
-/** The provider accepted the message. Clears the last attempt's error: it no longer describes the row. */
-export async function recordSent(db: D1Database, id: string, wamid: string | null, at: number): Promise<void> {
+/**
+ * The provider accepted the message. Clears the last attempt's error: it no longer describes the row.
+ * `fallbackCode` (a WhatsApp message of a project that falls back to SMS): what the fallback needs
+ * if Meta later reports the message undeliverable, kept until a status makes the delivery final.
+ */
+export async function recordSent(
+  db: D1Database,
+  id: string,
+  messageId: string | null,
+  at: number,
+  fallbackCode: string | null = null,
+): Promise<void> {
   await db
     .prepare(
       `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
-         error_code = NULL, error_detail = NULL,
+         error_code = NULL, error_detail = NULL, fallback_code = ?4,
          updated_at = ?3
        WHERE id = ?1 AND status = 'sending'`,
     )
-    .bind(id, wamid, at)
+    .bind(id, messageId, at, fallbackCode)
     .run()
 }
 
@@ -150,60 +188,96 @@ export async function recordExhausted(db: D1Database, id: string, at: number): P
   return row ? row.error_code : undefined
 }
 
-/** The message statuses Meta reports that a delivery records. */
+/** The message statuses a provider reports that a delivery records. */
 export type WebhookStatus = 'sent' | 'delivered' | 'read' | 'failed'
 
-/** One status from a webhook: Meta's message id, the status, and the error code on 'failed'. */
+/** One status from a provider: its message id (wamid, Twilio SID), the status, and the error code on 'failed'. */
 export interface StatusEvent {
-  wamid: string
+  messageId: string
   status: WebhookStatus
   errorCode: number | null
 }
 
-// Forward-only order of what Meta reports. 'failed' ranks below 'delivered' and 'read' because a
+// Forward-only order of what providers report. 'failed' ranks below 'delivered' and 'read' because a
 // message can fail on one of the user's devices and still reach another; rows not (yet) sent through
-// Meta, or finished without it, rank above everything and are never touched by a webhook.
+// the provider, or finished without it, rank above everything and are never touched by a status.
 const RANK: Record<WebhookStatus, number> = { sent: 1, failed: 2, delivered: 3, read: 4 }
 const ROW_RANK = `CASE status
   WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 99 END`
 
-/** A delivery a webhook status moved forward. */
+/** A delivery a status moved forward. */
 export interface StatusUpdatedRow {
   id: string
   project_id: string
+  phone_id: string
   created_at: number
+  expires_at: number
   attempts: number
   phone_number: string | null
 }
 
+/** A delivery's sealed fallback code as a 'failed' status found it, before the update cleared it. */
+export interface FallbackCodeRow {
+  id: string
+  fallback_code: string
+}
+
 /**
- * Applies status webhooks by wamid in one D1 round trip. Each update only moves a row up the rank,
- * so duplicates and out-of-order arrivals are no-ops; unknown wamids match nothing. Returns, per
- * event and in the events' order, the rows it moved (none for a no-op).
+ * Applies provider statuses of `channel` by message id in one D1 round trip. Each update only moves
+ * a row up the rank, so duplicates and out-of-order arrivals are no-ops; unknown ids match nothing.
+ * Any status past 'sent' is final for the fallback, so it clears the sealed fallback code; a 'failed'
+ * status reads that code first, in the same batch. Returns, per event and in the events' order, the
+ * rows it moved (none for a no-op) and the fallback codes of the rows a 'failed' moved.
+ * `failedDetail` labels a failure the provider reported after accepting the message.
  */
 export async function applyStatusUpdates(
   db: D1Database,
+  channel: 'whatsapp' | 'sms',
   events: readonly StatusEvent[],
   at: number,
-): Promise<{ event: StatusEvent; rows: StatusUpdatedRow[] }[]> {
+  failedDetail: string,
+): Promise<{ event: StatusEvent; rows: StatusUpdatedRow[]; fallbackCodes: FallbackCodeRow[] }[]> {
   if (events.length === 0) return []
-  const statement = db.prepare(
-    `UPDATE deliveries SET status = ?2, updated_at = ?5,
-       error_code = CASE WHEN ?2 = 'failed' THEN ?3 ELSE error_code END,
-       error_detail = CASE WHEN ?2 = 'failed' THEN 'meta_status_failed' ELSE error_detail END
-     WHERE wamid = ?1 AND ${ROW_RANK} < ?4
-     RETURNING id, project_id, created_at, attempts,
+  const moves = `wamid = ?1 AND channel = ?2 AND ${ROW_RANK} < ?3`
+  const read = db.prepare(`SELECT id, fallback_code FROM deliveries WHERE ${moves} AND fallback_code IS NOT NULL`)
+  const update = db.prepare(
+    `UPDATE deliveries SET status = ?4, updated_at = ?5,
+       error_code = CASE WHEN ?4 = 'failed' THEN ?6 ELSE error_code END,
+       error_detail = CASE WHEN ?4 = 'failed' THEN ?7 ELSE error_detail END,
+       fallback_code = CASE WHEN ?4 = 'sent' THEN fallback_code END
+     WHERE ${moves}
+     RETURNING id, project_id, phone_id, created_at, expires_at, attempts,
        (SELECT phone_number FROM phones WHERE phones.id = deliveries.phone_id) AS phone_number`,
   )
   const batch = new Batch()
-  const updates = events.map((event) => ({
-    event,
-    handle: batch.add<StatusUpdatedRow>(
-      statement.bind(event.wamid, event.status, event.errorCode, RANK[event.status], at),
-    ),
-  }))
+  const updates = events.map((event) => {
+    const args = [event.messageId, channel, RANK[event.status]] as const
+    return {
+      event,
+      fallbackCodes: event.status === 'failed' ? batch.add<FallbackCodeRow>(read.bind(...args)) : null,
+      handle: batch.add<StatusUpdatedRow>(update.bind(...args, event.status, at, event.errorCode, failedDetail)),
+    }
+  })
   await batch.run(db)
-  return updates.map(({ event, handle }) => ({ event, rows: handle.rows() }))
+  return updates.map(({ event, handle, fallbackCodes }) => ({
+    event,
+    rows: handle.rows(),
+    fallbackCodes: fallbackCodes?.rows() ?? [],
+  }))
+}
+
+/**
+ * Clears the sealed fallback codes of deliveries whose code has expired (no status ever made them
+ * final), at most `limit` of them: the retention run's share, so no sealed code outlives its use by
+ * more than an hour.
+ */
+export function clearExpiredFallbackCodesStatement(db: D1Database, at: number, limit: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE deliveries SET fallback_code = NULL WHERE rowid IN
+         (SELECT rowid FROM deliveries WHERE fallback_code IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)`,
+    )
+    .bind(at, limit)
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
- * The dev_outbox table (schema.sql): the messages the console provider "delivered" in local
- * development, keyed by delivery id.
+ * The dev_outbox table (schema.sql): the messages the console providers "delivered" in local
+ * development, keyed by delivery id, on either channel.
  */
 
 /** A dev_outbox row (created_at in epoch ms). */
 export interface OutboxMessage {
   id: string
+  channel: 'whatsapp' | 'sms'
   phone_number: string
   code: string
   locale: string
@@ -17,11 +18,19 @@ export interface OutboxMessage {
 export async function insertOutboxMessage(db: D1Database, message: OutboxMessage): Promise<void> {
   await db
     .prepare(
-      `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+      `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at, channel)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
        ON CONFLICT (id) DO NOTHING`,
     )
-    .bind(message.id, message.phone_number, message.code, message.locale, message.text, message.created_at)
+    .bind(
+      message.id,
+      message.phone_number,
+      message.code,
+      message.locale,
+      message.text,
+      message.created_at,
+      message.channel,
+    )
     .run()
 }
 
@@ -37,7 +46,7 @@ export async function listOutbox(
 ): Promise<OutboxMessage[]> {
   const { results } = await db
     .prepare(
-      `SELECT o.id, o.phone_number, o.code, o.locale, o.text, o.created_at
+      `SELECT o.id, o.channel, o.phone_number, o.code, o.locale, o.text, o.created_at
        FROM dev_outbox o JOIN deliveries d ON d.id = o.id
        WHERE d.project_id = ?1 AND (?2 IS NULL OR o.phone_number = ?2)
        ORDER BY o.created_at DESC, o.rowid DESC LIMIT ?3`,

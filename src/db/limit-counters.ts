@@ -376,3 +376,83 @@ export function costStatement(db: D1Database, projectId: string, at: number, eve
   if (!record) throw new Error('a cost statement records one event')
   return record
 }
+
+/** A conversion breaker's trip, as the policy (src/limits.ts) configures it. */
+export interface BreakerTrip {
+  /** The send the batch issues: the trip is only judged if that delivery row exists (null: always). */
+  deliveryId: string | null
+  /** The trip row: its counter (the bucket is the trip's millisecond) and when it may be swept. */
+  trip: { kind: string; subject: string; expiresAt: number }
+  /** The counters of sends and of conversions, bucketed by the send's minute. */
+  sendsKind: string
+  conversionsKind: string
+  /** Buckets in (from, to] are judged; those up to the previous trip never are. */
+  from: number
+  to: number
+  /** At least this many sends, and conversions below this percentage of them. */
+  floor: number
+  percent: number
+}
+
+/**
+ * Records a breaker trip when, over the judged buckets, the sends reach the floor and the
+ * conversions are below the percentage; RETURNING says whether it did. Buckets up to the newest trip
+ * of the same counter are not judged, so a trip that has cooled down is not re-tripped by the very
+ * sends that tripped it. Goes after the batch's own counting, so it judges this send too.
+ */
+export function breakerTripStatement(
+  db: D1Database,
+  projectId: string,
+  at: number,
+  b: BreakerTrip,
+): D1PreparedStatement {
+  const judged = `project_id = ?1 AND subject = ?3 AND bucket > ?8 AND bucket <= ?9
+    AND bucket > COALESCE((SELECT MAX(bucket) FROM limit_counters WHERE project_id = ?1 AND kind = ?2 AND subject = ?3), 0)`
+  return db
+    .prepare(
+      `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
+       SELECT ?1, ?2, ?3, ?4, 1, ?5 FROM (SELECT
+         (SELECT COALESCE(SUM(n), 0) FROM limit_counters WHERE kind = ?6 AND ${judged}) AS sends,
+         (SELECT COALESCE(SUM(n), 0) FROM limit_counters WHERE kind = ?7 AND ${judged}) AS conversions)
+       WHERE (?12 IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = ?12))
+         AND sends >= ?10 AND conversions * 100 < ?11 * sends
+       ON CONFLICT (project_id, kind, subject, bucket) DO NOTHING
+       RETURNING bucket`,
+    )
+    .bind(
+      projectId,
+      b.trip.kind,
+      b.trip.subject,
+      at,
+      b.trip.expiresAt,
+      b.sendsKind,
+      b.conversionsKind,
+      b.from,
+      b.to,
+      b.floor,
+      b.percent,
+      b.deliveryId,
+    )
+}
+
+/**
+ * One conversion, when `requestId` consumed the phone's code and an SMS carried it: counted under the
+ * SMS's destination country, in the bucket of the minute the SMS was sent (otp_codes.sms_country and
+ * sms_sent_at), so it pairs with that send. For authenticate's batch, after its consume.
+ */
+export function conversionStatement(
+  db: D1Database,
+  projectId: string,
+  c: { phoneId: string; requestId: string; kind: string; windowMs: number },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
+       SELECT ?1, ?4, sms_country, sms_sent_at - (sms_sent_at % ?6), 1, sms_sent_at - (sms_sent_at % ?6) + ?5 + ?6
+       FROM otp_codes
+       WHERE phone_id = ?2 AND project_id = ?1 AND consumed_by = ?3
+         AND sms_country IS NOT NULL AND sms_sent_at IS NOT NULL
+       ON CONFLICT (project_id, kind, subject, bucket) DO UPDATE SET n = n + 1`,
+    )
+    .bind(projectId, c.phoneId, c.requestId, c.kind, c.windowMs, BUCKET_MS)
+}

@@ -241,6 +241,8 @@ export interface NewCode {
   /** Keyed hashes of the send-time IP and user agent, or null without them. */
   ipHash: string | null
   uaHash: string | null
+  /** The destination country when the code goes by SMS (sent at createdAt), else null. */
+  smsCountry: string | null
 }
 
 /**
@@ -260,13 +262,15 @@ export function codeStatement(
   return db
     .prepare(
       `INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
-           ip_address, user_agent, ip_hash, ua_hash, created_at, attempted_by)
-         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5, NULL FROM phones
+           ip_address, user_agent, ip_hash, ua_hash, created_at, attempted_by, sms_country, sms_sent_at)
+         SELECT id, ?1, ?3, ?7, ?4, 0, NULL, NULL, NULL, NULL, ?8, ?9, ?5, NULL, ?10, CASE WHEN ?10 IS NULL THEN NULL ELSE ?5 END
+         FROM phones
          WHERE project_id = ?1 AND phone_number = ?2 AND ${issuedFor('?6')}
          ON CONFLICT (phone_id) DO UPDATE SET code_id = excluded.code_id, mac = excluded.mac,
            expires_at = excluded.expires_at, attempts = 0, consumed_at = NULL, consumed_by = NULL,
            ip_address = NULL, user_agent = NULL, ip_hash = excluded.ip_hash, ua_hash = excluded.ua_hash,
-           created_at = excluded.created_at, attempted_by = NULL`,
+           created_at = excluded.created_at, attempted_by = NULL, sms_country = excluded.sms_country,
+           sms_sent_at = excluded.sms_sent_at`,
     )
     .bind(
       projectId,
@@ -278,6 +282,7 @@ export function codeStatement(
       code.mac,
       code.ipHash,
       code.uaHash,
+      code.smsCountry,
     )
 }
 
@@ -304,4 +309,22 @@ export function liveCodeStatement(
        WHERE p.project_id = ?1 AND p.phone_number = ?2 AND c.consumed_at IS NULL AND c.expires_at > ?3`,
     )
     .bind(projectId, phoneNumber, at)
+}
+
+/**
+ * The code an SMS fallback delivery `deliveryId` carries, still the phone's current one and unused,
+ * went out by SMS at `at` to `country`: written only if that delivery row exists by then, i.e. the
+ * same batch wrote it.
+ */
+export function smsSentStatement(
+  db: D1Database,
+  a: { phoneId: string; country: string; at: number; deliveryId: string },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE otp_codes SET sms_country = ?2, sms_sent_at = ?3
+       WHERE phone_id = ?1 AND consumed_at IS NULL
+         AND code_id = (SELECT code_id FROM deliveries WHERE id = ?4)`,
+    )
+    .bind(a.phoneId, a.country, a.at, a.deliveryId)
 }

@@ -338,8 +338,13 @@ export function unsealedSessionsStatement(
     .bind(at, previous, limit)
 }
 
+// The factor's delivery method: 'sms' when an SMS carried the phone's code (an SMS route, or the SMS
+// fallback of a WhatsApp message), otherwise 'whatsapp' (the sandbox number has no code row).
+const DELIVERY_METHOD = `COALESCE((SELECT 'sms' FROM otp_codes c WHERE c.phone_id = p.id AND c.sms_sent_at IS NOT NULL),
+  'whatsapp')`
+
 /**
- * Records (or refreshes) the WhatsApp OTP factor for `phoneId` on a live session of the phone's own
+ * Records (or refreshes) the OTP factor for `phoneId` on a live session of the phone's own
  * user, only if `gate` holds. A session of another user never gets the factor.
  */
 export function upsertPhoneFactorStatement(
@@ -354,7 +359,7 @@ export function upsertPhoneFactorStatement(
     .prepare(
       `INSERT INTO session_factors (session_id, type, delivery_method, phone_id, phone_number, created_at,
          last_authenticated_at, updated_at)
-       SELECT s.id, 'otp', 'whatsapp', p.id, p.phone_number, ?4, ?4, ?4
+       SELECT s.id, 'otp', ${DELIVERY_METHOD}, p.id, p.phone_number, ?4, ?4, ?4
        FROM sessions s JOIN phones p ON p.id = ?3 AND p.project_id = ?1 AND p.user_id = s.user_id
        WHERE s.id = ?2 AND s.project_id = ?1 AND s.expires_at > ?4 AND ${gateSql('?1', 5)}
        ON CONFLICT (session_id, type, delivery_method, phone_id) DO UPDATE SET

@@ -116,7 +116,10 @@ function operation(route: RouteDoc, bodyId: string | undefined, responseId: stri
   if (route.auth === 'public_token') op.security = [{ publicToken: [] }]
   const parameters = [...parametersOf(route.params, 'path'), ...parametersOf(route.query, 'query')]
   if (parameters.length > 0) op.parameters = parameters
-  if (bodyId) op.requestBody = { required: true, content: { 'application/json': { schema: { $ref: ref(bodyId) } } } }
+  if (bodyId) {
+    const media = route.bodyMedia ?? 'application/json'
+    op.requestBody = { required: true, content: { [media]: { schema: { $ref: ref(bodyId) } } } }
+  }
 
   const ok: Json = {
     description: 'Success',

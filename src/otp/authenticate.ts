@@ -17,7 +17,15 @@ import type { Project } from '../db/projects'
 import { revokeOnExchangeStatement } from '../db/sessions'
 import { isLocked } from '../db/users'
 import { type ErrorType, StytchError } from '../errors'
-import { type AuthSubject, authBrake, failedAuthStatements, noteBrake, runWithLimits, sendCountry } from '../limits'
+import {
+  type AuthSubject,
+  authBrake,
+  failedAuthStatements,
+  noteBrake,
+  runWithLimits,
+  sendCountry,
+  smsConversionStatement,
+} from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
@@ -171,7 +179,11 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
 
   const batch = new Batch()
   const release = batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))
-  if (verdict.kind === 'match') batch.add(consumeStatement(env.DB, gate(verdict.codeId)))
+  if (verdict.kind === 'match') {
+    batch.add(consumeStatement(env.DB, gate(verdict.codeId)))
+    // A code an SMS carried and this request consumed counts as an SMS conversion (the pumping breaker).
+    batch.add(smsConversionStatement(env.DB, { projectId: project.id, phoneId, requestId }))
+  }
   let wrongAttempt: Handle | null = null
   let sessionReads: SessionReads | null = null
   if (verdict.kind === 'wrong') {

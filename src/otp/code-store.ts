@@ -1,10 +1,10 @@
 import { now } from '../clock'
 import { fromBase64Url, generateCode, keyedHash, keyedHashMatches, sealCurrent, toBase64Url } from '../crypto'
 import type { LiveCodeRow, NewCode } from '../db/otp-codes'
+import { type DeliveryJob, type DeliveryPlan, jobAad } from '../delivery/job'
 import { rotatingSecret } from '../env'
 import { errorName, logEvent } from '../log'
 import type { AttributesInput, Locale } from '../schemas'
-import { jobAad, type WhatsAppJob } from '../whatsapp/job'
 import { type AttributeHashes, hashAttributes, type StoredAttributes } from './attributes'
 
 /**
@@ -22,6 +22,8 @@ export interface PendingCode {
   locale: Locale
   /** Keyed hashes of the send-time attributes (never the clear values). */
   attributes: AttributeHashes
+  /** The channel it goes out on, and what that channel's job carries. */
+  plan: DeliveryPlan
 }
 
 /**
@@ -60,6 +62,7 @@ export async function newPendingCode(
   expirationMinutes: number,
   locale: Locale,
   attributes: AttributesInput | undefined,
+  plan: DeliveryPlan = { channel: 'whatsapp', fallback: false },
 ): Promise<PendingCode> {
   const createdAt = now()
   const code = generateCode()
@@ -77,6 +80,7 @@ export async function newPendingCode(
     expirationMinutes,
     locale,
     attributes: hashes,
+    plan,
   }
 }
 
@@ -89,6 +93,7 @@ export function gateRow(pending: PendingCode): NewCode {
     expiresAt: pending.expiresAt,
     ipHash: pending.attributes.ip_hash ?? null,
     uaHash: pending.attributes.ua_hash ?? null,
+    smsCountry: pending.plan.channel === 'sms' ? pending.plan.country : null,
   }
 }
 
@@ -150,7 +155,7 @@ export async function gateCodeMac(
 /**
  * After the D1 batch committed: the keyed hash goes to KV (one key per phone, so a new code
  * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum) and, at the same time,
- * exactly one delivery job with the code encrypted goes on the queue. `replaced` is the live code the batch
+ * exactly one delivery job with the code encrypted goes on the queue (one queue for both channels). `replaced` is the live code the batch
  * replaced (liveCodeStatement in src/db/otp-codes.ts); its hash is carried over so authenticate can answer "superseded".
  */
 export async function storeAndEnqueue(
@@ -175,13 +180,17 @@ export async function storeAndEnqueue(
     ...pending.attributes,
   }
   if (superseded.length > 0) stored.superseded = superseded
-  const job: WhatsAppJob = {
+  const { plan } = pending
+  const job: DeliveryJob = {
     v: 1,
     ...ids,
     project_id: projectId,
     locale: pending.locale,
     expires_at: pending.expiresAt,
     code,
+    channel: plan.channel,
+    ...(plan.channel === 'whatsapp' && plan.fallback ? { fallback: 'sms' as const } : {}),
+    ...(plan.channel === 'sms' && plan.autofillDomain ? { autofill_domain: plan.autofillDomain } : {}),
   }
   // Neither needs the other: the consumer never reads KV, and authenticate waits for the code to
   // arrive anyway. If either fails the caller's undo closes the delivery, so a job that did reach

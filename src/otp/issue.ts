@@ -2,14 +2,23 @@ import type { Batch, Handle } from '../db/batch'
 import { queuedDeliveryStatement } from '../db/deliveries'
 import { codeStatement, type LiveCodeRow, liveCodeStatement } from '../db/otp-codes'
 import type { Project } from '../db/projects'
+import type { Channel, DeliveryPlan } from '../delivery/job'
+import { smsEnabled } from '../delivery/select'
 import { StytchError } from '../errors'
-import { assertCountryAllowed, ipKeys, type SendSubject, sendCountry, sendLimitStatements } from '../limits'
+import {
+  ipKeys,
+  logBreakerTrip,
+  type SendSubject,
+  sendCountry,
+  sendLimitStatements,
+  smsBreakerTripStatement,
+} from '../limits'
 import { logEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { type ParsedPhone, parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AttributesInput, Locale } from '../schemas'
-import type { LineType, ProjectSettings } from '../settings'
 import { gateRow, newPendingCode, type PendingCode, storeAndEnqueue } from './code-store'
+import { assertChannelAllows } from './policy'
 import { undoSend } from './undo-send'
 
 /**
@@ -18,46 +27,45 @@ import { undoSend } from './undo-send'
  * what happens after that batch committed.
  */
 
-/** Where a send goes. The sandbox number (test projects) has no country and is sent nothing. */
+/** Where a send goes, and on which channel. The sandbox number (test projects) has no country and is sent nothing. */
 export interface SendTarget {
   sandbox: boolean
   phone: ParsedPhone
   country: string | null
+  channel: Channel
+}
+
+/** SMS needs an SMS provider: without one (SMS_PROVIDER "none", the default) an SMS route is `503`. */
+export function assertChannelEnabled(env: Env, channel: Channel): void {
+  if (channel === 'sms' && !smsEnabled(env)) {
+    throw new StytchError('service_unavailable', {
+      message: 'This service sends no SMS: SMS_PROVIDER is not set to a provider.',
+    })
+  }
 }
 
 /**
- * Validates the number, the project's country allowlist and its allowed line types before anything
- * is written. The sandbox number has neither country nor line type and is exempt from both.
+ * Validates the number and the channel's allowlists of countries and line types (src/otp/policy.ts)
+ * before anything is written. The sandbox number has neither country nor line type and is exempt
+ * from both.
  */
-export function sendTarget(project: Project, phoneNumber: string): SendTarget {
+export function sendTarget(project: Project, phoneNumber: string, channel: Channel = 'whatsapp'): SendTarget {
+  setMetricDimensions({ channel })
   const sandbox = project.env === 'test' && phoneNumber === SANDBOX_PHONE_NUMBER
   const phone = sandbox ? { e164: SANDBOX_PHONE_NUMBER, country: null, type: null } : parsePhone(phoneNumber)
   if (!phone) throw new StytchError('invalid_phone_number')
   const country = sandbox ? null : sendCountry(phone)
   if (country) setMetricDimensions({ country })
-  if (country) assertCountryAllowed(project.settings, country)
-  if (!sandbox) assertLineTypeAllowed(project.settings, phone.type)
-  return { sandbox, phone, country }
-}
-
-/**
- * Premium-rate, toll-free, personal and similar numbers earn their holder money per message: a
- * favourite of toll fraud. Only the project's allowed_line_types receive codes; a number whose type
- * libphonenumber cannot tell is allowed only with "*".
- */
-function assertLineTypeAllowed(settings: ProjectSettings, type: LineType | null): void {
-  const allowed = settings.allowed_line_types
-  if (allowed === '*' || (type !== null && allowed.includes(type))) return
-  const kind = type === null ? 'of an unknown type' : `a ${type.toLowerCase().replaceAll('_', ' ')} number`
-  throw new StytchError('invalid_phone_number', {
-    message: `The phone number is ${kind}, and this project does not send codes to that type of number (allowed_line_types).`,
-  })
+  if (country) assertChannelAllows(project.settings, channel, phone, country)
+  return { sandbox, phone, country, channel }
 }
 
 export interface IssueInput {
   expiration_minutes: number
   locale: Locale
   attributes?: AttributesInput | undefined
+  /** SMS: end the message with the `@domain #code` autofill line (the project's sms_autofill_domain). */
+  enable_autofill?: boolean | undefined
 }
 
 /** A code being issued: what the limits count it as, and where its batch read the code it replaced. */
@@ -67,6 +75,26 @@ export interface Issue {
   subject: SendSubject
   /** The phone's live code before this batch replaced it (null when no code is issued). */
   liveCode: Handle<LiveCodeRow> | null
+  /** An SMS send's breaker trip, read after the batch (null when no breaker is judged). */
+  breakerTrip: Handle<{ bucket: number }> | null
+}
+
+/**
+ * The delivery of a code for `target`: a WhatsApp code of a project with whatsapp_fallback 'sms'
+ * may fall back to SMS; an SMS with enable_autofill ends with the project's autofill domain, which
+ * must then be set (`400 bad_request` otherwise, so the request does not silently lose autofill).
+ */
+function deliveryPlan(project: Project, target: SendTarget, input: IssueInput): DeliveryPlan {
+  if (target.channel === 'whatsapp')
+    return { channel: 'whatsapp', fallback: project.settings.whatsapp_fallback === 'sms' }
+  const domain = project.settings.sms_autofill_domain
+  if (input.enable_autofill && !domain) {
+    throw new StytchError('bad_request', {
+      message:
+        'enable_autofill needs the domain of your login page in the project setting sms_autofill_domain (e.g. example.com).',
+    })
+  }
+  return { channel: 'sms', country: target.country ?? '', autofillDomain: input.enable_autofill ? domain : null }
 }
 
 /**
@@ -85,10 +113,11 @@ export async function addIssue(
 ): Promise<Issue> {
   const { phone } = target
   setMetricDimensions({ locale: input.locale })
+  const plan = deliveryPlan(project, target, input)
   const [pending, ip] = await Promise.all([
     target.sandbox
       ? null
-      : newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes),
+      : newPendingCode(env, project.id, phone.e164, input.expiration_minutes, input.locale, input.attributes, plan),
     ipKeys(env, input.attributes?.ip_address),
   ])
   const subject: SendSubject = {
@@ -96,6 +125,7 @@ export async function addIssue(
     settings: project.settings,
     phoneNumber: target.sandbox ? null : phone.e164,
     country: target.country,
+    smsCountry: target.channel === 'sms' ? target.country : null,
     ip,
     mintedUserId: options.mintedUserId,
     deliveryId: pending?.codeId ?? null,
@@ -106,10 +136,11 @@ export async function addIssue(
     liveCode = batch.add<LiveCodeRow>(liveCodeStatement(env.DB, project.id, phone.e164, options.at))
     const code = gateRow(pending)
     batch.add(codeStatement(env.DB, project.id, phone.e164, code, options.ownerUserId))
-    batch.add(queuedDeliveryStatement(env.DB, project.id, phone.e164, code, options.ownerUserId))
+    batch.add(queuedDeliveryStatement(env.DB, project.id, phone.e164, code, options.ownerUserId, target.channel))
   }
   batch.addAll(sendLimitStatements(env.DB, subject))
-  return { target, pending, subject, liveCode }
+  const trip = smsBreakerTripStatement(env.DB, subject)
+  return { target, pending, subject, liveCode, breakerTrip: trip ? batch.add<{ bucket: number }>(trip) : null }
 }
 
 /**
@@ -118,6 +149,7 @@ export async function addIssue(
  */
 export async function completeIssue(env: Env, project: Project, issue: Issue, phoneId: string): Promise<void> {
   const { pending } = issue
+  if (issue.breakerTrip?.first()) logBreakerTrip(issue.subject)
   if (!pending) return
   const replaced = issue.liveCode?.first() ?? null
   await storeAndEnqueue(env, project.id, phoneId, issue.target.phone.e164, pending, replaced).catch((err: unknown) =>
@@ -127,6 +159,7 @@ export async function completeIssue(env: Env, project: Project, issue: Issue, ph
     delivery_id: pending.codeId,
     phone_id: phoneId,
     project_id: project.id,
+    channel: issue.target.channel,
     country: issue.target.country,
     locale: pending.locale,
     expiration_minutes: pending.expirationMinutes,

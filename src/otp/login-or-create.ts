@@ -3,10 +3,11 @@ import { Batch } from '../db/batch'
 import type { PhoneOwnerRow } from '../db/phones'
 import type { Project } from '../db/projects'
 import { findOrCreateStatements } from '../db/users'
+import type { Channel } from '../delivery/job'
 import { newId } from '../ids'
 import { runWithLimits } from '../limits'
 import type { LoginOrCreateInput } from '../schemas'
-import { addIssue, completeIssue, sendTarget } from './issue'
+import { addIssue, assertChannelEnabled, completeIssue, type IssueInput, sendTarget } from './issue'
 
 export interface LoginOrCreateResult {
   user_id: string
@@ -15,16 +16,20 @@ export interface LoginOrCreateResult {
 }
 
 /**
- * POST /v1/otps/whatsapp/login_or_create: find or create the user owning the phone and issue a new
- * code, all in one D1 batch; then the code's hash goes to KV and one delivery job to the queue.
- * The sandbox number (test projects only) gets a stable user and phone and no code or job.
+ * POST /v1/otps/{whatsapp,sms}/login_or_create: find or create the user owning the phone and issue a
+ * new code, all in one D1 batch; then the code's hash goes to KV and one delivery job for `channel`
+ * to the queue. The same user, phone and code model serves both channels: a number has one phone_id
+ * whatever the channel, and a new code on either replaces the last one. The sandbox number (test
+ * projects only) gets a stable user and phone and no code or job.
  */
 export async function loginOrCreate(
   env: Env,
   project: Project,
-  input: LoginOrCreateInput,
+  input: LoginOrCreateInput & IssueInput,
+  channel: Channel = 'whatsapp',
 ): Promise<LoginOrCreateResult> {
-  const target = sendTarget(project, input.phone_number)
+  assertChannelEnabled(env, channel)
+  const target = sendTarget(project, input.phone_number, channel)
   const at = now()
   const mintedUserId = newId('user', project.env)
   const { statements, owner } = findOrCreateStatements(env.DB, {

@@ -3,13 +3,14 @@ import { Batch } from '../db/batch'
 import { attachStatements, type PhoneOwnerRow, phoneOwnerStatement, releaseExpiredByNumber } from '../db/phones'
 import type { Project } from '../db/projects'
 import { userExistsStatement } from '../db/users'
+import type { Channel } from '../delivery/job'
 import { StytchError } from '../errors'
 import { newId } from '../ids'
 import { runWithLimits } from '../limits'
 import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { SendInput } from '../schemas'
 import { sendUserId } from '../sessions/otp'
-import { addIssue, completeIssue, sendTarget } from './issue'
+import { addIssue, assertChannelEnabled, completeIssue, type IssueInput, sendTarget } from './issue'
 import { loginOrCreate } from './login-or-create'
 
 export interface SendResult {
@@ -18,21 +19,33 @@ export interface SendResult {
 }
 
 /**
- * POST /v1/otps/whatsapp/send: a code for a number that belongs to a user, issued exactly as
- * login_or_create issues it (same code rules, same job; the new code supersedes the old). With
- * `user_id` a number nobody has is first attached to that user, unverified, for 5 minutes. One D1
- * batch decides everything; its writes are conditioned so that a refused request changes nothing.
+ * POST /v1/otps/{whatsapp,sms}/send: a code for a number that belongs to a user, issued exactly as
+ * login_or_create issues it (same code rules, same job on `channel`; the new code supersedes the
+ * old). With `user_id` a number nobody has is first attached to that user, unverified, for 5
+ * minutes. One D1 batch decides everything; its writes are conditioned so that a refused request
+ * changes nothing.
  */
-export async function sendCode(env: Env, project: Project, request: SendInput): Promise<SendResult> {
+export async function sendCode(
+  env: Env,
+  project: Project,
+  request: SendInput & IssueInput,
+  channel: Channel = 'whatsapp',
+): Promise<SendResult> {
+  assertChannelEnabled(env, channel)
   // A session_token / session_jwt stands for its (live) session's user, exactly as user_id does.
   const input = { ...request, user_id: await sendUserId(env, project, request, now()) }
   const sandbox = project.env === 'test' && input.phone_number === SANDBOX_PHONE_NUMBER
   // The sandbox number behaves as on login_or_create (a stable user, no code, no job).
   if (sandbox && !input.user_id) {
-    const { user_id, phone_id } = await loginOrCreate(env, project, { ...input, create_user_as_pending: false })
+    const { user_id, phone_id } = await loginOrCreate(
+      env,
+      project,
+      { ...input, create_user_as_pending: false },
+      channel,
+    )
     return { user_id, phone_id }
   }
-  const target = sendTarget(project, input.phone_number)
+  const target = sendTarget(project, input.phone_number, channel)
   const { e164 } = target.phone
   const at = now()
   const userId = input.user_id ?? null

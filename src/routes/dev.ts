@@ -8,9 +8,9 @@ import { OutboxQuery, OutboxResponse } from '../schemas'
 import { RouteGroup } from './group'
 
 /**
- * Local development routes. They exist only while the console provider is active: with any other
- * WHATSAPP_PROVIDER (the deployed default is "meta") every path here is a plain route_not_found, the
- * same answer as for a path that was never defined. They also answer only a request addressed to a
+ * Local development routes. They exist only while a console provider is active (WHATSAPP_PROVIDER or
+ * SMS_PROVIDER "console"): with the deployed defaults ("meta", "none") every path here is a plain
+ * route_not_found, the same answer as for a path that was never defined. They also answer only a request addressed to a
  * loopback host: a web page the developer visits could otherwise rebind its own domain name to
  * 127.0.0.1 and read the codes from the browser (its requests carry the page's own Host). And they
  * need the Basic credentials of a test project, and show only that project's messages.
@@ -18,7 +18,8 @@ import { RouteGroup } from './group'
 export const devRoutes = new RouteGroup('/dev')
 
 devRoutes.app.use('*', async function consoleProviderOnly(c, next) {
-  if (c.env.WHATSAPP_PROVIDER !== 'console' || !isLoopbackRequest(c.req.raw)) {
+  const consoleActive = c.env.WHATSAPP_PROVIDER === 'console' || c.env.SMS_PROVIDER === 'console'
+  if (!consoleActive || !isLoopbackRequest(c.req.raw)) {
     throw new StytchError('route_not_found', { message: `No route for ${c.req.method} ${c.req.path}.` })
   }
   await next()
@@ -62,27 +63,36 @@ function isLoopbackName(host: string): boolean {
   return 'v4' in ip ? ip.v4.startsWith('127.') : ip.v6 === 1n
 }
 
-devRoutes.add(
-  {
-    method: 'get',
-    path: '/whatsapp/outbox',
-    operationId: 'devWhatsappOutbox',
-    summary: 'Local development only: the codes the console provider "sent" for a test project, newest first',
-    description:
-      'Exists only while WHATSAPP_PROVIDER is "console" (never the deployed default) and only for requests ' +
-      'addressed to a loopback host (localhost, 127.0.0.0/8, ::1); otherwise 404 route_not_found. Needs the ' +
-      "credentials of a test project (a live project's are refused with 403) and lists only its messages.",
-    tag: 'Development',
-    auth: 'project',
-    query: OutboxQuery,
-    response: OutboxResponse,
-    errors: ['route_not_found', 'forbidden'],
-  },
-  async (c) => {
-    const { phone_number: phoneNumber, limit } = c.req.valid('query')
-    const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
-    return c.json({
-      messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
-    } satisfies z.infer<typeof OutboxResponse>)
-  },
-)
+const OUTBOX_DESCRIPTION =
+  'Exists only while a console provider is active (WHATSAPP_PROVIDER or SMS_PROVIDER "console", never the ' +
+  'deployed defaults) and only for requests addressed to a loopback host (localhost, 127.0.0.0/8, ::1); ' +
+  "otherwise 404 route_not_found. Needs the credentials of a test project (a live project's are refused " +
+  'with 403) and lists only its messages, WhatsApp and SMS alike, each with its channel.'
+
+/** The outbox at its channel-neutral path and at the path apps and tests first read it at. */
+for (const [path, operationId] of [
+  ['/outbox', 'devOutbox'],
+  ['/whatsapp/outbox', 'devWhatsappOutbox'],
+] as const) {
+  devRoutes.add(
+    {
+      method: 'get',
+      path,
+      operationId,
+      summary: 'Local development only: the codes the console providers "sent" for a test project, newest first',
+      description: OUTBOX_DESCRIPTION,
+      tag: 'Development',
+      auth: 'project',
+      query: OutboxQuery,
+      response: OutboxResponse,
+      errors: ['route_not_found', 'forbidden'],
+    },
+    async (c) => {
+      const { phone_number: phoneNumber, limit } = c.req.valid('query')
+      const messages = await listOutbox(c.env.DB, c.var.project.id, phoneNumber, limit)
+      return c.json({
+        messages: messages.map((m) => ({ ...m, created_at: rfc3339(m.created_at) })),
+      } satisfies z.infer<typeof OutboxResponse>)
+    },
+  )
+}

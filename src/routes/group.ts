@@ -32,6 +32,8 @@ export interface RouteSpec {
   query?: z.ZodObject
   /** A JSON body read by jsonBody() (415/413/400 before validation). */
   body?: z.ZodType
+  /** The body's media type when it is not JSON (a provider's form post, read by the handler itself). */
+  bodyMedia?: 'application/x-www-form-urlencoded'
   /**
    * False when the handler reads its input itself: the schemas above then only describe it, no
    * validator is installed and no validation errors are derived from them.

@@ -21,6 +21,8 @@ import {
   SdkSendRequest,
   SdkSessionsAuthenticateRequest,
   SdkSessionsAuthenticateResponse,
+  SdkSmsLoginOrCreateRequest,
+  SdkSmsSendRequest,
 } from '../schemas'
 import { requestOrigin } from '../sdk/access'
 import { requestAttributes, sdkSessionMinutes } from '../sdk/browser'
@@ -131,30 +133,47 @@ const OTP_SEND_ERRORS = ['invalid_phone_number', 'invalid_phone_number_country_c
  * `otps.<channel>.loginOrCreate` and `otps.<channel>.send` call the same paths under
  * `/otps/<channel>/`, so another channel is one more entry here.
  */
-const OTP_CHANNELS = {
-  whatsapp: { label: 'WhatsApp', loginOrCreate, send: sendCode },
-} as const
+const OTP_CHANNELS = [
+  {
+    channel: 'whatsapp',
+    code: 'a WhatsApp code',
+    id: 'WhatsApp',
+    loginOrCreateBody: SdkLoginOrCreateRequest,
+    sendBody: SdkSendRequest,
+    errors: [],
+  },
+  {
+    channel: 'sms',
+    code: 'an SMS code',
+    id: 'Sms',
+    loginOrCreateBody: SdkSmsLoginOrCreateRequest,
+    sendBody: SdkSmsSendRequest,
+    // 503 on a deployment without an SMS provider; 400 for enable_autofill without the project's domain.
+    errors: ['service_unavailable', 'bad_request'],
+  },
+] as const
 
-for (const [channel, otp] of Object.entries(OTP_CHANNELS)) {
+for (const otp of OTP_CHANNELS) {
+  const { channel } = otp
   sdkRoutes.add(
     {
       method: 'post',
       path: `/otps/${channel}/login_or_create`,
-      operationId: `sdkOtps${otp.label}LoginOrCreate`,
-      summary: `Send a ${otp.label} code, creating the user if no user has the number`,
+      operationId: `sdkOtps${otp.id}LoginOrCreate`,
+      summary: `Send ${otp.code}, creating the user if no user has the number`,
       description:
         'The reply has the method_id (phone_id) only, never the user_id or whether a user was created, so the ' +
         'route cannot tell which numbers have accounts.',
       tag: 'Frontend SDK',
       auth: 'public_token',
-      body: SdkLoginOrCreateRequest,
+      body: otp.loginOrCreateBody,
       response: SdkOtpSendResponse,
-      errors: OTP_SEND_ERRORS,
+      errors: [...OTP_SEND_ERRORS, ...otp.errors],
     },
     async (c) => {
       const { dfp_telemetry_id: _dfp, captcha_token: _captcha, ...body } = c.req.valid('json')
       const input = { ...body, attributes: requestAttributes(c.req.raw), create_user_as_pending: false }
-      const { phone_id } = await otp.loginOrCreate(c.env, c.var.project, input)
+      const { phone_id } = await loginOrCreate(c.env, c.var.project, input, channel)
       return c.json({ data: { ...common(c), method_id: phone_id } } satisfies z.infer<typeof SdkOtpSendResponse>)
     },
   )
@@ -164,11 +183,11 @@ for (const [channel, otp] of Object.entries(OTP_CHANNELS)) {
       {
         method: 'post',
         path: `/otps/${channel}/send/${which}`,
-        operationId: `sdkOtps${otp.label}Send${which === 'primary' ? 'Primary' : 'Secondary'}`,
+        operationId: `sdkOtps${otp.id}Send${which === 'primary' ? 'Primary' : 'Secondary'}`,
         summary:
           which === 'primary'
-            ? `Send a ${otp.label} code to a number that belongs to a user (logged out)`
-            : `Add a number to the logged-in user and send it a ${otp.label} code`,
+            ? `Send ${otp.code} to a number that belongs to a user (logged out)`
+            : `Add a number to the logged-in user and send it ${otp.code}`,
         description:
           which === 'primary'
             ? 'As /v1 send without user_id: a number no user has is 404 phone_number_not_found.'
@@ -176,16 +195,17 @@ for (const [channel, otp] of Object.entries(OTP_CHANNELS)) {
               'kept if its code is authenticated within 5 minutes; a number another user holds is refused.',
         tag: 'Frontend SDK',
         auth: 'public_token',
-        body: SdkSendRequest,
+        body: otp.sendBody,
         response: SdkOtpSendResponse,
         errors: [
           ...OTP_SEND_ERRORS,
+          ...otp.errors,
           'phone_number_not_found',
           ...(which === 'secondary' ? (['duplicate_phone_number', 'session_not_found'] as const) : []),
         ],
       },
       async (c) => {
-        const { phone_number, expiration_minutes, locale } = c.req.valid('json')
+        const { phone_number, expiration_minutes, locale, ...rest } = c.req.valid('json')
         const session = which === 'secondary' ? loggedIn(c) : null
         const input = {
           phone_number,
@@ -193,9 +213,10 @@ for (const [channel, otp] of Object.entries(OTP_CHANNELS)) {
           locale,
           attributes: requestAttributes(c.req.raw),
           user_id: undefined,
+          ...('enable_autofill' in rest ? { enable_autofill: rest.enable_autofill } : {}),
           ...sessionFields(session),
         }
-        const { phone_id } = await otp.send(c.env, c.var.project, input)
+        const { phone_id } = await sendCode(c.env, c.var.project, input, channel)
         return c.json({ data: { ...common(c), method_id: phone_id } } satisfies z.infer<typeof SdkOtpSendResponse>)
       },
     )

@@ -1,11 +1,10 @@
 import { bodyLimit } from 'hono/body-limit'
 import { now } from '../clock'
+import { applyProviderStatuses } from '../delivery/statuses'
 import { StytchError } from '../errors'
-import { sendCountry } from '../limits'
 import { logEvent } from '../log'
-import { parsePhone } from '../phone'
-import { AckResponse, MetaNotification, WebhookVerifyQuery } from '../schemas'
-import { type AppliedStatus, applyStatuses } from '../whatsapp/deliveries'
+import { AckResponse, MetaNotification, TwilioStatusCallback, WebhookVerifyQuery } from '../schemas'
+import { twilioStatusEvent, verifyTwilioSignature } from '../sms/webhook'
 import { metaErrorRule } from '../whatsapp/meta'
 import {
   ALERTING_TEMPLATE_EVENTS,
@@ -18,12 +17,21 @@ import {
 import { RouteGroup } from './group'
 
 /**
- * Meta's WhatsApp webhook. Authenticated by Meta's own means (verify token, payload signature), not
- * by project credentials: app.ts applies projectAuth to the OTP, Users and Sessions APIs only.
+ * The providers' webhooks: Meta's for WhatsApp, Twilio's status callback for SMS. Authenticated by
+ * the providers' own means (verify token, payload signatures), not by project credentials: app.ts
+ * applies projectAuth to the OTP, Users and Sessions APIs only.
  */
 export const webhookRoutes = new RouteGroup('/v1/webhooks')
 
 const MAX_WEBHOOK_BYTES = 1024 * 1024
+const bodyLimited = bodyLimit({
+  maxSize: MAX_WEBHOOK_BYTES,
+  onError: () => {
+    throw new StytchError('request_too_large', {
+      message: `The request body is larger than ${MAX_WEBHOOK_BYTES} bytes.`,
+    })
+  },
+})
 // Meta sends an integer; anything else is refused rather than reflected.
 const CHALLENGE = /^[0-9A-Za-z_-]{1,128}$/
 
@@ -78,16 +86,7 @@ webhookRoutes.add(
     validated: false,
     response: AckResponse,
     errors: ['invalid_webhook_signature', 'bad_request', 'request_too_large', 'service_unavailable'],
-    use: [
-      bodyLimit({
-        maxSize: MAX_WEBHOOK_BYTES,
-        onError: () => {
-          throw new StytchError('request_too_large', {
-            message: `The request body is larger than ${MAX_WEBHOOK_BYTES} bytes.`,
-          })
-        },
-      }),
-    ],
+    use: [bodyLimited],
   },
   async (c) => {
     const appSecret = c.env.WHATSAPP_APP_SECRET
@@ -105,46 +104,52 @@ webhookRoutes.add(
       throw new StytchError('bad_request', { message: 'The request body is not valid JSON.' })
     }
     const events = statusEvents(payload)
-    const at = now()
-    const applied = await applyStatuses(c.env.DB, events, at)
+    const applied = await applyProviderStatuses(c.env, 'whatsapp', events, now())
     if (events.length > 0) {
       logEvent('info', 'whatsapp.webhook_statuses', { received: events.length, updated: applied.length })
     }
-    for (const status of applied) logStatus(status, at)
     for (const notice of webhookNotices(payload)) logNotice(notice)
     return c.json({ request_id: c.var.requestId, status_code: 200 as const })
   },
 )
 
 /**
- * One line (and metric) per status that moved a delivery: delivered and read with their latency
- * since the code was issued, failed with Meta's code. A failure an operator must fix (payment,
- * account, template; or a code missing from the table) is an alert: such failures often arrive only
- * here, after Meta accepted the message.
+ * POST: Twilio's SMS status callback (the StatusCallback each send names, TWILIO_STATUS_CALLBACK_URL).
+ * The X-Twilio-Signature is checked over the URL as called and the form parameters before anything
+ * reads them; a delivered, undelivered or failed status then moves its delivery forward. Applied
+ * before answering, so a D1 failure becomes a 500 and Twilio tries the callback again.
  */
-function logStatus(status: AppliedStatus, at: number): void {
-  const phone = status.phoneNumber ? parsePhone(status.phoneNumber) : null
-  const fields = {
-    delivery_id: status.deliveryId,
-    project_id: status.projectId,
-    country: phone ? sendCountry(phone) : null,
-    status: status.status,
-    attempts: status.attempts,
-    latency_ms: Math.max(0, at - status.createdAt),
-  }
-  if (status.status !== 'failed') {
-    logEvent('info', 'whatsapp.status', fields)
-    return
-  }
-  const rule = status.errorCode === null ? undefined : metaErrorRule(status.errorCode)
-  const alert = rule ? (rule.alert ?? false) : true
-  logEvent(alert ? 'error' : 'warn', 'whatsapp.status', {
-    ...fields,
-    error_code: status.errorCode,
-    detail: rule?.label ?? 'meta_error',
-    alert,
-  })
-}
+webhookRoutes.add(
+  {
+    method: 'post',
+    path: '/twilio',
+    operationId: 'webhooksTwilioStatus',
+    summary: "Twilio's SMS delivery status callback (authenticated by X-Twilio-Signature)",
+    tag: 'Webhooks',
+    auth: 'none',
+    body: TwilioStatusCallback,
+    bodyMedia: 'application/x-www-form-urlencoded',
+    validated: false,
+    response: AckResponse,
+    errors: ['invalid_webhook_signature', 'request_too_large', 'service_unavailable'],
+    use: [bodyLimited],
+  },
+  async (c) => {
+    const authToken = c.env.TWILIO_AUTH_TOKEN
+    if (!authToken) {
+      throw new StytchError('service_unavailable', { message: 'TWILIO_AUTH_TOKEN is not configured.' })
+    }
+    // Whatever the declared type, the body is read as Twilio's form encoding: a body that is not one
+    // has no parameters, and its signature cannot match.
+    const params = new URLSearchParams(await c.req.text())
+    if (!(await verifyTwilioSignature(authToken, c.req.url, params, c.req.header('x-twilio-signature')))) {
+      throw new StytchError('invalid_webhook_signature')
+    }
+    const event = twilioStatusEvent(params)
+    if (event) await applyProviderStatuses(c.env, 'sms', [event], now())
+    return c.json({ request_id: c.var.requestId, status_code: 200 as const })
+  },
+)
 
 function logNotice(notice: WebhookNotice): void {
   if (notice.kind === 'template_status') {

@@ -37,7 +37,7 @@ export function sessionObject(
 function factorObject(f: FactorRow): StytchAuthenticationFactor {
   return {
     type: 'otp',
-    delivery_method: 'whatsapp',
+    delivery_method: f.delivery_method === 'sms' ? 'sms' : 'whatsapp',
     last_authenticated_at: rfc3339(f.last_authenticated_at),
     created_at: rfc3339(f.created_at),
     updated_at: rfc3339(f.updated_at),

@@ -1,7 +1,15 @@
 import * as z from 'zod'
 import { DEFAULT_TEMPLATE_LANGUAGES, GRAPH_API_ORIGIN, META_PATTERNS, templateLanguages } from '../config'
+import {
+  callProvider,
+  type DeliveryProvider,
+  type ErrorRule,
+  type OutgoingCode,
+  resultOfRule,
+  resultOfStatus,
+  type SendResult,
+} from '../delivery/provider'
 import type { Locale } from '../schemas'
-import type { OutgoingCode, SendResult, WhatsAppProvider } from './provider'
 
 /**
  * The WhatsApp Business Cloud API provider: one AUTHENTICATION template message (copy-code button)
@@ -82,18 +90,17 @@ export function buildSendRequest(config: MetaConfig, message: OutgoingCode): { u
   }
 }
 
-export interface MetaErrorRule {
-  retry: boolean
-  label: string
-  /** Retries wait at least this long (131056: one message per 6 s to the same user). */
-  minDelaySeconds?: number
-  /** Permanent and caused by our side (token, template, account): an operator has to act. */
-  alert?: boolean
-}
+export type MetaErrorRule = ErrorRule
 
 /**
  * Meta's `error.code` → what to do. Meta says to branch on the code, not on the
- * HTTP status, whose mapping its own tables disagree on.
+ * HTTP status, whose mapping its own tables disagree on. `fallback` marks the codes whose meaning is
+ * "this recipient cannot receive the WhatsApp message": 131026 (message undeliverable: the number
+ * is not on WhatsApp, has not accepted WhatsApp's current terms, or runs an app too old for the
+ * message) and 130497 (this business may not message users in the recipient's country). For those,
+ * a project with whatsapp_fallback 'sms' sends the same code by SMS. The other recipient-side codes
+ * are about one message or marketing (experiments, engagement limits, opt-outs) or are the sender's
+ * own set-up (test-number allow list): an SMS would not be the answer to them.
  */
 export const META_ERROR_RULES: Readonly<Record<number, MetaErrorRule>> = {
   130429: { retry: true, label: 'throughput_limit' },
@@ -113,7 +120,7 @@ export const META_ERROR_RULES: Readonly<Record<number, MetaErrorRule>> = {
   132012: { retry: false, label: 'template_parameter_format_mismatch', alert: true },
   132015: { retry: false, label: 'template_paused', alert: true },
   132016: { retry: false, label: 'template_disabled', alert: true },
-  131026: { retry: false, label: 'undeliverable' },
+  131026: { retry: false, label: 'undeliverable', fallback: true },
   131030: { retry: false, label: 'recipient_not_allowed' },
   131047: { retry: false, label: 'reengagement_required' },
   190: { retry: false, label: 'access_token_expired', alert: true },
@@ -137,7 +144,7 @@ export const META_ERROR_RULES: Readonly<Record<number, MetaErrorRule>> = {
   131051: { retry: false, label: 'unsupported_message_type', alert: true },
   131055: { retry: false, label: 'method_not_allowed', alert: true },
   130472: { retry: false, label: 'recipient_in_experiment' },
-  130497: { retry: false, label: 'country_restricted', alert: true },
+  130497: { retry: false, label: 'country_restricted', alert: true, fallback: true },
   132005: { retry: false, label: 'template_text_too_long', alert: true },
   132007: { retry: false, label: 'template_policy_violation', alert: true },
   133000: { retry: false, label: 'incomplete_deregistration', alert: true },
@@ -164,64 +171,26 @@ const MetaSuccessBody = z.object({ messages: z.array(z.object({ id: z.string().m
 /** Classifies a non-2xx Graph API reply by `error.code`, falling back to the HTTP status without one. */
 export function classifyMetaError(httpStatus: number, body: unknown): Exclude<SendResult, { kind: 'sent' }> {
   const parsed = MetaErrorBody.safeParse(body)
-  if (parsed.success) {
-    const code = parsed.data.error.code
-    const rule = metaErrorRule(code)
-    if (rule?.retry)
-      return {
-        kind: 'retry',
-        errorCode: code,
-        detail: rule.label,
-        minDelaySeconds: rule.minDelaySeconds ?? 0,
-      }
-    if (rule) return { kind: 'failed', errorCode: code, detail: rule.label, alert: rule.alert ?? false }
-    // A code missing from Meta's table: only an outage status makes it worth another try.
-    if (httpStatus >= 500) return { kind: 'retry', errorCode: code, detail: 'meta_error', minDelaySeconds: 0 }
-    return { kind: 'failed', errorCode: code, detail: 'meta_error', alert: true }
-  }
-  if (httpStatus >= 500 || httpStatus === 429 || httpStatus === 408) {
-    return { kind: 'retry', errorCode: null, detail: `http_${httpStatus}`, minDelaySeconds: 0 }
-  }
-  return { kind: 'failed', errorCode: null, detail: `http_${httpStatus}`, alert: true }
+  if (!parsed.success) return resultOfStatus(httpStatus)
+  const code = parsed.data.error.code
+  return resultOfRule(code, metaErrorRule(code), httpStatus, 'meta_error')
 }
 
 /** The Meta provider over an injectable `fetch` (tests mock the Graph API at this boundary). */
-export function metaProvider(config: MetaConfig, fetchFn: typeof fetch): WhatsAppProvider {
+export function metaProvider(config: MetaConfig, fetchFn: typeof fetch): DeliveryProvider {
   return {
     name: 'meta',
+    channel: 'whatsapp',
     async send(message) {
       const { url, init } = buildSendRequest(config, message)
-      let status: number
-      let text: string
-      try {
-        const res = await fetchFn(url, { ...init, signal: AbortSignal.timeout(META_TIMEOUT_MS) })
-        status = res.status
-        text = await res.text()
-      } catch (err) {
-        // Ambiguous: Meta may have accepted it. A retry sends the same code, so a duplicate is harmless.
-        const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
-        return {
-          kind: 'retry',
-          errorCode: null,
-          detail: timedOut ? 'timeout' : 'network_error',
-          minDelaySeconds: 0,
-        }
-      }
-      const body = parseJson(text)
-      if (status >= 200 && status < 300) {
-        const ok = MetaSuccessBody.safeParse(body)
+      const reply = await callProvider(fetchFn, url, init, META_TIMEOUT_MS)
+      if ('kind' in reply) return reply
+      if (reply.status >= 200 && reply.status < 300) {
+        const ok = MetaSuccessBody.safeParse(reply.body)
         // Accepted without a readable id: still sent (resending would duplicate), just untrackable.
-        return { kind: 'sent', wamid: ok.success ? (ok.data.messages[0]?.id ?? null) : null }
+        return { kind: 'sent', messageId: ok.success ? (ok.data.messages[0]?.id ?? null) : null }
       }
-      return classifyMetaError(status, body)
+      return classifyMetaError(reply.status, reply.body)
     },
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
   }
 }

@@ -1,6 +1,6 @@
 import * as z from 'zod'
 import { bytesEqual, fromHex, hmacSha256, sha256 } from '../crypto'
-import type { StatusEvent } from './deliveries'
+import type { StatusEvent } from '../delivery/deliveries'
 
 /**
  * Meta's webhook: the X-Hub-Signature-256 check, the message status events it carries, and the
@@ -61,7 +61,7 @@ export function statusEvents(payload: unknown): StatusEvent[] {
         const item = StatusItem.safeParse(raw)
         if (!item.success) continue
         const errorCode = item.data.errors?.[0]?.code ?? null
-        events.push({ wamid: item.data.id, status: item.data.status, errorCode })
+        events.push({ messageId: item.data.id, status: item.data.status, errorCode })
       }
     }
   }

@@ -24,6 +24,7 @@
 import { spawn } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -105,6 +106,33 @@ function killOnExit(pid, persistTo) {
 }
 
 /**
+ * One HTTP request on a connection of its own, closed after the reply (fetch would keep it in the
+ * process-wide pool). The harness's own requests (the readiness poll, the D1 API) go this way, so
+ * they leave no idle connection behind for a test's next fetch to pick up: a file that then blocks
+ * its event loop (execFileSync) past the server's keep-alive timeout would otherwise send its first
+ * request on a socket the server has closed ("fetch failed").
+ * @param {URL} url
+ * @param {{ method?: string, headers?: Record<string, string>, body?: string, timeoutMs?: number }} [options]
+ * @returns {Promise<{ status: number, text: string }>}
+ */
+function oneRequest(url, { method = 'GET', headers = {}, body, timeoutMs = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => {
+        text += chunk
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`no reply from ${url} within ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/**
  * SQL against the running server's D1 database through wrangler's local explorer API (served by
  * `wrangler dev` itself on its own port, to loopback hosts only): the statement runs inside the
  * server's workerd, so it never meets the server's writes on the database file the way a second
@@ -120,17 +148,17 @@ function killOnExit(pid, persistTo) {
  */
 export async function d1Query(baseUrl, sql, params = []) {
   const api = new URL('/cdn-cgi/local/explorer/api/d1/database', baseUrl)
-  const listing = await (await fetch(api)).json()
+  const listing = JSON.parse((await oneRequest(api)).text)
   const database = listing.result?.find((d) => d.name === 'DB')
   if (!database) throw new Error(`no DB database in the local explorer: ${JSON.stringify(listing)}`)
-  const res = await fetch(new URL(`${api.pathname}/${database.uuid}/raw`, baseUrl), {
+  const res = await oneRequest(new URL(`${api.pathname}/${database.uuid}/raw`, baseUrl), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ sql, params: params.map(String) }),
   })
-  const body = await res.json()
+  const body = JSON.parse(res.text)
   const result = body.result?.[0]
-  if (!res.ok || !body.success || !result?.success) throw new Error(`D1 query failed: ${JSON.stringify(body)}`)
+  if (res.status !== 200 || !body.success || !result?.success) throw new Error(`D1 query failed: ${res.text}`)
   const { columns, rows } = result.results
   return rows.map((row) => Object.fromEntries(columns.map((c, i) => [c, row[i]])))
 }
@@ -279,8 +307,8 @@ async function startOn(port, { vars, script, entry, registry }) {
         throw new Error(`the server exited with code ${child.exitCode}`)
       }
       try {
-        const res = await fetch(new URL('/health', baseUrl), { signal: AbortSignal.timeout(2_000) })
-        if (res.ok) break
+        const res = await oneRequest(new URL('/health', baseUrl), { timeoutMs: 2_000 })
+        if (res.status === 200) break
       } catch {
         // not listening yet
       }
@@ -315,7 +343,12 @@ export async function sharedServer() {
   return {
     baseUrl: info.baseUrl,
     port: info.port,
-    persistTo: info.persistTo,
+    // Another process on the shared state (wrangler d1 execute, the operator scripts) would meet the
+    // other files' writes to the database file: such a file asks for a server of its own.
+    /** @returns {string} */
+    get persistTo() {
+      throw new Error("the shared test server's state directory is not for other processes: pass own: true")
+    },
     registry: info.registry,
     stop: async () => {},
     output: () => "(the shared server's output goes to the runner)",

@@ -7,11 +7,12 @@ import { sendCountry } from '../limits'
 import { errorName, logEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
 import { parsePhone } from '../phone'
-import { consoleProvider } from './console'
 import { claimDelivery } from './deliveries'
-import { jobAad, type WhatsAppJob, WhatsAppJobSchema } from './job'
-import { metaConfig, metaProvider } from './meta'
-import { unconfiguredProvider, type WhatsAppProvider } from './provider'
+import { fallbackCodeOf, startFallback } from './fallback'
+import { type Channel, type DeliveryJob, DeliveryJobSchema, jobAad } from './job'
+import type { DeliveryProvider } from './provider'
+import { selectProvider } from './select'
+import { applyProviderStatuses } from './statuses'
 
 /** The local (top-level wrangler.toml) queue names; queueRole() also knows each environment's. */
 export const DELIVERY_QUEUE = 'whatsapp-otp-delivery'
@@ -44,26 +45,6 @@ export function backoffSeconds(attempt: number, minSeconds = 0, random: () => nu
   return Math.ceil(base * (1 + random() / 2))
 }
 
-/** The provider chosen by WHATSAPP_PROVIDER; only the exact value "console" selects the console. */
-export function selectProvider(env: Env, deps: ConsumerDeps = defaultDeps): WhatsAppProvider {
-  if (env.WHATSAPP_PROVIDER === 'meta') {
-    const checked = metaConfig(env)
-    if (checked.ok) return metaProvider(checked.config, deps.fetch)
-    logEvent('error', 'whatsapp.provider_not_configured', {
-      provider: 'meta',
-      reason: checked.reason,
-      alert: true,
-    })
-    return unconfiguredProvider('meta')
-  }
-  if (env.WHATSAPP_PROVIDER === 'console') return consoleProvider(env.DB)
-  logEvent('error', 'whatsapp.provider_not_configured', {
-    reason: 'WHATSAPP_PROVIDER must be "meta" or "console"',
-    alert: true,
-  })
-  return unconfiguredProvider('unknown')
-}
-
 /**
  * A queue's role by its name: DELIVERY_QUEUE and DEAD_LETTER_QUEUE locally, and the same names with
  * the wrangler environment after `whatsapp-otp` in a deployed environment
@@ -75,7 +56,7 @@ export function queueRole(name: string): 'delivery' | 'dead_letter' | null {
   return match[1] ? 'dead_letter' : 'delivery'
 }
 
-/** The Worker's `queue()` handler: delivery jobs and their dead letters. */
+/** The Worker's `queue()` handler: delivery jobs of both channels and their dead letters. */
 export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerDeps = defaultDeps): Promise<void> {
   const role = queueRole(batch.queue)
   if (role === 'delivery') return deliverBatch(batch, env, deps)
@@ -87,28 +68,42 @@ export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerD
 }
 
 async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
-  const provider = withMetrics(env, {}, () => selectProvider(env, deps))
+  // Each channel's provider is set up once per batch, and only if the batch has a job for it.
+  const providers = new Map<Channel, DeliveryProvider>()
+  const provider = (channel: Channel) => {
+    let p = providers.get(channel)
+    if (!p) {
+      p = withMetrics(env, { channel }, () => selectProvider(env, channel, deps.fetch))
+      providers.set(channel, p)
+    }
+    return p
+  }
   // Every message is acked or retried on its own; one failure never fails its neighbours.
   await Promise.all(
     batch.messages.map((message) => {
       const job = parseJob(message)
       return job
         ? withMetrics(env, jobDimensions(job), () =>
-            deliverOne(message, job, projectEnv(env, job.project_id), provider, deps),
+            deliverOne(message, job, projectEnv(env, job.project_id), provider(job.channel), deps),
           )
         : null
     }),
   )
 }
 
-/** A job's metrics dimensions: its project, locale and destination country (never the number). */
-function jobDimensions(job: WhatsAppJob): Partial<MetricDimensions> {
+/** A job's metrics dimensions: its project, channel, locale and destination country (never the number). */
+function jobDimensions(job: DeliveryJob): Partial<MetricDimensions> {
   const phone = parsePhone(job.phone_number)
-  return { project: job.project_id, locale: job.locale, country: phone ? sendCountry(phone) : '' }
+  return {
+    project: job.project_id,
+    channel: job.channel,
+    locale: job.locale,
+    country: phone ? sendCountry(phone) : '',
+  }
 }
 
-function parseJob(message: Message): WhatsAppJob | null {
-  const parsed = WhatsAppJobSchema.safeParse(message.body)
+function parseJob(message: Message): DeliveryJob | null {
+  const parsed = DeliveryJobSchema.safeParse(message.body)
   if (parsed.success) return parsed.data
   // Not a job this version understands: retrying cannot fix it.
   logEvent('error', 'whatsapp.job_invalid', { message_id: message.id })
@@ -118,22 +113,24 @@ function parseJob(message: Message): WhatsAppJob | null {
 
 async function deliverOne(
   message: Message,
-  job: WhatsAppJob,
+  job: DeliveryJob,
   env: Env,
-  provider: WhatsAppProvider,
+  provider: DeliveryProvider,
   deps: ConsumerDeps,
 ): Promise<void> {
+  // Log events are named by channel: whatsapp.sent, sms.failed, …
+  const event = (what: string) => `${job.channel}.${what}`
   const ids = { delivery_id: job.id, phone_id: job.phone_id, provider: provider.name }
   try {
     const claim = await claimDelivery(env.DB, job.id, provider.name, now())
     if (claim.kind === 'busy') {
-      logEvent('info', 'whatsapp.job_in_flight', ids)
+      logEvent('info', event('job_in_flight'), ids)
       message.retry({ delaySeconds: Math.ceil(claim.retryInMs / 1000) })
       return
     }
-    if (claim.kind === 'dropped') logEvent('warn', 'whatsapp.job_dropped', { ...ids, reason: claim.reason })
-    if (claim.kind === 'done') logEvent('info', 'whatsapp.job_duplicate', { ...ids, status: claim.status })
-    if (claim.kind === 'missing') logEvent('warn', 'whatsapp.job_without_delivery', ids)
+    if (claim.kind === 'dropped') logEvent('warn', event('job_dropped'), { ...ids, reason: claim.reason })
+    if (claim.kind === 'done') logEvent('info', event('job_duplicate'), { ...ids, status: claim.status })
+    if (claim.kind === 'missing') logEvent('warn', event('job_without_delivery'), ids)
     if (claim.kind !== 'claimed') {
       message.ack()
       return
@@ -145,7 +142,7 @@ async function deliverOne(
     } catch (err) {
       // Wrong key or tampered job: no attempt can succeed.
       await recordFailed(env.DB, job.id, null, 'code_decrypt_failed', now())
-      logEvent('error', 'whatsapp.failed', {
+      logEvent('error', event('failed'), {
         ...ids,
         detail: 'code_decrypt_failed',
         error: errorName(err),
@@ -162,26 +159,32 @@ async function deliverOne(
       locale: job.locale,
       code,
       expiresAt: job.expires_at,
+      autofillDomain: job.autofill_domain ?? null,
     })
-    // latency_ms: from the code's issue to this attempt's answer (queue wait, retries, Meta's reply).
+    // latency_ms: from the code's issue to this attempt's answer (queue wait, retries, the provider's reply).
     const fields = { ...ids, attempts: claim.attempts, latency_ms: Math.max(0, now() - claim.createdAt) }
     if (result.kind === 'sent') {
       try {
-        await recordSent(env.DB, job.id, result.wamid, now())
+        // A WhatsApp message that may still turn out undeliverable keeps what its SMS fallback needs.
+        await recordSent(env.DB, job.id, result.messageId, now(), job.fallback ? fallbackCodeOf(job) : null)
       } catch (err) {
         // The message is out: a retry would send it again, so the failure to record is only logged.
-        logEvent('error', 'whatsapp.sent_unrecorded', {
+        logEvent('error', event('sent_unrecorded'), {
           ...fields,
-          wamid: result.wamid,
+          message_id: result.messageId,
           error: errorName(err),
         })
       }
-      logEvent('info', 'whatsapp.sent', { ...fields, wamid: result.wamid })
+      logEvent('info', event('sent'), { ...fields, message_id: result.messageId })
       message.ack()
+      // A status the provider reported at once takes the path of the same status from its webhook.
+      if (result.reported && result.messageId) {
+        await applyProviderStatuses(env, job.channel, [{ messageId: result.messageId, ...result.reported }], now())
+      }
     } else if (result.kind === 'retry') {
       await recordRetry(env.DB, job.id, result.errorCode, result.detail, now())
       const delaySeconds = backoffSeconds(message.attempts, result.minDelaySeconds, deps.random)
-      logEvent('warn', 'whatsapp.retry', {
+      logEvent('warn', event('retry'), {
         ...fields,
         error_code: result.errorCode,
         detail: result.detail,
@@ -190,17 +193,21 @@ async function deliverOne(
       message.retry({ delaySeconds })
     } else {
       await recordFailed(env.DB, job.id, result.errorCode, result.detail, now())
-      logEvent('error', 'whatsapp.failed', {
+      logEvent('error', event('failed'), {
         ...fields,
         error_code: result.errorCode,
         detail: result.detail,
         alert: result.alert,
       })
       message.ack()
+      // Meta answered at once that the recipient cannot receive WhatsApp: the same code by SMS.
+      if (result.fallback && job.fallback === 'sms') {
+        await startFallback(env, { job, code, errorCode: result.errorCode }, now())
+      }
     }
   } catch (err) {
     // D1 or another dependency failed: nothing was decided, so try again later.
-    logEvent('error', 'whatsapp.consumer_error', { ...ids, error: errorName(err) })
+    logEvent('error', event('consumer_error'), { ...ids, error: errorName(err) })
     message.retry({ delaySeconds: backoffSeconds(message.attempts, 0, deps.random) })
   }
 }
@@ -219,12 +226,12 @@ async function recordDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
   )
 }
 
-async function recordDeadLetter(message: Message, job: WhatsAppJob, env: Env): Promise<void> {
+async function recordDeadLetter(message: Message, job: DeliveryJob, env: Env): Promise<void> {
   try {
     const errorCode = await recordExhausted(env.DB, job.id, now())
-    // A job that gave up unsent needs a human: Meta kept failing it (rate limits past the code's
-    // life, an outage) or the consumer kept crashing.
-    logEvent(errorCode === undefined ? 'info' : 'error', 'whatsapp.dead_letter', {
+    // A job that gave up unsent needs a human: the provider kept failing it (rate limits past the
+    // code's life, an outage) or the consumer kept crashing.
+    logEvent(errorCode === undefined ? 'info' : 'error', `${job.channel}.dead_letter`, {
       delivery_id: job.id,
       phone_id: job.phone_id,
       recorded: errorCode !== undefined,
@@ -233,7 +240,7 @@ async function recordDeadLetter(message: Message, job: WhatsAppJob, env: Env): P
     })
     message.ack()
   } catch (err) {
-    logEvent('error', 'whatsapp.dead_letter_error', { delivery_id: job.id, error: errorName(err), alert: true })
+    logEvent('error', `${job.channel}.dead_letter_error`, { delivery_id: job.id, error: errorName(err), alert: true })
     message.retry()
   }
 }

@@ -11,8 +11,8 @@ export type { DeliveryStatus, StatusEvent, WebhookStatus } from '../db/deliverie
 
 /**
  * A delivery job's life (rows in the deliveries table, src/db/deliveries.ts): claimed by one
- * consumer at a time under a lease, then recorded sent, retried, failed or dropped; webhooks move a
- * sent message forward.
+ * consumer at a time under a lease, then recorded sent, retried, failed or dropped; provider
+ * statuses (webhooks) move a sent message forward.
  */
 
 /**
@@ -59,32 +59,41 @@ export async function claimDelivery(db: D1Database, id: string, provider: string
 export interface AppliedStatus extends StatusEvent {
   deliveryId: string
   projectId: string
+  phoneId: string
   /** When the code was issued (deliveries.created_at): the delivery latency is measured from it. */
   createdAt: number
+  expiresAt: number
   attempts: number
   /** The recipient (E.164), only to derive the country; never logged or counted. */
   phoneNumber: string | null
+  /** On a 'failed' status: the sealed code the delivery kept for an SMS fallback, if any. */
+  fallbackCode: string | null
 }
 
 /**
- * Applies status webhooks by wamid in one D1 round trip. Each update only moves a delivery forward,
- * so duplicates and out-of-order arrivals are no-ops; unknown wamids match nothing. Returns the
- * statuses that changed a row.
+ * Applies provider statuses of one channel by message id in one D1 round trip. Each update only
+ * moves a delivery forward, so duplicates and out-of-order arrivals are no-ops; unknown ids match
+ * nothing. Returns the statuses that changed a row.
  */
 export async function applyStatuses(
   db: D1Database,
+  channel: 'whatsapp' | 'sms',
   events: readonly StatusEvent[],
   at: number,
+  failedDetail: string,
 ): Promise<AppliedStatus[]> {
-  const updates = await applyStatusUpdates(db, events, at)
-  return updates.flatMap(({ event, rows }) =>
+  const updates = await applyStatusUpdates(db, channel, events, at, failedDetail)
+  return updates.flatMap(({ event, rows, fallbackCodes }) =>
     rows.map((row) => ({
       ...event,
       deliveryId: row.id,
       projectId: row.project_id,
+      phoneId: row.phone_id,
       createdAt: row.created_at,
+      expiresAt: row.expires_at,
       attempts: row.attempts,
       phoneNumber: row.phone_number,
+      fallbackCode: fallbackCodes.find((f) => f.id === row.id)?.fallback_code ?? null,
     })),
   )
 }
