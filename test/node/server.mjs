@@ -207,6 +207,11 @@ export async function startServer({
 } = {}) {
   if (!existsSync(script)) throw new Error('run from the repository root')
   const ownRegistry = registry === undefined ? mkdtempSync(join(tmpdir(), 'whatsapp-otp-node-registry-')) : undefined
+  // Removed by stop(), or when this process ends first (the server's state goes with killOnExit).
+  const dropRegistry = () => {
+    if (ownRegistry) rmSync(ownRegistry, { recursive: true, force: true })
+  }
+  process.once('exit', dropRegistry)
   let first = ports[0]
   for (let attempt = 1; ; attempt++) {
     const port = await freePort([first, ports[1]])
@@ -216,19 +221,20 @@ export async function startServer({
         await server.stop()
         throw err
       })
-      if (!ownRegistry) return server
       return {
         ...server,
         stop: async (options) => {
           await server.stop(options)
-          rmSync(ownRegistry, { recursive: true, force: true })
+          process.off('exit', dropRegistry)
+          dropRegistry()
         },
       }
     } catch (err) {
       // Another process (a test run in another checkout, say) took the port between the probe and
       // wrangler's bind: the next one.
       if (!(err instanceof PortTaken) || attempt === 3) {
-        if (ownRegistry) rmSync(ownRegistry, { recursive: true, force: true })
+        process.off('exit', dropRegistry)
+        dropRegistry()
         throw err
       }
       first = port + 1

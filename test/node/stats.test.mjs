@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createHmac, randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { describe, it } from 'node:test'
+import { readFileSync, rmSync } from 'node:fs'
+import { after, describe, it } from 'node:test'
 import { d1Query, serveDuringTests } from './server.mjs'
 
 const PROJECT = {
@@ -37,6 +37,11 @@ const NUMBERS = {
 }
 
 let server
+/** The stopped server's state directory, which the scripts read; removed after the tests. */
+let state
+after(() => {
+  if (state) rmSync(state, { recursive: true, force: true })
+})
 const phoneIds = {}
 const breaker = {}
 
@@ -78,6 +83,21 @@ async function webhook(statuses) {
     body,
   })
   assert.equal(res.status, 200)
+}
+
+/** Waits until no delivery of PROJECT is still queued or being sent. */
+async function settled() {
+  const deadline = Date.now() + OUTBOX_TIMEOUT_MS
+  for (;;) {
+    const [row] = await d1Query(
+      server.baseUrl,
+      `SELECT COUNT(*) AS open FROM deliveries WHERE project_id = ?1 AND status IN ('queued', 'sending')`,
+      [PROJECT.id],
+    )
+    if (row?.open === 0) return
+    if (Date.now() > deadline) throw new Error(`${row?.open} deliveries still open after ${OUTBOX_TIMEOUT_MS} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
 }
 
 function run(script, args) {
@@ -132,6 +152,12 @@ serveDuringTests(
     )
     breaker.trippedAt = new Date(trippedAt).toISOString()
     breaker.pausedUntil = new Date(trippedAt + 3_600_000).toISOString()
+    // Everything the run set off has settled (no delivery still queued or being sent, fallbacks
+    // included), then the server stops: the scripts read its state directory with `wrangler d1
+    // execute`, which can fail with SQLITE_BUSY if the server writes the database file meanwhile.
+    await settled()
+    state = server.persistTo
+    await server.stop({ keepState: true })
   },
   { timeout: 300_000 },
 )
