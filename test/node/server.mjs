@@ -261,8 +261,14 @@ async function startOn(port, { vars, script, entry, registry }) {
   if (child.pid === undefined) throw new Error(`could not start ${script}`)
   const pid = child.pid
   let output = ''
+  // Set once this server says it listens on `port` ("Ready on http://127.0.0.1:<port>"): until then a
+  // /health answer on that port may come from another process that took the port first (another
+  // checkout's tests), whose wrangler then exits on "Address already in use" a moment later.
+  let bound = false
+  const readyLine = new RegExp(`Ready on http://127\\.0\\.0\\.1:${port}\\b`)
   const keep = (chunk) => {
     output = (output + chunk).slice(-20_000)
+    bound ||= readyLine.test(output)
   }
   child.stdout.on('data', keep)
   child.stderr.on('data', keep)
@@ -313,10 +319,10 @@ async function startOn(port, { vars, script, entry, registry }) {
         throw new Error(`the server exited with code ${child.exitCode}`)
       }
       try {
-        const res = await oneRequest(new URL('/health', baseUrl), { timeoutMs: 2_000 })
-        if (res.status === 200) break
+        const res = bound ? await oneRequest(new URL('/health', baseUrl), { timeoutMs: 2_000 }) : null
+        if (res?.status === 200) break
       } catch {
-        // not listening yet
+        // not answering yet
       }
       if (Date.now() > deadline) throw new Error(`the server did not answer within ${READY_TIMEOUT_MS} ms`)
       await new Promise((resolve) => setTimeout(resolve, 250))
