@@ -100,7 +100,7 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(returning.counts).toEqual(only({ d1: 1, kv_write: 1, queue_send: 1 }))
   })
 
-  it('authenticate: right code 1 KV read, 1 D1 round trip, 1 KV delete; wrong code 1 KV read, 1 D1', async () => {
+  it('authenticate: right code 1 KV read, 1 D1 round trip; wrong code the same', async () => {
     const p = await project()
     const { phoneId, code } = await countedLogin(p, '+12025550194')
     const bad = await countedAuth(p, phoneId, wrong(code))
@@ -108,10 +108,10 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(ops(bad)).toEqual(only({ d1: 1, kv_read: 1 }))
     const good = await countedAuth(p, phoneId, code)
     expect(good.status).toBe(200)
-    expect(ops(good)).toEqual(only({ d1: 1, kv_read: 1, kv_delete: 1 }))
+    expect(ops(good)).toEqual(only({ d1: 1, kv_read: 1 }))
   })
 
-  it('authenticate when KV lags behind the gate: 1 KV read, 2 D1 round trips (+ 1 KV delete on success)', async () => {
+  it('authenticate when KV lags behind the gate: 1 KV read, 2 D1 round trips', async () => {
     const p = await project()
     const first = await countedLogin(p, '+12025550195')
     const staleRecord = await env.OTP_KV.get(`otp:${first.phoneId}`)
@@ -125,7 +125,7 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(ops(bad)).toEqual(only({ d1: 2, kv_read: 1 }))
     const good = await countedAuth(p, first.phoneId, second.code)
     expect(good.status).toBe(200)
-    expect(ops(good)).toEqual(only({ d1: 2, kv_read: 1, kv_delete: 1 }))
+    expect(ops(good)).toEqual(only({ d1: 2, kv_read: 1 }))
   })
 
   it('reports the rows D1 read and wrote: none for the bare route, those of its batch for login_or_create', async () => {

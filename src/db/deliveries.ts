@@ -123,16 +123,17 @@ export function deliveryState(
 /**
  * The provider accepted the message. Clears the last attempt's error: it no longer describes the row.
  * `fallbackCode` (a WhatsApp message of a project that falls back to SMS): what the fallback needs
- * if Meta later reports the message undeliverable, kept until a status makes the delivery final.
+ * if Meta later reports the message undeliverable, kept until a status makes the delivery final. A
+ * statement, for the consumer's batch that also writes a console delivery's outbox entry.
  */
-export async function recordSent(
+export function sentStatement(
   db: D1Database,
   id: string,
   messageId: string | null,
   at: number,
   fallbackCode: string | null = null,
-): Promise<void> {
-  await db
+): D1PreparedStatement {
+  return db
     .prepare(
       `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
          error_code = NULL, error_detail = NULL, fallback_code = ?4,
@@ -140,7 +141,6 @@ export async function recordSent(
        WHERE id = ?1 AND status = 'sending'`,
     )
     .bind(id, messageId, at, fallbackCode)
-    .run()
 }
 
 /** A transient failure: the row stays pending and the lease is released for the retry. */

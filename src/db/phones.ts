@@ -279,10 +279,13 @@ export interface PhoneOwnerRow {
   status: UserStatus
   verified: number
   user_created: number
+  /** 1 when the row is an unverified attachment rather than the number's owner (ownsNumber). */
+  attachment: number
 }
 
 /**
- * The phone's owner; `user_created` is 1 when the owner is the user id this request minted. With
+ * The phone's owner; `user_created` is 1 when the owner is the user id this request minted,
+ * `attachment` 1 when the row is an attachment (only with claims 'any'). With
  * `claims: 'owner'` a number held only by an unverified attachment has no owner (/send without a
  * user must not route a login into the attaching account); 'any' also returns the attaching user.
  */
@@ -290,15 +293,20 @@ export function phoneOwnerStatement(
   db: D1Database,
   projectId: string,
   phoneNumber: string,
-  options: { mintedUserId?: string; claims: 'owner' | 'any' },
+  options: { mintedUserId?: string; claims: 'owner' | 'any'; liveCodeAt?: number },
 ): D1PreparedStatement {
   const claim = options.claims === 'owner' ? `AND ${ownsNumber('p.')}` : ''
+  // With liveCodeAt, also the phone's live code (otp_codes: unconsumed, unexpired then) or NULLs.
+  const live = options.liveCodeAt !== undefined
   return db
     .prepare(
-      `SELECT p.id AS phone_id, p.user_id, u.status, p.verified, (p.user_id = ?3) AS user_created
-       FROM phones p JOIN users u ON u.id = p.user_id WHERE p.project_id = ?1 AND p.phone_number = ?2 ${claim}`,
+      `SELECT p.id AS phone_id, p.user_id, u.status, p.verified, (p.user_id = ?3) AS user_created,
+         (NOT ${ownsNumber('p.')}) AS attachment${live ? ', c.code_id, c.expires_at' : ''}
+       FROM phones p JOIN users u ON u.id = p.user_id
+       ${live ? 'LEFT JOIN otp_codes c ON c.phone_id = p.id AND c.consumed_at IS NULL AND c.expires_at > ?4' : ''}
+       WHERE p.project_id = ?1 AND p.phone_number = ?2 ${claim}`,
     )
-    .bind(projectId, phoneNumber, options.mintedUserId ?? '')
+    .bind(projectId, phoneNumber, options.mintedUserId ?? '', ...(live ? [options.liveCodeAt] : []))
 }
 
 /** The user holding the phone `phoneId` in the project, whatever the phone's state. */

@@ -1,10 +1,12 @@
 import { now } from '../clock'
 import { openRotating } from '../crypto'
-import { recordExhausted, recordFailed, recordRetry, recordSent } from '../db/deliveries'
+import { Batch } from '../db/batch'
+import { recordExhausted, recordFailed, recordRetry, sentStatement } from '../db/deliveries'
+import { outboxMessageStatement } from '../db/dev-outbox'
 import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
 import { sendCountry } from '../limits'
-import { errorName, logEvent } from '../log'
+import { errorName, logEvent, recordEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
 import { parsePhone } from '../phone'
 import { claimDelivery } from './deliveries'
@@ -91,14 +93,17 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
   )
 }
 
-/** A job's metrics dimensions: its project, channel, locale and destination country (never the number). */
+/**
+ * A job's metrics dimensions: its project, channel, locale and destination country (never the
+ * number). The country comes with the job; only a job queued before it did has its number parsed.
+ */
 function jobDimensions(job: DeliveryJob): Partial<MetricDimensions> {
-  const phone = parsePhone(job.phone_number)
+  const phone = job.country === undefined ? parsePhone(job.phone_number) : null
   return {
     project: job.project_id,
     channel: job.channel,
     locale: job.locale,
-    country: phone ? sendCountry(phone) : '',
+    country: job.country ?? (phone ? sendCountry(phone) : ''),
   }
 }
 
@@ -165,8 +170,12 @@ async function deliverOne(
     const fields = { ...ids, attempts: claim.attempts, latency_ms: Math.max(0, now() - claim.createdAt) }
     if (result.kind === 'sent') {
       try {
+        // One transaction: the delivery recorded sent and, from the console provider, its outbox entry.
         // A WhatsApp message that may still turn out undeliverable keeps what its SMS fallback needs.
-        await recordSent(env.DB, job.id, result.messageId, now(), job.fallback ? fallbackCodeOf(job) : null)
+        const record = new Batch()
+        record.add(sentStatement(env.DB, job.id, result.messageId, now(), job.fallback ? fallbackCodeOf(job) : null))
+        if (result.outbox) record.add(outboxMessageStatement(env.DB, result.outbox))
+        await record.run(env.DB)
       } catch (err) {
         // The message is out: a retry would send it again, so the failure to record is only logged.
         logEvent('error', event('sent_unrecorded'), {
@@ -175,7 +184,7 @@ async function deliverOne(
           error: errorName(err),
         })
       }
-      logEvent('info', event('sent'), { ...fields, message_id: result.messageId })
+      recordEvent(event('sent'), fields)
       message.ack()
       // A status the provider reported at once takes the path of the same status from its webhook.
       if (result.reported && result.messageId) {
