@@ -193,12 +193,7 @@ describe('main flows leak nothing', () => {
     expect(leaksIn(lines, codes)).toEqual([])
     expect(lines.filter((l) => l.text.includes(sessionToken) || l.text.includes(sessionJwt))).toEqual([])
     // The failures were logged, so the check had them to read.
-    for (const event of [
-      'whatsapp.retry',
-      'whatsapp.failed',
-      'whatsapp.job_dropped',
-      'otp.send_undone',
-    ]) {
+    for (const event of ['whatsapp.retry', 'whatsapp.failed', 'whatsapp.job_dropped', 'otp.send_undone']) {
       expect(lines.some((l) => l.text.includes(`"event":"${event}"`))).toBe(true)
     }
     expect(lines.some((l) => l.level === 'error' && l.text.includes('"path":"/v1/otps/authenticate"'))).toBe(true)
