@@ -128,7 +128,9 @@ describe('alert Tail Worker', () => {
     expect(summaries[0]).toContain('error_code=131042')
     expect(summaries[1]).toContain('error_code=190')
     const webhook = fetchSpy.mockResolvedValue(new Response('ok'))
-    await alertTail.tail([traceItem(success), traceItem(failures)], { ALERT_WEBHOOK_URL: 'https://hooks.example.com/x' })
+    await alertTail.tail([traceItem(success), traceItem(failures)], {
+      ALERT_WEBHOOK_URL: 'https://hooks.example.com/x',
+    })
     expect(webhook).toHaveBeenLastCalledWith('https://hooks.example.com/x', expect.anything())
     const text = (JSON.parse(String(webhook.mock.lastCall?.[1]?.body)) as { text: string }).text
     expect(text).toContain('131042')
