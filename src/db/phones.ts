@@ -188,6 +188,23 @@ export function userPhonesStatement(
     .bind(projectId, key, at)
 }
 
+/**
+ * SQL: a user's visible phones as a JSON array of PhoneRow objects, in the order they were added, for
+ * a statement that reads the user anyway (`userRef`, `projectRef` and `at` are SQL expressions or
+ * placeholders), so the User object costs no statement of its own.
+ */
+export function userPhonesJsonSql(userRef: string, projectRef: string, at: string): string {
+  return `(SELECT json_group_array(json_object('phone_id', p.id, 'phone_number', p.phone_number, 'verified', p.verified))
+    FROM (SELECT p.id, p.phone_number, p.verified FROM phones p
+      WHERE p.project_id = ${projectRef} AND p.user_id = ${userRef} AND ${visiblePhone(at)}
+      ORDER BY p.created_at, p.rowid) p)`
+}
+
+/** The PhoneRow objects of a userPhonesJsonSql column. */
+export function phonesFromJson(json: string | null | undefined): PhoneRow[] {
+  return json ? (JSON.parse(json) as PhoneRow[]) : []
+}
+
 /** Deletes one phone (its gate goes first: deletePhoneCodeStatement in src/db/otp-codes.ts). */
 export function deletePhoneStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
   return db.prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2').bind(projectId, phoneId)

@@ -12,7 +12,7 @@ import {
   successStatements,
   wrongCodeStatements,
 } from '../db/otp-codes'
-import { type PhoneRow, releaseExpiredById, removeReplacedPhoneStatement, userPhonesStatement } from '../db/phones'
+import { phonesFromJson, releaseExpiredById, removeReplacedPhoneStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { revokeOnExchangeStatement } from '../db/sessions'
 import { isLocked } from '../db/users'
@@ -105,8 +105,6 @@ interface Pass {
   session: SessionReads | null
   /** The phone a completed exchange removed (a success only). */
   replaced: Handle<{ phone_id: string }> | null
-  /** The user's phones, for the User object (a possible success only). */
-  phones: Handle<PhoneRow> | null
 }
 
 /**
@@ -245,11 +243,11 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
   })
   batch.addAll(failures.statements)
   const brake = failures.brake ? batch.add<BrakeRow>(failures.brake) : null
-  const state = batch.add<AuthStateRow>(authStateStatement(env.DB, project.id, phoneId))
-  const phones = maySucceed ? batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at)) : null
+  // The state, with the user's phones for the User object when the attempt may succeed.
+  const state = batch.add<AuthStateRow>(authStateStatement(env.DB, project.id, phoneId, maySucceed ? at : undefined))
   await runWithLimits(env.DB, batch, project.id)
   noteBrake(brake?.first(), project.id, settings)
-  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, replaced, phones }
+  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, replaced }
 }
 
 /** The session a successful authenticate extends or starts, which a completed exchange keeps. */
@@ -286,7 +284,7 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
     return {
       user_id: state.user_id,
       method_id: phoneId,
-      user: userObject(state, pass.phones?.rows() ?? [], at),
+      user: userObject(state, phonesFromJson(state.phones_json), at),
       ...sessionFields,
     }
   }
