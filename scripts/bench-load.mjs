@@ -20,6 +20,22 @@ export const BENCH_ENTRY = 'src/bench/entry.ts'
  */
 export const BENCH_VARS = ['CONSOLE_WHATSAPP_UNREACHABLE:']
 
+/**
+ * Runs `run` (which starts a server with test/node/server.mjs), exiting the process if it is not done
+ * after `minutes`: startServer's exit hook then kills the server's process group.
+ */
+export async function withDeadline(name, minutes, run) {
+  const deadline = setTimeout(() => {
+    console.error(`${name}: not done after ${minutes} minutes, stopping`)
+    process.exit(1)
+  }, minutes * 60_000)
+  try {
+    await run()
+  } finally {
+    clearTimeout(deadline)
+  }
+}
+
 /** Distinct phones, one per request: +1 202 555 0100 … 9999 (all valid US numbers for libphonenumber). */
 export const phone = (i) => `+1202555${String(i).padStart(4, '0')}`
 export const wrong = (code) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')

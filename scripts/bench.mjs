@@ -27,6 +27,7 @@ import {
   load as runLoad,
   WARMUP_PHONES,
   warmUp,
+  withDeadline,
   wrong,
 } from './bench-load.mjs'
 import { formatReport, formatSearchReport, targetChecks } from './bench-report.mjs'
@@ -59,7 +60,7 @@ const SEARCH_USERS = Math.min(Math.max(Number(values['search-users']) || 0, 0), 
 const SEARCH_SEED_CHUNK = 50_000
 // Searches per search run (one at a time: each reply's latency is the search's own).
 const SEARCH_REQUESTS = Math.min(N, 200)
-const RUN_DEADLINE_MS = 30 * 60_000
+const RUN_DEADLINE_MINUTES = 30
 const PORTS = [8800, 8849]
 
 // Limits raised (through the same validation as `npm run project:create`) so that no request of the
@@ -405,12 +406,4 @@ async function run() {
   }
 }
 
-const deadline = setTimeout(() => {
-  console.error(`bench: not done after ${RUN_DEADLINE_MS / 60_000} minutes, stopping`)
-  process.exit(1) // startServer's exit hook kills the server's process group
-}, RUN_DEADLINE_MS)
-try {
-  await run()
-} finally {
-  clearTimeout(deadline)
-}
+await withDeadline('bench', RUN_DEADLINE_MINUTES, run)

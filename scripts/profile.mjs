@@ -32,6 +32,7 @@ import {
   phone,
   WARMUP_PHONES,
   warmUp,
+  withDeadline,
 } from './bench-load.mjs'
 import { cpuSince, groupCpu, idleShare, serverProcessGroup, untilQuiet } from './server-cpu.mjs'
 
@@ -51,7 +52,7 @@ const INTERVAL_US = Math.min(Math.max(Number(values.interval) || 0, 50), 10_000)
 const MAX_SECONDS = Math.min(Math.max(Number(values['max-seconds']) || 0, 5), 300)
 const OUT = resolve(values.out, new Date().toISOString().replace(/[:.]/g, '-'))
 const PORTS = [8800, 8849]
-const RUN_DEADLINE_MS = 30 * 60_000
+const RUN_DEADLINE_MINUTES = 30
 // Our Worker's name in wrangler.toml: its isolate is `core:user:<name>` in the runtime.
 const WORKER = /^name\s*=\s*"([^"]+)"/m.exec(readFileSync('wrangler.toml', 'utf8'))?.[1] ?? 'whatsapp-otp'
 
@@ -495,12 +496,4 @@ async function run() {
   }
 }
 
-const deadline = setTimeout(() => {
-  console.error(`profile: not done after ${RUN_DEADLINE_MS / 60_000} minutes, stopping`)
-  process.exit(1) // startServer's exit hook kills the server's process group
-}, RUN_DEADLINE_MS)
-try {
-  await run()
-} finally {
-  clearTimeout(deadline)
-}
+await withDeadline('profile', RUN_DEADLINE_MINUTES, run)
