@@ -12,16 +12,27 @@
 // another project's requests wait for the same database.
 //   npm run bench -- [--requests 1000] [--connections 10] [--max-seconds 120] [--history 1000000]
 //                    [--search-users 200000] [--only search]
-import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import autocannon from 'autocannon'
-import { ProjectSettingsSchema } from '../src/settings.ts'
-import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
 import { startServer } from '../test/node/server.mjs'
+import {
+  authorization,
+  BENCH_ENTRY,
+  BENCH_VARS,
+  benchProject,
+  CODE_MINUTES,
+  codesFromOutbox as outboxCodes,
+  phone,
+  load as runLoad,
+  WARMUP_PHONES,
+  warmUp,
+  withDeadline,
+  wrong,
+} from './bench-load.mjs'
 import { formatReport, formatSearchReport, targetChecks } from './bench-report.mjs'
 import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
+import { groupCpu, serverProcessGroup, untilQuiet } from './server-cpu.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +46,6 @@ const { values } = parseArgs({
 })
 if (values.only !== undefined && values.only !== 'search') throw new Error('--only takes one value: search')
 const ONLY_SEARCH = values.only === 'search'
-const WARMUP_PHONES = 100
 // Distinct phones, one per request: +1 202 555 0100 … 9999 (all valid US numbers for libphonenumber).
 const N = Math.min(Math.max(Number(values.requests) || 0, 50), 10_000 - WARMUP_PHONES)
 const CONNECTIONS = Math.min(Math.max(Number(values.connections) || 0, 1), 100)
@@ -50,44 +60,20 @@ const SEARCH_USERS = Math.min(Math.max(Number(values['search-users']) || 0, 0), 
 const SEARCH_SEED_CHUNK = 50_000
 // Searches per search run (one at a time: each reply's latency is the search's own).
 const SEARCH_REQUESTS = Math.min(N, 200)
-const RUN_DEADLINE_MS = 30 * 60_000
+const RUN_DEADLINE_MINUTES = 30
 const PORTS = [8800, 8849]
-// The production Worker wrapped in the storage accounting; src/index.ts itself carries none of it.
-const BENCH_ENTRY = 'src/bench/entry.ts'
 
 // Limits raised (through the same validation as `npm run project:create`) so that no request of the
 // bench is refused by an abuse limit: each phone gets two sends and one wrong code at most.
-const BENCH_PROJECT = {
-  id: `project-test-${randomUUID()}`,
-  secret: `secret-test-bench-${randomUUID()}`,
-  env: 'test',
-  settings: ProjectSettingsSchema.parse(LENIENT_LIMITS),
-}
-// Codes live 10 minutes (the most Stytch allows), not the default 2: on a slow or busy machine the
-// scenarios between a send and its authenticate (bare runs, the outbox wait) can take longer than 2.
-const CODE_MINUTES = 10
-const phone = (i) => `+1202555${String(i).padStart(4, '0')}`
-const wrong = (code) => String((Number(code) + 1) % 1_000_000).padStart(6, '0')
-const COUNT_KINDS = ['d1', 'kv_read', 'kv_write', 'kv_delete', 'queue_send', 'rows_read', 'rows_written', 'd1_ms']
+const BENCH_PROJECT = benchProject()
 
 // The search scenario's project: a second tenant of the same database, with the bench's raised limits.
-const SEARCH_PROJECT = {
-  id: `project-test-${randomUUID()}`,
-  secret: `secret-test-bench-${randomUUID()}`,
-  env: 'test',
-  settings: ProjectSettingsSchema.parse(LENIENT_LIMITS),
-}
+const SEARCH_PROJECT = benchProject()
 
 // The same search load on a third project with the default settings, whose search budget
 // (search_rows_per_minute) refuses what it cannot afford.
-const BUDGET_PROJECT = {
-  id: `project-test-${randomUUID()}`,
-  secret: `secret-test-bench-${randomUUID()}`,
-  env: 'test',
-  settings: ProjectSettingsSchema.parse({}),
-}
+const BUDGET_PROJECT = benchProject({})
 
-const authorization = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
 const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
 
 /**
@@ -96,161 +82,10 @@ const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': '
  *   project?: { id: string, secret: string } }} Scenario
  */
 
-/**
- * Runs one scenario: `amount` requests, the i-th from `body(i)` (or a fixed GET, unauthenticated unless
- * `project` is given), at most MAX_SECONDS. `project` is whose credentials the requests carry. Every
- * reply should have the status `expect`, or one of `also`.
- * @param {string} baseUrl
- * @param {Scenario} scenario
- */
-async function load(
-  baseUrl,
-  { name, method = 'POST', path, body, amount, expect, also = [], onBody, connections = CONNECTIONS, project },
-) {
-  const credentials = project ? { authorization: authorization(project) } : {}
-  const totals = Object.fromEntries(COUNT_KINDS.map((k) => [k, 0]))
-  const profiles = new Map() // X-Storage-Ops value → replies with exactly those operations
-  let counted = 0
-  let next = 0
-  const statuses = {}
-  const request = {
-    method,
-    path,
-    headers:
-      method === 'GET' ? (project ? { authorization: authorization(project) } : {}) : { ...headers, ...credentials },
-    onResponse: (status, responseBody, context, responseHeaders) => {
-      lastReply = performance.now()
-      statuses[status] = (statuses[status] ?? 0) + 1
-      // The first unexpected reply of a scenario is shown, so a failed run says why.
-      if (status !== expect && !also.includes(status) && statuses[status] === 1) {
-        console.error(`bench: ${name}: ${status} ${String(responseBody).slice(0, 300)}`)
-      }
-      const ops = headerValue(responseHeaders, 'x-storage-ops')
-      if (ops) {
-        counted++
-        profiles.set(ops, (profiles.get(ops) ?? 0) + 1)
-        for (const part of ops.split(',')) {
-          const [kind, n] = part.trim().split('=')
-          if (kind in totals) totals[kind] += Number(n)
-        }
-        const rows = /^read=(\d+), written=(\d+), ms=([\d.]+)$/.exec(headerValue(responseHeaders, 'x-d1-rows') ?? '')
-        if (rows) {
-          totals.rows_read += Number(rows[1])
-          totals.rows_written += Number(rows[2])
-          totals.d1_ms += Number(rows[3])
-        }
-      }
-      if (onBody && status === 200) onBody(context.index, JSON.parse(responseBody))
-    },
-  }
-  if (body) {
-    // Called once per request, just before it is sent (pipelining 1): the context names its item.
-    request.setupRequest = (req, context) => {
-      context.index = next++
-      return { ...req, body: JSON.stringify(body(context.index)) }
-    }
-  }
-  // Throughput is replies over the time from the first request to the last reply, measured here:
-  // autocannon's own duration moves in whole seconds.
-  const firstRequest = performance.now()
-  let lastReply = firstRequest
-  const instance = autocannon({
-    url: baseUrl,
-    connections: Math.min(connections, amount),
-    pipelining: 1,
-    amount,
-    timeout: 10,
-    requests: [request],
-  })
-  console.error(`bench: ${name} (${amount} requests)`)
-  const cap = setTimeout(() => instance.stop(), MAX_SECONDS * 1000)
-  const result = await instance
-  clearTimeout(cap)
-  const total = result.requests.total
-  return {
-    name,
-    connections: Math.min(connections, amount),
-    requests: total,
-    matched: statuses[expect] ?? 0,
-    status: expect,
-    statuses,
-    ok:
-      [expect, ...also].reduce((n, status) => n + (statuses[status] ?? 0), 0) === amount &&
-      result.errors === 0 &&
-      result.timeouts === 0,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    rps: total / ((lastReply - firstRequest) / 1000),
-    seconds: (lastReply - firstRequest) / 1000,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    ops: counted ? Object.fromEntries(COUNT_KINDS.map((k) => [k, totals[k] / counted])) : null,
-    typical: typicalProfile(profiles, counted),
-  }
-}
-
-/** The most common per-request operations (the warm path) and the share of replies that had them. */
-function typicalProfile(profiles, counted) {
-  let best = null
-  for (const [value, count] of profiles) if (!best || count > best.count) best = { value, count }
-  if (!best) return null
-  const ops = Object.fromEntries(
-    best.value
-      .split(',')
-      .map((part) => part.trim().split('='))
-      .map(([k, n]) => [k, Number(n)]),
-  )
-  return { ops, share: best.count / counted }
-}
-
-function headerValue(responseHeaders, name) {
-  for (const [key, value] of Object.entries(responseHeaders ?? {})) {
-    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value
-  }
-  return undefined
-}
-
-/** Reads each phone's newest code from the dev outbox, waiting for the queue consumer to deliver. */
-async function codesFromOutbox(baseUrl, phones, sendsEach) {
-  const deadline = Date.now() + 180_000
-  const codes = new Array(phones.length)
-  let pending = phones.map((_, i) => i)
-  while (pending.length > 0) {
-    if (Date.now() > deadline) throw new Error(`${pending.length} codes were not delivered within 180 s`)
-    const missing = []
-    for (let start = 0; start < pending.length; start += 16) {
-      await Promise.all(
-        pending.slice(start, start + 16).map(async (i) => {
-          const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phones[i])}`, baseUrl)
-          // The outbox lists the messages of the test project whose credentials it is given.
-          const { messages } = await (await fetch(url, { headers })).json()
-          if (messages.length >= sendsEach) codes[i] = messages[0].code
-          else missing.push(i)
-        }),
-      )
-    }
-    pending = missing
-    if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 500))
-  }
-  return codes
-}
-
-async function warmUp(baseUrl) {
-  for (let i = 0; i < WARMUP_PHONES; i++) {
-    const res = await fetch(new URL('/v1/otps/whatsapp/login_or_create', baseUrl), {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ phone_number: phone(i) }),
-    })
-    if (res.status !== 200) throw new Error(`warm-up login_or_create answered ${res.status}: ${await res.text()}`)
-    await fetch(new URL('/health', baseUrl))
-  }
-  await codesFromOutbox(
-    baseUrl,
-    Array.from({ length: WARMUP_PHONES }, (_, i) => phone(i)),
-    1,
-  )
-}
+/** One scenario (bench-load.mjs), at most MAX_SECONDS, from CONNECTIONS connections unless it says otherwise. */
+const load = (baseUrl, spec) =>
+  runLoad(baseUrl, { connections: CONNECTIONS, maxSeconds: MAX_SECONDS, defaultProject: BENCH_PROJECT, ...spec })
+const codesFromOutbox = (baseUrl, phones, sendsEach) => outboxCodes(baseUrl, BENCH_PROJECT, phones, sendsEach)
 
 /**
  * login_or_create for new numbers with 0, HISTORY / 10 and HISTORY sends already counted in the last
@@ -448,9 +283,34 @@ async function searchRuns(url) {
   }
 }
 
+/** The queue consumer's work since the last reset (src/bench/storage-count.ts); `reset` starts it again from zero. */
+async function deliveryCounts(url, { reset = false } = {}) {
+  const res = await fetch(new URL('/__bench/delivery-counts', url), { method: reset ? 'POST' : 'GET' })
+  if (!res.ok) throw new Error(`the delivery counts answered ${res.status}`)
+  return res.json()
+}
+
+/**
+ * `load` measured from the operating system: the server's CPU (every process of it, scripts/server-cpu.mjs)
+ * from the first request until it is idle again, so the queue consumer's work for these requests
+ * is in it, per request; what the consumer did meanwhile (per message), and the machine's load
+ * average as the run started.
+ */
+async function measuredLoad(url, pgid, spec) {
+  await deliveryCounts(url, { reset: true })
+  const loadAverage = loadavg()[0]
+  const before = groupCpu(pgid)
+  const row = await load(url, spec)
+  const quiet = await untilQuiet(pgid)
+  row.cpuMs = (quiet.total - before.total) / row.requests
+  row.loadAverage = loadAverage
+  row.delivery = await deliveryCounts(url)
+  return row
+}
+
 /** The main scenarios, history and capacity (everything but the search step): their report and whether all passed. */
-async function mainRuns(url, machine, bundle) {
-  await warmUp(url)
+async function mainRuns(url, pgid, machine, bundle) {
+  await warmUp(url, BENCH_PROJECT)
   const phones = Array.from({ length: N }, (_, i) => phone(WARMUP_PHONES + i))
   const methods = new Array(N)
   // The bare route runs before the first scenario and after each one (once the queue consumer is idle
@@ -459,7 +319,7 @@ async function mainRuns(url, machine, bundle) {
   const bareRuns = []
   const bare = async () => {
     bareRuns.push(
-      await load(url, {
+      await measuredLoad(url, pgid, {
         name: 'GET /health (bare)',
         method: 'GET',
         path: '/health',
@@ -470,7 +330,7 @@ async function mainRuns(url, machine, bundle) {
   }
   /** @param {Scenario} spec @param {() => Promise<unknown>} [settle] */
   const scenario = async (spec, settle = async () => {}) => {
-    const row = await load(url, spec)
+    const row = await measuredLoad(url, pgid, spec)
     await settle()
     await bare()
     row.bare = (bareRuns.at(-2).rps + bareRuns.at(-1).rps) / 2
@@ -538,13 +398,14 @@ async function run() {
   const bundle = ONLY_SEARCH ? null : measureBundle()
   const server = await startServer({
     projects: [BENCH_PROJECT, SEARCH_PROJECT, BUDGET_PROJECT],
-    vars: ['BENCH_COUNT_STORAGE:1'],
+    vars: [...BENCH_VARS, 'BENCH_COUNT_STORAGE:1'],
     ports: PORTS,
     entry: BENCH_ENTRY,
   })
   try {
     const url = server.baseUrl
-    const main = ONLY_SEARCH ? { report: [], ok: true } : await mainRuns(url, machine, bundle)
+    const pgid = serverProcessGroup(server.persistTo)
+    const main = ONLY_SEARCH ? { report: [], ok: true } : await mainRuns(url, pgid, machine, bundle)
     const search = SEARCH_USERS > 0 ? await searchRuns(url) : null
     for (const part of main.report) console.log(part)
     if (search) console.log(formatSearchReport(search, machine))
@@ -554,12 +415,4 @@ async function run() {
   }
 }
 
-const deadline = setTimeout(() => {
-  console.error(`bench: not done after ${RUN_DEADLINE_MS / 60_000} minutes, stopping`)
-  process.exit(1) // startServer's exit hook kills the server's process group
-}, RUN_DEADLINE_MS)
-try {
-  await run()
-} finally {
-  clearTimeout(deadline)
-}
+await withDeadline('bench', RUN_DEADLINE_MINUTES, run)

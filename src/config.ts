@@ -209,7 +209,7 @@ export const CONFIG: readonly ConfigEntry[] = [
     needed: 'always',
     default: 'meta',
     description:
-      '`meta` = WhatsApp Cloud API; `console` = log + local outbox, for development only (`.dev.vars.example`)',
+      '`meta` = WhatsApp Cloud API; `console` = local outbox (`GET /dev/outbox`), for development only (`.dev.vars.example`)',
     problem: (value) => (value === 'meta' || value === 'console' ? null : 'must be "meta" or "console"'),
   },
   {
@@ -261,7 +261,7 @@ export const CONFIG: readonly ConfigEntry[] = [
     needed: 'optional',
     default: 'none',
     description:
-      '`twilio` = Twilio Programmable Messaging; `console` = log + local outbox, for development only; `none` (or unset) = no SMS: the SMS routes answer 503 and no WhatsApp code falls back to SMS',
+      '`twilio` = Twilio Programmable Messaging; `console` = local outbox (`GET /dev/outbox`), for development only; `none` (or unset) = no SMS: the SMS routes answer 503 and no WhatsApp code falls back to SMS',
     problem: (value) =>
       value === 'twilio' || value === 'console' || value === 'none' ? null : 'must be "twilio", "console" or "none"',
   },

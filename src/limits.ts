@@ -179,8 +179,7 @@ const NEW_USER: CounterEvent = { kind: 'new_users_per_hour', subject: '', exact:
 
 /**
  * Statements for one send (login_or_create or /send), to go into the caller's batch after its
- * writes: record the send's events, trip the guard if any limit is now exceeded, and sweep a few
- * expired counter rows. The send is recorded only when the batch issued the code (`deliveryId`) and
+ * writes: record the send's events and trip the guard if any limit is now exceeded. The send is recorded only when the batch issued the code (`deliveryId`) and
  * the new user only when `mintedUserId` exists by then, i.e. this very batch created the user; so
  * place these after the find-or-create and code statements.
  */
@@ -360,6 +359,8 @@ export interface AuthSubject {
   /** The sandbox number when the sandbox code was presented in a test project, else null. */
   sandboxNumber: string | null
   now: number
+  /** The batch presents a wrong code (its gate may count a wrong attempt against the project's brake). */
+  wrongCode: boolean
   /**
    * In authenticate's first batch: the code id of the KV record the code was judged against (null
    * without one) and otp_max_attempts. A failure is then not recorded per IP when the gate is live
@@ -408,7 +409,7 @@ export async function failedAuthStatements(
   db: D1Database,
   env: Env,
   a: AuthSubject,
-): Promise<{ statements: D1PreparedStatement[]; brake: D1PreparedStatement }> {
+): Promise<{ statements: D1PreparedStatement[]; brake: D1PreparedStatement | null }> {
   const ip = await ipKeys(env, a.ipAddress)
   const { settings, now } = a
   const hourly = bucketedFrom(now, HOUR_MS)
@@ -429,6 +430,7 @@ export async function failedAuthStatements(
     requestId: a.requestId,
     sandboxNumber: a.sandboxNumber,
     recheck: a.recheck,
+    wrongCode: a.wrongCode,
     ipEvents,
     ipChecks,
     projectEvent: { ...PROJECT_FAILURES, exact: false, windowMs: HOUR_MS },

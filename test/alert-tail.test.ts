@@ -1,5 +1,8 @@
 import { describe, expect, it, vi } from 'vitest'
 import alertTail, { alertMessage, alertsIn } from '../examples/alert-tail/index'
+import { capturedLines } from './log-capture'
+import { authenticate } from './otp-helpers'
+import { issueJob, metaEnv, metaError, metaSuccess, runQueue } from './whatsapp-helpers'
 
 /** The Tail Worker of examples/alert-tail: only alert lines leave, grouped, to the configured webhook. */
 
@@ -91,5 +94,47 @@ describe('alert Tail Worker', () => {
     await alertTail.tail([traceItem([tokenExpired])], {})
     expect(fetchSpy).not.toHaveBeenCalled()
     expect(String(errors.mock.calls[0]?.[0])).toContain('alert_not_forwarded')
+  })
+
+  it('the service as it logs: a successful login writes no line; the alerts of failures still reach the webhook', async () => {
+    // What the service logged during each flow, as the Tail Worker would receive it.
+    const linesOf = async (flow: () => Promise<unknown>) => {
+      const before = capturedLines().length
+      await flow()
+      return capturedLines()
+        .slice(before)
+        .map((l) => l.text)
+    }
+    const fetchSpy = vi.spyOn(globalThis, 'fetch')
+    const success = await linesOf(async () => {
+      const { job, code, project } = await issueJob()
+      fetchSpy.mockResolvedValueOnce(metaSuccess('wamid.success'))
+      await runQueue([job], { env: metaEnv() })
+      expect((await authenticate(project, { method_id: job.phone_id, code })).status).toBe(200)
+    })
+    // Send, delivery and authenticate are counted by their metrics data points, with no log line.
+    expect(success).toEqual([])
+
+    const failures = await linesOf(async () => {
+      for (const error of [131042, 190, 131026]) {
+        const { job } = await issueJob()
+        fetchSpy.mockResolvedValueOnce(metaError(400, error))
+        await runQueue([job], { env: metaEnv() })
+      }
+    })
+    const summaries = alertsIn([traceItem(failures)]).map((a) => a.summary)
+    // Payment and token failures are alerts; a recipient not on WhatsApp (131026) is not.
+    expect(summaries).toHaveLength(2)
+    expect(summaries[0]).toContain('error_code=131042')
+    expect(summaries[1]).toContain('error_code=190')
+    const webhook = fetchSpy.mockResolvedValue(new Response('ok'))
+    await alertTail.tail([traceItem(success), traceItem(failures)], {
+      ALERT_WEBHOOK_URL: 'https://hooks.example.com/x',
+    })
+    expect(webhook).toHaveBeenLastCalledWith('https://hooks.example.com/x', expect.anything())
+    const text = (JSON.parse(String(webhook.mock.lastCall?.[1]?.body)) as { text: string }).text
+    expect(text).toContain('131042')
+    expect(text).toContain('error_code=190')
+    expect(text).not.toContain('131026')
   })
 })

@@ -61,13 +61,18 @@ describe('POST /v1/otps/authenticate', () => {
     const user = await getUser(p, userId)
     expect(user.status).toBe(200)
     expect(user.body).toMatchObject({ status: 'active', phone_numbers: [{ phone_id: phoneId, verified: true }] })
-    // The code is gone: its KV record is deleted and the gate is consumed by this request.
-    expect(await env.OTP_KV.get(`otp:${phoneId}`)).toBeNull()
+    // The code is used: the gate is consumed by this request. Its KV record is left to its TTL, and
+    // D1 refuses it: a replay is 401 and a guess against it counts nothing.
+    expect(await env.OTP_KV.get(`otp:${phoneId}`)).not.toBeNull()
     expect(await dbGate(phoneId)).toMatchObject({ consumed_by: res.body.request_id })
     expectStytchError(await authenticate(p, { method_id: phoneId, code }), 401, 'unable_to_auth_otp_code')
+    expectStytchError(await authenticate(p, { method_id: phoneId, code: wrong(code) }), 401, 'unable_to_auth_otp_code')
+    expect(await dbGate(phoneId)).toMatchObject({ consumed_by: res.body.request_id, attempts: 0 })
+    expect(user.body.status).toBe('active')
+    expect((await dbUser(userId))?.failed_authentications).toBe(0)
   })
 
-  it('costs 1 KV read, 1 D1 round trip and 1 KV delete with the right code', async () => {
+  it('costs 1 KV read and 1 D1 round trip with the right code (the used record is not deleted)', async () => {
     const p = await project()
     const { code, phoneId } = await loginCode(p, PHONE)
     await authenticate(p, { method_id: phoneId, code: wrong(code) }) // warms the project cache
@@ -77,7 +82,7 @@ describe('POST /v1/otps/authenticate', () => {
     expect(res.status).toBe(200)
     expect(counting.d1()).toBe(1)
     expect(kv.kvGets).toEqual([`otp:${phoneId}`])
-    expect(kv.kvDeletes).toEqual([`otp:${phoneId}`])
+    expect(kv.kvDeletes).toEqual([])
     expect(counting.kvPuts).toEqual([])
     expect(counting.queueSends).toEqual([])
   })

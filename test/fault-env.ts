@@ -74,25 +74,41 @@ export function pausingBatchDb(
   return { db, paused, resume }
 }
 
-/** D1 whose single-statement calls (first/run/all/raw) fail for SQL matching `pattern`. */
+/** D1 whose calls fail for SQL matching `pattern`: a statement run alone (first/run/all/raw), or a batch carrying one. */
 export function failingStatementDb(base: D1Database, pattern: RegExp, times = Infinity): D1Database {
   let failures = 0
-  const wrap = (sql: string, stmt: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(stmt, {
+  // Each wrapped statement's SQL and the real statement, for a batch that carries it.
+  const wrapped = new WeakMap<object, { sql: string; stmt: D1PreparedStatement }>()
+  const fail = () => Promise.reject(new Error('D1_ERROR: Network connection lost.'))
+  const wrap = (sql: string, stmt: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
       get(target, prop, receiver) {
         if (prop === 'bind') return (...args: unknown[]) => wrap(sql, target.bind(...args))
         if ((prop === 'first' || prop === 'run' || prop === 'all' || prop === 'raw') && pattern.test(sql)) {
           if (failures < times) {
             failures++
-            return () => Promise.reject(new Error('D1_ERROR: Network connection lost.'))
+            return fail
           }
         }
         return passThrough(target, prop, receiver)
       },
     })
+    wrapped.set(proxy, { sql, stmt })
+    return proxy
+  }
   return new Proxy(base, {
     get(target, prop, receiver) {
       if (prop === 'prepare') return (sql: string) => wrap(sql, target.prepare(sql))
+      // A batch carrying a matching statement fails whole, as D1 fails a batch (one transaction).
+      if (prop === 'batch') {
+        return (stmts: D1PreparedStatement[]) => {
+          if (stmts.some((s) => pattern.test(wrapped.get(s)?.sql ?? '')) && failures < times) {
+            failures++
+            return fail()
+          }
+          return target.batch(stmts.map((s) => wrapped.get(s)?.stmt ?? s))
+        }
+      }
       return passThrough(target, prop, receiver)
     },
   })

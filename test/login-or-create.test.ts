@@ -78,6 +78,10 @@ describe('POST /v1/otps/whatsapp/login_or_create', () => {
       expires_at: Date.parse('2026-11-27T10:02:00Z'),
       ip_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
       ua_hash: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      // The destination region for the metrics, and what a success on this code can do (a new
+      // number is its owner's, not an attachment; WhatsApp without the SMS fallback).
+      country: 'US',
+      needs: { attached: false, sms: false },
     })
     expect(raw).not.toContain('203.0.113.7')
     expect(raw).not.toContain('Mozilla')

@@ -1,3 +1,4 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import bench from '../src/bench/entry'
@@ -5,12 +6,17 @@ import { HISTORY_PATH } from '../src/bench/history'
 import { SEARCH_USERS_PATH } from '../src/bench/search'
 import {
   D1_ROWS_HEADER,
+  D1_STATEMENTS_HEADER,
+  DELIVERY_COUNTS_PATH,
+  type DeliveryCounts,
   formatCounts,
+  LOG_LINES_HEADER,
   parseCounts,
   parseRows,
   STORAGE_OPS_HEADER,
   type StorageCounts,
 } from '../src/bench/storage-count'
+import { DELIVERY_QUEUE } from '../src/delivery/consumer'
 import { call, callJson, issueCode, type TestProject } from './helpers'
 import { project, wrong } from './otp-helpers'
 
@@ -100,7 +106,7 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(returning.counts).toEqual(only({ d1: 1, kv_write: 1, queue_send: 1 }))
   })
 
-  it('authenticate: right code 1 KV read, 1 D1 round trip, 1 KV delete; wrong code 1 KV read, 1 D1', async () => {
+  it('authenticate: right code 1 KV read, 1 D1 round trip; wrong code the same', async () => {
     const p = await project()
     const { phoneId, code } = await countedLogin(p, '+12025550194')
     const bad = await countedAuth(p, phoneId, wrong(code))
@@ -108,10 +114,10 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(ops(bad)).toEqual(only({ d1: 1, kv_read: 1 }))
     const good = await countedAuth(p, phoneId, code)
     expect(good.status).toBe(200)
-    expect(ops(good)).toEqual(only({ d1: 1, kv_read: 1, kv_delete: 1 }))
+    expect(ops(good)).toEqual(only({ d1: 1, kv_read: 1 }))
   })
 
-  it('authenticate when KV lags behind the gate: 1 KV read, 2 D1 round trips (+ 1 KV delete on success)', async () => {
+  it('authenticate when KV lags behind the gate: 1 KV read, 2 D1 round trips', async () => {
     const p = await project()
     const first = await countedLogin(p, '+12025550195')
     const staleRecord = await env.OTP_KV.get(`otp:${first.phoneId}`)
@@ -125,7 +131,7 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(ops(bad)).toEqual(only({ d1: 2, kv_read: 1 }))
     const good = await countedAuth(p, first.phoneId, second.code)
     expect(good.status).toBe(200)
-    expect(ops(good)).toEqual(only({ d1: 2, kv_read: 1, kv_delete: 1 }))
+    expect(ops(good)).toEqual(only({ d1: 2, kv_read: 1 }))
   })
 
   it('reports the rows D1 read and wrote: none for the bare route, those of its batch for login_or_create', async () => {
@@ -176,5 +182,49 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(formatCounts(counts)).toBe('d1=2, kv_read=1, kv_write=0, kv_delete=0, queue_send=3')
     expect(parseCounts(formatCounts(counts))).toEqual(counts)
     for (const bad of [null, '', 'd1=x', 'nope=1', 'd1=1;kv_read=2']) expect(parseCounts(bad)).toBeNull()
+  })
+
+  it('counts D1 statements and console lines: a successful login writes no line and runs few statements', async () => {
+    const statements = (res: { headers: Headers }) => Number(res.headers.get(D1_STATEMENTS_HEADER))
+    const lines = (res: { headers: Headers }) => Number(res.headers.get(LOG_LINES_HEADER))
+    const health = await callJson('GET', '/health', { env: flagged(), worker: bench })
+    expect([statements(health), lines(health)]).toEqual([0, 0])
+    const p = await project()
+    await countedLogin(p, '+12025550180') // the first request of a project also reads it from D1
+    const { res, phoneId, code } = await countedLogin(p, '+12025550181')
+    // Release of an attachment, user, phone, the owner with the live code, gate, delivery, the limits'
+    // record and guard: no sweep, no second read of the phone.
+    expect([statements(res), lines(res)]).toEqual([8, 0])
+    const bad = await countedAuth(p, phoneId, wrong(code))
+    // A wrong code is a refused attempt: it keeps its log line (and counts against the brake).
+    expect(lines(bad)).toBe(1)
+    const good = await countedAuth(p, phoneId, code)
+    expect(good.status).toBe(200)
+    // Consume, verify the phone, clear the user's failures, read the state with the user's phones:
+    // nothing for attachments, SMS conversions or the brake, which cannot apply here.
+    expect([statements(good), lines(good)]).toEqual([4, 0])
+  })
+
+  it("counts the queue consumer's work apart: a batch of console deliveries is 2 D1 transactions and no line", async () => {
+    const p = await project()
+    const jobs = []
+    for (let i = 0; i < 4; i++) {
+      jobs.push((await issueCode(p, { phone_number: `+1202555017${i}` }, { deliver: false })).job)
+    }
+    const counts = async (method: 'GET' | 'POST') =>
+      (await callJson(method, DELIVERY_COUNTS_PATH, { env: flagged(), worker: bench }))
+        .body as unknown as DeliveryCounts
+    await counts('POST') // from zero
+    const batch = createMessageBatch(
+      DELIVERY_QUEUE,
+      jobs.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
+    )
+    const ctx = createExecutionContext()
+    await bench.queue(batch, flagged(), ctx)
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(4)
+    // One transaction leases the four jobs, one records them sent with their outbox entries.
+    expect(await counts('GET')).toMatchObject({ batches: 1, messages: 4, d1: 2, statements: 12, logs: 0 })
+    expect((await counts('POST')).messages).toBe(4)
+    expect((await counts('GET')).messages).toBe(0)
   })
 })

@@ -1,6 +1,8 @@
 /**
  * Tail Worker: forwards every log line of the WhatsApp OTP service that carries `"alert": true` to
- * a chat webhook (ALERT_WEBHOOK_URL, a secret). The service writes one JSON object per line with ids,
+ * a chat webhook (ALERT_WEBHOOK_URL, a secret). Every alert line is an error line; a successful
+ * login (send, delivery, authenticate) logs no line at all, its metrics data points count it, so
+ * the invocations that reach this Worker with lines are the refusals and failures. The service writes one JSON object per line with ids,
  * labels and Meta error codes only, never a phone number or a code, so the alert text can be built
  * from the line as it is. Identical alerts of one batch of tail events are sent once with a count,
  * so a failing token does not post one message per delivery.

@@ -1,13 +1,16 @@
 /**
- * Opt-in storage accounting for the benchmark (`npm run bench`). It wraps the fetch handler of the
- * bench's own entry point (src/bench/entry.ts) only: the production entry, src/index.ts, never loads
- * it. Only when that Worker runs with the variable BENCH_COUNT_STORAGE=1 (passed by the bench with
- * `wrangler dev --var`; wrangler.toml does not declare it) is every request given a copy of its bindings
- * that counts D1 round trips, KV reads/writes/deletes and queue sends, reported in the response
- * header X-Storage-Ops, and the rows D1 read and wrote, in X-D1-Rows. Otherwise the request goes
- * straight to the app: one property read.
+ * Opt-in storage accounting for the benchmark (`npm run bench`). It wraps the fetch and queue
+ * handlers of the bench's own entry point (src/bench/entry.ts) only: the production entry,
+ * src/index.ts, never loads it. Only when that Worker runs with the variable BENCH_COUNT_STORAGE=1
+ * (passed by the bench with `wrangler dev --var`; wrangler.toml does not declare it) is every request
+ * given a copy of its bindings that counts D1 round trips (each one a transaction), KV
+ * reads/writes/deletes and queue sends, reported in the response header X-Storage-Ops, the rows D1
+ * read and wrote, in X-D1-Rows, the D1 statements run, in X-D1-Statements, and the console lines the
+ * request wrote, in X-Log-Lines. The queue consumer's batches are counted alike and summed, read and
+ * reset through DELIVERY_COUNTS_PATH. Otherwise the request goes straight to the app: one property read.
  */
 
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { HISTORY_PATH, seedHistory } from './history'
 import { SEARCH_USERS_PATH, seedSearchUsers } from './search'
 
@@ -18,6 +21,18 @@ export const STORAGE_OPS_HEADER = 'X-Storage-Ops'
  * `read=…, written=…, ms=…`.
  */
 export const D1_ROWS_HEADER = 'X-D1-Rows'
+
+/** D1 statements the request ran: each statement of a batch, and each statement run on its own. */
+export const D1_STATEMENTS_HEADER = 'X-D1-Statements'
+
+/** Lines the request wrote to the console (console.log, info, warn, error, debug). */
+export const LOG_LINES_HEADER = 'X-Log-Lines'
+
+/**
+ * The queue consumer's work since the last reset, summed over its batches: `GET` reads it as JSON
+ * (DeliveryCounts), `POST` reads it and starts again from zero.
+ */
+export const DELIVERY_COUNTS_PATH = '/__bench/delivery-counts'
 
 /**
  * Rows D1 reported reading and writing (D1Result.meta.rows_read / rows_written) for one request, and
@@ -39,7 +54,22 @@ export interface StorageCounts {
   queue_send: number
 }
 
+/** Besides the storage operations and rows: D1 statements and console lines. */
+export interface WorkCounts {
+  statements: number
+  logs: number
+}
+
+/** What the queue consumer did since the last reset: batches, messages and, summed, their work. */
+export interface DeliveryCounts extends StorageCounts, WorkCounts {
+  batches: number
+  messages: number
+  rows_read: number
+  rows_written: number
+}
+
 type FetchHandler = (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>
+type QueueHandler = (batch: MessageBatch, env: Env, ctx: ExecutionContext) => void | Promise<void>
 type Method = (...args: unknown[]) => unknown
 
 /** True only when the dev-only variable is set to exactly "1". */
@@ -52,15 +82,84 @@ export function storageCountingEnabled(env: Env): boolean {
 export function withStorageCounting(handler: FetchHandler): FetchHandler {
   return async (request, env, ctx) => {
     if (!storageCountingEnabled(env)) return handler(request, env, ctx)
-    const seed = request.method === 'POST' ? SEEDS.get(new URL(request.url).pathname) : undefined
+    const path = new URL(request.url).pathname
+    if (path === DELIVERY_COUNTS_PATH) return deliveryCountsRoute(request)
+    const seed = request.method === 'POST' ? SEEDS.get(path) : undefined
     if (seed) return seedRoute(request, env, seed)
-    const { env: counted, counts, rows } = countingBindings(env)
-    const res = await handler(request, counted, ctx)
+    const { env: counted, counts, rows, work } = countingBindings(env)
+    const res = await countingLogLines(work, () => handler(request, counted, ctx))
     const headers = new Headers(res.headers)
     headers.set(STORAGE_OPS_HEADER, formatCounts(counts))
     headers.set(D1_ROWS_HEADER, `read=${rows.read}, written=${rows.written}, ms=${rows.ms.toFixed(2)}`)
+    headers.set(D1_STATEMENTS_HEADER, String(work.statements))
+    headers.set(LOG_LINES_HEADER, String(work.logs))
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
   }
+}
+
+const emptyDeliveryCounts = (): DeliveryCounts => ({
+  batches: 0,
+  messages: 0,
+  d1: 0,
+  kv_read: 0,
+  kv_write: 0,
+  kv_delete: 0,
+  queue_send: 0,
+  rows_read: 0,
+  rows_written: 0,
+  statements: 0,
+  logs: 0,
+})
+
+// Per isolate: under `wrangler dev` the queue consumer runs in the isolate that serves the requests.
+let delivery = emptyDeliveryCounts()
+
+/** Wraps the queue handler: when counting is enabled, each batch's work is added to the totals. */
+export function withDeliveryCounting(handler: QueueHandler): QueueHandler {
+  return async (batch, env, ctx) => {
+    if (!storageCountingEnabled(env)) return handler(batch, env, ctx)
+    const { env: counted, counts, rows, work } = countingBindings(env)
+    try {
+      await countingLogLines(work, () => handler(batch, counted, ctx))
+    } finally {
+      delivery.batches++
+      delivery.messages += batch.messages.length
+      for (const kind of Object.keys(counts) as (keyof StorageCounts)[]) delivery[kind] += counts[kind]
+      delivery.rows_read += rows.read
+      delivery.rows_written += rows.written
+      delivery.statements += work.statements
+      delivery.logs += work.logs
+    }
+  }
+}
+
+function deliveryCountsRoute(request: Request): Response {
+  const totals = delivery
+  if (request.method === 'POST') delivery = emptyDeliveryCounts()
+  return Response.json(totals)
+}
+
+const logLines = new AsyncLocalStorage<WorkCounts>()
+const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug'] as const
+let consoleCounted = false
+
+/**
+ * Runs `fn` counting the console lines it writes into `work.logs`. The console methods are wrapped
+ * once per isolate (only once counting is enabled), and count for the request or batch they run in.
+ */
+function countingLogLines<T>(work: WorkCounts, fn: () => T | Promise<T>): Promise<T> {
+  if (!consoleCounted) {
+    consoleCounted = true
+    for (const name of CONSOLE_METHODS) {
+      const original = console[name].bind(console)
+      console[name] = (...args: unknown[]) => {
+        const counts = logLines.getStore()
+        if (counts) counts.logs++
+        original(...args)
+      }
+    }
+  }
+  return logLines.run(work, async () => await fn())
 }
 
 type Seed = (db: D1Database, projectId: string, from: number, total: number) => Promise<void>
@@ -113,9 +212,10 @@ export function parseRows(header: string | null): D1Rows | null {
  * reported rows are summed from every result that carries meta (batch, run, all, and first, which
  * is run as all); raw() results carry none and are not in the sum.
  */
-export function countingBindings(env: Env): { env: Env; counts: StorageCounts; rows: D1Rows } {
+export function countingBindings(env: Env): { env: Env; counts: StorageCounts; rows: D1Rows; work: WorkCounts } {
   const counts: StorageCounts = { d1: 0, kv_read: 0, kv_write: 0, kv_delete: 0, queue_send: 0 }
   const rows: D1Rows = { read: 0, written: 0, ms: 0 }
+  const work: WorkCounts = { statements: 0, logs: 0 }
   const timed = async <R>(call: () => Promise<R>): Promise<R> => {
     const start = performance.now()
     try {
@@ -132,10 +232,15 @@ export function countingBindings(env: Env): { env: Env; counts: StorageCounts; r
   const bump = (kind: keyof StorageCounts) => () => {
     counts[kind]++
   }
+  // A round trip of `statements` statements.
+  const roundTrip = (statements: number) => {
+    counts.d1++
+    work.statements += statements
+  }
   const wrapped: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(env)) {
     if (!isObject(value)) wrapped[name] = value
-    else if (hasMethods(value, 'prepare', 'batch')) wrapped[name] = countD1(value, bump('d1'), addRows, timed)
+    else if (hasMethods(value, 'prepare', 'batch')) wrapped[name] = countD1(value, roundTrip, addRows, timed)
     else if (hasMethods(value, 'get', 'put', 'delete', 'list')) {
       wrapped[name] = counting(value, {
         get: bump('kv_read'),
@@ -148,7 +253,7 @@ export function countingBindings(env: Env): { env: Env; counts: StorageCounts; r
       wrapped[name] = counting(value, { send: bump('queue_send'), sendBatch: bump('queue_send') })
     } else wrapped[name] = value
   }
-  return { env: wrapped as unknown as Env, counts, rows }
+  return { env: wrapped as unknown as Env, counts, rows, work }
 }
 
 function isObject(value: unknown): value is object {
@@ -177,11 +282,17 @@ function counting<T extends object>(target: T, onCall: Record<string, () => void
 
 /**
  * D1: batch() and exec() are round trips; so is running a prepared (possibly bound) statement.
- * `onResult` sees every D1Result, for the rows D1 reports.
+ * `roundTrip` is told how many statements each one ran; `onResult` sees every D1Result, for the rows
+ * D1 reports.
  */
 type Timer = <R>(call: () => Promise<R>) => Promise<R>
 
-function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (result: unknown) => void, timed: Timer): T {
+function countD1<T extends object>(
+  db: T,
+  roundTrip: (statements: number) => void,
+  onResult: (result: unknown) => void,
+  timed: Timer,
+): T {
   const originals = new WeakMap<object, object>()
   const unwrap = (stmt: unknown) => (isObject(stmt) ? (originals.get(stmt) ?? stmt) : stmt)
   const statement = (stmt: object): object => {
@@ -193,7 +304,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
         if (prop === 'bind') return (...args: unknown[]) => statement(method.apply(obj, args) as object)
         if (prop === 'run' || prop === 'all') {
           return async (...args: unknown[]) => {
-            roundTrip()
+            roundTrip(1)
             const result = await timed(() => method.apply(obj, args) as Promise<unknown>)
             onResult(result)
             return result
@@ -203,7 +314,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
         if (prop === 'first') {
           const all = Reflect.get(obj, 'all') as Method
           return async (column?: string) => {
-            roundTrip()
+            roundTrip(1)
             const result = (await timed(() => all.apply(obj, []) as Promise<unknown>)) as D1Result<
               Record<string, unknown>
             >
@@ -216,7 +327,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
           }
         }
         return (...args: unknown[]) => {
-          if (prop === 'raw') roundTrip()
+          if (prop === 'raw') roundTrip(1)
           return method.apply(obj, args)
         }
       },
@@ -233,7 +344,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
       // The statements of a batch are proxies: hand D1 the real ones (it checks their type).
       if (prop === 'batch') {
         return async (stmts: unknown[]) => {
-          roundTrip()
+          roundTrip(stmts.length)
           const results = await timed(() => method.call(obj, stmts.map(unwrap)) as Promise<unknown[]>)
           for (const result of results) onResult(result)
           return results
@@ -241,7 +352,7 @@ function countD1<T extends object>(db: T, roundTrip: () => void, onResult: (resu
       }
       if (prop === 'exec') {
         return (...args: unknown[]) => {
-          roundTrip()
+          roundTrip(1)
           return method.apply(obj, args)
         }
       }

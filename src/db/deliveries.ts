@@ -63,18 +63,25 @@ export function fallbackDeliveryStatement(db: D1Database, id: string, fromId: st
 // A pending row that nobody holds.
 const CLAIMABLE = `status IN ('queued', 'sending') AND (lease_until IS NULL OR lease_until <= ?2)`
 
+/** A lease taken: the attempt count including this one and when the code was issued. */
+export interface LeasedRow {
+  attempts: number
+  created_at: number
+}
+
 /**
  * Takes the lease on a job for one send attempt until `at + leaseMs`. Only a free, pending row whose
- * code is unexpired and still the phone's current code (otp_codes.code_id) is claimed. Returns the
- * attempt count including this one and when the code was issued, or null when nothing was claimed.
+ * code is unexpired and still the phone's current code (otp_codes.code_id) is claimed. Returns a
+ * LeasedRow, or no row when nothing was claimed. A statement: the consumer leases the jobs of a queue
+ * batch in one D1 batch.
  */
-export function leaseDelivery(
+export function leaseStatement(
   db: D1Database,
   id: string,
   provider: string,
   at: number,
   leaseMs: number,
-): Promise<{ attempts: number; created_at: number } | null> {
+): D1PreparedStatement {
   return db
     .prepare(
       `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
@@ -85,7 +92,6 @@ export function leaseDelivery(
        RETURNING attempts, created_at`,
     )
     .bind(id, at, provider, leaseMs)
-    .first<{ attempts: number; created_at: number }>()
 }
 
 /**
@@ -123,16 +129,17 @@ export function deliveryState(
 /**
  * The provider accepted the message. Clears the last attempt's error: it no longer describes the row.
  * `fallbackCode` (a WhatsApp message of a project that falls back to SMS): what the fallback needs
- * if Meta later reports the message undeliverable, kept until a status makes the delivery final.
+ * if Meta later reports the message undeliverable, kept until a status makes the delivery final. A
+ * statement, for the consumer's batch that also writes a console delivery's outbox entry.
  */
-export async function recordSent(
+export function sentStatement(
   db: D1Database,
   id: string,
   messageId: string | null,
   at: number,
   fallbackCode: string | null = null,
-): Promise<void> {
-  await db
+): D1PreparedStatement {
+  return db
     .prepare(
       `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
          error_code = NULL, error_detail = NULL, fallback_code = ?4,
@@ -140,35 +147,27 @@ export async function recordSent(
        WHERE id = ?1 AND status = 'sending'`,
     )
     .bind(id, messageId, at, fallbackCode)
-    .run()
 }
 
-/** A transient failure: the row stays pending and the lease is released for the retry. */
-export function recordRetry(db: D1Database, id: string, errorCode: number | null, detail: string, at: number) {
-  return recordAttemptError(db, id, 'sending', errorCode, detail, at)
-}
-
-/** A permanent failure of this message. */
-export function recordFailed(db: D1Database, id: string, errorCode: number | null, detail: string, at: number) {
-  return recordAttemptError(db, id, 'failed', errorCode, detail, at)
-}
-
-/** Ends the claimed attempt with its error, releasing the lease; `status` is where the row goes. */
-async function recordAttemptError(
+/**
+ * Ends the claimed attempt with its error, releasing the lease: `status` 'sending' for a transient
+ * failure (the row stays pending for the retry), 'failed' for a permanent one. A statement, for the
+ * consumer's batch that records the attempts of a queue batch.
+ */
+export function attemptErrorStatement(
   db: D1Database,
   id: string,
   status: 'sending' | 'failed',
   errorCode: number | null,
   detail: string,
   at: number,
-): Promise<void> {
-  await db
+): D1PreparedStatement {
+  return db
     .prepare(
       `UPDATE deliveries SET status = ?5, lease_until = NULL, error_code = ?2, error_detail = ?3, updated_at = ?4
        WHERE id = ?1 AND status = 'sending'`,
     )
     .bind(id, errorCode, detail, at, status)
-    .run()
 }
 
 /**

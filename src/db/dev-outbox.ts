@@ -14,9 +14,12 @@ export interface OutboxMessage {
   created_at: number
 }
 
-/** Stores a message; keyed by the delivery id, so a re-run of the same job cannot add a second entry. */
-export async function insertOutboxMessage(db: D1Database, message: OutboxMessage): Promise<void> {
-  await db
+/**
+ * Stores a message, in the consumer's batch that records its delivery sent; keyed by the delivery
+ * id, so a re-run of the same job cannot add a second entry.
+ */
+export function outboxMessageStatement(db: D1Database, message: OutboxMessage): D1PreparedStatement {
+  return db
     .prepare(
       `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at, channel)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -31,7 +34,6 @@ export async function insertOutboxMessage(db: D1Database, message: OutboxMessage
       message.created_at,
       message.channel,
     )
-    .run()
 }
 
 /**

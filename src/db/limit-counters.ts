@@ -2,7 +2,8 @@ import { otpSucceededSql, recheckPendingSql, wrongAttemptCountedSql } from './ot
 
 /**
  * Storage of the abuse limits (the policy, which limits apply and with what settings, is src/limits.ts):
- * the statements that count events in limit_counters, the guard that trips a limit, and the sweep.
+ * the statements that count events in limit_counters and the guard that trips a limit. Rows that have
+ * left every window are purged by the hourly retention run (src/db/purge.ts), never in a request.
  *
  * A counter row is (project, kind, subject, bucket) → n. A window sums the rows of its counter from a
  * start time on, so a check reads at most (window / bucket width) + 1 rows whatever the traffic:
@@ -23,9 +24,6 @@ import { otpSucceededSql, recheckPendingSql, wrongAttemptCountedSql } from './ot
 
 /** Width of a bucket of the bucketed counters. */
 export const BUCKET_MS = 60_000
-
-/** Rows deleted per sweep: more than a batch records, so the table cannot grow past the windows. */
-const SWEEP_ROWS = 32
 
 /** One event to count: its counter and how long its row matters. */
 export interface CounterEvent {
@@ -213,20 +211,6 @@ export function refundStatement(
     .bind(...args)
 }
 
-/**
- * Deletes a bounded number of rows that have left every window. It rides in batches that also
- * record events, so cleanup needs no round trip of its own and the table stays at about one day of
- * per-phone events plus an hour of buckets. A rejected batch rolls its sweep back too, which is harmless.
- */
-function sweepStatement(db: D1Database, at: number): D1PreparedStatement {
-  return db
-    .prepare(
-      `DELETE FROM limit_counters WHERE rowid IN
-         (SELECT rowid FROM limit_counters WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ${SWEEP_ROWS})`,
-    )
-    .bind(at)
-}
-
 const present = (statements: (D1PreparedStatement | null)[]) =>
   statements.filter((x): x is D1PreparedStatement => x !== null)
 
@@ -247,9 +231,9 @@ export interface SendCounting {
 
 /**
  * A send's statements for the caller's batch, after its writes: record the send's events (only if
- * the batch issued the code) and the new user (only if this very batch created it), trip the guard
- * if any limit is now exceeded (counts include the events just recorded), and sweep a few expired
- * counter rows.
+ * the batch issued the code) and the new user (only if this very batch created it), and trip the
+ * guard if any limit is now exceeded (counts include the events just recorded). Rows that have left
+ * every window are deleted by the hourly retention run (src/retention.ts), not in the request.
  */
 export function sendCountStatements(
   db: D1Database,
@@ -266,7 +250,7 @@ export function sendCountStatements(
     { events: [c.newUser], condition: created },
   ])
   const guard = guardStatement(db, projectId, shared, [...c.sendChecks, { ...c.newUserCheck, when: created }], true)
-  return present([record, guard, sweepStatement(db, at)])
+  return present([record, guard])
 }
 
 /** What one authenticate attempt counts, as the policy decided it, and how its batch tells success. */
@@ -288,6 +272,11 @@ export interface FailedAuthCounting {
   ipChecks: (CounterCheck & { tightened: number })[]
   /** The project's count: only a wrong attempt counted against a live code (wrongAttemptCountedSql). */
   projectEvent: CounterEvent
+  /**
+   * Whether the batch presents a wrong code, i.e. its gate statements can count a wrong attempt:
+   * only then can the project's count move, so only then is it recorded and read back.
+   */
+  wrongCode: boolean
   /** The brake: the project's count has reached its limit (counterReachedSql of projectEvent). */
   brake: Omit<CounterCheck, 'name'>
 }
@@ -305,14 +294,15 @@ export interface BrakeRow {
  * this batch (otpSucceededSql) or a recheck is pending, and per project only if the gate counted it
  * as a wrong attempt on the live code. The project count has no guard of its own: reaching its limit
  * engages the brake, it never refuses an attempt. `brake` reads back the count (BrakeRow); place it
- * after the statements.
+ * after the statements. A statement that could do nothing is left out: the record without an IP
+ * scope or a wrong code, the read-back without a wrong code (null).
  */
 export function failedAuthCountStatements(
   db: D1Database,
   projectId: string,
   at: number,
   a: FailedAuthCounting,
-): { statements: D1PreparedStatement[]; brake: D1PreparedStatement } {
+): { statements: D1PreparedStatement[]; brake: D1PreparedStatement | null } {
   const recheckPending = recheckPendingSql({
     phoneId: '?2',
     projectId: '?1',
@@ -334,17 +324,18 @@ export function failedAuthCountStatements(
   ]
   const failed = `NOT ${succeeded} AND NOT (?8 = 1 AND ${recheckPending})`
   const { kind, subject, from } = a.brake
-  const brake = db
-    .prepare(`SELECT ${counted} AS counted, ${counterSumSql('?1', '?4', '?5', '?6')} AS failures`)
-    .bind(projectId, a.phoneId, a.requestId, kind, subject, from)
+  const brake = a.wrongCode
+    ? db
+        .prepare(`SELECT ${counted} AS counted, ${counterSumSql('?1', '?4', '?5', '?6')} AS failures`)
+        .bind(projectId, a.phoneId, a.requestId, kind, subject, from)
+    : null
   return {
     statements: present([
       guardStatement(db, projectId, shared, a.ipChecks, false, counterReachedSql('?1', a.brake)),
       recordStatement(db, projectId, at, shared, [
         { events: a.ipEvents, condition: failed },
-        { events: [a.projectEvent], condition: counted },
+        { events: a.wrongCode ? [a.projectEvent] : [], condition: counted },
       ]),
-      sweepStatement(db, at),
     ]),
     brake,
   }
@@ -353,7 +344,7 @@ export function failedAuthCountStatements(
 /**
  * A cost budget's statements for the caller's batch, before the work they pay for: the guard trips
  * when the counter has already reached its limit, then `reserve` (the least the work is charged) is
- * recorded, and a few expired counter rows are swept. Batches run one at a time, so concurrent work
+ * recorded. Batches run one at a time, so concurrent work
  * sees every earlier reservation. What the work cost beyond it is added afterwards (costStatement).
  */
 export function budgetStatements(
@@ -366,7 +357,6 @@ export function budgetStatements(
   return present([
     guardStatement(db, projectId, [], [check], false),
     recordStatement(db, projectId, at, [], [{ events: [reserve], condition: 'true' }]),
-    sweepStatement(db, at),
   ])
 }
 

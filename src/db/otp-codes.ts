@@ -1,4 +1,4 @@
-import { issuedFor, type SuccessParams, verifyPhoneStatement } from './phones'
+import { issuedFor, type SuccessParams, userPhonesJsonSql, verifyPhoneStatement } from './phones'
 import { failedAuthenticationStatement, isLocked, USER_COLUMNS, type UserRow, userSucceededStatement } from './users'
 
 /**
@@ -169,20 +169,31 @@ export interface AuthStateRow extends UserRow {
   /** Clear send-time attributes of a gate written before they were hashed (NULL since). */
   gate_ip_address: string | null
   gate_user_agent: string | null
+  /** With `phonesAt`: the user's visible phones (userPhonesJsonSql), for the User object of a success. */
+  phones_json?: string | null
 }
 
-/** The phone, its user and its gate, read in the authenticate batch after the gates. */
-export function authStateStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
+/**
+ * The phone, its user and its gate, read in the authenticate batch after the gates; with `phonesAt`
+ * (a possible success) also the user's phones visible then, in the same statement.
+ */
+export function authStateStatement(
+  db: D1Database,
+  projectId: string,
+  phoneId: string,
+  phonesAt?: number,
+): D1PreparedStatement {
+  const phones = phonesAt === undefined ? '' : `, ${userPhonesJsonSql('u.id', '?2', '?3')} AS phones_json`
   return db
     .prepare(
       `SELECT p.phone_number, c.consumed_by, c.code_id AS gate_code_id, c.mac AS gate_mac,
          c.attempts AS gate_attempts, c.consumed_at AS gate_consumed_at, c.expires_at AS gate_expires_at,
          c.ip_hash AS gate_ip_hash, c.ua_hash AS gate_ua_hash,
-         c.ip_address AS gate_ip_address, c.user_agent AS gate_user_agent, ${USER_COLUMNS}
+         c.ip_address AS gate_ip_address, c.user_agent AS gate_user_agent, ${USER_COLUMNS}${phones}
        FROM phones p JOIN users u ON u.id = p.user_id LEFT JOIN otp_codes c ON c.phone_id = p.id
        WHERE p.id = ?1 AND p.project_id = ?2`,
     )
-    .bind(phoneId, projectId)
+    .bind(phoneId, projectId, ...(phonesAt === undefined ? [] : [phonesAt]))
 }
 
 /** The gate's current code as gateToRecheck hands it over: its id and its gate hash (base64url). */

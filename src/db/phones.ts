@@ -188,6 +188,23 @@ export function userPhonesStatement(
     .bind(projectId, key, at)
 }
 
+/**
+ * SQL: a user's visible phones as a JSON array of PhoneRow objects, in the order they were added, for
+ * a statement that reads the user anyway (`userRef`, `projectRef` and `at` are SQL expressions or
+ * placeholders), so the User object costs no statement of its own.
+ */
+export function userPhonesJsonSql(userRef: string, projectRef: string, at: string): string {
+  return `(SELECT json_group_array(json_object('phone_id', p.id, 'phone_number', p.phone_number, 'verified', p.verified))
+    FROM (SELECT p.id, p.phone_number, p.verified FROM phones p
+      WHERE p.project_id = ${projectRef} AND p.user_id = ${userRef} AND ${visiblePhone(at)}
+      ORDER BY p.created_at, p.rowid) p)`
+}
+
+/** The PhoneRow objects of a userPhonesJsonSql column. */
+export function phonesFromJson(json: string | null | undefined): PhoneRow[] {
+  return json ? (JSON.parse(json) as PhoneRow[]) : []
+}
+
 /** Deletes one phone (its gate goes first: deletePhoneCodeStatement in src/db/otp-codes.ts). */
 export function deletePhoneStatement(db: D1Database, projectId: string, phoneId: string): D1PreparedStatement {
   return db.prepare('DELETE FROM phones WHERE project_id = ?1 AND id = ?2').bind(projectId, phoneId)
@@ -279,10 +296,13 @@ export interface PhoneOwnerRow {
   status: UserStatus
   verified: number
   user_created: number
+  /** 1 when the row is an unverified attachment rather than the number's owner (ownsNumber). */
+  attachment: number
 }
 
 /**
- * The phone's owner; `user_created` is 1 when the owner is the user id this request minted. With
+ * The phone's owner; `user_created` is 1 when the owner is the user id this request minted,
+ * `attachment` 1 when the row is an attachment (only with claims 'any'). With
  * `claims: 'owner'` a number held only by an unverified attachment has no owner (/send without a
  * user must not route a login into the attaching account); 'any' also returns the attaching user.
  */
@@ -290,15 +310,20 @@ export function phoneOwnerStatement(
   db: D1Database,
   projectId: string,
   phoneNumber: string,
-  options: { mintedUserId?: string; claims: 'owner' | 'any' },
+  options: { mintedUserId?: string; claims: 'owner' | 'any'; liveCodeAt?: number },
 ): D1PreparedStatement {
   const claim = options.claims === 'owner' ? `AND ${ownsNumber('p.')}` : ''
+  // With liveCodeAt, also the phone's live code (otp_codes: unconsumed, unexpired then) or NULLs.
+  const live = options.liveCodeAt !== undefined
   return db
     .prepare(
-      `SELECT p.id AS phone_id, p.user_id, u.status, p.verified, (p.user_id = ?3) AS user_created
-       FROM phones p JOIN users u ON u.id = p.user_id WHERE p.project_id = ?1 AND p.phone_number = ?2 ${claim}`,
+      `SELECT p.id AS phone_id, p.user_id, u.status, p.verified, (p.user_id = ?3) AS user_created,
+         (NOT ${ownsNumber('p.')}) AS attachment${live ? ', c.code_id, c.expires_at' : ''}
+       FROM phones p JOIN users u ON u.id = p.user_id
+       ${live ? 'LEFT JOIN otp_codes c ON c.phone_id = p.id AND c.consumed_at IS NULL AND c.expires_at > ?4' : ''}
+       WHERE p.project_id = ?1 AND p.phone_number = ?2 ${claim}`,
     )
-    .bind(projectId, phoneNumber, options.mintedUserId ?? '')
+    .bind(projectId, phoneNumber, options.mintedUserId ?? '', ...(live ? [options.liveCodeAt] : []))
 }
 
 /** The user holding the phone `phoneId` in the project, whatever the phone's state. */

@@ -1,5 +1,4 @@
 import { now } from '../clock'
-import { insertOutboxMessage } from '../db/dev-outbox'
 import { parseId } from '../ids'
 import type { Channel } from './job'
 import type { DeliveryProvider } from './provider'
@@ -9,22 +8,19 @@ import { messageText, smsText } from './text'
 export const UNREACHABLE_ERROR_CODE = 131026
 
 /**
- * The local development provider of a channel: "delivers" a code by printing the message to the
- * Worker's log and keeping it in the dev_outbox table (src/db/dev-outbox.ts), read by
- * GET /dev/outbox. It is selected only when WHATSAPP_PROVIDER (SMS_PROVIDER) is exactly "console",
- * so a deployed Worker (defaults "meta" and "none") never stores or prints codes, and it delivers
- * only for test projects.
+ * The local development provider of a channel: "delivers" a code by keeping the message in the
+ * dev_outbox table (src/db/dev-outbox.ts), read by GET /dev/outbox; the consumer writes that entry
+ * in the transaction that records the delivery sent. Like a real provider it logs nothing on
+ * success, so no log line ever carries a code. It is selected only when WHATSAPP_PROVIDER
+ * (SMS_PROVIDER) is exactly "console", so a deployed Worker (defaults "meta" and "none") never
+ * stores codes, and it delivers only for test projects.
  *
  * `unreachable` (WhatsApp only, from CONSOLE_WHATSAPP_UNREACHABLE): numbers it treats as not on
  * WhatsApp. Like Meta for such a number, it accepts the message and then reports it failed with
  * 131026, a status the consumer applies exactly as the same status from Meta's webhook; nothing
  * reaches the outbox, and a project with whatsapp_fallback 'sms' gets the code by SMS instead.
  */
-export function consoleProvider(
-  db: D1Database,
-  channel: Channel,
-  unreachable: ReadonlySet<string> = new Set(),
-): DeliveryProvider {
+export function consoleProvider(channel: Channel, unreachable: ReadonlySet<string> = new Set()): DeliveryProvider {
   return {
     name: 'console',
     channel,
@@ -45,7 +41,7 @@ export function consoleProvider(
         channel === 'sms'
           ? smsText(message.locale, message.code, message.autofillDomain)
           : messageText(message.locale, message.code)
-      await insertOutboxMessage(db, {
+      const outbox = {
         id: message.deliveryId,
         channel,
         phone_number: message.phoneNumber,
@@ -53,10 +49,8 @@ export function consoleProvider(
         locale: message.locale,
         text,
         created_at: now(),
-      })
-      // The one place a plaintext code is logged: this provider exists to show it to the developer.
-      console.log(`[${channel} console] to ${message.phoneNumber} (${message.locale}): ${text}`)
-      return { kind: 'sent', messageId: null }
+      }
+      return { kind: 'sent', messageId: null, outbox }
     },
   }
 }

@@ -1,13 +1,15 @@
 import { now } from '../clock'
 import { openRotating } from '../crypto'
-import { recordExhausted, recordFailed, recordRetry, recordSent } from '../db/deliveries'
+import { Batch } from '../db/batch'
+import { attemptErrorStatement, recordExhausted, sentStatement } from '../db/deliveries'
+import { outboxMessageStatement } from '../db/dev-outbox'
 import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
 import { sendCountry } from '../limits'
-import { errorName, logEvent } from '../log'
+import { errorName, logEvent, recordEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
 import { parsePhone } from '../phone'
-import { claimDelivery } from './deliveries'
+import { type Claim, claimDeliveries } from './deliveries'
 import { fallbackCodeOf, startFallback } from './fallback'
 import { type Channel, type DeliveryJob, DeliveryJobSchema, jobAad } from './job'
 import type { DeliveryProvider } from './provider'
@@ -67,6 +69,22 @@ export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerD
   batch.retryAll()
 }
 
+/** One job of a queue batch on its way: its message, its project's env, its provider, its metrics scope. */
+interface Delivery {
+  message: Message
+  job: DeliveryJob
+  env: Env
+  provider: DeliveryProvider
+  dims: Partial<MetricDimensions>
+}
+
+/** What an attempt leaves to record (statements for the batch's one record transaction) and to do after. */
+interface Attempted {
+  record: D1PreparedStatement[]
+  /** Runs once the record batch ran; `recordError` is its failure, if it failed. */
+  finish: (recordError: unknown) => Promise<void> | void
+}
+
 async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
   // Each channel's provider is set up once per batch, and only if the batch has a job for it.
   const providers = new Map<Channel, DeliveryProvider>()
@@ -78,27 +96,85 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
     }
     return p
   }
-  // Every message is acked or retried on its own; one failure never fails its neighbours.
+  // The jobs of one database (a project's shard) are leased in one D1 transaction and their attempts
+  // recorded in one more: two transactions per queue batch, whatever its size.
+  const byDatabase = new Map<D1Database, Delivery[]>()
+  for (const message of batch.messages) {
+    const job = parseJob(message)
+    if (!job) continue
+    const projectScoped = projectEnv(env, job.project_id)
+    const delivery = { message, job, env: projectScoped, provider: provider(job.channel), dims: jobDimensions(job) }
+    byDatabase.set(projectScoped.DB, [...(byDatabase.get(projectScoped.DB) ?? []), delivery])
+  }
+  await Promise.all([...byDatabase].map(([db, deliveries]) => deliverFrom(db, deliveries, deps)))
+}
+
+/** Runs `fn` in the delivery's metrics scope. */
+const scoped = <T>(d: Delivery, fn: () => T): T => withMetrics(d.env, d.dims, fn)
+
+/**
+ * Delivers the jobs of one database: one batch leases them all, each claimed job is sent (at the
+ * same time), one batch records every attempt, then each message is acked or retried on its own. A
+ * failure of one job never fails its neighbours; a failed lease or record batch is a D1 failure,
+ * which every job of the batch meets alike.
+ */
+async function deliverFrom(db: D1Database, deliveries: Delivery[], deps: ConsumerDeps): Promise<void> {
+  let claims: Claim[]
+  try {
+    claims = await claimDeliveries(
+      db,
+      deliveries.map((d) => ({ id: d.job.id, provider: d.provider.name })),
+      now(),
+    )
+  } catch (err) {
+    for (const d of deliveries) scoped(d, () => consumerError(d, err, deps))
+    return
+  }
+  const attempts = await Promise.all(
+    deliveries.map((d, i) => scoped(d, () => attemptOne(d, claims[i] ?? { kind: 'missing' }, deps))),
+  )
+  const record = new Batch()
+  for (const attempt of attempts) if (attempt) record.addAll(attempt.record)
+  let recordError: unknown = null
+  try {
+    await record.run(db)
+  } catch (err) {
+    recordError = err ?? new Error('recording the attempts failed')
+  }
   await Promise.all(
-    batch.messages.map((message) => {
-      const job = parseJob(message)
-      return job
-        ? withMetrics(env, jobDimensions(job), () =>
-            deliverOne(message, job, projectEnv(env, job.project_id), provider(job.channel), deps),
-          )
-        : null
+    attempts.map(async (attempt, i) => {
+      const d = deliveries[i]
+      if (!attempt || !d) return
+      await scoped(d, async () => {
+        try {
+          await attempt.finish(recordError)
+        } catch (err) {
+          consumerError(d, err, deps)
+        }
+      })
     }),
   )
 }
 
-/** A job's metrics dimensions: its project, channel, locale and destination country (never the number). */
+/** D1 or another dependency failed: nothing was decided, so try again later. */
+function consumerError(d: Delivery, err: unknown, deps: ConsumerDeps): void {
+  logEvent('error', `${d.job.channel}.consumer_error`, { ...deliveryIds(d), error: errorName(err) })
+  d.message.retry({ delaySeconds: backoffSeconds(d.message.attempts, 0, deps.random) })
+}
+
+const deliveryIds = (d: Delivery) => ({ delivery_id: d.job.id, phone_id: d.job.phone_id, provider: d.provider.name })
+
+/**
+ * A job's metrics dimensions: its project, channel, locale and destination country (never the
+ * number). The country comes with the job; only a job queued before it did has its number parsed.
+ */
 function jobDimensions(job: DeliveryJob): Partial<MetricDimensions> {
-  const phone = parsePhone(job.phone_number)
+  const phone = job.country === undefined ? parsePhone(job.phone_number) : null
   return {
     project: job.project_id,
     channel: job.channel,
     locale: job.locale,
-    country: phone ? sendCountry(phone) : '',
+    country: job.country ?? (phone ? sendCountry(phone) : ''),
   }
 }
 
@@ -111,29 +187,27 @@ function parseJob(message: Message): DeliveryJob | null {
   return null
 }
 
-async function deliverOne(
-  message: Message,
-  job: DeliveryJob,
-  env: Env,
-  provider: DeliveryProvider,
-  deps: ConsumerDeps,
-): Promise<void> {
+/**
+ * One job's attempt after the lease: a job not claimed is acked or retried at once; a claimed one is
+ * decrypted and sent, and what to record and do next is returned (null: nothing left to do).
+ */
+async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promise<Attempted | null> {
+  const { message, job, env, provider } = d
   // Log events are named by channel: whatsapp.sent, sms.failed, …
   const event = (what: string) => `${job.channel}.${what}`
-  const ids = { delivery_id: job.id, phone_id: job.phone_id, provider: provider.name }
+  const ids = deliveryIds(d)
   try {
-    const claim = await claimDelivery(env.DB, job.id, provider.name, now())
     if (claim.kind === 'busy') {
       logEvent('info', event('job_in_flight'), ids)
       message.retry({ delaySeconds: Math.ceil(claim.retryInMs / 1000) })
-      return
+      return null
     }
     if (claim.kind === 'dropped') logEvent('warn', event('job_dropped'), { ...ids, reason: claim.reason })
     if (claim.kind === 'done') logEvent('info', event('job_duplicate'), { ...ids, status: claim.status })
     if (claim.kind === 'missing') logEvent('warn', event('job_without_delivery'), ids)
     if (claim.kind !== 'claimed') {
       message.ack()
-      return
+      return null
     }
 
     let code: string
@@ -141,15 +215,19 @@ async function deliverOne(
       code = (await openRotating(rotatingSecret(env, 'CODE_ENCRYPTION_KEY'), job.code, jobAad(job))).plaintext
     } catch (err) {
       // Wrong key or tampered job: no attempt can succeed.
-      await recordFailed(env.DB, job.id, null, 'code_decrypt_failed', now())
-      logEvent('error', event('failed'), {
-        ...ids,
-        detail: 'code_decrypt_failed',
-        error: errorName(err),
-        alert: true,
-      })
-      message.ack()
-      return
+      return {
+        record: [attemptErrorStatement(env.DB, job.id, 'failed', null, 'code_decrypt_failed', now())],
+        finish: (recordError) => {
+          if (recordError) return consumerError(d, recordError, deps)
+          logEvent('error', event('failed'), {
+            ...ids,
+            detail: 'code_decrypt_failed',
+            error: errorName(err),
+            alert: true,
+          })
+          message.ack()
+        },
+      }
     }
 
     const result = await provider.send({
@@ -164,51 +242,67 @@ async function deliverOne(
     // latency_ms: from the code's issue to this attempt's answer (queue wait, retries, the provider's reply).
     const fields = { ...ids, attempts: claim.attempts, latency_ms: Math.max(0, now() - claim.createdAt) }
     if (result.kind === 'sent') {
-      try {
-        // A WhatsApp message that may still turn out undeliverable keeps what its SMS fallback needs.
-        await recordSent(env.DB, job.id, result.messageId, now(), job.fallback ? fallbackCodeOf(job) : null)
-      } catch (err) {
-        // The message is out: a retry would send it again, so the failure to record is only logged.
-        logEvent('error', event('sent_unrecorded'), {
+      // The delivery recorded sent and, from the console provider, its outbox entry. A WhatsApp
+      // message that may still turn out undeliverable keeps what its SMS fallback needs.
+      const record = [sentStatement(env.DB, job.id, result.messageId, now(), job.fallback ? fallbackCodeOf(job) : null)]
+      if (result.outbox) record.push(outboxMessageStatement(env.DB, result.outbox))
+      return {
+        record,
+        finish: async (recordError) => {
+          // The message is out: a retry would send it again, so a failure to record is only logged.
+          if (recordError) {
+            logEvent('error', event('sent_unrecorded'), {
+              ...fields,
+              message_id: result.messageId,
+              error: errorName(recordError),
+            })
+          }
+          recordEvent(event('sent'), fields)
+          message.ack()
+          // A status the provider reported at once takes the path of the same status from its webhook.
+          if (result.reported && result.messageId) {
+            await applyProviderStatuses(env, job.channel, [{ messageId: result.messageId, ...result.reported }], now())
+          }
+        },
+      }
+    }
+    if (result.kind === 'retry') {
+      return {
+        record: [attemptErrorStatement(env.DB, job.id, 'sending', result.errorCode, result.detail, now())],
+        finish: (recordError) => {
+          if (recordError) return consumerError(d, recordError, deps)
+          const delaySeconds = backoffSeconds(message.attempts, result.minDelaySeconds, deps.random)
+          logEvent('warn', event('retry'), {
+            ...fields,
+            error_code: result.errorCode,
+            detail: result.detail,
+            delay_seconds: delaySeconds,
+          })
+          message.retry({ delaySeconds })
+        },
+      }
+    }
+    return {
+      record: [attemptErrorStatement(env.DB, job.id, 'failed', result.errorCode, result.detail, now())],
+      finish: async (recordError) => {
+        if (recordError) return consumerError(d, recordError, deps)
+        logEvent('error', event('failed'), {
           ...fields,
-          message_id: result.messageId,
-          error: errorName(err),
+          error_code: result.errorCode,
+          detail: result.detail,
+          alert: result.alert,
         })
-      }
-      logEvent('info', event('sent'), { ...fields, message_id: result.messageId })
-      message.ack()
-      // A status the provider reported at once takes the path of the same status from its webhook.
-      if (result.reported && result.messageId) {
-        await applyProviderStatuses(env, job.channel, [{ messageId: result.messageId, ...result.reported }], now())
-      }
-    } else if (result.kind === 'retry') {
-      await recordRetry(env.DB, job.id, result.errorCode, result.detail, now())
-      const delaySeconds = backoffSeconds(message.attempts, result.minDelaySeconds, deps.random)
-      logEvent('warn', event('retry'), {
-        ...fields,
-        error_code: result.errorCode,
-        detail: result.detail,
-        delay_seconds: delaySeconds,
-      })
-      message.retry({ delaySeconds })
-    } else {
-      await recordFailed(env.DB, job.id, result.errorCode, result.detail, now())
-      logEvent('error', event('failed'), {
-        ...fields,
-        error_code: result.errorCode,
-        detail: result.detail,
-        alert: result.alert,
-      })
-      message.ack()
-      // Meta answered at once that the recipient cannot receive WhatsApp: the same code by SMS.
-      if (result.fallback && job.fallback === 'sms') {
-        await startFallback(env, { job, code, errorCode: result.errorCode }, now())
-      }
+        message.ack()
+        // Meta answered at once that the recipient cannot receive WhatsApp: the same code by SMS.
+        if (result.fallback && job.fallback === 'sms') {
+          await startFallback(env, { job, code, errorCode: result.errorCode }, now())
+        }
+      },
     }
   } catch (err) {
     // D1 or another dependency failed: nothing was decided, so try again later.
-    logEvent('error', event('consumer_error'), { ...ids, error: errorName(err) })
-    message.retry({ delaySeconds: backoffSeconds(message.attempts, 0, deps.random) })
+    consumerError(d, err, deps)
+    return null
   }
 }
 

@@ -1,9 +1,11 @@
+import { Batch } from '../db/batch'
 import {
   applyStatusUpdates,
   type DeliveryStatus,
   deliveryState,
   expireDelivery,
-  leaseDelivery,
+  type LeasedRow,
+  leaseStatement,
   type StatusEvent,
 } from '../db/deliveries'
 
@@ -35,14 +37,31 @@ export type Claim =
   | { kind: 'missing' }
 
 /**
- * Claims a job for one send attempt. The claim requires the code to be unexpired and still the
- * phone's current code (otp_codes.code_id): a job that waited in the queue while the user asked for
- * a new code would only deliver a code that can no longer log in.
+ * Claims jobs for one send attempt each, in one D1 batch (one transaction for a whole queue batch),
+ * returning their claims in order. A claim requires the code to be unexpired and still the phone's
+ * current code (otp_codes.code_id): a job that waited in the queue while the user asked for a new
+ * code would only deliver a code that can no longer log in. A job not leased is looked at on its own
+ * (unclaimed), which is the rare path.
  */
-export async function claimDelivery(db: D1Database, id: string, provider: string, at: number): Promise<Claim> {
-  const claimed = await leaseDelivery(db, id, provider, at, LEASE_MS)
-  if (claimed) return { kind: 'claimed', attempts: claimed.attempts, createdAt: claimed.created_at }
+export async function claimDeliveries(
+  db: D1Database,
+  jobs: readonly { id: string; provider: string }[],
+  at: number,
+): Promise<Claim[]> {
+  const batch = new Batch()
+  const leases = jobs.map((job) => batch.add<LeasedRow>(leaseStatement(db, job.id, job.provider, at, LEASE_MS)))
+  await batch.run(db)
+  return Promise.all(
+    leases.map((lease, i) => {
+      const claimed = lease.first()
+      if (claimed) return { kind: 'claimed' as const, attempts: claimed.attempts, createdAt: claimed.created_at }
+      return unclaimed(db, jobs[i]?.id ?? '', at)
+    }),
+  )
+}
 
+/** Why a job could not be leased: its code is dead (dropped), it is held or finished, or it is gone. */
+async function unclaimed(db: D1Database, id: string, at: number): Promise<Claim> {
   // Free and pending but not claimable: only a dead code explains that, so the job is dropped.
   const dropped = await expireDelivery(db, id, at)
   if (dropped) return { kind: 'dropped', reason: dropped }

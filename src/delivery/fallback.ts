@@ -167,6 +167,7 @@ export async function startFallback(env: Env, source: FallbackSource, at: number
       expires_at: job.expires_at,
       code: await sealCurrent(key, code, jobAad({ id: smsId, phone_id: job.phone_id, phone_number: job.phone_number })),
       channel: 'sms',
+      country,
     }
     try {
       await env.WHATSAPP_QUEUE.send(sms, { contentType: 'json' })

@@ -14,7 +14,7 @@ export type Channel = (typeof CHANNELS)[number]
  *
  * `channel` is absent from jobs queued before SMS existed: they are WhatsApp jobs. `fallback`
  * marks a WhatsApp job of a project whose whatsapp_fallback is 'sms'; `autofill_domain` an SMS job
- * whose message ends with the `@domain #code` autofill line.
+ * whose message ends with the `@domain #code` autofill line; `country` the destination region.
  */
 export const DeliveryJobSchema = z.object({
   v: z.literal(1),
@@ -28,6 +28,11 @@ export const DeliveryJobSchema = z.object({
   channel: z.enum(CHANNELS).default('whatsapp'),
   fallback: z.literal('sms').optional(),
   autofill_domain: z.string().min(1).max(253).optional(),
+  /**
+   * The destination region (sendCountry) as the issue computed it, for the metrics' country: the
+   * consumer does not parse the number again. Absent from jobs queued before it was carried.
+   */
+  country: z.string().min(1).max(3).optional(),
 })
 
 export type DeliveryJob = z.infer<typeof DeliveryJobSchema>

@@ -1,3 +1,4 @@
+import type { OutboxMessage } from '../db/dev-outbox'
 import type { Locale } from '../schemas'
 import type { Channel } from './job'
 
@@ -25,7 +26,9 @@ export interface ReportedStatus {
  * The outcome of one send attempt, decided by the provider:
  * - `sent`: accepted; `messageId` links the provider's status callbacks back to the delivery (Meta's
  *   wamid, Twilio's message SID; null for the console). `reported`: a status the provider reports for
- *   it at once, applied exactly as the same status from a webhook would be.
+ *   it at once, applied exactly as the same status from a webhook would be. `outbox`: the local
+ *   development outbox entry of a console delivery, written in the transaction that records the
+ *   delivery sent, so a delivery costs the consumer two transactions whatever the provider.
  * - `retry`: transient (rate limit, outage, network); try again no sooner than `minDelaySeconds`.
  * - `failed`: permanent for this message; `alert` marks failures an operator must fix (credentials,
  *   template, account, sender), as opposed to ones caused by the recipient; `fallback` marks a
@@ -34,7 +37,7 @@ export interface ReportedStatus {
  * `errorCode` is the provider's error code when there was one; `detail` is our label, safe to store and log.
  */
 export type SendResult =
-  | { kind: 'sent'; messageId: string | null; reported?: ReportedStatus }
+  | { kind: 'sent'; messageId: string | null; reported?: ReportedStatus; outbox?: OutboxMessage }
   | { kind: 'retry'; errorCode: number | null; detail: string; minDelaySeconds: number }
   | { kind: 'failed'; errorCode: number | null; detail: string; alert: boolean; fallback?: boolean }
 

@@ -36,7 +36,7 @@ function consoleUnreachable(env: Env): ReadonlySet<string> {
 export function selectProvider(env: Env, channel: Channel, fetchFn: typeof fetch): DeliveryProvider {
   const name = channel === 'whatsapp' ? env.WHATSAPP_PROVIDER : smsProviderName(env)
   if (name === 'console') {
-    return consoleProvider(env.DB, channel, channel === 'whatsapp' ? consoleUnreachable(env) : undefined)
+    return consoleProvider(channel, channel === 'whatsapp' ? consoleUnreachable(env) : undefined)
   }
   if (channel === 'whatsapp' && name === 'meta') {
     const checked = metaConfig(env)

@@ -1,5 +1,5 @@
 import { sendCountry } from '../limits'
-import { logEvent } from '../log'
+import { logEvent, recordEvent } from '../log'
 import { withMetrics } from '../metrics'
 import { parsePhone } from '../phone'
 import { twilioErrorRule } from '../sms/twilio'
@@ -67,7 +67,7 @@ function logStatus(channel: Channel, status: AppliedStatus, at: number): void {
     latency_ms: Math.max(0, at - status.createdAt),
   }
   if (status.status !== 'failed') {
-    logEvent('info', `${channel}.status`, fields)
+    recordEvent(`${channel}.status`, fields)
     return
   }
   const rule = status.errorCode === null ? undefined : statusErrorRule(channel, status.errorCode)

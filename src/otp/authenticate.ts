@@ -12,7 +12,7 @@ import {
   successStatements,
   wrongCodeStatements,
 } from '../db/otp-codes'
-import { type PhoneRow, releaseExpiredById, removeReplacedPhoneStatement, userPhonesStatement } from '../db/phones'
+import { phonesFromJson, releaseExpiredById, removeReplacedPhoneStatement } from '../db/phones'
 import type { Project } from '../db/projects'
 import { revokeOnExchangeStatement } from '../db/sessions'
 import { isLocked } from '../db/users'
@@ -26,7 +26,7 @@ import {
   sendCountry,
   smsConversionStatement,
 } from '../limits'
-import { logEvent } from '../log'
+import { logEvent, recordEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
@@ -40,7 +40,15 @@ import {
 } from '../sessions/otp'
 import { userObject } from '../users/user-object'
 import { attributesMatch } from './attributes'
-import { codeMacMatches, dropCodeRecord, gateCodeMacMatches, readStoredCode, type StoredCode } from './code-store'
+import {
+  ALL_NEEDS,
+  codeMacMatches,
+  dropCodeRecord,
+  gateCodeMacMatches,
+  readStoredCode,
+  type StoredCode,
+  type SuccessNeeds,
+} from './code-store'
 
 /** Stytch's sandbox code: authenticates the sandbox number's phone_id in test projects. */
 export const SANDBOX_CODE = '000000'
@@ -79,28 +87,32 @@ interface Attempt {
   session: SessionPlan
   /** The sandbox code in a test project. */
   sandbox: boolean
+  /** What a success can do on this phone, from the KV record (everything without one). */
+  needs: SuccessNeeds
+  /** The destination region the KV record kept, for the metrics (null: parsed from the number). */
+  country: string | null
 }
 
 /** One batch run for a verdict, with the results read back afterwards. */
 interface Pass {
   verdict: Verdict
   state: AuthStateRow | undefined
-  /** The expired-attachment release: 1 change when it released the phone. */
-  release: Handle
+  /** The expired-attachment release (an attachment only): 1 change when it released the phone. */
+  release: Handle | null
   /** The wrong-code attempt count on the gate (a wrong verdict only): 1 change when counted. */
   wrongAttempt: Handle | null
   /** The session read back (a success with a session plan only). */
   session: SessionReads | null
   /** The phone a completed exchange removed (a success only). */
   replaced: Handle<{ phone_id: string }> | null
-  phones: Handle<PhoneRow>
 }
 
 /**
  * POST /v1/otps/authenticate. One KV read (the code's keyed hash), the hash comparison in constant
  * time, then one D1 batch: release an expired attachment, the atomic gate updates for the verdict,
- * the success effects, and the read-back that tells the outcomes apart. On success the KV record is
- * deleted. D1 is the authority: a KV record naming another code than the gate's proves nothing.
+ * the success effects, and the read-back that tells the outcomes apart. D1 is the authority: a used
+ * code's KV record is left to expire (its gate is consumed), and a record naming another code than
+ * the gate's proves nothing.
  *
  * KV is eventually consistent and last-write-wins, so the record read may be missing or an older
  * code's (two sends committing close together can land their KV writes in either order). The
@@ -118,7 +130,7 @@ export async function authenticateCode(
   const fields = { project_id: project.id, method_id: input.method_id, sandbox }
   try {
     const result = await authenticateAttempt(env, project, requestId, input)
-    logEvent('info', 'otp.authenticate', { ...fields, outcome: 'success' })
+    recordEvent('otp.authenticate', { ...fields, outcome: 'success' })
     return result
   } catch (err) {
     // The outcome of every judged attempt is counted (conversion, brute force); an unexpected
@@ -147,7 +159,9 @@ async function authenticateAttempt(
   ])
   const verdict = await judge(env, project.id, phoneId, input, stored)
   const sandbox = project.env === 'test' && input.code === SANDBOX_CODE
-  const attempt: Attempt = { env, project, requestId, input, phoneId, at, session, sandbox }
+  const needs = stored?.needs ?? ALL_NEEDS
+  const country = stored?.country ?? null
+  const attempt: Attempt = { env, project, requestId, input, phoneId, at, session, sandbox, needs, country }
   const checked = { checkedCodeId: stored?.code_id ?? null, maxAttempts: project.settings.otp_max_attempts }
 
   const first = await runPass(attempt, verdict, checked)
@@ -156,9 +170,10 @@ async function authenticateAttempt(
       ? gateToRecheck(first.state, checked.checkedCodeId, at, checked.maxAttempts)
       : null
   if (!first.state || !gate) return conclude(attempt, first)
-  // The stale-KV case, and the only second round trip: the verdict of D1's hash is final.
+  // The stale-KV case, and the only second round trip: the verdict of D1's hash is final. The
+  // record belongs to another code of the phone: what it says of the phone holds, not of the code.
   const recheck = await judgeAgainstGate(env, project.id, input, first.state, gate, verdict)
-  return conclude(attempt, await runPass(attempt, recheck, undefined))
+  return conclude(attempt, await runPass({ ...attempt, needs: { ...needs, sms: true } }, recheck, undefined))
 }
 
 /**
@@ -177,12 +192,13 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     maxAttempts: settings.otp_max_attempts,
   })
 
+  // Statements that can do nothing for this phone, code or verdict are left out of the batch.
   const batch = new Batch()
-  const release = batch.add(releaseExpiredById(env.DB, project.id, phoneId, at))
+  const release = a.needs.attached ? batch.add(releaseExpiredById(env.DB, project.id, phoneId, at)) : null
   if (verdict.kind === 'match') {
     batch.add(consumeStatement(env.DB, gate(verdict.codeId)))
     // A code an SMS carried and this request consumed counts as an SMS conversion (the pumping breaker).
-    batch.add(smsConversionStatement(env.DB, { projectId: project.id, phoneId, requestId }))
+    if (a.needs.sms) batch.add(smsConversionStatement(env.DB, { projectId: project.id, phoneId, requestId }))
   }
   let wrongAttempt: Handle | null = null
   let sessionReads: SessionReads | null = null
@@ -194,14 +210,18 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     batch.add(wrong.failure)
   }
   let replaced: Handle<{ phone_id: string }> | null = null
-  if (verdict.kind === 'match' || a.sandbox) {
+  const maySucceed = verdict.kind === 'match' || a.sandbox
+  if (maySucceed) {
     const sandboxNumber = a.sandbox ? SANDBOX_PHONE_NUMBER : null
     const success = successGate({ projectId: project.id, phoneId, requestId, sandboxNumber })
     // A success on a pending exchange (exchange_primary_factor) completes it, while the phone still
     // reads as pending: the user's other sessions are revoked and the replaced phone leaves the user.
-    // The effects after that verify the phone, which ends the pending state.
-    batch.add(revokeOnExchangeStatement(env.DB, success.params, success.succeeded, keptSessionId(a.session)))
-    replaced = batch.add(removeReplacedPhoneStatement(env.DB, success.params, success.succeeded))
+    // The effects after that verify the phone, which ends the pending state. Only an attachment
+    // can be a pending exchange.
+    if (a.needs.attached) {
+      batch.add(revokeOnExchangeStatement(env.DB, success.params, success.succeeded, keptSessionId(a.session)))
+      replaced = batch.add(removeReplacedPhoneStatement(env.DB, success.params, success.succeeded))
+    }
     batch.addAll(successStatements(env.DB, success))
     // The session writes ride in this batch, gated on the same success: one transaction, no extra trip.
     const gate = { phoneId, requestId, sandboxNumber }
@@ -219,14 +239,15 @@ async function runPass(a: Attempt, verdict: Verdict, recheck: AuthSubject['reche
     sandboxNumber: a.sandbox ? SANDBOX_PHONE_NUMBER : null,
     now: at,
     recheck,
+    wrongCode: verdict.kind === 'wrong',
   })
   batch.addAll(failures.statements)
-  const brake = batch.add<BrakeRow>(failures.brake)
-  const state = batch.add<AuthStateRow>(authStateStatement(env.DB, project.id, phoneId))
-  const phones = batch.add<PhoneRow>(userPhonesStatement(env.DB, project.id, { phoneId }, at))
+  const brake = failures.brake ? batch.add<BrakeRow>(failures.brake) : null
+  // The state, with the user's phones for the User object when the attempt may succeed.
+  const state = batch.add<AuthStateRow>(authStateStatement(env.DB, project.id, phoneId, maySucceed ? at : undefined))
   await runWithLimits(env.DB, batch, project.id)
-  noteBrake(brake.first(), project.id, settings)
-  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, replaced, phones }
+  noteBrake(brake?.first(), project.id, settings)
+  return { verdict, state: state.first(), release, wrongAttempt, session: sessionReads, replaced }
 }
 
 /** The session a successful authenticate extends or starts, which a completed exchange keeps. */
@@ -236,7 +257,7 @@ function keptSessionId(plan: SessionPlan): string | null {
 }
 
 // The number was attached (/send, exchange) and its 5-minute window passed: released, so the code is void.
-const released = (pass: Pass) => pass.release.changes > 0
+const released = (pass: Pass) => (pass.release?.changes ?? 0) > 0
 
 const consumed = (pass: Pass, requestId: string) =>
   pass.verdict.kind === 'match' && pass.state?.consumed_by === requestId
@@ -247,19 +268,23 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   const { state, verdict } = pass
   if (released(pass)) throw new StytchError('unable_to_auth_otp_code')
   if (!state) throw new StytchError('phone_number_not_found')
-  const parsed = parsePhone(state.phone_number)
-  if (parsed) setMetricDimensions({ country: sendCountry(parsed) })
+  // The country the KV record kept at issue; only without one is the number parsed again.
+  const parsed = a.country ? null : parsePhone(state.phone_number)
+  const country = a.country ?? (parsed ? sendCountry(parsed) : null)
+  if (country) setMetricDimensions({ country })
   const sandboxPhone = project.env === 'test' && state.phone_number === SANDBOX_PHONE_NUMBER
   const used = consumed(pass, a.requestId)
   if (used || (a.sandbox && sandboxPhone)) {
-    if (used) await dropCodeRecord(env, phoneId)
+    // The used code's KV record stays until its TTL: D1's gate is consumed, so the record can never
+    // authenticate again (a replay is refused like any dead code, test/authenticate.test.ts), and
+    // the next code of the phone overwrites it. Deleting it would cost a KV write per login for nothing.
     const replaced = pass.replaced?.first()
     if (replaced) await dropCodeRecord(env, replaced.phone_id)
     const sessionFields = await sessionResult(env, project.id, a.session, pass.session, at)
     return {
       user_id: state.user_id,
       method_id: phoneId,
-      user: userObject(state, pass.phones.rows(), at),
+      user: userObject(state, phonesFromJson(state.phones_json), at),
       ...sessionFields,
     }
   }

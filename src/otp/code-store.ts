@@ -37,7 +37,32 @@ export interface StoredCode extends StoredAttributes {
   expires_at: number
   /** Live codes this one replaced (newest first), so presenting one is told apart from a wrong guess. */
   superseded?: SupersededCode[]
+  /** The destination region (sendCountry), for the metrics; absent from records written before it was kept. */
+  country?: string
+  /**
+   * Which effects a success on this phone and code can have, so authenticate's batch carries only
+   * statements that can do work; absent from records written before it was kept (then all of them).
+   */
+  needs?: SuccessNeeds
 }
+
+/**
+ * What a success can do besides consuming the code, known when the code is issued:
+ * - `attached`: the phone was an attachment (/send to a user, exchange_primary_factor). Only an
+ *   attachment can lapse (its window released on authenticate) or be a pending exchange (whose
+ *   success revokes the user's other sessions and removes the replaced phone). A phone row is an
+ *   attachment from its insert until it is verified or deleted, never later, so this holds for
+ *   every record of the phone.
+ * - `sms`: the code may go out by SMS (an SMS send, or WhatsApp with the SMS fallback), so its
+ *   success counts as an SMS conversion for the pumping breaker.
+ */
+export interface SuccessNeeds {
+  attached: boolean
+  sms: boolean
+}
+
+/** Everything, for a record that does not say (older records, or none). */
+export const ALL_NEEDS: SuccessNeeds = { attached: true, sms: true }
 
 /** A code that was still live when a newer one replaced it: its id, keyed hash and expiry. */
 export interface SupersededCode {
@@ -157,6 +182,8 @@ export async function gateCodeMac(
  * replaces the old one; TTL = the code's lifetime, >= KV's 60 s minimum) and, at the same time,
  * exactly one delivery job with the code encrypted goes on the queue (one queue for both channels). `replaced` is the live code the batch
  * replaced (liveCodeStatement in src/db/otp-codes.ts); its hash is carried over so authenticate can answer "superseded".
+ * `country`, the destination region, rides with the job and the record for the metrics; `attached`
+ * (the phone is an attachment) goes into the record's `needs`.
  */
 export async function storeAndEnqueue(
   env: Env,
@@ -164,7 +191,7 @@ export async function storeAndEnqueue(
   phoneId: string,
   phoneNumber: string,
   pending: PendingCode,
-  replaced: LiveCodeRow | null = null,
+  { replaced = null, country = null, attached = true }: Partial<StoreOptions> = {},
 ): Promise<void> {
   const ids = { id: pending.codeId, phone_id: phoneId, phone_number: phoneNumber }
   const [mac, superseded, code] = await Promise.all([
@@ -181,6 +208,8 @@ export async function storeAndEnqueue(
   }
   if (superseded.length > 0) stored.superseded = superseded
   const { plan } = pending
+  if (country) stored.country = country
+  stored.needs = { attached, sms: plan.channel === 'sms' || plan.fallback }
   const job: DeliveryJob = {
     v: 1,
     ...ids,
@@ -191,6 +220,7 @@ export async function storeAndEnqueue(
     channel: plan.channel,
     ...(plan.channel === 'whatsapp' && plan.fallback ? { fallback: 'sms' as const } : {}),
     ...(plan.channel === 'sms' && plan.autofillDomain ? { autofill_domain: plan.autofillDomain } : {}),
+    ...(country ? { country } : {}),
   }
   // Neither needs the other: the consumer never reads KV, and authenticate waits for the code to
   // arrive anyway. If either fails the caller's undo closes the delivery, so a job that did reach
@@ -201,6 +231,13 @@ export async function storeAndEnqueue(
     }),
     env.WHATSAPP_QUEUE.send(job, { contentType: 'json' }),
   ])
+}
+
+/** What storeAndEnqueue writes besides the code: see there. */
+export interface StoreOptions {
+  replaced: LiveCodeRow | null
+  country: string | null
+  attached: boolean
 }
 
 export async function readStoredCode(env: Env, phoneId: string): Promise<StoredCode | null> {

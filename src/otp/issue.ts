@@ -13,7 +13,7 @@ import {
   sendLimitStatements,
   smsBreakerTripStatement,
 } from '../limits'
-import { logEvent } from '../log'
+import { recordEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
 import { type ParsedPhone, parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AttributesInput, Locale } from '../schemas'
@@ -73,8 +73,11 @@ export interface Issue {
   target: SendTarget
   pending: PendingCode | null
   subject: SendSubject
-  /** The phone's live code before this batch replaced it (null when no code is issued). */
-  liveCode: Handle<LiveCodeRow> | null
+  /**
+   * The phone's live code before this batch replaced it (null when no code is issued): its own read,
+   * or the caller's (options.liveCode) when the caller reads the phone's owner there anyway.
+   */
+  liveCode: Handle<Partial<LiveCodeRow>> | null
   /** An SMS send's breaker trip, read after the batch (null when no breaker is judged). */
   breakerTrip: Handle<{ bucket: number }> | null
 }
@@ -109,7 +112,13 @@ export async function addIssue(
   project: Project,
   target: SendTarget,
   input: IssueInput,
-  options: { at: number; mintedUserId: string | null; ownerUserId: string | null },
+  options: {
+    at: number
+    mintedUserId: string | null
+    ownerUserId: string | null
+    /** A statement already in the batch, before this one's, that reads the live code (code_id, expires_at). */
+    liveCode?: Handle<Partial<LiveCodeRow>>
+  },
 ): Promise<Issue> {
   const { phone } = target
   setMetricDimensions({ locale: input.locale })
@@ -131,9 +140,9 @@ export async function addIssue(
     deliveryId: pending?.codeId ?? null,
     now: options.at,
   }
-  let liveCode: Handle<LiveCodeRow> | null = null
+  let liveCode: Handle<Partial<LiveCodeRow>> | null = null
   if (pending) {
-    liveCode = batch.add<LiveCodeRow>(liveCodeStatement(env.DB, project.id, phone.e164, options.at))
+    liveCode = options.liveCode ?? batch.add<LiveCodeRow>(liveCodeStatement(env.DB, project.id, phone.e164, options.at))
     const code = gateRow(pending)
     batch.add(codeStatement(env.DB, project.id, phone.e164, code, options.ownerUserId))
     batch.add(queuedDeliveryStatement(env.DB, project.id, phone.e164, code, options.ownerUserId, target.channel))
@@ -147,21 +156,26 @@ export async function addIssue(
  * After the batch committed: the code's hash goes to KV and one job to the queue. If either fails,
  * the delivery is closed and the send's limit events are refunded (undoSend), so a retry works.
  */
-export async function completeIssue(env: Env, project: Project, issue: Issue, phoneId: string): Promise<void> {
-  const { pending } = issue
+export async function completeIssue(
+  env: Env,
+  project: Project,
+  issue: Issue,
+  phone: { phoneId: string; attached: boolean },
+): Promise<void> {
+  const { pending, target } = issue
+  const { phoneId } = phone
   if (issue.breakerTrip?.first()) logBreakerTrip(issue.subject)
   if (!pending) return
-  const replaced = issue.liveCode?.first() ?? null
-  await storeAndEnqueue(env, project.id, phoneId, issue.target.phone.e164, pending, replaced).catch((err: unknown) =>
+  const live = issue.liveCode?.first()
+  const replaced = live?.code_id ? { code_id: live.code_id, expires_at: live.expires_at ?? 0 } : null
+  const options = { replaced, country: target.country, attached: phone.attached }
+  await storeAndEnqueue(env, project.id, phoneId, target.phone.e164, pending, options).catch((err: unknown) =>
     undoSend(env.DB, issue.subject, pending.codeId, err),
   )
-  logEvent('info', 'otp.sent', {
-    delivery_id: pending.codeId,
-    phone_id: phoneId,
+  recordEvent('otp.sent', {
     project_id: project.id,
     channel: issue.target.channel,
     country: issue.target.country,
     locale: pending.locale,
-    expiration_minutes: pending.expirationMinutes,
   })
 }

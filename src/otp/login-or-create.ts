@@ -1,5 +1,6 @@
 import { now } from '../clock'
 import { Batch } from '../db/batch'
+import type { LiveCodeRow } from '../db/otp-codes'
 import type { PhoneOwnerRow } from '../db/phones'
 import type { Project } from '../db/projects'
 import { findOrCreateStatements } from '../db/users'
@@ -42,12 +43,19 @@ export async function loginOrCreate(
   })
   const batch = new Batch()
   batch.addAll(statements)
-  const issue = await addIssue(batch, env, project, target, input, { at, mintedUserId, ownerUserId: null })
-  const ownerRow = batch.add<PhoneOwnerRow>(owner)
+  // The owner, read with the live code the new code replaces: one statement before the issue's.
+  const ownerRow = batch.add<PhoneOwnerRow & Partial<LiveCodeRow>>(owner)
+  const issue = await addIssue(batch, env, project, target, input, {
+    at,
+    mintedUserId,
+    ownerUserId: null,
+    liveCode: ownerRow,
+  })
   await runWithLimits(env.DB, batch, project.id)
   const row = ownerRow.first()
   if (!row) throw new Error('find-or-create returned no owner row')
 
-  await completeIssue(env, project, issue, row.phone_id)
+  // A number login_or_create resolves is its owner's, never an attachment (findOrCreateStatements).
+  await completeIssue(env, project, issue, { phoneId: row.phone_id, attached: false })
   return { user_id: row.user_id, phone_id: row.phone_id, user_created: row.user_created === 1 }
 }

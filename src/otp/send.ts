@@ -73,6 +73,6 @@ export async function sendCode(
   }
   if (!owner) throw new StytchError('phone_number_not_found')
 
-  await completeIssue(env, project, issue, owner.phone_id)
+  await completeIssue(env, project, issue, { phoneId: owner.phone_id, attached: owner.attachment === 1 })
   return { user_id: owner.user_id, phone_id: owner.phone_id }
 }

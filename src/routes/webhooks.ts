@@ -104,10 +104,7 @@ webhookRoutes.add(
       throw new StytchError('bad_request', { message: 'The request body is not valid JSON.' })
     }
     const events = statusEvents(payload)
-    const applied = await applyProviderStatuses(c.env, 'whatsapp', events, now())
-    if (events.length > 0) {
-      logEvent('info', 'whatsapp.webhook_statuses', { received: events.length, updated: applied.length })
-    }
+    await applyProviderStatuses(c.env, 'whatsapp', events, now())
     for (const notice of webhookNotices(payload)) logNotice(notice)
     return c.json({ request_id: c.var.requestId, status_code: 200 as const })
   },
