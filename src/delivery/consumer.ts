@@ -1,12 +1,14 @@
 import { now } from '../clock'
 import { openRotating } from '../crypto'
 import { recordExhausted, recordFailed, recordRetry, recordSent } from '../db/deliveries'
+import { findProject, isPaused, type Project } from '../db/projects'
 import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
 import { sendCountry } from '../limits'
 import { errorName, logEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
 import { parsePhone } from '../phone'
+import { pauseRetrySeconds } from '../shards/pause'
 import { claimDelivery } from './deliveries'
 import { fallbackCodeOf, startFallback } from './fallback'
 import { type Channel, type DeliveryJob, DeliveryJobSchema, jobAad } from './job'
@@ -68,13 +70,13 @@ export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerD
 }
 
 async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
-  // Each channel's provider is set up once per batch, and only if the batch has a job for it.
-  const providers = new Map<Channel, DeliveryProvider>()
-  const provider = (channel: Channel) => {
-    let p = providers.get(channel)
+  // Each channel's provider is set up once per batch and shard, and only if the batch has a job for it.
+  const providers = new Map<string, DeliveryProvider>()
+  const provider = (channel: Channel, shardEnv: Env, shard: number) => {
+    let p = providers.get(`${channel}:${shard}`)
     if (!p) {
-      p = withMetrics(env, { channel }, () => selectProvider(env, channel, deps.fetch))
-      providers.set(channel, p)
+      p = withMetrics(env, { channel }, () => selectProvider(shardEnv, channel, deps.fetch))
+      providers.set(`${channel}:${shard}`, p)
     }
     return p
   }
@@ -84,11 +86,64 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
       const job = parseJob(message)
       return job
         ? withMetrics(env, jobDimensions(job), () =>
-            deliverOne(message, job, projectEnv(env, job.project_id), provider(job.channel), deps),
+            withProject(message, job, env, deps, (route) =>
+              deliverOne(message, job, route, provider(job.channel, route.env, route.project.shard), deps),
+            ),
           )
         : null
     }),
   )
+}
+
+/** Where a job is handled: its project's directory record, and `env` with DB its project's shard. */
+interface JobRoute {
+  project: Project
+  env: Env
+  /** The Worker's own bindings (the directory and every shard), for provider statuses. */
+  worker: Env
+}
+
+/**
+ * Runs `handle` with the job's project and shard (its directory record, read through the isolate's
+ * cache). A job of a project paused by a move between shards waits in the queue until the pause is
+ * over; a job whose project has no record (it cannot be placed on a shard) is dropped, loudly.
+ */
+async function withProject(
+  message: Message,
+  job: DeliveryJob,
+  env: Env,
+  deps: ConsumerDeps,
+  handle: (route: JobRoute) => Promise<void>,
+): Promise<void> {
+  let project: Project | null
+  try {
+    project = await findProject(env.DB, job.project_id, now())
+  } catch (err) {
+    logEvent('error', `${job.channel}.consumer_error`, { delivery_id: job.id, error: errorName(err) })
+    message.retry({ delaySeconds: backoffSeconds(message.attempts, 0, deps.random) })
+    return
+  }
+  if (!project) {
+    logEvent('error', `${job.channel}.job_without_project`, { delivery_id: job.id, alert: true })
+    message.ack()
+    return
+  }
+  const at = now()
+  if (isPaused(project, at)) {
+    const delaySeconds = pauseRetrySeconds(project, at)
+    logEvent('info', `${job.channel}.job_paused`, { delivery_id: job.id, delay_seconds: delaySeconds })
+    message.retry({ delaySeconds })
+    return
+  }
+  let projectEnvironment: Env
+  try {
+    projectEnvironment = projectEnv(env, project)
+  } catch {
+    // No binding for the project's shard (logged as an alert): nothing can be done here until there is.
+    message.retry({ delaySeconds: backoffSeconds(message.attempts, 0, deps.random) })
+    return
+  }
+  await handle({ project, env: projectEnvironment, worker: env })
 }
 
 /** A job's metrics dimensions: its project, channel, locale and destination country (never the number). */
@@ -114,10 +169,18 @@ function parseJob(message: Message): DeliveryJob | null {
 async function deliverOne(
   message: Message,
   job: DeliveryJob,
-  env: Env,
+  route: JobRoute,
   provider: DeliveryProvider,
   deps: ConsumerDeps,
 ): Promise<void> {
+  const { env, project } = route
+  if (job.start_fallback) {
+    // A fallback a status left to the consumer while the project was paused: the message itself
+    // went out long ago. startFallback never throws and logs every outcome.
+    await startFallback(env, project, { job, errorCode: job.start_fallback.error_code }, now())
+    message.ack()
+    return
+  }
   // Log events are named by channel: whatsapp.sent, sms.failed, …
   const event = (what: string) => `${job.channel}.${what}`
   const ids = { delivery_id: job.id, phone_id: job.phone_id, provider: provider.name }
@@ -160,6 +223,7 @@ async function deliverOne(
       code,
       expiresAt: job.expires_at,
       autofillDomain: job.autofill_domain ?? null,
+      shard: project.shard,
     })
     // latency_ms: from the code's issue to this attempt's answer (queue wait, retries, the provider's reply).
     const fields = { ...ids, attempts: claim.attempts, latency_ms: Math.max(0, now() - claim.createdAt) }
@@ -179,7 +243,8 @@ async function deliverOne(
       message.ack()
       // A status the provider reported at once takes the path of the same status from its webhook.
       if (result.reported && result.messageId) {
-        await applyProviderStatuses(env, job.channel, [{ messageId: result.messageId, ...result.reported }], now())
+        const status = { messageId: result.messageId, ...result.reported, shard: project.shard }
+        await applyProviderStatuses(route.worker, job.channel, [status], now())
       }
     } else if (result.kind === 'retry') {
       await recordRetry(env.DB, job.id, result.errorCode, result.detail, now())
@@ -202,7 +267,7 @@ async function deliverOne(
       message.ack()
       // Meta answered at once that the recipient cannot receive WhatsApp: the same code by SMS.
       if (result.fallback && job.fallback === 'sms') {
-        await startFallback(env, { job, code, errorCode: result.errorCode }, now())
+        await startFallback(env, project, { job, code, errorCode: result.errorCode }, now())
       }
     }
   } catch (err) {
@@ -221,7 +286,9 @@ async function recordDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
     batch.messages.map(async (message) => {
       const job = parseJob(message)
       if (!job) return
-      await withMetrics(env, jobDimensions(job), () => recordDeadLetter(message, job, projectEnv(env, job.project_id)))
+      await withMetrics(env, jobDimensions(job), () =>
+        withProject(message, job, env, defaultDeps, (route) => recordDeadLetter(message, job, route.env)),
+      )
     }),
   )
 }
