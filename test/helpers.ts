@@ -72,11 +72,7 @@ export async function seedProject(project: TestProject): Promise<TestProject & {
 }
 
 /** A fresh project of its own, so a test does not share rows or limits with others (on `shard`, 0 by default). */
-export async function newProject(
-  projectEnv: 'test' | 'live' = 'test',
-  settings?: Record<string, unknown>,
-  shard = 0,
-) {
+export async function newProject(projectEnv: 'test' | 'live' = 'test', settings?: Record<string, unknown>, shard = 0) {
   return seedProject({
     id: `project-${projectEnv}-${crypto.randomUUID()}`,
     secret: `secret-${projectEnv}-${crypto.randomUUID()}`,

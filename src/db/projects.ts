@@ -226,9 +226,7 @@ export function announcePauseStatement(db: D1Database, id: string, pauseAt: numb
 
 /** Ends the pause of a move that will not flip (it is being abandoned). */
 export function liftPauseStatement(db: D1Database, id: string): D1PreparedStatement {
-  return db
-    .prepare('UPDATE projects SET move_pause_at = NULL WHERE id = ?1 AND move_flipped_at IS NULL')
-    .bind(id)
+  return db.prepare('UPDATE projects SET move_pause_at = NULL WHERE id = ?1 AND move_flipped_at IS NULL').bind(id)
 }
 
 /** The flip: the project's shard becomes the move's target and its pause ends. */

@@ -218,8 +218,7 @@ export function rowKey(table: string, row: Row): string {
   return JSON.stringify(spec(table).key.map((k) => row[k]))
 }
 
-const keyJoin = (key: readonly string[]) =>
-  key.map((k, i) => `t.${k} = json_extract(k.value, '$[${i}]')`).join(' AND ')
+const keyJoin = (key: readonly string[]) => key.map((k, i) => `t.${k} = json_extract(k.value, '$[${i}]')`).join(' AND ')
 
 /** The rows named by `keys` (JSON arrays) that exist in this database. */
 export function rowsByKeyStatement(db: D1Database, table: string, keys: readonly string[]): D1PreparedStatement {

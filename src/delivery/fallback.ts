@@ -196,7 +196,11 @@ export async function deferFallback(env: Env, source: FallbackSource, delaySecon
   const job: DeliveryJob = { ...source.job, start_fallback: { error_code: source.errorCode } }
   try {
     await env.WHATSAPP_QUEUE.send(job, { contentType: 'json', delaySeconds })
-    logEvent('info', 'otp.fallback_deferred', { delivery_id: job.id, project_id: job.project_id, delay_seconds: delaySeconds })
+    logEvent('info', 'otp.fallback_deferred', {
+      delivery_id: job.id,
+      project_id: job.project_id,
+      delay_seconds: delaySeconds,
+    })
   } catch (err) {
     logEvent('error', 'otp.fallback', {
       delivery_id: job.id,

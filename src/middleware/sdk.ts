@@ -6,9 +6,9 @@ import type { AppEnv } from '../env'
 import { type ErrorType, StytchError } from '../errors'
 import { setMetricDimensions } from '../metrics'
 import { SessionToken } from '../schemas'
-import { assertNotPaused } from '../shards/pause'
 import { assertOriginAuthorized, isLocalDevOrigin, publicTokenEnv, requestOrigin } from '../sdk/access'
 import { cookieCredential } from '../sdk/session-cookies'
+import { assertNotPaused } from '../shards/pause'
 import { parseBasic } from './auth'
 
 /**

@@ -2,7 +2,6 @@ import { now } from '../clock'
 import { Batch } from '../db/batch'
 import { type PhoneRow, userPhonesStatement } from '../db/phones'
 import { findProject, type Project } from '../db/projects'
-import { projectEnv } from '../db/shard'
 import {
   deleteStatement,
   type FactorRow,
@@ -14,6 +13,7 @@ import {
   touchStatement,
   userSessionsStatements,
 } from '../db/sessions'
+import { projectEnv } from '../db/shard'
 import { type UserRow, userExistsStatement } from '../db/users'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'

@@ -218,7 +218,14 @@ export async function moveProject(
     deps.log?.(`${step}: done`)
     await deps.afterStep?.(step)
     if (step === until) {
-      return { projectId, from: move.from, to: move.to, steps, done: step === 'purge', counts: await countRows(target, projectId) }
+      return {
+        projectId,
+        from: move.from,
+        to: move.to,
+        steps,
+        done: step === 'purge',
+        counts: await countRows(target, projectId),
+      }
     }
   }
   return { projectId, from: move.from, to: move.to, steps, done: true, counts: await countRows(target, projectId) }
@@ -357,7 +364,9 @@ async function drainLog(
     }
     for (const h of handles) {
       for (const group of chunks(h.rows.rows())) {
-        writes.push(...writeStatements(target, h.table, projectId, columns[h.table] ?? [], group, { skipOrphans: false }))
+        writes.push(
+          ...writeStatements(target, h.table, projectId, columns[h.table] ?? [], group, { skipOrphans: false }),
+        )
       }
     }
     await runAll(target, writes)
