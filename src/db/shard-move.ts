@@ -25,17 +25,19 @@ export interface MovedTable {
   /** The parent row an incoming row (`v`, its JSON) needs, per foreign key: a condition. */
   parent?: string
   /**
-   * Gives up, in the target, the unique values the incoming rows (?1, JSON) carry, where another row
-   * of the project holds them: that row changed in the source since it was copied, so the change log
-   * names it and its own copy follows. Without this, a value that moved from one row to another
-   * during the move (a rotated signing key, an external id given to another user) would make the
-   * upsert fail on the unique index.
+   * Gives up, in the target, the unique values the incoming rows (?1, JSON) carry, wherever the
+   * project's rows there hold them: an incoming row gets its value back from the upsert that follows
+   * in the same transaction, and any other holder changed in the source since it was copied, so the
+   * change log names it and its own copy follows. Without this, a value that moved from one row to
+   * another during the move (a rotated signing key, external ids swapped between users) would make
+   * the upsert fail on the unique index.
    */
   freeUnique?: string
 }
 
 const byProject = (row: 'NEW' | 'OLD', project: string) => `${row}.project_id = ${project}`
-const incomingIds = (column: string) => `SELECT json_extract(value, '$.${column}') FROM json_each(?1)`
+/** The values of `column` the incoming rows (?1, JSON) carry. */
+const incoming = (column: string) => `SELECT json_extract(value, '$.${column}') FROM json_each(?1)`
 
 /**
  * Parents before children: a row's parent is written before it, and deleted after it. dev_outbox
@@ -47,8 +49,7 @@ export const MOVED_TABLES: readonly MovedTable[] = [
     key: ['id'],
     scope: 't.project_id = ?1',
     rowScope: byProject,
-    freeUnique: `UPDATE users SET external_id = NULL
-      WHERE project_id = ?2 AND external_id IN (${incomingIds('external_id')}) AND id NOT IN (${incomingIds('id')})`,
+    freeUnique: `UPDATE users SET external_id = NULL WHERE project_id = ?2 AND external_id IN (${incoming('external_id')})`,
   },
   {
     table: 'phones',
@@ -57,7 +58,7 @@ export const MOVED_TABLES: readonly MovedTable[] = [
     rowScope: byProject,
     parent: `EXISTS (SELECT 1 FROM users WHERE users.id = json_extract(value, '$.user_id'))`,
     freeUnique: `UPDATE phones SET phone_number = '~' || id
-      WHERE project_id = ?2 AND phone_number IN (${incomingIds('phone_number')}) AND id NOT IN (${incomingIds('id')})`,
+      WHERE project_id = ?2 AND phone_number IN (${incoming('phone_number')})`,
   },
   {
     table: 'otp_codes',
@@ -72,8 +73,7 @@ export const MOVED_TABLES: readonly MovedTable[] = [
     scope: 't.project_id = ?1',
     rowScope: byProject,
     parent: `EXISTS (SELECT 1 FROM users WHERE users.id = json_extract(value, '$.user_id'))`,
-    freeUnique: `UPDATE sessions SET token_hash = '~' || id
-      WHERE project_id = ?2 AND token_hash IN (${incomingIds('token_hash')}) AND id NOT IN (${incomingIds('id')})`,
+    freeUnique: `UPDATE sessions SET token_hash = '~' || id WHERE project_id = ?2 AND token_hash IN (${incoming('token_hash')})`,
   },
   {
     table: 'session_factors',
@@ -90,7 +90,7 @@ export const MOVED_TABLES: readonly MovedTable[] = [
     rowScope: byProject,
     // One active key per project: a key the source retired since it was copied gives way to its successor.
     freeUnique: `UPDATE session_signing_keys SET retired_at = 0
-      WHERE project_id = ?2 AND retired_at IS NULL AND kid NOT IN (${incomingIds('kid')})
+      WHERE project_id = ?2 AND retired_at IS NULL
         AND EXISTS (SELECT 1 FROM json_each(?1) WHERE json_extract(value, '$.retired_at') IS NULL)`,
   },
   {
@@ -98,8 +98,7 @@ export const MOVED_TABLES: readonly MovedTable[] = [
     key: ['id'],
     scope: 't.project_id = ?1',
     rowScope: byProject,
-    freeUnique: `UPDATE deliveries SET fallback_of = NULL
-      WHERE project_id = ?2 AND fallback_of IN (${incomingIds('fallback_of')}) AND id NOT IN (${incomingIds('id')})`,
+    freeUnique: `UPDATE deliveries SET fallback_of = NULL WHERE project_id = ?2 AND fallback_of IN (${incoming('fallback_of')})`,
   },
   {
     table: 'limit_counters',
