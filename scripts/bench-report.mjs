@@ -217,3 +217,56 @@ export function formatSearchReport({ users, seedSeconds, loadAverage, runs, targ
   ]
   return lines.join('\n')
 }
+
+/**
+ * The shards step (scripts/bench.mjs shardRuns) as Markdown: per run and project, its shard, replies,
+ * req/s, p50, the D1 time per request and what 1000 / that time makes; then per run the D1-bound
+ * requests/s of the databases used, summed over distinct shards.
+ */
+export function formatShardReport({ loadAverage, runs }, machine) {
+  const bound = (r) => (r.ops && r.ops.d1_ms > 0 ? 1000 / r.ops.d1_ms : Number.NaN)
+  const lines = [
+    `Shards: ${machine.date}, load average ${loadAverage.toFixed(2)} as the step started; login_or_create for new ` +
+      'numbers, one request at a time per project (1 connection each); D1 ms = time from sending the batch to its ' +
+      'result, as the Worker measures it.',
+    '',
+    row(['Run', 'Project (shard)', 'Replies', 'req/s', 'p50 ms', 'D1 ms / request', 'D1-bound requests/s']),
+    row(['---', '---', '---', '---:', '---:', '---:', '---:']),
+  ]
+  for (const run of runs) {
+    run.sides.forEach((r, i) => {
+      lines.push(
+        row([
+          i === 0 ? run.name : '',
+          `${i + 1} (shard ${r.shard})`,
+          `${r.matched}/${r.requests} × ${r.status}`,
+          Math.round(r.rps),
+          num(r.p50, 1),
+          r.ops ? num(r.ops.d1_ms, 2) : '?',
+          Number.isNaN(bound(r)) ? '?' : Math.round(bound(r)),
+        ]),
+      )
+    })
+  }
+  lines.push(
+    '',
+    row(['Run', 'req/s, all projects', 'D1-bound requests/s of the shards used']),
+    row(['---', '---:', '---']),
+  )
+  for (const run of runs) {
+    // A shard's D1-bound rate is measured by each project on it; two projects on one shard share it.
+    const byShard = new Map()
+    for (const r of run.sides) byShard.set(r.shard, [...(byShard.get(r.shard) ?? []), bound(r)])
+    const perShard = [...byShard].map(([shard, rates]) => [shard, rates.reduce((a, b) => a + b, 0)])
+    const total = perShard.reduce((n, [, rate]) => n + rate, 0)
+    const parts = perShard.map(([shard, rate]) => `shard ${shard}: ${Math.round(rate)}`).join(' + ')
+    lines.push(
+      row([
+        run.name,
+        Math.round(run.sides.reduce((n, r) => n + r.rps, 0)),
+        perShard.length > 1 ? `${parts} = ${Math.round(total)}` : parts,
+      ]),
+    )
+  }
+  return lines.join('\n')
+}

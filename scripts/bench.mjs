@@ -9,9 +9,11 @@
 // limit counters a busy project holds (N sends in the last hour: N per-phone rows, the per-country and
 // new-user buckets summing to N) and runs login_or_create at N = 0, N / 10 and N. A search scenario
 // seeds a second project with many users (SQL in bulk) and times users.search on it, alone and while
-// another project's requests wait for the same database.
+// another project's requests wait for the same database. A shards step runs login_or_create one at
+// a time for a project on shard 0 alone, then for two projects at once: both on shard 0, then one on
+// shard 0 and one on shard 1 (wrangler.toml DB_1), with each request's D1 time.
 //   npm run bench -- [--requests 1000] [--connections 10] [--max-seconds 120] [--history 1000000]
-//                    [--search-users 200000] [--only search]
+//                    [--search-users 200000] [--only search|shards]
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
@@ -20,7 +22,7 @@ import autocannon from 'autocannon'
 import { ProjectSettingsSchema } from '../src/settings.ts'
 import LENIENT_LIMITS from '../test/lenient-limits.json' with { type: 'json' }
 import { startServer } from '../test/node/server.mjs'
-import { formatReport, formatSearchReport, targetChecks } from './bench-report.mjs'
+import { formatReport, formatSearchReport, formatShardReport, targetChecks } from './bench-report.mjs'
 import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
 
 const { values } = parseArgs({
@@ -33,8 +35,11 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 })
-if (values.only !== undefined && values.only !== 'search') throw new Error('--only takes one value: search')
+if (values.only !== undefined && values.only !== 'search' && values.only !== 'shards') {
+  throw new Error('--only takes search or shards')
+}
 const ONLY_SEARCH = values.only === 'search'
+const ONLY_SHARDS = values.only === 'shards'
 const WARMUP_PHONES = 100
 // Distinct phones, one per request: +1 202 555 0100 … 9999 (all valid US numbers for libphonenumber).
 const N = Math.min(Math.max(Number(values.requests) || 0, 50), 10_000 - WARMUP_PHONES)
@@ -86,6 +91,23 @@ const BUDGET_PROJECT = {
   env: 'test',
   settings: ProjectSettingsSchema.parse({}),
 }
+
+// The shards step's projects (bench limits): one per run and side, so every send is for a new number.
+// `shard` places each (test/node/server.mjs seeds it there, as `npm run project:create -- --shard N`).
+const shardProject = (shard) => ({
+  id: `project-test-${randomUUID()}`,
+  secret: `secret-test-bench-${randomUUID()}`,
+  env: 'test',
+  settings: ProjectSettingsSchema.parse(LENIENT_LIMITS),
+  shard,
+})
+const SHARD_RUNS = [
+  { name: 'shard 0 alone', projects: [shardProject(0)] },
+  { name: 'two projects on shard 0 at once', projects: [shardProject(0), shardProject(0)] },
+  { name: 'two projects on shards 0 and 1 at once', projects: [shardProject(0), shardProject(1)] },
+]
+// Sends per project and run in the shards step.
+const SHARD_REQUESTS = 300
 
 const authorization = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
 const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
@@ -203,7 +225,8 @@ function headerValue(responseHeaders, name) {
 }
 
 /** Reads each phone's newest code from the dev outbox, waiting for the queue consumer to deliver. */
-async function codesFromOutbox(baseUrl, phones, sendsEach) {
+async function codesFromOutbox(baseUrl, phones, sendsEach, project = BENCH_PROJECT) {
+  const credentials = { authorization: authorization(project) }
   const deadline = Date.now() + 180_000
   const codes = new Array(phones.length)
   let pending = phones.map((_, i) => i)
@@ -215,7 +238,7 @@ async function codesFromOutbox(baseUrl, phones, sendsEach) {
         pending.slice(start, start + 16).map(async (i) => {
           const url = new URL(`/dev/whatsapp/outbox?phone_number=${encodeURIComponent(phones[i])}`, baseUrl)
           // The outbox lists the messages of the test project whose credentials it is given.
-          const { messages } = await (await fetch(url, { headers })).json()
+          const { messages } = await (await fetch(url, { headers: credentials })).json()
           if (messages.length >= sendsEach) codes[i] = messages[0].code
           else missing.push(i)
         }),
@@ -314,6 +337,37 @@ async function capacityRuns(url) {
     connections: 1,
   })
   return [send, auth]
+}
+
+/**
+ * Projects on two D1 shards: login_or_create one request at a time per project (1 connection each),
+ * for a project on shard 0 alone, then two projects at once on the same shard, then on shards 0 and 1.
+ * Each request's D1 time is its database's work for it (plus, on a shared database, the wait for the
+ * other project's statements): 1000 / that time is what the database would sustain for the project.
+ * Each run's codes are delivered by the queue consumer before the next run starts.
+ */
+async function shardRuns(url) {
+  const phones = Array.from({ length: SHARD_REQUESTS }, (_, i) => phone(WARMUP_PHONES + i))
+  const loadAverage = loadavg()[0]
+  const runs = []
+  for (const { name, projects } of SHARD_RUNS) {
+    const results = await Promise.all(
+      projects.map((project, side) =>
+        load(url, {
+          name: `${name}: project ${side + 1} (shard ${project.shard})`,
+          path: '/v1/otps/whatsapp/login_or_create',
+          body: (i) => ({ phone_number: phones[i], expiration_minutes: CODE_MINUTES }),
+          amount: SHARD_REQUESTS,
+          expect: 200,
+          connections: 1,
+          project,
+        }),
+      ),
+    )
+    for (const project of projects) await codesFromOutbox(url, phones, 1, project)
+    runs.push({ name, sides: results.map((r, i) => ({ ...r, shard: projects[i].shard })) })
+  }
+  return { loadAverage, runs }
 }
 
 /** Latencies (ms) of `request()` run one after another until `done` settles (at least `min` times). */
@@ -524,20 +578,23 @@ async function run() {
     historyRequests: HISTORY_REQUESTS,
     connections: CONNECTIONS,
   }
-  const bundle = ONLY_SEARCH ? null : measureBundle()
+  const bundle = ONLY_SEARCH || ONLY_SHARDS ? null : measureBundle()
   const server = await startServer({
-    projects: [BENCH_PROJECT, SEARCH_PROJECT, BUDGET_PROJECT],
+    projects: [BENCH_PROJECT, SEARCH_PROJECT, BUDGET_PROJECT, ...SHARD_RUNS.flatMap((r) => r.projects)],
     vars: ['BENCH_COUNT_STORAGE:1'],
     ports: PORTS,
     entry: BENCH_ENTRY,
   })
   try {
     const url = server.baseUrl
-    const main = ONLY_SEARCH ? { report: [], ok: true } : await mainRuns(url, machine, bundle)
-    const search = SEARCH_USERS > 0 ? await searchRuns(url) : null
+    const main = ONLY_SEARCH || ONLY_SHARDS ? { report: [], ok: true } : await mainRuns(url, machine, bundle)
+    const shards = ONLY_SEARCH ? null : await shardRuns(url)
+    const search = SEARCH_USERS > 0 && !ONLY_SHARDS ? await searchRuns(url) : null
     for (const part of main.report) console.log(part)
+    if (shards) console.log(formatShardReport(shards, machine))
     if (search) console.log(formatSearchReport(search, machine))
-    if (!main.ok || (search && !search.runs.every((r) => r.ok))) process.exitCode = 1
+    const shardsOk = !shards || shards.runs.every((run) => run.sides.every((r) => r.ok))
+    if (!main.ok || !shardsOk || (search && !search.runs.every((r) => r.ok))) process.exitCode = 1
   } finally {
     await server.stop()
   }

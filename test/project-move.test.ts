@@ -80,8 +80,11 @@ async function tryLogin(p: TestProject) {
 const empty = Object.fromEntries(MOVED_TABLES.map(({ table }) => [table, 0]))
 
 describe('npm run project:move: a project from shard 0 to shard 1', () => {
-  it('moves every row, and a session and its JWT from before work after', async () => {
+  it('moves every row: a session and its JWT from before work after, and so does a code sent before', async () => {
     const { p, logins } = await busyProject()
+    // A code sent before the move: its KV record stays (KV is global, keyed by the phone id, which
+    // the move keeps); its gate row moves with the project.
+    const pending = await issueCode(p, { phone_number: freshPhone(), expiration_minutes: 10 }, { deliver: false })
     const before = await projectRows(env.DB, p.id)
     expect(Object.values(await countRows(env.DB, p.id)).every((n) => n > 0)).toBe(true)
 
@@ -103,6 +106,8 @@ describe('npm run project:move: a project from shard 0 to shard 1', () => {
     expect((await sessionsAuthenticate(p, { session_jwt: first.jwt })).status).toBe(200)
     expect((await sessionsAuthenticate(p, { session_token: first.token })).status).toBe(200)
     expect(await verifiesWithJwks(p.id, first.jwt)).toBe(true)
+    const sentBefore = await authenticate(p, { method_id: pending.phoneId, code: pending.code })
+    expect(sentBefore.status, JSON.stringify(sentBefore.body)).toBe(200)
     await login(p)
     expect(await countRows(env.DB, p.id)).toEqual(empty)
   })

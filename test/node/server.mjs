@@ -75,7 +75,8 @@ function killOnExit(child, persistTo) {
 
 /**
  * Migrates a state directory and seeds extra projects into it before the server opens it. A project's
- * `publicToken` is its public token for the frontend SDKs (a random one when not given).
+ * `publicToken` is its public token for the frontend SDKs (a random one when not given); its `shard`
+ * the D1 shard holding its data (0 unless given), where it also gets the anchor row its rows need.
  */
 function seedProjects(persistTo, projects) {
   if (projects.length === 0) return
@@ -84,13 +85,21 @@ function seedProjects(persistTo, projects) {
   const rows = projects.map((p) => {
     const hash = createHash('sha256').update(p.secret).digest('hex')
     const publicToken = p.publicToken ?? `public-token-${p.env}-${randomUUID()}`
-    return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()}, ${lit(publicToken)})`
+    return `(${lit(p.id)}, ${lit(p.env)}, 'node test', ${lit(hash)}, ${lit(JSON.stringify(p.settings ?? {}))}, ${Date.now()}, ${lit(publicToken)}, ${p.shard ?? 0})`
   })
   d1Execute({
     persistTo,
     env,
-    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES ${rows.join(', ')}`,
+    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token, shard) VALUES ${rows.join(', ')}`,
   })
+  for (const p of projects.filter((p) => (p.shard ?? 0) !== 0)) {
+    d1Execute({
+      persistTo,
+      env,
+      binding: `DB_${p.shard}`,
+      sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, shard) VALUES (${lit(p.id)}, ${lit(p.env)}, 'node test', '', '{}', ${Date.now()}, ${p.shard})`,
+    })
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 // `npm run stats` and `npm run deliveries -- --failed` on a local state seeded by a short run: the
-// service started as `npm run dev` starts it, codes sent to eight numbers in three countries (one by
+// service started as `npm run dev` starts it, the project on the second D1 shard, codes sent to eight numbers in three countries (one by
 // SMS, one to the number .dev.vars lists as not on WhatsApp, which falls back to SMS), five logins
 // with the delivered codes and one wrong guess, Meta's status webhooks (signed) marking deliveries
 // delivered, read and failed, and a trip of the SMS pumping breaker. The printed counts must equal
@@ -12,11 +12,13 @@ import { describe, it } from 'node:test'
 import { d1Execute, lit } from '../../scripts/d1.mjs'
 import { serveDuringTests } from './server.mjs'
 
+// On the second D1 shard: the scripts find its rows there, as the Worker puts them.
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
   secret: `secret-test-stats-${randomUUID()}`,
   env: 'test',
   settings: { ...JSON.parse(readFileSync('test/lenient-limits.json', 'utf8')), whatsapp_fallback: 'sms' },
+  shard: 1,
 }
 // This test's ports; the SDK tests, the load test and the developer's own server use others.
 const PORTS = [8950, 8999]
@@ -110,6 +112,7 @@ serveDuringTests(
     // The console provider has no Meta message id; give each delivery one, then let Meta report.
     d1Execute({
       persistTo: server.persistTo,
+      binding: 'DB_1',
       sql: `UPDATE deliveries SET wamid = 'wamid.stats.' || phone_id WHERE project_id = ${lit(PROJECT.id)}`,
     })
     const statuses = []
@@ -125,6 +128,7 @@ serveDuringTests(
     const trippedAt = Date.now() - 10 * 60_000
     d1Execute({
       persistTo: server.persistTo,
+      binding: 'DB_1',
       sql: `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
         VALUES (${lit(PROJECT.id)}, 'sms_breaker', 'BR', ${trippedAt}, 1, ${trippedAt + 2 * 3_600_000})`,
     })
