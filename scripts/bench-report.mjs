@@ -254,10 +254,14 @@ export function formatShardReport({ loadAverage, runs }, machine) {
     row(['---', '---:', '---']),
   )
   for (const run of runs) {
-    // A shard's D1-bound rate is measured by each project on it; two projects on one shard share it.
+    // A database runs one query at a time, whichever project sends it: a shard's D1-bound rate is 1000
+    // / the mean D1 time of all the requests it served, shared by the projects on it; shards add up.
     const byShard = new Map()
-    for (const r of run.sides) byShard.set(r.shard, [...(byShard.get(r.shard) ?? []), bound(r)])
-    const perShard = [...byShard].map(([shard, rates]) => [shard, rates.reduce((a, b) => a + b, 0)])
+    for (const r of run.sides) {
+      const [ms, n] = byShard.get(r.shard) ?? [0, 0]
+      byShard.set(r.shard, [ms + (r.ops?.d1_ms ?? Number.NaN) * r.requests, n + r.requests])
+    }
+    const perShard = [...byShard].map(([shard, [ms, n]]) => [shard, 1000 / (ms / n)])
     const total = perShard.reduce((n, [, rate]) => n + rate, 0)
     const parts = perShard.map(([shard, rate]) => `shard ${shard}: ${Math.round(rate)}`).join(' + ')
     lines.push(

@@ -107,7 +107,7 @@ const SHARD_RUNS = [
   { name: 'two projects on shards 0 and 1 at once', projects: [shardProject(0), shardProject(1)] },
 ]
 // Sends per project and run in the shards step.
-const SHARD_REQUESTS = 300
+const SHARD_REQUESTS = Math.min(N, 300)
 
 const authorization = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
 const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
