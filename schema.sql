@@ -16,7 +16,9 @@
 -- settings), so its foreign keys resolve. The move_* columns record a move between shards on the
 -- directory row (src/shards/move.ts): move_from / move_to while it is under way, move_step the last
 -- step done, move_pause_at when the project's pause starts (503 from then until the flip), and
--- move_flipped_at when `shard` was switched to the target; all NULL when no move is under way.
+-- move_flipped_at when `shard` was switched to the target, move_owner / move_owner_until the run of
+-- `npm run project:move` that holds the move until then (a lease: a second run waits for it to end);
+-- all NULL when no move is under way.
 CREATE TABLE IF NOT EXISTS projects (
   id TEXT PRIMARY KEY,
   env TEXT NOT NULL CHECK (env IN ('test', 'live')),
@@ -30,7 +32,9 @@ CREATE TABLE IF NOT EXISTS projects (
   move_to INTEGER,
   move_step TEXT,
   move_pause_at INTEGER,
-  move_flipped_at INTEGER
+  move_flipped_at INTEGER,
+  move_owner TEXT,
+  move_owner_until INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS projects_public_token ON projects (public_token)
   WHERE public_token IS NOT NULL;

@@ -272,5 +272,15 @@ export function formatShardReport({ loadAverage, runs }, machine) {
       ]),
     )
   }
+  // Each shard measured alone: the D1-bound rate of every shard, and their sum, the deployment's.
+  const alone = runs.filter((run) => run.sides.length === 1).map((run) => run.sides[0])
+  if (alone.length > 1) {
+    const rates = alone.map((r) => [r.shard, bound(r)])
+    lines.push(
+      '',
+      `D1-bound requests/s of each shard measured alone: ${rates.map(([shard, rate]) => `shard ${shard} ${Math.round(rate)}`).join(', ')}; ` +
+        `both shards together ${Math.round(rates.reduce((n, [, rate]) => n + rate, 0))}, against ${Math.round(rates[0][1])} for one.`,
+    )
+  }
   return lines.join('\n')
 }

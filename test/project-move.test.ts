@@ -4,7 +4,15 @@ import { clearProjectCache, readProjectForMove } from '../src/db/projects'
 import { shardCount, shardDb } from '../src/db/shard'
 import { MOVED_TABLES, pageStatement, type Row } from '../src/db/shard-move'
 import { clearSessionKeyCache } from '../src/sessions/keys'
-import { abortMove, countRows, MOVE_STEPS, type MoveDeps, moveProject } from '../src/shards/move'
+import {
+  abortMove,
+  countRows,
+  MOVE_LEASE_MS,
+  MOVE_STEPS,
+  type MoveDeps,
+  type MoveStep,
+  moveProject,
+} from '../src/shards/move'
 import { failingBatchDb } from './fault-env'
 import { callJson, expectStytchError, issueCode, LENIENT_LIMITS, newProject, type TestProject } from './helpers'
 import { authenticate } from './otp-helpers'
@@ -72,6 +80,14 @@ async function busyProject(shard = 0) {
   return { p, logins }
 }
 
+/** Runs the move of `p` to `to` and stops it, as a crash would, right after `step`. */
+async function stoppedAfter(step: MoveStep, p: TestProject, to = 1) {
+  const stop = (done: MoveStep) => {
+    if (done === step) throw new Crash(`stopped after ${done}`)
+  }
+  await expect(moveProject(deps(stop), { projectId: p.id, to })).rejects.toBeInstanceOf(Crash)
+}
+
 /** A login_or_create of the project: its status (503 while the move pauses it) and Retry-After. */
 async function tryLogin(p: TestProject) {
   return callJson('POST', '/v1/otps/whatsapp/login_or_create', { project: p, body: { phone_number: freshPhone() } })
@@ -121,14 +137,7 @@ describe('npm run project:move: a project from shard 0 to shard 1', () => {
       expect((await tryLogin(p)).status).toBe(200)
       const before = await projectRows(env.DB, p.id)
 
-      await expect(
-        moveProject(
-          deps((step) => {
-            if (step === crashAfter) throw new Crash(`stopped after ${step}`)
-          }),
-          { projectId: p.id, to: 1 },
-        ),
-      ).rejects.toBeInstanceOf(Crash)
+      await stoppedAfter(crashAfter, p)
 
       const record = await readProjectForMove(env.DB, p.id)
       const steps = MOVE_STEPS.slice(0, MOVE_STEPS.indexOf(crashAfter) + 1)
@@ -237,14 +246,7 @@ describe('npm run project:move: a project from shard 0 to shard 1', () => {
   it('can be abandoned before its flip: the pause ends, the copy and the triggers go, the project stays', async () => {
     const { p } = await busyProject()
     const before = await projectRows(env.DB, p.id)
-    await expect(
-      moveProject(
-        deps((step) => {
-          if (step === 'pause') throw new Crash('operator gave up')
-        }),
-        { projectId: p.id, to: 1 },
-      ),
-    ).rejects.toBeInstanceOf(Crash)
+    await stoppedAfter('pause', p)
     expect(await countRows(env.DB_1, p.id)).toEqual(await countRows(env.DB, p.id))
 
     expect(await abortMove(deps(), p.id)).toEqual({ projectId: p.id, shard: 0 })
@@ -266,17 +268,57 @@ describe('npm run project:move: a project from shard 0 to shard 1', () => {
       /no project/,
     )
     expect(await moveProject(deps(), { projectId: p.id, to: 0 })).toMatchObject({ steps: [], done: true })
-    await expect(
-      moveProject(
-        deps((step) => {
-          if (step === 'start') throw new Crash('stop')
-        }),
-        { projectId: p.id, to: 1 },
-      ),
-    ).rejects.toBeInstanceOf(Crash)
+    await stoppedAfter('start', p)
     await expect(moveProject(deps(), { projectId: p.id, to: 0 })).rejects.toThrow(/a move .* to shard 1 is under way/)
     await abortMove(deps(), p.id)
     expect(await readProjectForMove(env.DB, p.id)).toMatchObject({ shard: 0, move: null })
+  })
+
+  it('refuses a second run while one holds the move, and lets the next run take it once the first died', async () => {
+    const { p } = await busyProject()
+    let reached = () => {}
+    let release = () => {}
+    const holding = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const first = moveProject(
+      deps(async (step) => {
+        if (step === 'copy') {
+          reached()
+          await released
+        }
+      }),
+      { projectId: p.id, to: 1 },
+    )
+    await holding
+    await expect(moveProject(deps(), { projectId: p.id, to: 1 })).rejects.toThrow(/another run is moving/)
+    await expect(abortMove(deps(), p.id)).rejects.toThrow(/another run is moving/)
+    release()
+    expect((await first).done).toBe(true)
+
+    // A run that died without giving its lease back (the process was killed) holds the move until
+    // the lease ends; then the next run takes it and finishes.
+    const { p: q } = await busyProject()
+    await stoppedAfter('copy', q)
+    await env.DB.prepare(`UPDATE projects SET move_owner = 'killed-run', move_owner_until = ?2 WHERE id = ?1`)
+      .bind(q.id, Date.now() + MOVE_LEASE_MS)
+      .run()
+    await expect(moveProject(deps(), { projectId: q.id, to: 1 })).rejects.toThrow(/another run is moving/)
+    vi.setSystemTime(Date.now() + MOVE_LEASE_MS)
+    expect((await moveProject(deps(), { projectId: q.id, to: 1 })).done).toBe(true)
+  })
+
+  it('never starts a move that would delete the only copy of a project (a directory record gone stale)', async () => {
+    const { p } = await busyProject(1)
+    const rows = await projectRows(env.DB_1, p.id)
+    // As after restoring the first database to before the project moved to shard 1.
+    await env.DB.prepare('UPDATE projects SET shard = 0 WHERE id = ?1').bind(p.id).run()
+    await expect(moveProject(deps(), { projectId: p.id, to: 1 })).rejects.toThrow(/its record may be stale/)
+    expect(await projectRows(env.DB_1, p.id)).toEqual(rows)
+    expect(await readProjectForMove(env.DB, p.id)).toMatchObject({ move: null })
   })
 })
 

@@ -246,52 +246,31 @@ describe('status webhooks on several shards', () => {
     expect(recorded.shard0.every((sql) => sql.includes('FROM projects'))).toBe(true)
   })
 
-  it('Meta: a status without callback data (a message sent before shards) is applied on every shard', async () => {
+  it.each([
+    ['without callback data (a message sent before shards)', undefined, false],
+    ['routed to a shard where it moves nothing (its project moved since)', 'shard=0', false],
+    ['while any project moves between shards', 'shard=1', true],
+  ])('Meta: a status %s is applied on every shard', async (_case, callbackData, moving) => {
     const one = await onShard(1)
     const { job, wamid } = await sentThroughMeta(one)
-    const recorded = recordingShards(metaEnv())
-    expect((await postMetaStatus(recorded.env, { id: wamid, status: 'read' })).status).toBe(200)
-    expect(await deliveryStatus(env.DB_1, job.id)).toEqual({ status: 'read' })
-    expect(updatesDeliveries(recorded.shard0)).toHaveLength(1)
-    expect(updatesDeliveries(recorded.shard1)).toHaveLength(1)
-  })
-
-  it('Meta: a routed status that finds nothing on its shard (the project moved since) is applied on the others', async () => {
-    const one = await onShard(1)
-    const { job, wamid } = await sentThroughMeta(one)
-    const recorded = recordingShards(metaEnv())
-    const res = await postMetaStatus(recorded.env, {
-      id: wamid,
-      status: 'delivered',
-      biz_opaque_callback_data: 'shard=0',
-    })
-    expect(res.status).toBe(200)
-    expect(await deliveryStatus(env.DB_1, job.id)).toEqual({ status: 'delivered' })
-    expect(updatesDeliveries(recorded.shard0)).toHaveLength(1)
-    expect(updatesDeliveries(recorded.shard1)).toHaveLength(1)
-  })
-
-  it('Meta: while a project moves between shards, every status goes to every shard', async () => {
-    const one = await onShard(1)
-    const { job, wamid } = await sentThroughMeta(one)
-    const moving = await onShard(0)
-    await env.DB.prepare(`UPDATE projects SET move_from = 0, move_to = 1, move_step = 'started' WHERE id = ?1`)
-      .bind(moving.id)
-      .run()
+    const mover = await onShard(0)
+    const setMove = (to: number | null) =>
+      env.DB.prepare('UPDATE projects SET move_from = ?2, move_to = ?2, move_step = ?3 WHERE id = ?1')
+        .bind(mover.id, to, to === null ? null : 'started')
+        .run()
+    if (moving) await setMove(1)
     clearProjectCache()
     const recorded = recordingShards(metaEnv())
-    const res = await postMetaStatus(recorded.env, {
+    const status = {
       id: wamid,
       status: 'delivered',
-      biz_opaque_callback_data: 'shard=1',
-    })
-    expect(res.status).toBe(200)
+      ...(callbackData ? { biz_opaque_callback_data: callbackData } : {}),
+    }
+    expect((await postMetaStatus(recorded.env, status)).status).toBe(200)
     expect(await deliveryStatus(env.DB_1, job.id)).toEqual({ status: 'delivered' })
     expect(updatesDeliveries(recorded.shard0)).toHaveLength(1)
     expect(updatesDeliveries(recorded.shard1)).toHaveLength(1)
-    await env.DB.prepare('UPDATE projects SET move_from = NULL, move_to = NULL, move_step = NULL WHERE id = ?1')
-      .bind(moving.id)
-      .run()
+    await setMove(null)
     clearProjectCache()
   })
 

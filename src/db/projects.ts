@@ -28,6 +28,8 @@ export interface ProjectMove {
   pauseAt: number | null
   /** When projects.shard was switched to `to`. */
   flippedAt: number | null
+  /** Until when the run of the move that holds it keeps it (another run waits until then). */
+  ownerUntil: number | null
 }
 
 interface ProjectRow {
@@ -43,10 +45,11 @@ interface ProjectRow {
   move_step: string | null
   move_pause_at: number | null
   move_flipped_at: number | null
+  move_owner_until: number | null
 }
 
 const PROJECT_COLUMNS =
-  'id, env, name, secret_hash, settings, public_token, shard, move_from, move_to, move_step, move_pause_at, move_flipped_at'
+  'id, env, name, secret_hash, settings, public_token, shard, move_from, move_to, move_step, move_pause_at, move_flipped_at, move_owner_until'
 
 // Warm isolates authenticate without touching D1. Only the stored record is cached (the secret is
 // still hashed and compared on every request); entries expire so changed settings take effect within
@@ -129,6 +132,7 @@ function toProject(row: ProjectRow): Project {
             step: row.move_step ?? '',
             pauseAt: row.move_pause_at,
             flippedAt: row.move_flipped_at,
+            ownerUntil: row.move_owner_until,
           },
   }
 }
@@ -198,15 +202,50 @@ export async function readProjectForMove(db: D1Database, id: string): Promise<Pr
   return row ? toProject(row) : null
 }
 
-/** Records the start of a move from `from` to `to` (only when no other move of the project is under way). */
-export function startMoveStatement(db: D1Database, id: string, from: number, to: number): D1PreparedStatement {
+/**
+ * Records the start of a move from `from` to `to` (only when no other move of the project is under
+ * way), held by the run `owner` until `ownerUntil`.
+ */
+export function startMoveStatement(
+  db: D1Database,
+  id: string,
+  move: { from: number; to: number; owner: string; ownerUntil: number },
+): D1PreparedStatement {
   return db
     .prepare(
       `UPDATE projects SET move_from = ?2, move_to = ?3, move_step = 'starting', move_pause_at = NULL,
-         move_flipped_at = NULL
+         move_flipped_at = NULL, move_owner = ?4, move_owner_until = ?5
        WHERE id = ?1 AND shard = ?2 AND move_to IS NULL`,
     )
-    .bind(id, from, to)
+    .bind(id, move.from, move.to, move.owner, move.ownerUntil)
+}
+
+/**
+ * Takes or renews the lease on the project's move for the run `owner`, until `until`: granted when
+ * the move is free, already this run's, or its holder's lease ended at or before `at` (that run died).
+ * Changes one row when granted.
+ */
+export function claimMoveStatement(
+  db: D1Database,
+  id: string,
+  owner: string,
+  at: number,
+  until: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE projects SET move_owner = ?2, move_owner_until = ?4
+       WHERE id = ?1 AND move_to IS NOT NULL
+         AND (move_owner IS NULL OR move_owner = ?2 OR move_owner_until <= ?3)`,
+    )
+    .bind(id, owner, at, until)
+}
+
+/** Gives the lease back (a run that stopped): the next run may take the move at once. */
+export function releaseMoveStatement(db: D1Database, id: string, owner: string): D1PreparedStatement {
+  return db
+    .prepare('UPDATE projects SET move_owner = NULL, move_owner_until = NULL WHERE id = ?1 AND move_owner = ?2')
+    .bind(id, owner)
 }
 
 /** Records the last step done. */
@@ -245,7 +284,7 @@ export function endMoveStatement(db: D1Database, id: string): D1PreparedStatemen
   return db
     .prepare(
       `UPDATE projects SET move_from = NULL, move_to = NULL, move_step = NULL, move_pause_at = NULL,
-         move_flipped_at = NULL
+         move_flipped_at = NULL, move_owner = NULL, move_owner_until = NULL
        WHERE id = ?1`,
     )
     .bind(id)

@@ -2,6 +2,7 @@ import { Batch } from '../db/batch'
 import {
   anchorStatement,
   announcePauseStatement,
+  claimMoveStatement,
   deleteAnchorStatement,
   endMoveStatement,
   flipStatement,
@@ -9,6 +10,7 @@ import {
   moveStepStatement,
   type Project,
   readProjectForMove,
+  releaseMoveStatement,
   startMoveStatement,
 } from '../db/projects'
 import {
@@ -78,6 +80,11 @@ const LOG_ROUND = 500
 const MAX_STATEMENT_JSON = 500_000
 /** Rows deleted per statement by a purge. */
 const PURGE_ROWS = 1_000
+/**
+ * How long a run of the move holds it without renewing its lease (it renews at every step and page):
+ * a second run started meanwhile is refused, and a run that died frees the move after this long.
+ */
+export const MOVE_LEASE_MS = 2 * 60_000
 /** Rounds of the change log before the pause; what is left is copied during the pause. */
 const PRE_PAUSE_ROUNDS = 20
 
@@ -135,15 +142,57 @@ export async function moveProject(
       `a move of ${projectId} to shard ${project.move.to} is under way: finish it (--to ${project.move.to}) or abort it first`,
     )
   }
+  // This run's lease on the move: renewed as it goes, given back when it stops.
+  const owner = crypto.randomUUID()
+  const hold = async (forMs = 0) => {
+    const at = deps.now()
+    const { meta } = await claimMoveStatement(directory, projectId, owner, at, at + forMs + MOVE_LEASE_MS).run()
+    if (!meta.changes) {
+      const holder = await readProjectForMove(directory, projectId)
+      const until = holder?.move?.ownerUntil
+      throw new MoveError(
+        `another run is moving ${projectId}${until ? ` (its lease ends ${new Date(until).toISOString()} unless it renews it)` : ''}: let it finish, or run again once it has stopped`,
+      )
+    }
+  }
   if (!project.move) {
     if (project.shard === to) {
       return { projectId, from: to, to, steps: [], done: true, counts: await countRows(deps.shard(to), projectId) }
     }
     await sameSchema(deps, project.shard, to)
-    await startMoveStatement(directory, projectId, project.shard, to).run()
+    // The start deletes whatever the target holds of the project: never the project's only rows, as
+    // after a restore of the directory that left its record naming a shard it had moved away from.
+    const [here, there] = await Promise.all([
+      countRows(deps.shard(project.shard), projectId),
+      countRows(deps.shard(to), projectId),
+    ])
+    if (!Object.values(here).some((n) => n > 0) && Object.values(there).some((n) => n > 0)) {
+      throw new MoveError(
+        `${projectId} has no rows on shard ${project.shard}, its recorded shard, but has rows on shard ${to}: its record may be stale; nothing done`,
+      )
+    }
+    const ownerUntil = deps.now() + MOVE_LEASE_MS
+    await startMoveStatement(directory, projectId, { from: project.shard, to, owner, ownerUntil }).run()
     project = await mustRead(directory, projectId)
     if (!project.move) throw new MoveError(`${projectId}: another move started at the same time`)
   }
+  await hold()
+  try {
+    return await runSteps(deps, project, hold, until)
+  } finally {
+    await releaseMoveStatement(directory, projectId, owner).run()
+  }
+}
+
+/** The steps of the move `project.move` not done yet, up to `until`, under this run's lease (`hold`). */
+async function runSteps(
+  deps: MoveDeps,
+  project: Project,
+  hold: (forMs?: number) => Promise<void>,
+  until: MoveStep | undefined,
+): Promise<MoveResult> {
+  const projectId = project.id
+  const directory = deps.shard(0)
   const move = project.move
   if (!move) throw new MoveError(`${projectId}: the move's record is gone`)
   const source = deps.shard(move.from)
@@ -171,6 +220,7 @@ export async function moveProject(
           const { results } = await pageStatement(source, table, projectId, after, PAGE_ROWS).all<Row>()
           if (results.length === 0) break
           await write(target, table, projectId, cols[table] ?? [], results, true)
+          await hold()
           copied += results.length
           const last = results[results.length - 1] as Row
           after = JSON.parse(rowKey(table, last)) as unknown[]
@@ -187,7 +237,9 @@ export async function moveProject(
     },
     catch_up: async () => {
       const paused = await mustRead(directory, projectId)
-      await waitUntil(deps, (paused.move?.pauseAt ?? deps.now()) + MOVE_PAUSE_GRACE_MS, 'the pause and its grace')
+      const copyAt = (paused.move?.pauseAt ?? deps.now()) + MOVE_PAUSE_GRACE_MS
+      await hold(copyAt - deps.now())
+      await waitUntil(deps, copyAt, 'the pause and its grace')
       const entries = await drainLog(source, target, projectId, await tableColumnsOnce(), Number.POSITIVE_INFINITY)
       deps.log?.(`copied what changed before the pause: ${entries} log entries`)
       const [from, into] = await Promise.all([countRows(source, projectId), countRows(target, projectId)])
@@ -202,7 +254,9 @@ export async function moveProject(
     },
     purge: async () => {
       const flipped = await mustRead(directory, projectId)
-      await waitUntil(deps, (flipped.move?.flippedAt ?? deps.now()) + PROJECT_CACHE_TTL_MS, 'the project cache')
+      const purgeAt = (flipped.move?.flippedAt ?? deps.now()) + PROJECT_CACHE_TTL_MS
+      await hold(purgeAt - deps.now())
+      await waitUntil(deps, purgeAt, 'the project cache')
       await runAll(source, [...dropCaptureStatements(source, projectId), clearLogStatement(source, projectId)])
       await purgeCopy(source, projectId, move.from !== 0)
       await endMoveStatement(directory, projectId).run()
@@ -212,6 +266,7 @@ export async function moveProject(
   for (const [index, step] of MOVE_STEPS.entries()) {
     if (index <= done) continue
     deps.log?.(`${step}…`)
+    await hold()
     await run[step]()
     if (step !== 'flip' && step !== 'purge') await moveStepStatement(directory, projectId, RECORDED[step]).run()
     steps.push(step)
@@ -244,6 +299,10 @@ export async function abortMove(deps: MoveDeps, projectId: string): Promise<{ pr
   if (move.flippedAt !== null) {
     throw new MoveError(`the move of ${projectId} has flipped to shard ${move.to}: finish it, then move it back`)
   }
+  const owner = crypto.randomUUID()
+  const at = deps.now()
+  const { meta } = await claimMoveStatement(directory, projectId, owner, at, at + MOVE_LEASE_MS).run()
+  if (!meta.changes) throw new MoveError(`another run is moving ${projectId}: let it finish or stop first`)
   await liftPauseStatement(directory, projectId).run()
   const source = deps.shard(move.from)
   await runAll(source, [...dropCaptureStatements(source, projectId), clearLogStatement(source, projectId)])
