@@ -382,12 +382,16 @@ describe('a project paused by its move', () => {
   })
 
   it('keeps its deliveries in the queue until the pause is over, then delivers them', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0)
     const p = await onShard(0)
     const { job, code } = await issueCode(p, { phone_number: freshPhone() }, { deliver: false })
     await pause(p, 20_000)
     const waiting = await runQueue([job])
     expect(waiting.result.explicitAcks).toEqual([])
+    // Past the grace: the flip is expected within seconds; later attempts wait longer (backoff).
     expect(waiting.retry[0]).toHaveBeenCalledWith({ delaySeconds: 2 })
+    const later = await runQueue([job], { attempts: 4 })
+    expect(later.retry[0]).toHaveBeenCalledWith({ delaySeconds: 16 })
     expect(await deliveryStatus(env.DB, job.id)).toEqual({ status: 'queued' })
     await unpause(p)
     const delivered = await runQueue([job])

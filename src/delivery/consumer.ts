@@ -130,7 +130,9 @@ async function withProject(
   }
   const at = now()
   if (isPaused(project, at)) {
-    const delaySeconds = pauseRetrySeconds(project, at)
+    // At least until the pause is expected to end, and longer at each attempt, so that a final copy
+    // slower than expected does not spend the job's retries.
+    const delaySeconds = backoffSeconds(message.attempts, pauseRetrySeconds(project, at), deps.random)
     logEvent('info', `${job.channel}.job_paused`, { delivery_id: job.id, delay_seconds: delaySeconds })
     message.retry({ delaySeconds })
     return
