@@ -1,13 +1,24 @@
 -- The whole D1 schema in one readable file: the result of applying every file in migrations/ in
 -- order (a test compares the two, table by table and index by index). A schema change edits this file
 -- AND adds the next migrations/NNNN_<name>.sql; migrations are what `npm run dev`, the tests and
--- `npm run db:migrate` apply. There are no triggers, so the file can be split on ';' at the end of a line.
+-- `npm run db:migrate` apply. There are no triggers (a move between shards creates its own while it
+-- runs, src/db/shard-move.ts), so the file can be split on ';' at the end of a line.
 -- Times are integer milliseconds since the Unix epoch, always passed in from the Worker's clock.
 
 -- A tenant. The secret is stored only as SHA-256 (hex) and compared in constant time.
 -- settings: JSON of per-project limits; absent keys take the documented defaults (src/settings.ts).
 -- public_token (public-token-<env>-<uuid>) is what the frontend SDKs present to /sdk/v1: not a secret,
 -- stored as is, unique; NULL only for a project inserted by a Worker older than the column.
+-- Every D1 database (shard) has this whole schema. The first one (binding DB, shard 0) is the
+-- directory: its projects table holds every project, and `shard` says which database holds the
+-- project's rows in every other table (shard N is the binding DB_N; src/db/shard.ts). Another shard
+-- keeps here only an anchor row per project it holds (id, env, name, created_at; blank secret and
+-- settings), so its foreign keys resolve. The move_* columns record a move between shards on the
+-- directory row (src/shards/move.ts): move_from / move_to while it is under way, move_step the last
+-- step done, move_pause_at when the project's pause starts (503 from then until the flip), and
+-- move_flipped_at when `shard` was switched to the target, move_owner / move_owner_until the run of
+-- `npm run project:move` that holds the move until then (a lease: a second run waits for it to end);
+-- all NULL when no move is under way.
 CREATE TABLE IF NOT EXISTS projects (
   id TEXT PRIMARY KEY,
   env TEXT NOT NULL CHECK (env IN ('test', 'live')),
@@ -15,7 +26,15 @@ CREATE TABLE IF NOT EXISTS projects (
   secret_hash TEXT NOT NULL,
   settings TEXT NOT NULL DEFAULT '{}',
   created_at INTEGER NOT NULL,
-  public_token TEXT
+  public_token TEXT,
+  shard INTEGER NOT NULL DEFAULT 0 CHECK (shard >= 0),
+  move_from INTEGER,
+  move_to INTEGER,
+  move_step TEXT,
+  move_pause_at INTEGER,
+  move_flipped_at INTEGER,
+  move_owner TEXT,
+  move_owner_until INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS projects_public_token ON projects (public_token)
   WHERE public_token IS NOT NULL;
@@ -270,3 +289,15 @@ CREATE TABLE IF NOT EXISTS session_factors (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (session_id, type, delivery_method, phone_id)
 );
+
+-- While a project moves off this shard, the keys of its rows written here since the move began: one
+-- entry per inserted, updated or deleted row (tbl = the table, row_key = its primary key as a JSON
+-- array), written by triggers the move creates for that one project and drops when it is done
+-- (src/db/shard-move.ts). The move copies what the keys name again, then deletes the entries.
+CREATE TABLE IF NOT EXISTS shard_move_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id TEXT NOT NULL,
+  tbl TEXT NOT NULL,
+  row_key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shard_move_log_project ON shard_move_log (project_id, id);

@@ -45,6 +45,7 @@ export const wrong = (code) => String((Number(code) + 1) % 1_000_000).padStart(6
  * `npm run project:create`. By default the limits are raised so that no request of the bench is
  * refused by an abuse limit: each phone gets two sends and one wrong code at most.
  */
+/** @param {Record<string, unknown>} [settings] */
 export const benchProject = (settings = LENIENT_LIMITS) => ({
   id: `project-test-${randomUUID()}`,
   secret: `secret-test-bench-${randomUUID()}`,

@@ -279,3 +279,70 @@ export function formatSearchReport({ users, seedSeconds, loadAverage, runs, targ
   ]
   return lines.join('\n')
 }
+
+/**
+ * The shards step (scripts/bench.mjs shardRuns) as Markdown: per run and project, its shard, replies,
+ * req/s, p50, the D1 time per request and what 1000 / that time makes; then per run the D1-bound
+ * requests/s of the databases used, summed over distinct shards.
+ */
+export function formatShardReport({ loadAverage, runs }, machine) {
+  const bound = (r) => (r.ops && r.ops.d1_ms > 0 ? 1000 / r.ops.d1_ms : Number.NaN)
+  const lines = [
+    `Shards: ${machine.date}, load average ${loadAverage.toFixed(2)} as the step started; login_or_create for new ` +
+      'numbers, one request at a time per project (1 connection each); D1 ms = time from sending the batch to its ' +
+      'result, as the Worker measures it.',
+    '',
+    row(['Run', 'Project (shard)', 'Replies', 'req/s', 'p50 ms', 'D1 ms / request', 'D1-bound requests/s']),
+    row(['---', '---', '---', '---:', '---:', '---:', '---:']),
+  ]
+  for (const run of runs) {
+    run.sides.forEach((r, i) => {
+      lines.push(
+        row([
+          i === 0 ? run.name : '',
+          `${i + 1} (shard ${r.shard})`,
+          `${r.matched}/${r.requests} × ${r.status}`,
+          Math.round(r.rps),
+          num(r.p50, 1),
+          r.ops ? num(r.ops.d1_ms, 2) : '?',
+          Number.isNaN(bound(r)) ? '?' : Math.round(bound(r)),
+        ]),
+      )
+    })
+  }
+  lines.push(
+    '',
+    row(['Run', 'req/s, all projects', 'D1-bound requests/s of the shards used']),
+    row(['---', '---:', '---']),
+  )
+  for (const run of runs) {
+    // A database runs one query at a time, whichever project sends it: a shard's D1-bound rate is 1000
+    // / the mean D1 time of all the requests it served, shared by the projects on it; shards add up.
+    const byShard = new Map()
+    for (const r of run.sides) {
+      const [ms, n] = byShard.get(r.shard) ?? [0, 0]
+      byShard.set(r.shard, [ms + (r.ops?.d1_ms ?? Number.NaN) * r.requests, n + r.requests])
+    }
+    const perShard = [...byShard].map(([shard, [ms, n]]) => [shard, 1000 / (ms / n)])
+    const total = perShard.reduce((n, [, rate]) => n + rate, 0)
+    const parts = perShard.map(([shard, rate]) => `shard ${shard}: ${Math.round(rate)}`).join(' + ')
+    lines.push(
+      row([
+        run.name,
+        Math.round(run.sides.reduce((n, r) => n + r.rps, 0)),
+        perShard.length > 1 ? `${parts} = ${Math.round(total)}` : parts,
+      ]),
+    )
+  }
+  // Each shard measured alone: the D1-bound rate of every shard, and their sum, the deployment's.
+  const alone = runs.filter((run) => run.sides.length === 1).map((run) => run.sides[0])
+  if (alone.length > 1) {
+    const rates = alone.map((r) => [r.shard, bound(r)])
+    lines.push(
+      '',
+      `D1-bound requests/s of each shard measured alone: ${rates.map(([shard, rate]) => `shard ${shard} ${Math.round(rate)}`).join(', ')}; ` +
+        `both shards together ${Math.round(rates.reduce((n, [, rate]) => n + rate, 0))}, against ${Math.round(rates[0][1])} for one.`,
+    )
+  }
+  return lines.join('\n')
+}

@@ -9,9 +9,11 @@
 // limit counters a busy project holds (N sends in the last hour: N per-phone rows, the per-country and
 // new-user buckets summing to N) and runs login_or_create at N = 0, N / 10 and N. A search scenario
 // seeds a second project with many users (SQL in bulk) and times users.search on it, alone and while
-// another project's requests wait for the same database.
+// another project's requests wait for the same database. A shards step runs login_or_create one at
+// a time for a project on shard 0 alone, on shard 1 (wrangler.toml DB_1) alone, then for two projects
+// at once: both on shard 0, then one on shard 0 and one on shard 1, with each request's D1 time.
 //   npm run bench -- [--requests 1000] [--connections 10] [--max-seconds 120] [--history 1000000]
-//                    [--search-users 200000] [--only search]
+//                    [--search-users 200000] [--only search|shards]
 import { readFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -30,7 +32,7 @@ import {
   withDeadline,
   wrong,
 } from './bench-load.mjs'
-import { formatReport, formatSearchReport, targetChecks } from './bench-report.mjs'
+import { formatReport, formatSearchReport, formatShardReport, targetChecks } from './bench-report.mjs'
 import { BUNDLE_TARGET_GZIP_BYTES, measureBundle } from './bundle-size.mjs'
 import { groupCpu, serverProcessGroup, untilQuiet } from './server-cpu.mjs'
 
@@ -44,8 +46,11 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 })
-if (values.only !== undefined && values.only !== 'search') throw new Error('--only takes one value: search')
+if (values.only !== undefined && values.only !== 'search' && values.only !== 'shards') {
+  throw new Error('--only takes search or shards')
+}
 const ONLY_SEARCH = values.only === 'search'
+const ONLY_SHARDS = values.only === 'shards'
 // Distinct phones, one per request: +1 202 555 0100 … 9999 (all valid US numbers for libphonenumber).
 const N = Math.min(Math.max(Number(values.requests) || 0, 50), 10_000 - WARMUP_PHONES)
 const CONNECTIONS = Math.min(Math.max(Number(values.connections) || 0, 1), 100)
@@ -74,6 +79,19 @@ const SEARCH_PROJECT = benchProject()
 // (search_rows_per_minute) refuses what it cannot afford.
 const BUDGET_PROJECT = benchProject({})
 
+// The shards step's projects (bench limits): one per run and side, so every send is for a new number.
+// `shard` places each (test/node/server.mjs seeds it there, as `npm run project:create -- --shard N`).
+/** @param {number} shard */
+const shardProject = (shard) => ({ ...benchProject(), shard })
+const SHARD_RUNS = [
+  { name: 'shard 0 alone', projects: [shardProject(0)] },
+  { name: 'shard 1 alone', projects: [shardProject(1)] },
+  { name: 'two projects on shard 0 at once', projects: [shardProject(0), shardProject(0)] },
+  { name: 'two projects on shards 0 and 1 at once', projects: [shardProject(0), shardProject(1)] },
+]
+// Sends per project and run in the shards step.
+const SHARD_REQUESTS = Math.min(N, 300)
+
 const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
 
 /**
@@ -85,7 +103,9 @@ const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': '
 /** One scenario (bench-load.mjs), at most MAX_SECONDS, from CONNECTIONS connections unless it says otherwise. */
 const load = (baseUrl, spec) =>
   runLoad(baseUrl, { connections: CONNECTIONS, maxSeconds: MAX_SECONDS, defaultProject: BENCH_PROJECT, ...spec })
-const codesFromOutbox = (baseUrl, phones, sendsEach) => outboxCodes(baseUrl, BENCH_PROJECT, phones, sendsEach)
+/** Each phone's newest code from the dev outbox of `project` (the bench's own unless given). */
+const codesFromOutbox = (baseUrl, phones, sendsEach, project = BENCH_PROJECT) =>
+  outboxCodes(baseUrl, project, phones, sendsEach)
 
 /**
  * login_or_create for new numbers with 0, HISTORY / 10 and HISTORY sends already counted in the last
@@ -157,6 +177,42 @@ async function capacityRuns(url) {
     connections: 1,
   })
   return [send, auth]
+}
+
+/**
+ * Projects on two D1 shards: login_or_create one request at a time per project (1 connection each),
+ * for a project on shard 0 alone, on shard 1 alone, then two projects at once on the same shard,
+ * then on shards 0 and 1.
+ * Each request's D1 time is its database's work for it (plus, on a shared database, the wait for the
+ * other project's statements): 1000 / that time is what the database would sustain for the project.
+ * Each run's codes are delivered by the queue consumer before the next run starts.
+ */
+async function shardRuns(url) {
+  // Numbers of their own: none of them is one the console provider treats as not on WhatsApp.
+  const phones = Array.from({ length: SHARD_REQUESTS }, (_, i) => phone(5_000 + i))
+  const loadAverage = loadavg()[0]
+  const runs = []
+  for (const { name, projects } of SHARD_RUNS) {
+    const results = await Promise.all(
+      projects.map((project, side) =>
+        load(url, {
+          name: `${name}: project ${side + 1} (shard ${project.shard})`,
+          path: '/v1/otps/whatsapp/login_or_create',
+          body: (i) => ({ phone_number: phones[i], expiration_minutes: CODE_MINUTES }),
+          amount: SHARD_REQUESTS,
+          expect: 200,
+          connections: 1,
+          project,
+        }),
+      ),
+    )
+    // The consumer's work for this run is done before the next run starts (it would compete for the CPUs).
+    for (const project of projects) {
+      await codesFromOutbox(url, phones, 1, project).catch((err) => console.error(`bench: ${name}: ${err.message}`))
+    }
+    runs.push({ name, sides: results.map((r, i) => ({ ...r, shard: projects[i].shard })) })
+  }
+  return { loadAverage, runs }
 }
 
 /** Latencies (ms) of `request()` run one after another until `done` settles (at least `min` times). */
@@ -395,9 +451,9 @@ async function run() {
     historyRequests: HISTORY_REQUESTS,
     connections: CONNECTIONS,
   }
-  const bundle = ONLY_SEARCH ? null : measureBundle()
+  const bundle = ONLY_SEARCH || ONLY_SHARDS ? null : measureBundle()
   const server = await startServer({
-    projects: [BENCH_PROJECT, SEARCH_PROJECT, BUDGET_PROJECT],
+    projects: [BENCH_PROJECT, SEARCH_PROJECT, BUDGET_PROJECT, ...SHARD_RUNS.flatMap((r) => r.projects)],
     vars: [...BENCH_VARS, 'BENCH_COUNT_STORAGE:1'],
     ports: PORTS,
     entry: BENCH_ENTRY,
@@ -405,11 +461,14 @@ async function run() {
   try {
     const url = server.baseUrl
     const pgid = serverProcessGroup(server.persistTo)
-    const main = ONLY_SEARCH ? { report: [], ok: true } : await mainRuns(url, pgid, machine, bundle)
-    const search = SEARCH_USERS > 0 ? await searchRuns(url) : null
+    const main = ONLY_SEARCH || ONLY_SHARDS ? { report: [], ok: true } : await mainRuns(url, pgid, machine, bundle)
+    const shards = ONLY_SEARCH ? null : await shardRuns(url)
+    const search = SEARCH_USERS > 0 && !ONLY_SHARDS ? await searchRuns(url) : null
     for (const part of main.report) console.log(part)
+    if (shards) console.log(formatShardReport(shards, machine))
     if (search) console.log(formatSearchReport(search, machine))
-    if (!main.ok || (search && !search.runs.every((r) => r.ok))) process.exitCode = 1
+    const shardsOk = !shards || shards.runs.every((run) => run.sides.every((r) => r.ok))
+    if (!main.ok || !shardsOk || (search && !search.runs.every((r) => r.ok))) process.exitCode = 1
   } finally {
     await server.stop()
   }

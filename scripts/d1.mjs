@@ -1,7 +1,30 @@
-// Runs SQL and migrations against the D1 database through wrangler: local state by default, the
-// deployed database with `remote: true` (of the wrangler environment `configEnv`, e.g. "production",
+// Runs SQL and migrations against the D1 databases through wrangler: local state by default, the
+// deployed databases with `remote: true` (of the wrangler environment `configEnv`, e.g. "production",
 // when given). Shared by the dev set-up, the Node-side test server and the operator scripts.
+//
+// A deployment's projects live on D1 shards (docs/scaling.md): the binding DB is shard 0 and the
+// directory (every project's record, with the shard holding its rows), DB_1, DB_2, … are the others.
+// `binding` picks the database a statement runs in (DB unless given).
 import { execFileSync } from 'node:child_process'
+import { unstable_readConfig } from 'wrangler'
+
+/**
+ * The shard bindings of a wrangler environment (the top level when `configEnv` is undefined), in
+ * shard order: DB, DB_1, DB_2, … A gap in the numbering is an error: shard N is the binding DB_N.
+ */
+export function shardBindings(configEnv) {
+  const config = unstable_readConfig({ config: 'wrangler.toml', env: configEnv })
+  const numbers = config.d1_databases
+    .map((d) => /^DB(?:_([1-9][0-9]*))?$/.exec(d.binding))
+    .filter(Boolean)
+    .map((match) => Number(match[1] ?? 0))
+    .sort((a, b) => a - b)
+  numbers.forEach((n, i) => {
+    if (n !== i)
+      throw new Error(`wrangler.toml: shard bindings must be DB, DB_1, DB_2, … without gaps (DB_${i} is missing)`)
+  })
+  return numbers.map((n) => (n === 0 ? 'DB' : `DB_${n}`))
+}
 
 /**
  * Where the SQL runs: local state (wrangler's default directory, or `persistTo`) unless `remote`;
@@ -25,12 +48,13 @@ function wrangler(args, { env, configEnv, remote, persistTo }) {
 }
 
 /**
- * `sql` (or the statements in `file`); with `json`, wrangler's JSON result (one entry per statement).
- * @param {D1Target & { sql?: string, file?: string, json?: boolean }} options
+ * `sql` (or the statements in `file`) in the database of `binding` (DB, shard 0 and the directory,
+ * unless given); with `json`, wrangler's JSON result (one entry per statement).
+ * @param {D1Target & { sql?: string, file?: string, json?: boolean, binding?: string }} options
  * @returns {any}
  */
-export function d1Execute({ sql, file, remote = false, json = false, persistTo, env, configEnv }) {
-  const args = ['d1', 'execute', 'DB', '--yes']
+export function d1Execute({ sql, file, remote = false, json = false, persistTo, env, configEnv, binding = 'DB' }) {
+  const args = ['d1', 'execute', binding, '--yes']
   if (file) args.push(`--file=${file}`)
   if (sql) args.push(`--command=${sql}`)
   if (json) args.push('--json')
@@ -39,13 +63,25 @@ export function d1Execute({ sql, file, remote = false, json = false, persistTo, 
 }
 
 /**
- * Applies the migrations in migrations/ (wrangler.toml `migrations_dir`) that the database has not
- * recorded in its d1_migrations table yet, in file-name order. Without a terminal wrangler skips its
- * confirmation prompt.
+ * Applies to every shard the migrations in migrations/ (wrangler.toml `migrations_dir`) that it has
+ * not recorded in its d1_migrations table yet, in file-name order, shard 0 first. Without a terminal
+ * wrangler skips its confirmation prompt. Returns wrangler's output per binding.
  * @param {D1Target} [target]
  */
 export function d1MigrationsApply({ remote = false, persistTo, env, configEnv } = {}) {
-  return wrangler(['d1', 'migrations', 'apply', 'DB'], { env, configEnv, remote, persistTo })
+  return shardBindings(configEnv).map((binding) => ({
+    binding,
+    output: wrangler(['d1', 'migrations', 'apply', binding], { env, configEnv, remote, persistTo }),
+  }))
+}
+
+/**
+ * The migrations a shard has not applied yet (their file names), as `wrangler d1 migrations list` reports them.
+ * @param {D1Target & { binding: string }} options
+ */
+export function d1MigrationsPending({ binding, remote = false, persistTo, env, configEnv }) {
+  const out = wrangler(['d1', 'migrations', 'list', binding], { env, configEnv, remote, persistTo })
+  return [...out.matchAll(/\b([0-9]{4}_[A-Za-z0-9_-]+\.sql)\b/g)].map((m) => m[1])
 }
 
 /** A SQL string literal. */

@@ -1,9 +1,10 @@
-// npm run deliveries [-- --failed] [--limit 50] [--days 7] [--project PROJECT_ID] [--remote]
+// npm run deliveries [-- --failed] [--limit 50] [--days 7] [--project PROJECT_ID] [--remote [--wrangler-env E]]
 //                    [--persist-to DIR] [--json]
 //
 // Recent deliveries, newest first (with --failed only the failed ones): when, the number masked
 // (calling code and last two digits), country, status, Meta's error code, our label for it and the
-// number of send attempts. Local D1 state by default; --remote reads the deployed database.
+// number of send attempts. Local D1 state by default; --remote reads the deployed databases. Every
+// shard is read (scripts/ops.mjs).
 import { parseArgs } from 'node:util'
 import { COMMON_OPTIONS, commonArgs, deliveriesTable, deliveryRows, loadDeliveries } from './ops.mjs'
 

@@ -8,8 +8,9 @@
 //                                                     # via `wrangler secret list`), vars and bindings
 //
 // Both: every secret and var the providers need is set, set values are well-formed (lengths, key
-// formats), and wrangler.toml declares exactly the required secrets of the list (with SMS_PROVIDER
-// "twilio", the Twilio ones too). With Meta credentials (locally from .dev.vars; for --remote export
+// formats), wrangler.toml declares exactly the required secrets of the list (with SMS_PROVIDER
+// "twilio", the Twilio ones too), and every D1 shard (DB, DB_1, …) has applied every migration (a
+// deployed shard behind is an error; local state is migrated by `npm run dev`, so there a warning). With Meta credentials (locally from .dev.vars; for --remote export
 // WHATSAPP_ACCESS_TOKEN in the shell), the phone-number id and the template in every locale's
 // language are looked up in the Graph API; with Twilio's (locally from .dev.vars; for --remote export
 // TWILIO_AUTH_TOKEN, and TWILIO_API_KEY_SECRET if you use an API key), the account, the credentials
@@ -19,6 +20,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { unstable_readConfig } from 'wrangler'
 import { checkConfig, checkMetaAccount, checkTwilioAccount, requiredSecrets } from '../src/config.ts'
+import { d1MigrationsPending, shardBindings } from './d1.mjs'
 
 const { values: args } = parseArgs({
   options: {
@@ -124,6 +126,31 @@ if (args.remote) {
 }
 
 findings.push(...checkConfig({ values, setWithoutValue }))
+
+// Every shard's migrations: a shard behind the others breaks the projects it holds and any move to it.
+for (const binding of shardBindings(args.env)) {
+  let pending
+  try {
+    pending = d1MigrationsPending({ binding, remote: args.remote, configEnv: args.env, env: wranglerEnv })
+  } catch (err) {
+    findings.push({
+      level: 'error',
+      subject: `D1 ${binding}`,
+      message: `migrations could not be listed: ${String(err.message).split('\n')[0]}`,
+    })
+    continue
+  }
+  if (pending.length === 0) {
+    findings.push({ level: 'ok', subject: `D1 ${binding}`, message: 'has every migration applied' })
+  } else {
+    const command = `npm run db:migrate${args.remote ? ` -- --remote${args.env ? ` --env ${args.env}` : ''}` : ''}`
+    findings.push({
+      level: args.remote ? 'error' : 'warning',
+      subject: `D1 ${binding}`,
+      message: `has ${pending.length} migration(s) to apply (${pending.length <= 3 ? pending.join(', ') : `${pending[0]} … ${pending.at(-1)}`}): ${command}`,
+    })
+  }
+}
 
 // With credentials, each provider in use is asked whether they work (Meta's Graph API, Twilio's API).
 const ACCOUNTS = [

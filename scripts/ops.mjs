@@ -1,8 +1,12 @@
 // Delivery and conversion figures from the tables the service keeps (deliveries, phones, otp_codes,
-// and the SMS pumping breaker's trips in limit_counters), for `npm run stats` and `npm run deliveries`. Local D1 state by default, the deployed database with
-// --remote. Phone numbers are read only to derive the country and are printed masked, never whole.
+// and the SMS pumping breaker's trips in limit_counters), for `npm run stats` and `npm run deliveries`.
+// Local D1 state by default, the deployed databases with --remote (of the wrangler environment
+// --wrangler-env, when given). Every shard is read (DB, DB_1, …: each holds its projects' rows), and
+// a row counts only from the shard its project's directory record names, so a project in the middle
+// of a move between shards, whose rows are in two, is counted once. Phone numbers are read only to
+// derive the country and are printed masked, never whole.
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max'
-import { d1Execute, lit } from './d1.mjs'
+import { d1Execute, lit, shardBindings } from './d1.mjs'
 
 const DAY_MS = 86_400_000
 // A breaker trip row is kept this long past the end of its pause (src/limits.ts, smsBreakerTripStatement).
@@ -11,6 +15,7 @@ const HOUR_MS = 3_600_000
 /** Common flags of both commands. */
 export const COMMON_OPTIONS = /** @type {const} */ ({
   remote: { type: 'boolean', default: false },
+  'wrangler-env': { type: 'string' },
   'persist-to': { type: 'string' },
   project: { type: 'string' },
   days: { type: 'string', default: '7' },
@@ -24,7 +29,14 @@ export function commonArgs(values) {
   if (values.project !== undefined && !/^project-(test|live)-[0-9a-f-]{36}$/.test(values.project)) {
     throw new Error('--project must be a project id')
   }
-  return { remote: values.remote, persistTo: values['persist-to'], project: values.project, days, json: values.json }
+  return {
+    remote: values.remote,
+    configEnv: values['wrangler-env'],
+    persistTo: values['persist-to'],
+    project: values.project,
+    days,
+    json: values.json,
+  }
 }
 
 /** ISO country of an E.164 number; '001' for numbers without one; '??' when unknown (phone deleted). */
@@ -53,10 +65,19 @@ export function maskNumber(phoneNumber) {
  * not authenticated.
  */
 /**
- * @param {{ remote?: boolean, persistTo?: string, project?: string, days: number, failedOnly?: boolean,
- *   limit?: number, now?: number }} options
+ * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, project?: string, days: number,
+ *   failedOnly?: boolean, limit?: number, now?: number }} options
  */
-export function loadDeliveries({ remote, persistTo, project, days, failedOnly = false, limit, now = Date.now() }) {
+export function loadDeliveries({
+  remote,
+  configEnv,
+  persistTo,
+  project,
+  days,
+  failedOnly = false,
+  limit,
+  now = Date.now(),
+}) {
   const since = now - days * DAY_MS
   const where = [`d.created_at >= ${since}`, 'd.fallback_of IS NULL']
   if (project) where.push(`d.project_id = ${lit(project)}`)
@@ -72,21 +93,24 @@ export function loadDeliveries({ remote, persistTo, project, days, failedOnly = 
     LEFT JOIN deliveries f ON f.fallback_of = d.id
     WHERE ${where.join(' AND ')}
     ORDER BY d.created_at DESC, d.id${limit ? ` LIMIT ${Number(limit)}` : ''}`
-  return query(sql, { remote, persistTo })
+  const rows = queryShards(sql, { remote, configEnv, persistTo })
+  rows.sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return limit ? rows.slice(0, Number(limit)) : rows
 }
 
 /**
  * The SMS pumping breaker's trips still on record (a trip row stays an hour past its pause), newest
  * first: per project and country, when it tripped and until when SMS there are (or were) paused.
  */
-export function loadBreakerTrips({ remote, persistTo, project, now = Date.now() }) {
+export function loadBreakerTrips({ remote, configEnv, persistTo, project, now = Date.now() }) {
   const where = [`kind = 'sms_breaker'`]
   if (project) where.push(`project_id = ${lit(project)}`)
-  const rows = query(
+  const rows = queryShards(
     `SELECT project_id, subject AS country, bucket AS tripped_at, expires_at FROM limit_counters
      WHERE ${where.join(' AND ')} ORDER BY bucket DESC`,
-    { remote, persistTo },
+    { remote, configEnv, persistTo },
   )
+  rows.sort((a, b) => b.tripped_at - a.tripped_at)
   return rows.map((r) => {
     const pausedUntil = r.expires_at - HOUR_MS
     return {
@@ -99,10 +123,33 @@ export function loadBreakerTrips({ remote, persistTo, project, now = Date.now() 
   })
 }
 
-function query(sql, { remote, persistTo }) {
+/**
+ * `sql` (rows with a project_id) on every shard, each row kept only from the shard its project's
+ * directory record names; with one shard, that shard's rows as they are.
+ */
+/**
+ * @param {string} sql
+ * @param {{ remote?: boolean, configEnv?: string, persistTo?: string }} target
+ */
+function queryShards(sql, { remote, configEnv, persistTo }) {
+  const bindings = shardBindings(configEnv)
+  if (bindings.length === 1) return query(sql, { remote, configEnv, persistTo })
+  const home = new Map(
+    query('SELECT id, shard FROM projects', { remote, configEnv, persistTo }).map((p) => [p.id, p.shard]),
+  )
+  return bindings.flatMap((binding, shard) =>
+    query(sql, { remote, configEnv, persistTo, binding }).filter((row) => (home.get(row.project_id) ?? 0) === shard),
+  )
+}
+
+/**
+ * @param {string} sql
+ * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, binding?: string }} target
+ */
+function query(sql, { remote, configEnv, persistTo, binding }) {
   let result
   try {
-    ;[result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, persistTo, json: true })
+    ;[result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, configEnv, persistTo, binding, json: true })
   } catch {
     // wrangler has printed its own error above (no local state yet, not logged in, …).
     throw new Error(

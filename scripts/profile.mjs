@@ -150,18 +150,24 @@ async function inspectorTargets(pgid) {
 class Inspector {
   static async connect(target) {
     // wrangler's proxy accepts a loopback Origin; the runtime's inspector needs none.
-    const socket = new WebSocket(target.url, target.viaProxy ? { headers: { origin: 'http://127.0.0.1' } } : undefined)
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no inspector connection to ${target.id}`)), 10_000)
-      socket.onopen = () => {
-        clearTimeout(timer)
-        resolve()
-      }
-      socket.onerror = () => {
-        clearTimeout(timer)
-        reject(new Error(`inspector connection to ${target.id} failed`))
-      }
-    })
+    // Node's WebSocket (undici) takes the headers as its second argument, beyond the DOM type.
+    /** @type {any} */
+    const options = target.viaProxy ? { headers: { origin: 'http://127.0.0.1' } } : undefined
+    /** @type {any} */
+    const socket = new WebSocket(target.url, options)
+    await /** @type {Promise<void>} */ (
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no inspector connection to ${target.id}`)), 10_000)
+        socket.onopen = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        socket.onerror = () => {
+          clearTimeout(timer)
+          reject(new Error(`inspector connection to ${target.id} failed`))
+        }
+      })
+    )
     return new Inspector(target.id, socket)
   }
 

@@ -1,11 +1,15 @@
 // Project administration against local D1 (default) or the deployed database (--remote).
 //
-//   npm run project:create -- --env test|live [--name NAME] [--set KEY=VALUE ...] [--remote [--wrangler-env E]]
+//   npm run project:create -- --env test|live [--name NAME] [--shard N] [--set KEY=VALUE ...] [--remote [--wrangler-env E]]
 //   npm run project:update -- --id PROJECT_ID [--set KEY=VALUE ...] [--rotate-secret] [--rotate-public-token]
 //                             [--remote [--wrangler-env E]]
 //   npm run project:show -- --id PROJECT_ID [--remote [--wrangler-env E]]
-// (--wrangler-env staging|production picks that wrangler environment's database; --env is the project's;
+// (--wrangler-env staging|production picks that wrangler environment's databases; --env is the project's;
 // --persist-to DIR uses local state kept there instead of wrangler's default directory.)
+//
+// --shard N places the project's data on D1 shard N (the binding DB_N; 0 is DB, which also holds every
+// project's record); without it, on the shard holding the fewest projects. `npm run project:move`
+// moves a project to another shard later.
 //
 // The secret is printed once, at creation (or rotation), and stored only as its SHA-256. The public
 // token (what the frontend SDKs use; it is not secret) is printed at creation and by show.
@@ -18,7 +22,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema, projectUpdateNotice } from '../src/settings.ts'
-import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsApply, lit, shardBindings } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
 const { values } = parseArgs({
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     remote: { type: 'boolean', default: false },
     'wrangler-env': { type: 'string' },
     'persist-to': { type: 'string' },
+    shard: { type: 'string' },
   },
 })
 
@@ -91,7 +96,8 @@ function readProject(id) {
     configEnv,
     persistTo,
     json: true,
-    sql: `SELECT id, env, name, public_token, settings, created_at FROM projects WHERE id = ${lit(id)}`,
+    sql: `SELECT id, env, name, public_token, settings, created_at, shard, move_from, move_to, move_step
+          FROM projects WHERE id = ${lit(id)}`,
   })
   const row = result?.results?.[0]
   if (!row) fail(`no project ${id}`)
@@ -106,32 +112,69 @@ const remote = values.remote
 const configEnv = values['wrangler-env']
 // Local state in another directory than wrangler's default (as `wrangler dev --persist-to`).
 const persistTo = values['persist-to']
-const USAGE = 'usage: project.mjs create --env test|live [...] | show --id PROJECT_ID | update --id PROJECT_ID [...]'
+const USAGE =
+  'usage: project.mjs create --env test|live [--shard N] [...] | show --id PROJECT_ID | update --id PROJECT_ID [...]'
 // What can be checked without the database is checked before anything touches it: a mistyped
-// command, id or setting fails at once and changes nothing. (Each setting is valid or not on its
-// own, so checking the new values alone refuses what checking them merged with the stored ones would.)
+// command, id, shard or setting fails at once and changes nothing. (Each setting is valid or not on
+// its own, so checking the new values alone refuses what checking them merged with the stored ones would.)
 if (command !== 'create' && command !== 'show' && command !== 'update') fail(USAGE)
 if (command === 'create' && values.env !== 'test' && values.env !== 'live') fail('--env must be "test" or "live"')
 if (command !== 'create') checkedId(values.id)
+const shardCount = shardBindings(configEnv).length
+if (values.shard !== undefined && (!/^[0-9]+$/.test(values.shard) || Number(values.shard) >= shardCount)) {
+  fail(`--shard must be a shard of this deployment: 0 to ${shardCount - 1} (wrangler.toml DB, DB_1, …)`)
+}
 const overrides = checkedSettings(Object.fromEntries(values.set.map(parseSetting)))
 
 // Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
 if (!remote) d1MigrationsApply({ persistTo })
 
+/**
+ * The shard a new project goes to: `--shard N` when given (it must exist), else the shard holding the
+ * fewest projects (the lowest-numbered of equals), counted in the directory.
+ */
+function placement() {
+  if (values.shard !== undefined) return Number(values.shard)
+  const [result] = d1Execute({
+    remote,
+    configEnv,
+    persistTo,
+    json: true,
+    sql: 'SELECT shard, COUNT(*) AS n FROM projects GROUP BY shard',
+  })
+  const counts = new Map((result?.results ?? []).map((/** @type {any} */ r) => [r.shard, r.n]))
+  let best = 0
+  for (let n = 1; n < shardCount; n++) if ((counts.get(n) ?? 0) < (counts.get(best) ?? 0)) best = n
+  return best
+}
+
 if (command === 'create') {
   const env = values.env
   const settings = overrides
+  const shard = placement()
   const id = `project-${env}-${randomUUID()}`
   const secret = newSecret(env)
   const publicToken = newPublicToken(env)
+  const createdAt = Date.now()
+  // On another shard than the directory, the anchor row its rows' foreign keys point at comes first:
+  // a project never exists in the directory without it.
+  if (shard !== 0) {
+    d1Execute({
+      remote,
+      configEnv,
+      persistTo,
+      binding: `DB_${shard}`,
+      sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, shard) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, '', '{}', ${createdAt}, ${shard})`,
+    })
+  }
   d1Execute({
     remote,
     configEnv,
     persistTo,
-    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${Date.now()}, ${lit(publicToken)})`,
+    sql: `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token, shard) VALUES (${lit(id)}, ${lit(env)}, ${lit(values.name)}, ${lit(sha256(secret))}, ${lit(JSON.stringify(settings))}, ${createdAt}, ${lit(publicToken)}, ${shard})`,
   })
-  console.log(JSON.stringify({ project_id: id, secret, public_token: publicToken, env, settings }, null, 2))
+  console.log(JSON.stringify({ project_id: id, secret, public_token: publicToken, env, shard, settings }, null, 2))
   console.log('Store the secret now: it is not kept anywhere and cannot be shown again.')
   console.log('The public token is for the frontend SDKs (not a secret); `npm run project:show` prints it again.')
 } else if (command === 'show') {
@@ -143,6 +186,8 @@ if (command === 'create') {
     name: row.name,
     public_token: row.public_token,
     created_at: new Date(row.created_at).toISOString(),
+    shard: row.shard,
+    ...(row.move_to === null ? {} : { move: { from: row.move_from, to: row.move_to, step: row.move_step } }),
     settings: JSON.parse(row.settings),
   }
   console.log(JSON.stringify(shown, null, 2))

@@ -69,6 +69,7 @@ function role(args) {
  * loses nothing).
  */
 export function groupCpu(pgid) {
+  /** @type {Record<string, number>} */
   const byRole = {}
   let total = 0
   for (const pid of pids()) {
@@ -84,7 +85,11 @@ export function groupCpu(pgid) {
   return { total, byRole }
 }
 
-/** The difference of two groupCpu readings. */
+/**
+ * The difference of two groupCpu readings.
+ * @param {{ total: number, byRole: Record<string, number> }} before
+ * @param {{ total: number, byRole: Record<string, number> } | null} [after]
+ */
 export function cpuSince(before, after = null) {
   const now = after ?? before
   const start = after ? before : null

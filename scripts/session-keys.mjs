@@ -5,7 +5,10 @@
 //   npm run session-keys:list -- [--id PROJECT_ID] [--remote]
 //   npm run session-keys:revoke -- --id PROJECT_ID [--kid KID] [--remote]
 // (--persist-to DIR addresses a local state directory other than .wrangler/state, as with dev.mjs;
-// --wrangler-env staging|production picks that wrangler environment's database with --remote.)
+// --wrangler-env staging|production picks that wrangler environment's databases with --remote.)
+//
+// A project's keys live in the D1 shard its directory record names (docs/scaling.md): --id acts there;
+// --all and list go through every shard, each key listed from its project's shard only.
 //
 // Rotating retires the project's active key; the Worker generates the successor the next time it
 // signs a JWT (within a minute in every isolate: the key cache lifetime). This script never sees key
@@ -17,7 +20,7 @@
 // signed: each isolate drops it when its key cache expires (within a minute) and signs with a fresh
 // key from then on. Those JWTs are refused from then on; session tokens are not affected.
 import { parseArgs } from 'node:util'
-import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsApply, lit, shardBindings } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
 const { values } = parseArgs({
@@ -39,21 +42,40 @@ function fail(message) {
 
 const remote = values.remote
 const persistTo = values['persist-to']
-const d1 = (args) => d1Execute({ remote, persistTo, configEnv: values['wrangler-env'], ...args })
+const configEnv = values['wrangler-env']
+const d1 = (args) => d1Execute({ remote, persistTo, configEnv, ...args })
 if (values.id && !/^project-(test|live)-[0-9a-f-]{36}$/.test(values.id)) fail('--id must be a project id')
 // Local state is migrated first, so the script works on a fresh checkout too; a deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`).
 if (!remote) d1MigrationsApply({ persistTo })
 
+const bindings = shardBindings(configEnv)
+/** Each project's shard, from the directory. */
+function homes() {
+  const [result] = d1({ json: true, sql: 'SELECT id, shard FROM projects' })
+  return new Map((result?.results ?? []).map((p) => [p.id, p.shard]))
+}
+/**
+ * The rows `sql` returns on each shard it runs on: the --id project's shard, or every shard; a row
+ * (with a project_id) counts only from the shard its project's record names.
+ */
+function onShards(sql) {
+  const home = homes()
+  if (values.id && !home.has(values.id)) fail(`no project ${values.id}`)
+  const shards = values.id ? [home.get(values.id)] : bindings.map((_, n) => n)
+  return shards.flatMap((n) => {
+    const [result] = d1({ json: true, binding: bindings[n], sql })
+    return (result?.results ?? []).filter((row) => (home.get(row.project_id) ?? 0) === n)
+  })
+}
+
 if (command === 'rotate') {
   if (!values.id === !values.all) fail('give exactly one of --id PROJECT_ID or --all')
   const scope = values.id ? `project_id = ${lit(values.id)} AND ` : ''
-  const [result] = d1({
-    json: true,
-    sql: `UPDATE session_signing_keys SET retired_at = ${Date.now()}
-          WHERE ${scope}retired_at IS NULL RETURNING project_id, kid`,
-  })
-  const retired = result?.results ?? []
+  const retired = onShards(
+    `UPDATE session_signing_keys SET retired_at = ${Date.now()}
+     WHERE ${scope}retired_at IS NULL RETURNING project_id, kid`,
+  )
   console.log(JSON.stringify({ retired }, null, 2))
   if (retired.length === 0) console.log('No active key: the next JWT signed creates the first one.')
   else console.log('Successors are generated on next use; the retired keys stay published until their JWTs expire.')
@@ -62,12 +84,10 @@ if (command === 'rotate') {
   if (values.all) fail('revoke takes one project: --id PROJECT_ID')
   if (values.kid && !/^jwk-(test|live)-[0-9a-f-]{36}$/.test(values.kid)) fail('--kid must be a key id (jwk-…)')
   const which = values.kid ? `kid = ${lit(values.kid)}` : 'retired_at IS NULL'
-  const [result] = d1({
-    json: true,
-    sql: `DELETE FROM session_signing_keys WHERE project_id = ${lit(values.id)} AND ${which}
-          RETURNING project_id, kid`,
-  })
-  const revoked = result?.results ?? []
+  const revoked = onShards(
+    `DELETE FROM session_signing_keys WHERE project_id = ${lit(values.id)} AND ${which}
+     RETURNING project_id, kid`,
+  )
   console.log(JSON.stringify({ revoked }, null, 2))
   if (revoked.length === 0) fail(values.kid ? `no key ${values.kid} in ${values.id}` : `${values.id} has no active key`)
   console.log(
@@ -76,13 +96,15 @@ if (command === 'rotate') {
   )
 } else if (command === 'list') {
   const scope = values.id ? `WHERE project_id = ${lit(values.id)}` : ''
-  const [result] = d1({
-    json: true,
-    sql: `SELECT project_id, kid, created_at, retired_at FROM session_signing_keys ${scope}
-          ORDER BY project_id, created_at`,
-  })
+  const listed = onShards(
+    `SELECT project_id, kid, created_at, retired_at FROM session_signing_keys ${scope}
+     ORDER BY project_id, created_at`,
+  )
+  listed.sort((a, b) =>
+    a.project_id < b.project_id ? -1 : a.project_id > b.project_id ? 1 : a.created_at - b.created_at,
+  )
   const iso = (ms) => (ms === null ? null : new Date(ms).toISOString())
-  const keys = (result?.results ?? []).map((k) => ({
+  const keys = listed.map((k) => ({
     ...k,
     created_at: iso(k.created_at),
     retired_at: iso(k.retired_at),

@@ -2,6 +2,7 @@ import { now } from './clock'
 import { Batch, type Handle } from './db/batch'
 import { clearExpiredFallbackCodesStatement } from './db/deliveries'
 import { type PurgeTable, purgeStatement } from './db/purge'
+import { shardEnv, shardNumbers } from './db/shard'
 import { errorName, logEvent } from './log'
 import { resealSigningKeys } from './sessions/keys'
 import { RESEAL_BATCH_ROWS, resealSessions } from './sessions/sealing'
@@ -69,7 +70,7 @@ export type PurgeCounts = Record<string, number>
 export async function purge(
   env: Env,
   at: number = now(),
-  { batchRows = PURGE_BATCH_ROWS, maxRounds = PURGE_MAX_ROUNDS } = {},
+  { batchRows = PURGE_BATCH_ROWS, maxRounds = PURGE_MAX_ROUNDS, shard = 0 } = {},
 ): Promise<PurgeCounts> {
   const cutoffs: Cutoffs = {
     now: at,
@@ -100,39 +101,43 @@ export async function purge(
       if (deleted.changes >= batchRows) more = true
     }
   }
-  logEvent('info', 'retention.purged', { ...counts, rounds, complete: !more })
+  logEvent('info', 'retention.purged', { shard, ...counts, rounds, complete: !more })
   return counts
 }
 
 /**
  * Seals anew what is still sealed under SESSION_KEY_ENCRYPTION_KEY_PREVIOUS, or from before keys were
  * derived and session attributes sealed: the active signing keys, then the live sessions
- * (src/sessions/keys.ts, src/sessions/sealing.ts). Logs counts only; `complete` means nothing is left,
- * so the previous secret may be removed.
+ * (src/sessions/keys.ts, src/sessions/sealing.ts), of the shard `env.DB`. Logs counts only; `complete`
+ * means nothing is left there: the previous secret may be removed once every shard's run says so.
  */
-export async function resealAtRest(env: Env, at: number = now()): Promise<{ complete: boolean }> {
+export async function resealAtRest(env: Env, at: number = now(), { shard = 0 } = {}): Promise<{ complete: boolean }> {
   const signingKeys = await resealSigningKeys(env, RESEAL_BATCH_ROWS)
   const { sessions, complete } = await resealSessions(env, at)
   const done = complete && signingKeys < RESEAL_BATCH_ROWS
-  logEvent('info', 'session_seal.resealed', { signing_keys: signingKeys, sessions, complete: done })
+  logEvent('info', 'session_seal.resealed', { shard, signing_keys: signingKeys, sessions, complete: done })
   return { complete: done }
 }
 
 /**
- * The Worker's `scheduled()` handler, once an hour: the retention purge, then the re-seal. Each
- * runs even if the other fails; a failure is logged and alerted, and the first one rethrown.
+ * The Worker's `scheduled()` handler, once an hour: on every D1 shard, one after the other, the
+ * retention purge, then the re-seal (each shard holds its projects' rows; src/db/shard.ts). Each runs
+ * even if another fails; a failure is logged and alerted with its shard, and the first one rethrown.
  */
 export async function handleScheduled(env: Env): Promise<void> {
-  const jobs: [string, () => Promise<unknown>][] = [
-    ['retention.failed', () => purge(env)],
-    ['session_seal.failed', () => resealAtRest(env)],
-  ]
+  const jobs: [string, number, () => Promise<unknown>][] = shardNumbers(env).flatMap((shard) => {
+    const shardEnvironment = shardEnv(env, shard)
+    return [
+      ['retention.failed', shard, () => purge(shardEnvironment, now(), { shard })],
+      ['session_seal.failed', shard, () => resealAtRest(shardEnvironment, now(), { shard })],
+    ] as [string, number, () => Promise<unknown>][]
+  })
   let failure: unknown = null
-  for (const [event, job] of jobs) {
+  for (const [event, shard, job] of jobs) {
     try {
       await job()
     } catch (err) {
-      logEvent('error', event, { error: errorName(err), alert: true })
+      logEvent('error', event, { shard, error: errorName(err), alert: true })
       failure ??= err
     }
   }

@@ -5,6 +5,7 @@ import { countingBindings } from '../src/bench/storage-count'
 import { open, sha256, toHex } from '../src/crypto'
 import { Batch, type Handle } from '../src/db/batch'
 import { clearProjectCache } from '../src/db/projects'
+import { shardDb } from '../src/db/shard'
 import { type DeliveryJob, DeliveryJobSchema, jobAad } from '../src/delivery/job'
 import worker from '../src/index'
 import type { UserStatus } from '../src/schemas'
@@ -17,6 +18,8 @@ export interface TestProject {
   settings?: Record<string, unknown>
   /** The public token for /sdk/v1 (seedProject picks a random one when not given). */
   publicToken?: string
+  /** The D1 shard holding the project's data: 0 (DB) unless given; 1 is DB_1. */
+  shard?: number
 }
 
 /**
@@ -39,28 +42,44 @@ export const TEST_PROJECT: TestProject = {
   publicToken: 'public-token-test-00000000-0000-4000-8000-000000000000',
 }
 
+/**
+ * Creates (or resets) a project in the directory, on its shard (`project.shard`, 0 unless given) as
+ * `npm run project:create -- --shard N` places it: the directory row in DB, and on another shard the
+ * anchor row its foreign keys need.
+ */
 export async function seedProject(project: TestProject): Promise<TestProject & { publicToken: string }> {
   const hash = toHex(await sha256(project.secret))
   const publicToken = project.publicToken ?? `public-token-${project.env}-${crypto.randomUUID()}`
+  const shard = project.shard ?? 0
   await env.DB.prepare(
-    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token)
-     VALUES (?1, ?2, 'test', ?3, ?4, ?5, ?6)
+    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token, shard)
+     VALUES (?1, ?2, 'test', ?3, ?4, ?5, ?6, ?7)
      ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings,
-       public_token = excluded.public_token`,
+       public_token = excluded.public_token, shard = excluded.shard`,
   )
-    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now(), publicToken)
+    .bind(project.id, project.env, hash, JSON.stringify(project.settings ?? {}), Date.now(), publicToken, shard)
     .run()
+  if (shard !== 0) {
+    await shardDb(env, shard)
+      .prepare(
+        `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, shard)
+         VALUES (?1, ?2, 'test', '', '{}', ?3, ?4) ON CONFLICT (id) DO NOTHING`,
+      )
+      .bind(project.id, project.env, Date.now(), shard)
+      .run()
+  }
   clearProjectCache()
   return { ...project, publicToken }
 }
 
-/** A fresh project of its own, so a test does not share rows or limits with others. */
-export async function newProject(projectEnv: 'test' | 'live' = 'test', settings?: Record<string, unknown>) {
+/** A fresh project of its own, so a test does not share rows or limits with others (on `shard`, 0 by default). */
+export async function newProject(projectEnv: 'test' | 'live' = 'test', settings?: Record<string, unknown>, shard = 0) {
   return seedProject({
     id: `project-${projectEnv}-${crypto.randomUUID()}`,
     secret: `secret-${projectEnv}-${crypto.randomUUID()}`,
     env: projectEnv,
     ...(settings ? { settings } : {}),
+    shard,
   })
 }
 
@@ -312,40 +331,43 @@ async function perTable<T, R>(
   tables: readonly string[],
   select: (table: string, where: string) => string,
   read: (handle: Handle<T>) => R,
-  projectId: string | undefined,
+  { projectId, db = env.DB }: { projectId?: string; db?: D1Database },
 ): Promise<Record<string, R>> {
   const batch = new Batch()
   const where = projectId ? ' WHERE project_id = ?1' : ''
   const handles = tables.map((t) => {
-    const statement = env.DB.prepare(select(t, where))
+    const statement = db.prepare(select(t, where))
     return [t, batch.add<T>(projectId ? statement.bind(projectId) : statement)] as const
   })
-  await batch.run(env.DB)
+  await batch.run(db)
   return Object.fromEntries(handles.map(([t, h]) => [t, read(h)]))
 }
 
-/** Each table's rows in a stable order, keyed by table name; with `projectId` only that project's. */
+/**
+ * Each table's rows in a stable order, keyed by table name; with `projectId` only that project's;
+ * from `db` (the DB binding, shard 0, unless given).
+ */
 export function tableRows<T = Record<string, unknown>>(
   tables: readonly string[],
-  options: { projectId?: string } = {},
+  options: { projectId?: string; db?: D1Database } = {},
 ): Promise<Record<string, T[]>> {
   return perTable<T, T[]>(
     tables,
     (t, where) => `SELECT * FROM ${t}${where} ORDER BY 1, 2, 3`,
     (h) => h.rows(),
-    options.projectId,
+    options,
   )
 }
 
-/** Each table's row count, keyed by table name; with `projectId` only that project's rows. */
+/** Each table's row count, keyed by table name; with `projectId` only that project's rows; from `db`. */
 export function tableCounts(
   tables: readonly string[],
-  options: { projectId?: string } = {},
+  options: { projectId?: string; db?: D1Database } = {},
 ): Promise<Record<string, number>> {
   return perTable<{ n: number }, number>(
     tables,
     (t, where) => `SELECT COUNT(*) AS n FROM ${t}${where}`,
     (h) => Number(h.first()?.n),
-    options.projectId,
+    options,
   )
 }

@@ -6,9 +6,9 @@ import { type CallOptions, callJson, issueCode, LENIENT_LIMITS, newProject, type
  * phone numbers repeat freely and no test sees another's users, codes or counters.
  */
 
-/** A fresh project with the default OTP and lock settings (or `settings` over them). */
-export const project = (settings: Record<string, unknown> = {}, projectEnv: 'test' | 'live' = 'test') =>
-  newProject(projectEnv, { ...LENIENT_LIMITS, ...settings })
+/** A fresh project with the default OTP and lock settings (or `settings` over them), on `shard` (0: DB). */
+export const project = (settings: Record<string, unknown> = {}, projectEnv: 'test' | 'live' = 'test', shard = 0) =>
+  newProject(projectEnv, { ...LENIENT_LIMITS, ...settings }, shard)
 
 export const authenticate = (p: TestProject, body: unknown, options: CallOptions = {}) =>
   callJson('POST', '/v1/otps/authenticate', { ...options, project: p, body })

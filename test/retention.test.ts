@@ -146,6 +146,7 @@ describe('retention purge (scheduled)', () => {
     expect(logged).toEqual({
       level: 'info',
       event: 'retention.purged',
+      shard: 0,
       otp_codes: 1,
       deliveries: 1,
       session_factors: 1,

@@ -5,7 +5,7 @@ import { derivedAesKey, open, sha256, toHex } from '../src/crypto'
 import worker from '../src/index'
 import { resealSessions } from '../src/sessions/sealing'
 import { callJson, countingEnv, expectStytchError, type TestProject } from './helpers'
-import { project } from './otp-helpers'
+import { project as projectOn } from './otp-helpers'
 import {
   decodeParts,
   iso,
@@ -22,6 +22,13 @@ import {
 const PHONE = '+12025550160'
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
+
+// This file's projects live on the second shard (DB_1): every sessions route, the JWKS, the JWT
+// verification and the hourly re-seal work against the database the project's record names.
+const SHARD = 1
+const db = env.DB_1
+const shardEnv: Env = { ...env, DB: db }
+const project = (settings: Record<string, unknown> = {}) => projectOn(settings, 'test', SHARD)
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
@@ -203,7 +210,8 @@ describe('POST /v1/sessions/revoke', () => {
     expectStytchError(await sessionsRevoke(p, { [field]: value }), 404, 'session_not_found')
     // Only that session: the user's other one lives on.
     expect((await sessionsAuthenticate(p, { session_token: keep.token })).status).toBe(200)
-    const rows = await env.DB.prepare('SELECT count(*) AS n FROM session_factors WHERE session_id = ?1')
+    const rows = await db
+      .prepare('SELECT count(*) AS n FROM session_factors WHERE session_id = ?1')
       .bind(s.session.session_id)
       .first<{ n: number }>()
     expect(rows?.n).toBe(0)
@@ -271,16 +279,22 @@ describe('session storage', () => {
     const p = await project()
     const s = await login(p, PHONE)
     expect(s.token).toMatch(/^[A-Za-z0-9_-]{44}$/)
-    const row = await env.DB.prepare('SELECT * FROM sessions WHERE id = ?1')
+    const row = await db
+      .prepare('SELECT * FROM sessions WHERE id = ?1')
       .bind(s.session.session_id)
       .first<Record<string, unknown>>()
     expect(row?.token_hash).toBe(toHex(await sha256(s.token)))
     expect(JSON.stringify(row)).not.toContain(s.token)
+    // In the project's shard only: the first database holds its directory record and nothing else.
+    const elsewhere = await env.DB.prepare('SELECT COUNT(*) AS n FROM sessions WHERE project_id = ?1')
+      .bind(p.id)
+      .first<{ n: number }>()
+    expect(elsewhere?.n).toBe(0)
   })
 
   const ATTRIBUTES = { ip_address: '203.0.113.50', user_agent: 'sealed-agent/1.0' }
   const sessionRow = (id: string) =>
-    env.DB.prepare('SELECT * FROM sessions WHERE id = ?1').bind(id).first<Record<string, unknown>>()
+    db.prepare('SELECT * FROM sessions WHERE id = ?1').bind(id).first<Record<string, unknown>>()
   /** The attributes every session reply shows for `s`: by token, by JWT, and in the user's list. */
   async function shownAttributes(p: TestProject, s: Login) {
     const byToken = await sessionsAuthenticate(p, { session_token: s.token })
@@ -319,10 +333,11 @@ describe('session storage', () => {
     const idle = await login(p, PHONE, { attributes: ATTRIBUTES })
     // As a Worker before sealing left them: attributes in clear, none sealed, no key fingerprint.
     for (const s of [read, idle]) {
-      await env.DB.prepare(
-        `UPDATE sessions SET ip_address = ?2, user_agent = ?3, attributes_iv = NULL, attributes_ct = NULL,
+      await db
+        .prepare(
+          `UPDATE sessions SET ip_address = ?2, user_agent = ?3, attributes_iv = NULL, attributes_ct = NULL,
            sealed_with = NULL WHERE id = ?1`,
-      )
+        )
         .bind(s.session.session_id, ATTRIBUTES.ip_address, ATTRIBUTES.user_agent)
         .run()
     }
@@ -341,25 +356,25 @@ describe('session storage', () => {
     const p = await project()
     const logins: Login[] = []
     for (let i = 0; i < 5; i++) logins.push(await login(p, PHONE, { attributes: ATTRIBUTES }))
-    // A first run seals whatever else is due in this file's database, so that only these five are.
-    await resealSessions(env, Date.now())
-    await env.DB.prepare(
-      `UPDATE sessions SET ip_address = ?2, user_agent = ?3, attributes_iv = NULL, attributes_ct = NULL,
+    // A first run seals whatever else is due in this file's shard, so that only these five are.
+    await resealSessions(shardEnv, Date.now())
+    await db
+      .prepare(
+        `UPDATE sessions SET ip_address = ?2, user_agent = ?3, attributes_iv = NULL, attributes_ct = NULL,
          sealed_with = NULL WHERE project_id = ?1`,
-    )
+      )
       .bind(p.id, ATTRIBUTES.ip_address, ATTRIBUTES.user_agent)
       .run()
-    expect(await resealSessions(env, Date.now(), { batchRows: 2, maxRounds: 2 })).toEqual({
+    expect(await resealSessions(shardEnv, Date.now(), { batchRows: 2, maxRounds: 2 })).toEqual({
       sessions: 4,
       complete: false,
     })
-    expect(await resealSessions(env, Date.now(), { batchRows: 2, maxRounds: 2 })).toEqual({
+    expect(await resealSessions(shardEnv, Date.now(), { batchRows: 2, maxRounds: 2 })).toEqual({
       sessions: 1,
       complete: true,
     })
-    const { results } = await env.DB.prepare(
-      'SELECT ip_address, user_agent, sealed_with FROM sessions WHERE project_id = ?1',
-    )
+    const { results } = await db
+      .prepare('SELECT ip_address, user_agent, sealed_with FROM sessions WHERE project_id = ?1')
       .bind(p.id)
       .all<{ ip_address: string; user_agent: string; sealed_with: string | null }>()
     expect(results.map((r) => [r.ip_address, r.user_agent, typeof r.sealed_with])).toEqual(

@@ -15,6 +15,9 @@ import { seedProject, TEST_PROJECT } from './helpers'
 await beginTestFile()
 await reset()
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS)
+// The second shard (wrangler.toml DB_1) is migrated alike: test/shards*.test.ts and the files that run
+// their project there use it.
+await applyD1Migrations(env.DB_1, env.TEST_MIGRATIONS)
 await seedProject(TEST_PROJECT)
 clearSessionKeyCache()
 

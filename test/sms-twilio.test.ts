@@ -56,7 +56,8 @@ describe('Twilio provider: the REST request', () => {
       Body: `${code} é o seu código de verificação. Para sua segurança, não o compartilhe.`,
       // What is left of the 2-minute code after 20 s in the queue: Twilio drops it after that.
       ValidityPeriod: '100',
-      StatusCallback: 'https://otp.example.com/v1/webhooks/twilio',
+      // The delivery's shard rides along in the URL Twilio calls back (and signs).
+      StatusCallback: 'https://otp.example.com/v1/webhooks/twilio?shard=0',
     })
     expect(await deliveryRow(job.id)).toMatchObject({ status: 'sent', provider: 'twilio', wamid: sid, attempts: 1 })
   })
@@ -108,6 +109,7 @@ describe('Twilio provider: the REST request', () => {
       locale: 'en' as const,
       code: '123456',
       autofillDomain: 'example.com',
+      shard: 0,
     }
     const at = 1_000_000
     const form = (expiresAt: number) =>

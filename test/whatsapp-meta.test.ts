@@ -62,6 +62,8 @@ describe('Meta provider: the Graph API request', () => {
           { type: 'button', sub_type: 'url', index: '0', parameters: [{ type: 'text', text: code }] },
         ],
       },
+      // Echoed in the status webhooks, which then update the delivery's shard alone.
+      biz_opaque_callback_data: 'shard=0',
     })
     expect(result.explicitAcks).toEqual(ids)
     expect(result.retryMessages).toEqual([])

@@ -11,6 +11,8 @@
  */
 
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { findProject } from '../db/projects'
+import { projectDb } from '../db/shard'
 import { HISTORY_PATH, seedHistory } from './history'
 import { SEARCH_USERS_PATH, seedSearchUsers } from './search'
 
@@ -177,7 +179,10 @@ async function seedRoute(request: Request, env: Env, seed: Seed): Promise<Respon
   if (typeof projectId !== 'string' || !Number.isSafeInteger(from) || !Number.isSafeInteger(total)) {
     return Response.json({ error: 'project_id, from and total expected' }, { status: 400 })
   }
-  await seed(env.DB, projectId, from as number, total as number)
+  // Into the project's own shard, as its requests will read it.
+  const project = await findProject(env.DB, projectId, Date.now())
+  if (!project) return Response.json({ error: 'no such project' }, { status: 404 })
+  await seed(projectDb(env, project), projectId, from as number, total as number)
   return Response.json({ seeded: total })
 }
 

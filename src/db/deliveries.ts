@@ -190,11 +190,15 @@ export async function recordExhausted(db: D1Database, id: string, at: number): P
 /** The message statuses a provider reports that a delivery records. */
 export type WebhookStatus = 'sent' | 'delivered' | 'read' | 'failed'
 
-/** One status from a provider: its message id (wamid, Twilio SID), the status, and the error code on 'failed'. */
+/**
+ * One status from a provider: its message id (wamid, Twilio SID), the status, the error code on
+ * 'failed', and the shard its send recorded in the callback data (undefined when it recorded none).
+ */
 export interface StatusEvent {
   messageId: string
   status: WebhookStatus
   errorCode: number | null
+  shard?: number
 }
 
 // Forward-only order of what providers report. 'failed' ranks below 'delivered' and 'read' because a

@@ -12,6 +12,24 @@ export interface Project {
   settings: ProjectSettings
   /** What the frontend SDKs present to /sdk/v1 (not a secret); null for a project that has none. */
   publicToken: string | null
+  /** The D1 shard holding the project's data (src/db/shard.ts). */
+  shard: number
+  /** A move to another shard under way (src/shards/move.ts), or null. */
+  move: ProjectMove | null
+}
+
+/** A move between shards as the directory records it (schema.sql, projects.move_*). */
+export interface ProjectMove {
+  from: number
+  to: number
+  /** The last step done. */
+  step: string
+  /** When the pause starts (the project is answered 503 from then until the flip), once announced. */
+  pauseAt: number | null
+  /** When projects.shard was switched to `to`. */
+  flippedAt: number | null
+  /** Until when the run of the move that holds it keeps it (another run waits until then). */
+  ownerUntil: number | null
 }
 
 interface ProjectRow {
@@ -21,9 +39,17 @@ interface ProjectRow {
   secret_hash: string
   settings: string
   public_token: string | null
+  shard: number
+  move_from: number | null
+  move_to: number | null
+  move_step: string | null
+  move_pause_at: number | null
+  move_flipped_at: number | null
+  move_owner_until: number | null
 }
 
-const PROJECT_COLUMNS = 'id, env, name, secret_hash, settings, public_token'
+const PROJECT_COLUMNS =
+  'id, env, name, secret_hash, settings, public_token, shard, move_from, move_to, move_step, move_pause_at, move_flipped_at, move_owner_until'
 
 // Warm isolates authenticate without touching D1. Only the stored record is cached (the secret is
 // still hashed and compared on every request); entries expire so changed settings take effect within
@@ -62,7 +88,10 @@ export function rereadProject(db: D1Database, id: string, nowMs: number): Promis
 }
 
 async function lookup(db: D1Database, id: string, nowMs: number, maxAgeMs: number): Promise<Project | null> {
-  const hit = cache.get(id, nowMs, maxAgeMs)
+  // A project in its pause waits for the flip of its move, which ends the pause: its record is read
+  // again at most once a second, so the pause ends everywhere within a second of the flip.
+  const cached = cache.peek(id)
+  const hit = cache.get(id, nowMs, cached && isPaused(cached, nowMs) ? PROJECT_REREAD_MIN_MS : maxAgeMs)
   if (hit) return hit
   if (unknown.get(id, nowMs, maxAgeMs)) return null
   const row = await db.prepare(`SELECT ${PROJECT_COLUMNS} FROM projects WHERE id = ?1`).bind(id).first<ProjectRow>()
@@ -75,14 +104,7 @@ async function lookup(db: D1Database, id: string, nowMs: number, maxAgeMs: numbe
 }
 
 function remember(row: ProjectRow, nowMs: number): Project {
-  const project: Project = {
-    id: row.id,
-    env: row.env,
-    name: row.name,
-    secretHash: fromHex(row.secret_hash) ?? new Uint8Array(0),
-    settings: parseSettings(row.settings),
-    publicToken: row.public_token,
-  }
+  const project = toProject(row)
   unknown.delete(project.id)
   cache.set(project.id, project, nowMs)
   if (project.publicToken) {
@@ -90,6 +112,29 @@ function remember(row: ProjectRow, nowMs: number): Project {
     projectIdByToken.set(project.publicToken, project.id, nowMs)
   }
   return project
+}
+
+function toProject(row: ProjectRow): Project {
+  return {
+    id: row.id,
+    env: row.env,
+    name: row.name,
+    secretHash: fromHex(row.secret_hash) ?? new Uint8Array(0),
+    settings: parseSettings(row.settings),
+    publicToken: row.public_token,
+    shard: row.shard,
+    move:
+      row.move_from === null || row.move_to === null
+        ? null
+        : {
+            from: row.move_from,
+            to: row.move_to,
+            step: row.move_step ?? '',
+            pauseAt: row.move_pause_at,
+            flippedAt: row.move_flipped_at,
+            ownerUntil: row.move_owner_until,
+          },
+  }
 }
 
 /**
@@ -116,10 +161,150 @@ export async function findProjectByPublicToken(db: D1Database, token: string, no
   return remember(row, nowMs)
 }
 
+/** True while the project's move pauses it: from the announced start of the pause until the flip. */
+export function isPaused(project: Pick<Project, 'move'>, nowMs: number): boolean {
+  const pauseAt = project.move?.pauseAt
+  return pauseAt !== null && pauseAt !== undefined && nowMs >= pauseAt
+}
+
+// Whether any project is moving between shards: the status webhooks then apply each status on every
+// shard (a moving project's rows are in two). Remembered like a project record: a move announces its
+// pause a cache lifetime before the pause starts, so every isolate knows of it before its final copy.
+const movesCache = new IsolateCache<boolean>(PROJECT_CACHE_TTL_MS, 1)
+
+/** True when some project's move between shards is under way (from its start until its purge). */
+export async function movesUnderWay(db: D1Database, nowMs: number): Promise<boolean> {
+  const hit = movesCache.get('moves', nowMs)
+  if (hit !== undefined) return hit
+  const row = await db.prepare('SELECT 1 AS moving FROM projects WHERE move_to IS NOT NULL LIMIT 1').first()
+  const moving = row !== null
+  movesCache.set('moves', moving, nowMs)
+  return moving
+}
+
 /** Drops cached projects (tests change settings between cases). */
 export function clearProjectCache(): void {
   cache.clear()
   unknown.clear()
   projectIdByToken.clear()
   unknownTokens.clear()
+  movesCache.clear()
+}
+
+/**
+ * The directory's side of a move between shards (src/shards/move.ts): each statement records one
+ * step on the project's row and is idempotent, so a move stopped anywhere resumes from what the row says.
+ */
+
+/** The project's directory row with its move, read fresh (never cached): the move's own view. */
+export async function readProjectForMove(db: D1Database, id: string): Promise<Project | null> {
+  const row = await db.prepare(`SELECT ${PROJECT_COLUMNS} FROM projects WHERE id = ?1`).bind(id).first<ProjectRow>()
+  return row ? toProject(row) : null
+}
+
+/**
+ * Records the start of a move from `from` to `to` (only when no other move of the project is under
+ * way), held by the run `owner` until `ownerUntil`.
+ */
+export function startMoveStatement(
+  db: D1Database,
+  id: string,
+  move: { from: number; to: number; owner: string; ownerUntil: number },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE projects SET move_from = ?2, move_to = ?3, move_step = 'starting', move_pause_at = NULL,
+         move_flipped_at = NULL, move_owner = ?4, move_owner_until = ?5
+       WHERE id = ?1 AND shard = ?2 AND move_to IS NULL`,
+    )
+    .bind(id, move.from, move.to, move.owner, move.ownerUntil)
+}
+
+/**
+ * Takes or renews the lease on the project's move for the run `owner`, until `until`: granted when
+ * the move is free, already this run's, or its holder's lease ended at or before `at` (that run died).
+ * Changes one row when granted.
+ */
+export function claimMoveStatement(
+  db: D1Database,
+  id: string,
+  owner: string,
+  at: number,
+  until: number,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE projects SET move_owner = ?2, move_owner_until = ?4
+       WHERE id = ?1 AND move_to IS NOT NULL
+         AND (move_owner IS NULL OR move_owner = ?2 OR move_owner_until <= ?3)`,
+    )
+    .bind(id, owner, at, until)
+}
+
+/** Gives the lease back (a run that stopped): the next run may take the move at once. */
+export function releaseMoveStatement(db: D1Database, id: string, owner: string): D1PreparedStatement {
+  return db
+    .prepare('UPDATE projects SET move_owner = NULL, move_owner_until = NULL WHERE id = ?1 AND move_owner = ?2')
+    .bind(id, owner)
+}
+
+/** Records the last step done. */
+export function moveStepStatement(db: D1Database, id: string, step: string): D1PreparedStatement {
+  return db.prepare('UPDATE projects SET move_step = ?2 WHERE id = ?1 AND move_to IS NOT NULL').bind(id, step)
+}
+
+/** Announces the pause: it starts at `pauseAt`, unless an earlier run of the move announced it already. */
+export function announcePauseStatement(db: D1Database, id: string, pauseAt: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE projects SET move_pause_at = COALESCE(move_pause_at, ?2)
+       WHERE id = ?1 AND move_to IS NOT NULL AND move_flipped_at IS NULL`,
+    )
+    .bind(id, pauseAt)
+}
+
+/** Ends the pause of a move that will not flip (it is being abandoned). */
+export function liftPauseStatement(db: D1Database, id: string): D1PreparedStatement {
+  return db.prepare('UPDATE projects SET move_pause_at = NULL WHERE id = ?1 AND move_flipped_at IS NULL').bind(id)
+}
+
+/** The flip: the project's shard becomes the move's target and its pause ends. */
+export function flipStatement(db: D1Database, id: string, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE projects SET shard = move_to, move_pause_at = NULL, move_flipped_at = COALESCE(move_flipped_at, ?2),
+         move_step = 'flipped'
+       WHERE id = ?1 AND move_to IS NOT NULL`,
+    )
+    .bind(id, at)
+}
+
+/** Ends the record of a move: done (after the purge), or abandoned before its flip. */
+export function endMoveStatement(db: D1Database, id: string): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE projects SET move_from = NULL, move_to = NULL, move_step = NULL, move_pause_at = NULL,
+         move_flipped_at = NULL, move_owner = NULL, move_owner_until = NULL
+       WHERE id = ?1`,
+    )
+    .bind(id)
+}
+
+/**
+ * The project's row in a shard other than the directory: the anchor its rows' foreign keys point at.
+ * It carries no secret, settings or token (the directory's row is the one read); `shard` is its own.
+ */
+export function anchorStatement(db: D1Database, project: Project, shard: number, createdAt: number) {
+  return db
+    .prepare(
+      `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, shard)
+       VALUES (?1, ?2, ?3, '', '{}', ?4, ?5)
+       ON CONFLICT (id) DO NOTHING`,
+    )
+    .bind(project.id, project.env, project.name, createdAt, shard)
+}
+
+/** Deletes the project's anchor row from a shard other than the directory. */
+export function deleteAnchorStatement(db: D1Database, id: string): D1PreparedStatement {
+  return db.prepare('DELETE FROM projects WHERE id = ?1').bind(id)
 }

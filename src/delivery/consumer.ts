@@ -3,12 +3,14 @@ import { openRotating } from '../crypto'
 import { Batch } from '../db/batch'
 import { attemptErrorStatement, recordExhausted, sentStatement } from '../db/deliveries'
 import { outboxMessageStatement } from '../db/dev-outbox'
+import { findProject, isPaused, type Project } from '../db/projects'
 import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
 import { sendCountry } from '../limits'
 import { errorName, logEvent, recordEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
 import { parsePhone } from '../phone'
+import { pauseRetrySeconds } from '../shards/pause'
 import { type Claim, claimDeliveries } from './deliveries'
 import { fallbackCodeOf, startFallback } from './fallback'
 import { type Channel, type DeliveryJob, DeliveryJobSchema, jobAad } from './job'
@@ -69,10 +71,14 @@ export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerD
   batch.retryAll()
 }
 
-/** One job of a queue batch on its way: its message, its project's env, its provider, its metrics scope. */
+/**
+ * One job of a queue batch on its way: its message, its project and shard, its provider, its metrics
+ * scope. `env` is the project's (DB its shard), as `route.env`.
+ */
 interface Delivery {
   message: Message
   job: DeliveryJob
+  route: JobRoute
   env: Env
   provider: DeliveryProvider
   dims: Partial<MetricDimensions>
@@ -86,26 +92,47 @@ interface Attempted {
 }
 
 async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): Promise<void> {
-  // Each channel's provider is set up once per batch, and only if the batch has a job for it.
-  const providers = new Map<Channel, DeliveryProvider>()
-  const provider = (channel: Channel) => {
-    let p = providers.get(channel)
+  // Each channel's provider is set up once per batch and shard, and only if the batch has a job for it.
+  const providers = new Map<string, DeliveryProvider>()
+  const provider = (channel: Channel, shardEnv: Env, shard: number) => {
+    let p = providers.get(`${channel}:${shard}`)
     if (!p) {
-      p = withMetrics(env, { channel }, () => selectProvider(env, channel, deps.fetch))
-      providers.set(channel, p)
+      p = withMetrics(env, { channel }, () => selectProvider(shardEnv, channel, deps.fetch))
+      providers.set(`${channel}:${shard}`, p)
     }
     return p
   }
   // The jobs of one database (a project's shard) are leased in one D1 transaction and their attempts
-  // recorded in one more: two transactions per queue batch, whatever its size.
+  // recorded in one more: two transactions per queue batch and shard, whatever its size. (A job's
+  // project comes from the directory through the isolate's cache: no transaction when it is warm.)
   const byDatabase = new Map<D1Database, Delivery[]>()
-  for (const message of batch.messages) {
-    const job = parseJob(message)
-    if (!job) continue
-    const projectScoped = projectEnv(env, job.project_id)
-    const delivery = { message, job, env: projectScoped, provider: provider(job.channel), dims: jobDimensions(job) }
-    byDatabase.set(projectScoped.DB, [...(byDatabase.get(projectScoped.DB) ?? []), delivery])
-  }
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const job = parseJob(message)
+      if (!job) return
+      const dims = jobDimensions(job)
+      await withMetrics(env, dims, () =>
+        withProject(message, job, env, deps, async (route) => {
+          if (job.start_fallback) {
+            // A fallback a status left to the consumer while the project was paused: the message
+            // itself went out long ago. startFallback never throws and logs every outcome.
+            await startFallback(route.env, route.project, { job, errorCode: job.start_fallback.error_code }, now())
+            message.ack()
+            return
+          }
+          const delivery: Delivery = {
+            message,
+            job,
+            route,
+            env: route.env,
+            provider: provider(job.channel, route.env, route.project.shard),
+            dims,
+          }
+          byDatabase.set(route.env.DB, [...(byDatabase.get(route.env.DB) ?? []), delivery])
+        }),
+      )
+    }),
+  )
   await Promise.all([...byDatabase].map(([db, deliveries]) => deliverFrom(db, deliveries, deps)))
 }
 
@@ -164,6 +191,59 @@ function consumerError(d: Delivery, err: unknown, deps: ConsumerDeps): void {
 
 const deliveryIds = (d: Delivery) => ({ delivery_id: d.job.id, phone_id: d.job.phone_id, provider: d.provider.name })
 
+/** Where a job is handled: its project's directory record, and `env` with DB its project's shard. */
+interface JobRoute {
+  project: Project
+  env: Env
+  /** The Worker's own bindings (the directory and every shard), for provider statuses. */
+  worker: Env
+}
+
+/**
+ * Runs `handle` with the job's project and shard (its directory record, read through the isolate's
+ * cache). A job of a project paused by a move between shards waits in the queue until the pause is
+ * over; a job whose project has no record (it cannot be placed on a shard) is dropped, loudly.
+ */
+async function withProject(
+  message: Message,
+  job: DeliveryJob,
+  env: Env,
+  deps: ConsumerDeps,
+  handle: (route: JobRoute) => Promise<void>,
+): Promise<void> {
+  let project: Project | null
+  try {
+    project = await findProject(env.DB, job.project_id, now())
+  } catch (err) {
+    logEvent('error', `${job.channel}.consumer_error`, { delivery_id: job.id, error: errorName(err) })
+    message.retry({ delaySeconds: backoffSeconds(message.attempts, 0, deps.random) })
+    return
+  }
+  if (!project) {
+    logEvent('error', `${job.channel}.job_without_project`, { delivery_id: job.id, alert: true })
+    message.ack()
+    return
+  }
+  const at = now()
+  if (isPaused(project, at)) {
+    // At least until the pause is expected to end, and longer at each attempt, so that a final copy
+    // slower than expected does not spend the job's retries.
+    const delaySeconds = backoffSeconds(message.attempts, pauseRetrySeconds(project, at), deps.random)
+    logEvent('info', `${job.channel}.job_paused`, { delivery_id: job.id, delay_seconds: delaySeconds })
+    message.retry({ delaySeconds })
+    return
+  }
+  let projectEnvironment: Env
+  try {
+    projectEnvironment = projectEnv(env, project)
+  } catch {
+    // No binding for the project's shard (logged as an alert): nothing can be done here until there is.
+    message.retry({ delaySeconds: backoffSeconds(message.attempts, 0, deps.random) })
+    return
+  }
+  await handle({ project, env: projectEnvironment, worker: env })
+}
+
 /**
  * A job's metrics dimensions: its project, channel, locale and destination country (never the
  * number). The country comes with the job; only a job queued before it did has its number parsed.
@@ -192,7 +272,7 @@ function parseJob(message: Message): DeliveryJob | null {
  * decrypted and sent, and what to record and do next is returned (null: nothing left to do).
  */
 async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promise<Attempted | null> {
-  const { message, job, env, provider } = d
+  const { message, job, env, provider, route } = d
   // Log events are named by channel: whatsapp.sent, sms.failed, …
   const event = (what: string) => `${job.channel}.${what}`
   const ids = deliveryIds(d)
@@ -238,6 +318,7 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
       code,
       expiresAt: job.expires_at,
       autofillDomain: job.autofill_domain ?? null,
+      shard: route.project.shard,
     })
     // latency_ms: from the code's issue to this attempt's answer (queue wait, retries, the provider's reply).
     const fields = { ...ids, attempts: claim.attempts, latency_ms: Math.max(0, now() - claim.createdAt) }
@@ -261,7 +342,8 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
           message.ack()
           // A status the provider reported at once takes the path of the same status from its webhook.
           if (result.reported && result.messageId) {
-            await applyProviderStatuses(env, job.channel, [{ messageId: result.messageId, ...result.reported }], now())
+            const status = { messageId: result.messageId, ...result.reported, shard: route.project.shard }
+            await applyProviderStatuses(route.worker, job.channel, [status], now())
           }
         },
       }
@@ -295,7 +377,7 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
         message.ack()
         // Meta answered at once that the recipient cannot receive WhatsApp: the same code by SMS.
         if (result.fallback && job.fallback === 'sms') {
-          await startFallback(env, { job, code, errorCode: result.errorCode }, now())
+          await startFallback(env, route.project, { job, code, errorCode: result.errorCode }, now())
         }
       },
     }
@@ -315,7 +397,9 @@ async function recordDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
     batch.messages.map(async (message) => {
       const job = parseJob(message)
       if (!job) return
-      await withMetrics(env, jobDimensions(job), () => recordDeadLetter(message, job, projectEnv(env, job.project_id)))
+      await withMetrics(env, jobDimensions(job), () =>
+        withProject(message, job, env, defaultDeps, (route) => recordDeadLetter(message, job, route.env)),
+      )
     }),
   )
 }

@@ -4,7 +4,7 @@ import { openRotating, sealCurrent } from '../crypto'
 import { Batch } from '../db/batch'
 import { fallbackDeliveryStatement } from '../db/deliveries'
 import { smsSentStatement } from '../db/otp-codes'
-import { findProject } from '../db/projects'
+import type { Project } from '../db/projects'
 import { rotatingSecret } from '../env'
 import { StytchError } from '../errors'
 import {
@@ -98,8 +98,14 @@ export function jobFromFallbackCode(
  * D1 batch writes the SMS delivery row (once per WhatsApp delivery, only while the code is the
  * phone's live one), counts it against the SMS limits and judges the breaker, and marks the code as
  * carried by SMS; then the SMS job goes on the queue. Never throws: every outcome is logged.
+ * `env` is the project's (its DB the project's shard); `project` its directory record.
  */
-export async function startFallback(env: Env, source: FallbackSource, at: number = now()): Promise<FallbackOutcome> {
+export async function startFallback(
+  env: Env,
+  project: Project,
+  source: FallbackSource,
+  at: number = now(),
+): Promise<FallbackOutcome> {
   const { job } = source
   const fields = { delivery_id: job.id, project_id: job.project_id, error_code: source.errorCode }
   const outcome = (
@@ -111,8 +117,7 @@ export async function startFallback(env: Env, source: FallbackSource, at: number
     return result
   }
   try {
-    const project = await findProject(env.DB, job.project_id, at)
-    if (project?.settings.whatsapp_fallback !== 'sms') return 'off'
+    if (project.settings.whatsapp_fallback !== 'sms') return 'off'
     setMetricDimensions({ channel: 'sms' })
     if (!smsEnabled(env)) return outcome('unavailable', 'error', { detail: 'sms_provider_none', alert: true })
     const phone = parsePhone(job.phone_number)
@@ -179,5 +184,33 @@ export async function startFallback(env: Env, source: FallbackSource, at: number
     return outcome('queued', 'info', { fallback_id: smsId })
   } catch (err) {
     return outcome('failed', 'error', { detail: 'fallback_error', error: errorName(err), alert: true })
+  }
+}
+
+/**
+ * Leaves the fallback of `source.job` to the consumer, `delaySeconds` from now: for a status that
+ * arrives while the job's project is paused by a move between shards, which may not write until the
+ * pause is over. The job is the WhatsApp job rebuilt from its delivery, marked `start_fallback`.
+ * Never throws: a job that cannot be queued is logged as a failed fallback.
+ */
+export async function deferFallback(env: Env, source: FallbackSource, delaySeconds: number): Promise<void> {
+  const job: DeliveryJob = { ...source.job, start_fallback: { error_code: source.errorCode } }
+  try {
+    await env.WHATSAPP_QUEUE.send(job, { contentType: 'json', delaySeconds })
+    logEvent('info', 'otp.fallback_deferred', {
+      delivery_id: job.id,
+      project_id: job.project_id,
+      delay_seconds: delaySeconds,
+    })
+  } catch (err) {
+    logEvent('error', 'otp.fallback', {
+      delivery_id: job.id,
+      project_id: job.project_id,
+      error_code: source.errorCode,
+      outcome: 'failed',
+      detail: 'enqueue_failed',
+      error: errorName(err),
+      alert: true,
+    })
   }
 }

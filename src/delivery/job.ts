@@ -15,6 +15,9 @@ export type Channel = (typeof CHANNELS)[number]
  * `channel` is absent from jobs queued before SMS existed: they are WhatsApp jobs. `fallback`
  * marks a WhatsApp job of a project whose whatsapp_fallback is 'sms'; `autofill_domain` an SMS job
  * whose message ends with the `@domain #code` autofill line; `country` the destination region.
+ * `start_fallback` marks a WhatsApp job whose message Meta reported undeliverable (error_code) while
+ * its project was paused by a move between shards: the consumer does not send it again but starts its
+ * SMS fallback (src/delivery/fallback.ts).
  */
 export const DeliveryJobSchema = z.object({
   v: z.literal(1),
@@ -33,6 +36,7 @@ export const DeliveryJobSchema = z.object({
    * consumer does not parse the number again. Absent from jobs queued before it was carried.
    */
   country: z.string().min(1).max(3).optional(),
+  start_fallback: z.object({ error_code: z.number().int().nullable() }).optional(),
 })
 
 export type DeliveryJob = z.infer<typeof DeliveryJobSchema>

@@ -14,6 +14,28 @@ export interface OutgoingCode {
   expiresAt: number
   /** SMS only: the domain of the `@domain #code` autofill line, or null for none. */
   autofillDomain: string | null
+  /**
+   * The D1 shard holding the delivery's row. A provider that carries data back in its status
+   * callbacks is given it (shardCallbackData), so the webhook updates that shard alone.
+   */
+  shard: number
+}
+
+/**
+ * The callback data a send carries for its status webhooks: Meta's biz_opaque_callback_data, the
+ * `shard` query parameter of Twilio's StatusCallback URL (which Twilio signs with the rest of the URL).
+ */
+export function shardCallbackData(shard: number): string {
+  return `shard=${shard}`
+}
+
+/**
+ * The shard a status callback names: Meta's callback data as shardCallbackData wrote it, or the query
+ * string of the URL Twilio called; undefined when it names none (a message sent before shards).
+ */
+export function shardOfCallbackData(value: string | null | undefined): number | undefined {
+  const raw = new URLSearchParams(value ?? '').get('shard')
+  return raw !== null && /^[0-9]{1,4}$/.test(raw) ? Number(raw) : undefined
 }
 
 /** A status the provider already knows it will report for a message it accepted (the console's). */

@@ -7,6 +7,7 @@ import type { AppEnv } from '../env'
 import { StytchError } from '../errors'
 import { type ProjectEnv, parseId } from '../ids'
 import { setMetricDimensions } from '../metrics'
+import { assertNotPaused } from '../shards/pause'
 
 const MAX_AUTHORIZATION_LENGTH = 1_024
 
@@ -37,8 +38,10 @@ export function projectAuth(): MiddlewareHandler<AppEnv> {
     if (!ok || !project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
     setMetricDimensions({ project: project.id })
+    // A project moving between shards is paused for a few seconds (503 with Retry-After).
+    assertNotPaused(project, at)
     // From here on, DB is the database holding this project's data.
-    c.env = projectEnv(c.env, project.id)
+    c.env = projectEnv(c.env, project)
     await next()
   }
 }

@@ -8,6 +8,7 @@ import { setMetricDimensions } from '../metrics'
 import { SessionToken } from '../schemas'
 import { assertOriginAuthorized, isLocalDevOrigin, publicTokenEnv, requestOrigin } from '../sdk/access'
 import { cookieCredential } from '../sdk/session-cookies'
+import { assertNotPaused } from '../shards/pause'
 import { parseBasic } from './auth'
 
 /**
@@ -31,6 +32,8 @@ export const SDK_AUTH_ERRORS: readonly ErrorType[] = [
   'unauthorized_credentials',
   'endpoint_not_authorized_for_sdk',
   'origin_not_authorized',
+  // A project moving between shards, for a few seconds (src/shards/pause.ts).
+  'service_unavailable',
 ]
 
 const ALLOWED_HEADERS = 'Authorization, Content-Type, X-SDK-Client, X-SDK-Parent-Host'
@@ -75,7 +78,8 @@ export function sdkAuth(): MiddlewareHandler<AppEnv> {
     if (tokenEnv === 'test' && origin && isLocalDevOrigin(origin)) c.set('sdkOrigin', origin)
     if (!credentials || !tokenEnv) throw new StytchError('unauthorized_credentials')
     const publicToken = credentials.projectId
-    const project = await findProjectByPublicToken(c.env.DB, publicToken, now())
+    const at = now()
+    const project = await findProjectByPublicToken(c.env.DB, publicToken, at)
     if (!project) throw new StytchError('unauthorized_credentials')
     c.set('project', project)
     setMetricDimensions({ project: project.id })
@@ -91,8 +95,10 @@ export function sdkAuth(): MiddlewareHandler<AppEnv> {
     } else {
       throw new StytchError('unauthorized_credentials')
     }
+    // A project moving between shards is paused for a few seconds (503 with Retry-After).
+    assertNotPaused(project, at)
     // From here on, DB is the database holding this project's data.
-    c.env = projectEnv(c.env, project.id)
+    c.env = projectEnv(c.env, project)
     await next()
   }
 }

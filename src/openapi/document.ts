@@ -167,7 +167,11 @@ function parametersOf(schema: z.ZodObject | undefined, location: 'path' | 'query
 /** The error types of a route, grouped by HTTP status (ascending), each list sorted. */
 function errorsByStatus(route: RouteDoc, bodyId: string | undefined, schemas: Json): [number, ErrorType[]][] {
   const types = new Set<ErrorType>(['internal_server_error', ...route.errors])
-  if (route.auth === 'project') types.add('unauthorized_credentials')
+  if (route.auth === 'project') {
+    types.add('unauthorized_credentials')
+    // A project moving between shards is answered 503 for a few seconds (src/shards/pause.ts).
+    types.add('service_unavailable')
+  }
   if (route.auth === 'public_token') {
     for (const type of SDK_AUTH_ERRORS) types.add(type)
   }

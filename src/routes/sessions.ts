@@ -1,5 +1,4 @@
 import type { z } from 'zod'
-import { projectEnv } from '../db/shard'
 import {
   JwksParams,
   JwksResponse,
@@ -95,7 +94,7 @@ sessionRoutes.add(
   },
   async (c) => {
     const projectId = c.req.param('project_id')
-    const keys = await projectJwks(projectEnv(c.env, projectId), projectId)
+    const keys = await projectJwks(c.env, projectId)
     return c.json({ keys, request_id: c.var.requestId, status_code: 200 } satisfies z.infer<typeof JwksResponse>)
   },
 )

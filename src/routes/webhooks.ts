@@ -1,5 +1,6 @@
 import { bodyLimit } from 'hono/body-limit'
 import { now } from '../clock'
+import { shardOfCallbackData } from '../delivery/provider'
 import { applyProviderStatuses } from '../delivery/statuses'
 import { StytchError } from '../errors'
 import { logEvent } from '../log'
@@ -143,7 +144,9 @@ webhookRoutes.add(
       throw new StytchError('invalid_webhook_signature')
     }
     const event = twilioStatusEvent(params)
-    if (event) await applyProviderStatuses(c.env, 'sms', [event], now())
+    // The shard of the delivery, which the send put in the StatusCallback URL (src/sms/twilio.ts).
+    const shard = shardOfCallbackData(new URL(c.req.url).search)
+    if (event) await applyProviderStatuses(c.env, 'sms', [shard === undefined ? event : { ...event, shard }], now())
     return c.json({ request_id: c.var.requestId, status_code: 200 as const })
   },
 )

@@ -1,7 +1,7 @@
 import { now } from '../clock'
 import { Batch } from '../db/batch'
 import { type PhoneRow, userPhonesStatement } from '../db/phones'
-import type { Project } from '../db/projects'
+import { findProject, type Project } from '../db/projects'
 import {
   deleteStatement,
   type FactorRow,
@@ -13,6 +13,7 @@ import {
   touchStatement,
   userSessionsStatements,
 } from '../db/sessions'
+import { projectEnv } from '../db/shard'
 import { type UserRow, userExistsStatement } from '../db/users'
 import { StytchError } from '../errors'
 import { parseId } from '../ids'
@@ -143,10 +144,16 @@ export async function listSessions(env: Env, project: Project, ref: string): Pro
 }
 
 /**
- * GET /v1/sessions/jwks/{project_id} (public): the project's trusted public keys. A malformed or
- * unknown project id has no keys; so does a project that has not started a session yet.
+ * GET /v1/sessions/jwks/{project_id} (public): the project's trusted public keys, read from the shard
+ * its directory record names (`env`: the Worker's own bindings). A malformed or unknown project id
+ * has no keys; so does a project that has not started a session yet. A project moving between
+ * shards keeps publishing them: its keys are in the shard its record names until the flip, and in
+ * the new one from then on.
  */
 export async function projectJwks(env: Env, projectId: string): Promise<PublicJwk[]> {
   if (!parseId('project', projectId)) return []
-  return trustedKeys(env, projectId, now())
+  const at = now()
+  const project = await findProject(env.DB, projectId, at)
+  if (!project) return []
+  return trustedKeys(projectEnv(env, project), projectId, at)
 }

@@ -9,6 +9,7 @@ import {
   resultOfRule,
   resultOfStatus,
   type SendResult,
+  shardCallbackData,
 } from '../delivery/provider'
 import { smsText } from '../delivery/text'
 
@@ -73,6 +74,17 @@ export function twilioConfig(env: Env): { ok: true; config: TwilioConfig } | { o
 }
 
 /**
+ * The StatusCallback of one message: TWILIO_STATUS_CALLBACK_URL with the shard of its delivery row as
+ * the `shard` query parameter (shardCallbackData), so its callbacks update that shard alone. Twilio
+ * signs the URL it calls, query included, so the parameter cannot be altered on the way.
+ */
+export function statusCallbackUrl(base: string, shard: number): string {
+  const url = new URL(base)
+  for (const [name, value] of new URLSearchParams(shardCallbackData(shard))) url.searchParams.set(name, value)
+  return url.toString()
+}
+
+/**
  * The exact REST request for one code. ValidityPeriod is the code's remaining lifetime: Twilio drops
  * a message still waiting in its queue once the code it carries could no longer log in.
  */
@@ -87,7 +99,7 @@ export function buildTwilioRequest(
     ...config.sender,
     ValidityPeriod: String(Math.min(MAX_VALIDITY_SECONDS, Math.max(1, Math.ceil((message.expiresAt - at) / 1000)))),
   })
-  if (config.statusCallbackUrl) form.set('StatusCallback', config.statusCallbackUrl)
+  if (config.statusCallbackUrl) form.set('StatusCallback', statusCallbackUrl(config.statusCallbackUrl, message.shard))
   return {
     url: `${TWILIO_API_ORIGIN}/2010-04-01/Accounts/${config.accountSid}/Messages.json`,
     init: {

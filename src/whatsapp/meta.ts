@@ -8,6 +8,7 @@ import {
   resultOfRule,
   resultOfStatus,
   type SendResult,
+  shardCallbackData,
 } from '../delivery/provider'
 import type { Locale } from '../schemas'
 
@@ -79,6 +80,8 @@ export function buildSendRequest(config: MetaConfig, message: OutgoingCode): { u
         { type: 'button', sub_type: 'url', index: '0', parameters: [{ type: 'text', text: message.code }] },
       ],
     },
+    // Echoed in the message's status webhooks: they update the delivery row in this shard alone.
+    biz_opaque_callback_data: shardCallbackData(message.shard),
   }
   return {
     url: `${GRAPH_API_ORIGIN}/${config.graphVersion}/${config.phoneNumberId}/messages`,

@@ -1,6 +1,7 @@
 import * as z from 'zod'
 import { bytesEqual, fromHex, hmacSha256, sha256 } from '../crypto'
 import type { StatusEvent } from '../delivery/deliveries'
+import { shardOfCallbackData } from '../delivery/provider'
 
 /**
  * Meta's webhook: the X-Hub-Signature-256 check, the message status events it carries, and the
@@ -35,6 +36,8 @@ const StatusItem = z.object({
   id: z.string().min(1).max(256),
   status: z.enum(['sent', 'delivered', 'read', 'failed']),
   errors: z.array(z.object({ code: z.number().int() })).optional(),
+  // Whatever it holds, a status is still applied: a value not ours routes nowhere in particular.
+  biz_opaque_callback_data: z.unknown().optional(),
 })
 
 // Only the path to statuses[] is required; any other field or event type Meta adds is ignored.
@@ -61,7 +64,12 @@ export function statusEvents(payload: unknown): StatusEvent[] {
         const item = StatusItem.safeParse(raw)
         if (!item.success) continue
         const errorCode = item.data.errors?.[0]?.code ?? null
-        events.push({ messageId: item.data.id, status: item.data.status, errorCode })
+        const event: StatusEvent = { messageId: item.data.id, status: item.data.status, errorCode }
+        // The shard the send recorded (src/whatsapp/meta.ts), for routing the status to it.
+        const callback = item.data.biz_opaque_callback_data
+        const shard = typeof callback === 'string' ? shardOfCallbackData(callback) : undefined
+        if (shard !== undefined) event.shard = shard
+        events.push(event)
       }
     }
   }

@@ -38,7 +38,14 @@ describe('configuration outside the Worker', () => {
         assert.ok(entry.name in config.vars, `${entry.name} missing from the vars`)
       }
       assert.deepEqual(config.triggers.crons, ['17 * * * *'])
-      assert.equal(config.d1_databases[0]?.migrations_dir, 'migrations')
+      // Two D1 shards everywhere (DB: the directory and shard 0; DB_1), migrated alike.
+      assert.deepEqual(
+        config.d1_databases.map((d) => [d.binding, d.migrations_dir]),
+        [
+          ['DB', 'migrations'],
+          ['DB_1', 'migrations'],
+        ],
+      )
     })
   }
 
@@ -88,6 +95,8 @@ describe('configuration outside the Worker', () => {
     const { status, out } = doctor('--dev-vars', '.dev.vars.example')
     assert.equal(status, 0, out)
     assert.match(out, /No problems found/)
+    // Each shard's migration state is checked (local state: `npm run dev` applies what is missing).
+    for (const binding of ['DB', 'DB_1']) assert.match(out, new RegExp(`(ok  |warn)  D1 ${binding} has `))
     // Names only: no value of the file is printed.
     for (const line of readFileSync('.dev.vars.example', 'utf8').split('\n')) {
       const value = line.split('=')[1]

@@ -42,7 +42,8 @@ export const LOCAL_PROJECT = {
 /**
  * A project a test adds to its server: `publicToken` is its public token for the frontend SDKs (a
  * random one when not given); `settings` are stored as they are (the defaults apply to the rest).
- * @typedef {{ id: string, secret: string, env: string, publicToken?: string, settings?: Record<string, unknown> }} TestProject
+ * @typedef {{ id: string, secret: string, env: string, publicToken?: string, settings?: Record<string, unknown>,
+ *   shard?: number }} TestProject
  */
 
 /**
@@ -138,19 +139,19 @@ function oneRequest(url, { method = 'GET', headers = {}, body, timeoutMs = 30_00
  * server's workerd, so it never meets the server's writes on the database file the way a second
  * process (`wrangler d1 execute`) does. The API takes parameters as strings (a numeric string
  * bound for an INTEGER column is stored as the number, by SQLite's column affinity). Returns the rows
- * as objects.
- */
-/**
+ * as objects. `binding` names the database: DB (shard 0 and the directory) unless given, DB_1 … for
+ * the other shards.
  * @param {string} baseUrl
  * @param {string} sql
  * @param {(string | number)[]} [params]
+ * @param {string} [binding]
  * @returns {Promise<Record<string, unknown>[]>}
  */
-export async function d1Query(baseUrl, sql, params = []) {
+export async function d1Query(baseUrl, sql, params = [], binding = 'DB') {
   const api = new URL('/cdn-cgi/local/explorer/api/d1/database', baseUrl)
   const listing = JSON.parse((await oneRequest(api)).text)
-  const database = listing.result?.find((d) => d.name === 'DB')
-  if (!database) throw new Error(`no DB database in the local explorer: ${JSON.stringify(listing)}`)
+  const database = listing.result?.find((/** @type {{ name: string }} */ d) => d.name === binding)
+  if (!database) throw new Error(`no ${binding} database in the local explorer: ${JSON.stringify(listing)}`)
   const res = await oneRequest(new URL(`${api.pathname}/${database.uuid}/raw`, baseUrl), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -165,7 +166,8 @@ export async function d1Query(baseUrl, sql, params = []) {
 
 /**
  * Adds projects to a running server. A project's `publicToken` is its public token for the
- * frontend SDKs (a random one when not given).
+ * frontend SDKs (a random one when not given); its `shard` the D1 shard holding its data (0 unless
+ * given).
  */
 /** @param {string} baseUrl @param {TestProject[]} projects */
 export async function seedProjects(baseUrl, projects) {
@@ -174,15 +176,24 @@ export async function seedProjects(baseUrl, projects) {
   const rows = projects.map((p) => {
     const hash = createHash('sha256').update(p.secret).digest('hex')
     const publicToken = p.publicToken ?? `public-token-${p.env}-${randomUUID()}`
-    params.push(p.id, p.env, hash, JSON.stringify(p.settings ?? {}), Date.now(), publicToken)
+    params.push(p.id, p.env, hash, JSON.stringify(p.settings ?? {}), Date.now(), publicToken, p.shard ?? 0)
     const n = params.length
-    return `(?${n - 5}, ?${n - 4}, 'node test', ?${n - 3}, ?${n - 2}, ?${n - 1}, ?${n})`
+    return `(?${n - 6}, ?${n - 5}, 'node test', ?${n - 4}, ?${n - 3}, ?${n - 2}, ?${n - 1}, ?${n})`
   })
   await d1Query(
     baseUrl,
-    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token) VALUES ${rows.join(', ')}`,
+    `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, public_token, shard) VALUES ${rows.join(', ')}`,
     params,
   )
+  // A project on another shard also gets there the anchor row its rows' foreign keys point at.
+  for (const p of projects.filter((p) => (p.shard ?? 0) !== 0)) {
+    await d1Query(
+      baseUrl,
+      `INSERT INTO projects (id, env, name, secret_hash, settings, created_at, shard) VALUES (?1, ?2, 'node test', '', '{}', ?3, ?4)`,
+      [p.id, p.env, Date.now(), p.shard ?? 0],
+      `DB_${p.shard}`,
+    )
+  }
 }
 
 /**

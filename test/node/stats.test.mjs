@@ -1,5 +1,5 @@
 // `npm run stats` and `npm run deliveries -- --failed` on a local state seeded by a short run: the
-// service started as `npm run dev` starts it, codes sent to eight numbers in three countries (one by
+// service started as `npm run dev` starts it, the project on the second D1 shard, codes sent to eight numbers in three countries (one by
 // SMS, one to the number .dev.vars lists as not on WhatsApp, which falls back to SMS), five logins
 // with the delivered codes and one wrong guess, Meta's status webhooks (signed) marking deliveries
 // delivered, read and failed, and a trip of the SMS pumping breaker. The printed counts must equal
@@ -11,11 +11,13 @@ import { readFileSync, rmSync } from 'node:fs'
 import { after, describe, it } from 'node:test'
 import { d1Query, serveDuringTests } from './server.mjs'
 
+// On the second D1 shard: the scripts find its rows there, as the Worker puts them.
 const PROJECT = {
   id: `project-test-${randomUUID()}`,
   secret: `secret-test-stats-${randomUUID()}`,
   env: 'test',
   settings: { ...JSON.parse(readFileSync('test/lenient-limits.json', 'utf8')), whatsapp_fallback: 'sms' },
+  shard: 1,
 }
 // This test's ports (web-login-browser's example takes 8975-8999); the SDK tests, the load test and
 // the developer's own server use others.
@@ -93,6 +95,7 @@ async function settled() {
       server.baseUrl,
       `SELECT COUNT(*) AS open FROM deliveries WHERE project_id = ?1 AND status IN ('queued', 'sending')`,
       [PROJECT.id],
+      'DB_1',
     )
     if (row?.open === 0) return
     if (Date.now() > deadline) throw new Error(`${row?.open} deliveries still open after ${OUTBOX_TIMEOUT_MS} ms`)
@@ -130,9 +133,12 @@ serveDuringTests(
     const wrong = await post('/v1/otps/authenticate', { method_id: phoneIds.br1, code: '000000' })
     assert.notEqual(wrong.status, 200)
     // The console provider has no Meta message id; give each delivery one, then let Meta report.
-    await d1Query(server.baseUrl, `UPDATE deliveries SET wamid = 'wamid.stats.' || phone_id WHERE project_id = ?1`, [
-      PROJECT.id,
-    ])
+    await d1Query(
+      server.baseUrl,
+      `UPDATE deliveries SET wamid = 'wamid.stats.' || phone_id WHERE project_id = ?1`,
+      [PROJECT.id],
+      'DB_1',
+    )
     const statuses = []
     for (const [key, n] of Object.entries(NUMBERS)) {
       if (!n.status) continue
@@ -149,6 +155,7 @@ serveDuringTests(
       `INSERT INTO limit_counters (project_id, kind, subject, bucket, n, expires_at)
         VALUES (?1, 'sms_breaker', 'BR', ?2, 1, ?3)`,
       [PROJECT.id, trippedAt, trippedAt + 2 * 3_600_000],
+      'DB_1',
     )
     breaker.trippedAt = new Date(trippedAt).toISOString()
     breaker.pausedUntil = new Date(trippedAt + 3_600_000).toISOString()
