@@ -208,7 +208,10 @@ describe('the claim rule has one place', () => {
     for (const [file, source] of Object.entries(SOURCES)) {
       // history-seed.ts bulk-writes the benchmark's users and phones through a route only the bench
       // entry serves (src/bench/entry.ts); no request of the production Worker reaches it.
-      if (file === '../src/db/phones.ts' || file === '../src/db/history-seed.ts') continue
+      // shard-move.ts copies a project's rows to another shard exactly as the source holds them (its
+      // one write of its own, a stand-in number that frees a unique value, is overwritten by the
+      // copied row in the same transaction): it never decides who owns a number.
+      if (['../src/db/phones.ts', '../src/db/history-seed.ts', '../src/db/shard-move.ts'].includes(file)) continue
       expect(source, file).not.toMatch(/INSERT\s+INTO\s+phones|UPDATE\s+phones/i)
     }
     const phones = SOURCES['../src/db/phones.ts'] ?? ''

@@ -140,7 +140,7 @@ describe('POST /v1/sessions/authenticate', () => {
   it('reads a damaged custom_claims column as no claims, logs it, and a later update starts from none', async () => {
     const p = await project()
     const s = await login(p, PHONE, { session_custom_claims: { plan: 'free' } })
-    await env.DB.prepare(`UPDATE sessions SET custom_claims = '[1' WHERE id = ?1`).bind(s.session.session_id).run()
+    await db.prepare(`UPDATE sessions SET custom_claims = '[1' WHERE id = ?1`).bind(s.session.session_id).run()
     const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined)
     const res = await sessionsAuthenticate(p, { session_token: s.token })
     expect(res.status, JSON.stringify(res.body)).toBe(200)
