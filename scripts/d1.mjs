@@ -6,6 +6,9 @@
 // directory (every project's record, with the shard holding its rows), DB_1, DB_2, … are the others.
 // `binding` picks the database a statement runs in (DB unless given).
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { unstable_readConfig } from 'wrangler'
 
 /**
@@ -82,6 +85,61 @@ export function d1MigrationsApply({ remote = false, persistTo, env, configEnv } 
 export function d1MigrationsPending({ binding, remote = false, persistTo, env, configEnv }) {
   const out = wrangler(['d1', 'migrations', 'list', binding], { env, configEnv, remote, persistTo })
   return [...out.matchAll(/\b([0-9]{4}_[A-Za-z0-9_-]+\.sql)\b/g)].map((m) => m[1])
+}
+
+/** Where wrangler keeps the local D1 databases of a state directory (its default: .wrangler/state). */
+const localD1Dir = (/** @type {string | undefined} */ persistTo) => join(persistTo ?? '.wrangler/state', 'v3', 'd1')
+/** Written beside the local databases once they are migrated: the fingerprint they were migrated to. */
+const STAMP_FILE = '.migrations-applied'
+
+/** The migrations in migrations/ (names and contents) and the shard bindings, as one hash. */
+function migrationsFingerprint() {
+  const hash = createHash('sha256').update(JSON.stringify(shardBindings(undefined)))
+  for (const name of readdirSync('migrations')
+    .filter((f) => f.endsWith('.sql'))
+    .sort()) {
+    hash.update(name).update(readFileSync(join('migrations', name)))
+  }
+  return hash.digest('hex')
+}
+
+/** Whether the local D1 directory `dir` holds every shard, migrated to `fingerprint` by d1MigrationsEnsureLocal. */
+function migratedTo(dir, fingerprint) {
+  const stamp = join(dir, STAMP_FILE)
+  if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== fingerprint) return false
+  const objects = join(dir, 'miniflare-D1DatabaseObject')
+  return (
+    existsSync(objects) &&
+    readdirSync(objects).filter((f) => f.endsWith('.sqlite')).length >= shardBindings(undefined).length
+  )
+}
+
+/**
+ * Local state only: what d1MigrationsApply does, skipped when this state directory was already
+ * migrated to exactly the migrations in migrations/ (a fingerprint of their names and contents,
+ * stamped beside the databases by the last run here). Each `wrangler d1 migrations apply` costs a
+ * wrangler start per shard even when nothing is pending, and the local scripts (`npm run dev`,
+ * `project:*`, `session-keys:*`) migrate before every run. A fresh state directory starts as a copy of
+ * `D1_MIGRATED_TEMPLATE` when that variable names a state directory migrated the same way (the
+ * Node-side test runner migrates one and every test server and script state starts from it); nothing
+ * else sets it. `npm run db:migrate` always asks wrangler.
+ * @param {{ persistTo?: string, env?: NodeJS.ProcessEnv }} [target]
+ */
+export function d1MigrationsEnsureLocal({ persistTo, env } = {}) {
+  const fingerprint = migrationsFingerprint()
+  const dir = localD1Dir(persistTo)
+  if (migratedTo(dir, fingerprint)) return
+  const template = (env ?? process.env).D1_MIGRATED_TEMPLATE
+  if (
+    template &&
+    !existsSync(join(dir, 'miniflare-D1DatabaseObject')) &&
+    migratedTo(localD1Dir(template), fingerprint)
+  ) {
+    cpSync(localD1Dir(template), dir, { recursive: true })
+    return
+  }
+  d1MigrationsApply({ persistTo, env })
+  writeFileSync(join(dir, STAMP_FILE), fingerprint)
 }
 
 /** A SQL string literal. */

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { appendFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { d1Execute, d1MigrationsApply, lit } from './d1.mjs'
+import { d1Execute, d1MigrationsEnsureLocal, lit } from './d1.mjs'
 
 export const LOCAL_PROJECT_ID = 'project-test-00000000-0000-4000-8000-000000000000'
 export const LOCAL_PROJECT_SECRET = 'secret-test-local-development-only-0000000000'
@@ -41,7 +41,7 @@ export function ensureDevVars(dir = '.') {
 /** @param {{ persistTo?: string, env?: NodeJS.ProcessEnv }} [target] */
 export function setupLocal({ persistTo, env } = {}) {
   ensureDevVars()
-  d1MigrationsApply({ persistTo, env })
+  d1MigrationsEnsureLocal({ persistTo, env })
   const hash = createHash('sha256').update(LOCAL_PROJECT_SECRET).digest('hex')
   d1Execute({
     persistTo,

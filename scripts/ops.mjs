@@ -68,16 +68,32 @@ export function maskNumber(phoneNumber) {
  * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, project?: string, days: number,
  *   failedOnly?: boolean, limit?: number, now?: number }} options
  */
-export function loadDeliveries({
-  remote,
-  configEnv,
-  persistTo,
-  project,
-  days,
-  failedOnly = false,
-  limit,
-  now = Date.now(),
-}) {
+export function loadDeliveries(options) {
+  const [rows] = queryShards([deliveriesQuery(options)], options)
+  return rows
+}
+
+/**
+ * What `npm run stats` reads, the deliveries of loadDeliveries and the trips of loadBreakerTrips, in
+ * one wrangler run per shard.
+ * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, project?: string, days: number,
+ *   now?: number }} options
+ */
+export function loadStatsInputs(options) {
+  const [deliveries, trips] = queryShards([deliveriesQuery(options), breakerTripsQuery(options)], options)
+  return { deliveries, trips }
+}
+
+/**
+ * A read of every shard: its SQL, and what turns the rows of all shards into the result.
+ * @typedef {{ sql: string, finish: (rows: any[]) => any[] }} ShardQuery
+ */
+
+/**
+ * @param {{ project?: string, days: number, failedOnly?: boolean, limit?: number, now?: number }} options
+ * @returns {ShardQuery}
+ */
+function deliveriesQuery({ project, days, failedOnly = false, limit, now = Date.now() }) {
   const since = now - days * DAY_MS
   const where = [`d.created_at >= ${since}`, 'd.fallback_of IS NULL']
   if (project) where.push(`d.project_id = ${lit(project)}`)
@@ -93,63 +109,87 @@ export function loadDeliveries({
     LEFT JOIN deliveries f ON f.fallback_of = d.id
     WHERE ${where.join(' AND ')}
     ORDER BY d.created_at DESC, d.id${limit ? ` LIMIT ${Number(limit)}` : ''}`
-  const rows = queryShards(sql, { remote, configEnv, persistTo })
-  rows.sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  return limit ? rows.slice(0, Number(limit)) : rows
+  return {
+    sql,
+    finish: (rows) => {
+      rows.sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      return limit ? rows.slice(0, Number(limit)) : rows
+    },
+  }
 }
 
 /**
  * The SMS pumping breaker's trips still on record (a trip row stays an hour past its pause), newest
  * first: per project and country, when it tripped and until when SMS there are (or were) paused.
  */
-export function loadBreakerTrips({ remote, configEnv, persistTo, project, now = Date.now() }) {
+/**
+ * @param {{ project?: string, now?: number }} options
+ * @returns {ShardQuery}
+ */
+function breakerTripsQuery({ project, now = Date.now() }) {
   const where = [`kind = 'sms_breaker'`]
   if (project) where.push(`project_id = ${lit(project)}`)
-  const rows = queryShards(
-    `SELECT project_id, subject AS country, bucket AS tripped_at, expires_at FROM limit_counters
-     WHERE ${where.join(' AND ')} ORDER BY bucket DESC`,
-    { remote, configEnv, persistTo },
-  )
-  rows.sort((a, b) => b.tripped_at - a.tripped_at)
-  return rows.map((r) => {
-    const pausedUntil = r.expires_at - HOUR_MS
-    return {
-      project_id: r.project_id,
-      country: r.country,
-      tripped_at: new Date(r.tripped_at).toISOString(),
-      paused_until: new Date(pausedUntil).toISOString(),
-      paused: pausedUntil > now,
-    }
-  })
+  const sql = `SELECT project_id, subject AS country, bucket AS tripped_at, expires_at FROM limit_counters
+     WHERE ${where.join(' AND ')} ORDER BY bucket DESC`
+  const finish = (/** @type {any[]} */ rows) => {
+    rows.sort((a, b) => b.tripped_at - a.tripped_at)
+    return rows.map((r) => {
+      const pausedUntil = r.expires_at - HOUR_MS
+      return {
+        project_id: r.project_id,
+        country: r.country,
+        tripped_at: new Date(r.tripped_at).toISOString(),
+        paused_until: new Date(pausedUntil).toISOString(),
+        paused: pausedUntil > now,
+      }
+    })
+  }
+  return { sql, finish }
 }
 
 /**
- * `sql` (rows with a project_id) on every shard, each row kept only from the shard its project's
- * directory record names; with one shard, that shard's rows as they are.
- */
-/**
- * @param {string} sql
+ * Runs `queries` (rows with a project_id) on every shard, one wrangler run per shard, each row kept
+ * only from the shard its project's directory record names (read in shard 0's run, the directory's);
+ * with one shard, that shard's rows as they are. Returns each query's result, in order.
+ * @param {ShardQuery[]} queries
  * @param {{ remote?: boolean, configEnv?: string, persistTo?: string }} target
  */
-function queryShards(sql, { remote, configEnv, persistTo }) {
+function queryShards(queries, { remote, configEnv, persistTo }) {
   const bindings = shardBindings(configEnv)
-  if (bindings.length === 1) return query(sql, { remote, configEnv, persistTo })
-  const home = new Map(
-    query('SELECT id, shard FROM projects', { remote, configEnv, persistTo }).map((p) => [p.id, p.shard]),
-  )
-  return bindings.flatMap((binding, shard) =>
-    query(sql, { remote, configEnv, persistTo, binding }).filter((row) => (home.get(row.project_id) ?? 0) === shard),
+  const sqls = queries.map((q) => q.sql)
+  if (bindings.length === 1) {
+    return query(sqls, { remote, configEnv, persistTo }).map((rows, i) => queries[i]?.finish(rows) ?? [])
+  }
+  const [directory = [], ...first] = query(['SELECT id, shard FROM projects', ...sqls], {
+    remote,
+    configEnv,
+    persistTo,
+  })
+  const home = new Map(directory.map((p) => [p.id, p.shard]))
+  const perShard = [
+    first,
+    ...bindings.slice(1).map((binding) => query(sqls, { remote, configEnv, persistTo, binding })),
+  ]
+  return queries.map((q, i) =>
+    q.finish(
+      perShard.flatMap((results, shard) =>
+        (results[i] ?? []).filter((row) => (home.get(row.project_id) ?? 0) === shard),
+      ),
+    ),
   )
 }
 
 /**
- * @param {string} sql
+ * The statements `sqls` in one wrangler run; each one's rows, in order.
+ * @param {string[]} sqls
  * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, binding?: string }} target
  */
-function query(sql, { remote, configEnv, persistTo, binding }) {
-  let result
+function query(sqls, { remote, configEnv, persistTo, binding }) {
+  /** @type {any[]} */
+  let results
   try {
-    ;[result] = d1Execute({ sql: sql.replace(/\s+/g, ' '), remote, configEnv, persistTo, binding, json: true })
+    const sql = sqls.map((q) => q.replace(/\s+/g, ' ')).join('; ')
+    results = d1Execute({ sql, remote, configEnv, persistTo, binding, json: true })
   } catch {
     // wrangler has printed its own error above (no local state yet, not logged in, …).
     throw new Error(
@@ -158,7 +198,7 @@ function query(sql, { remote, configEnv, persistTo, binding }) {
         : 'could not read the local database: start the service once with `npm run dev` (see the wrangler error above)',
     )
   }
-  return result?.results ?? []
+  return sqls.map((_, i) => results[i]?.results ?? [])
 }
 
 const SENT = new Set(['sent', 'delivered', 'read'])

@@ -22,7 +22,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ProjectSettingsSchema, projectUpdateNotice } from '../src/settings.ts'
-import { d1Execute, d1MigrationsApply, lit, shardBindings } from './d1.mjs'
+import { d1Execute, d1MigrationsEnsureLocal, lit, shardBindings } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
 const { values } = parseArgs({
@@ -128,7 +128,7 @@ const overrides = checkedSettings(Object.fromEntries(values.set.map(parseSetting
 
 // Local state is migrated first, so the scripts work on a fresh checkout too. A deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`), before the Worker that needs it.
-if (!remote) d1MigrationsApply({ persistTo })
+if (!remote) d1MigrationsEnsureLocal({ persistTo })
 
 /**
  * The shard a new project goes to: `--shard N` when given (it must exist), else the shard holding the

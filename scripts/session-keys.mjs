@@ -20,7 +20,7 @@
 // signed: each isolate drops it when its key cache expires (within a minute) and signs with a fresh
 // key from then on. Those JWTs are refused from then on; session tokens are not affected.
 import { parseArgs } from 'node:util'
-import { d1Execute, d1MigrationsApply, lit, shardBindings } from './d1.mjs'
+import { d1Execute, d1MigrationsEnsureLocal, lit, shardBindings } from './d1.mjs'
 
 const [command, ...rest] = process.argv.slice(2)
 const { values } = parseArgs({
@@ -47,7 +47,7 @@ const d1 = (args) => d1Execute({ remote, persistTo, configEnv, ...args })
 if (values.id && !/^project-(test|live)-[0-9a-f-]{36}$/.test(values.id)) fail('--id must be a project id')
 // Local state is migrated first, so the script works on a fresh checkout too; a deployed database is
 // migrated only by its operator (`npm run db:migrate -- --remote`).
-if (!remote) d1MigrationsApply({ persistTo })
+if (!remote) d1MigrationsEnsureLocal({ persistTo })
 
 const bindings = shardBindings(configEnv)
 /** Each project's shard, from the directory. */

@@ -7,15 +7,7 @@
 // breaker's recent trips. Local D1 state by default (the one `npm run dev` uses); --remote reads the
 // deployed databases. Every shard is read (scripts/ops.mjs).
 import { parseArgs } from 'node:util'
-import {
-  breakerLines,
-  COMMON_OPTIONS,
-  commonArgs,
-  computeStats,
-  loadBreakerTrips,
-  loadDeliveries,
-  statsTable,
-} from './ops.mjs'
+import { breakerLines, COMMON_OPTIONS, commonArgs, computeStats, loadStatsInputs, statsTable } from './ops.mjs'
 
 let args
 try {
@@ -27,8 +19,9 @@ try {
 let stats
 let trips
 try {
-  stats = computeStats(loadDeliveries(args))
-  trips = loadBreakerTrips(args)
+  const inputs = loadStatsInputs(args)
+  stats = computeStats(inputs.deliveries)
+  trips = inputs.trips
 } catch (err) {
   console.error(`error: ${err.message}`)
   process.exit(1)

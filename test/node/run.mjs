@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { d1MigrationsEnsureLocal } from '../../scripts/d1.mjs'
 import { startServer } from './server.mjs'
 
 const CONCURRENCY = process.env.TEST_NODE_CONCURRENCY ?? '4'
@@ -36,6 +37,15 @@ function publish(info) {
   writeFileSync(`${infoFile}.tmp`, JSON.stringify(info))
   renameSync(`${infoFile}.tmp`, infoFile)
 }
+
+// One state directory migrated first: every test server and script state starts as a copy of it
+// (d1MigrationsEnsureLocal) instead of applying every migration to every shard again.
+const template = join(dir, 'migrated-state')
+d1MigrationsEnsureLocal({
+  persistTo: template,
+  env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+})
+process.env.D1_MIGRATED_TEMPLATE = template
 
 const started = Date.now()
 const serverStarting = startServer().then(
