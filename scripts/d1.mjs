@@ -5,7 +5,7 @@
 // A deployment's projects live on D1 shards (docs/scaling.md): the binding DB is shard 0 and the
 // directory (every project's record, with the shard holding its rows), DB_1, DB_2, … are the others.
 // `binding` picks the database a statement runs in (DB unless given).
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -36,17 +36,30 @@ export function shardBindings(configEnv) {
  */
 
 /**
+ * A wrangler command line for `target`, and the environment it runs with.
  * @param {string[]} args
  * @param {D1Target} target
  */
-function wrangler(args, { env, configEnv, remote, persistTo }) {
+function wranglerCommand(args, { env, configEnv, remote, persistTo }) {
   args.push(remote ? '--remote' : '--local')
   if (persistTo && !remote) args.push('--persist-to', persistTo)
   if (configEnv) args.push('--env', configEnv)
-  return execFileSync('wrangler', args, {
+  return {
+    args,
+    env: { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', ...(env ?? process.env) },
+  }
+}
+
+/**
+ * @param {string[]} args
+ * @param {D1Target} target
+ */
+function wrangler(args, target) {
+  const command = wranglerCommand(args, target)
+  return execFileSync('wrangler', command.args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', ...(env ?? process.env) },
+    env: command.env,
   })
 }
 
@@ -140,6 +153,24 @@ export function d1MigrationsEnsureLocal({ persistTo, env } = {}) {
   }
   d1MigrationsApply({ persistTo, env })
   writeFileSync(join(dir, STAMP_FILE), fingerprint)
+}
+
+/**
+ * A new local state directory migrated as d1MigrationsEnsureLocal migrates one, every shard at the
+ * same time (one wrangler each), for the test runner's template.
+ * @param {string} persistTo
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+export async function d1MigratedTemplate(persistTo, env) {
+  await Promise.all(
+    shardBindings(undefined).map((binding) => {
+      const command = wranglerCommand(['d1', 'migrations', 'apply', binding], { persistTo, env })
+      return new Promise((resolve, reject) =>
+        execFile('wrangler', command.args, { env: command.env }, (err) => (err ? reject(err) : resolve(undefined))),
+      )
+    }),
+  )
+  writeFileSync(join(localD1Dir(persistTo), STAMP_FILE), migrationsFingerprint())
 }
 
 /** A SQL string literal. */
