@@ -41,10 +41,9 @@ function publish(info) {
 }
 
 // One state directory migrated first: every test server and script state starts as a copy of it
-// (d1MigrationsEnsureLocal) instead of applying every migration to every shard again. Its shards are
-// migrated side by side.
+// (d1MigrationsEnsureLocal) instead of applying every migration to every shard again.
 const template = join(dir, 'migrated-state')
-await d1MigratedTemplate(template)
+d1MigratedTemplate(template)
 process.env.D1_MIGRATED_TEMPLATE = template
 
 const started = Date.now()
