@@ -9,18 +9,30 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { unstable_readConfig } from 'wrangler'
+import { parse as parseToml } from 'smol-toml'
 
 /**
  * The shard bindings of a wrangler environment (the top level when `configEnv` is undefined), in
  * shard order: DB, DB_1, DB_2, … A gap in the numbering is an error: shard N is the binding DB_N.
+ * wrangler.toml is read with a TOML parser rather than wrangler's own config reader: importing
+ * wrangler costs a process about 2 s of CPU, and every operator script and Node-side test process
+ * asks for the shards. (d1_databases is not inherited by an environment, so an environment's list is
+ * its own, as wrangler reads it.)
+ * @param {string | undefined} configEnv
+ * @returns {string[]}
  */
 export function shardBindings(configEnv) {
-  const config = unstable_readConfig({ config: 'wrangler.toml', env: configEnv })
-  const numbers = config.d1_databases
-    .map((d) => /^DB(?:_([1-9][0-9]*))?$/.exec(d.binding))
-    .filter(Boolean)
-    .map((match) => Number(match[1] ?? 0))
+  /** @type {any} */
+  const config = parseToml(readFileSync('wrangler.toml', 'utf8'))
+  const scope = configEnv === undefined ? config : config.env?.[configEnv]
+  if (!scope) throw new Error(`wrangler.toml has no [env.${configEnv}]`)
+  /** @type {{ binding: string }[]} */
+  const databases = scope.d1_databases ?? []
+  const numbers = databases
+    .flatMap((d) => {
+      const match = /^DB(?:_([1-9][0-9]*))?$/.exec(d.binding)
+      return match ? [Number(match[1] ?? 0)] : []
+    })
     .sort((a, b) => a - b)
   numbers.forEach((n, i) => {
     if (n !== i)
