@@ -104,14 +104,16 @@ const localD1Dir = (/** @type {string | undefined} */ persistTo) => join(persist
 /** Written beside the local databases once they are migrated: the fingerprint they were migrated to. */
 const STAMP_FILE = '.migrations-applied'
 
+/** The file names in migrations/, in the order wrangler applies them. */
+const migrationFiles = () =>
+  readdirSync('migrations')
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+
 /** The migrations in migrations/ (names and contents) and the shard bindings, as one hash. */
 function migrationsFingerprint() {
   const hash = createHash('sha256').update(JSON.stringify(shardBindings(undefined)))
-  for (const name of readdirSync('migrations')
-    .filter((f) => f.endsWith('.sql'))
-    .sort()) {
-    hash.update(name).update(readFileSync(join('migrations', name)))
-  }
+  for (const name of migrationFiles()) hash.update(name).update(readFileSync(join('migrations', name)))
   return hash.digest('hex')
 }
 
@@ -156,19 +158,16 @@ export function d1MigrationsEnsureLocal({ persistTo, env } = {}) {
 
 /**
  * A new local state directory holding every shard at the schema the migrations build, for the test
- * runner's template. Instead of applying the
- * migrations one by one (about 10 s of CPU per shard), each shard gets schema.sql, which
- * test/migrations.test.ts holds equal to what the migrations build, and wrangler's d1_migrations
- * table (created as `wrangler d1 migrations apply` creates it) recording every migration as applied,
- * in one `wrangler d1 execute` (about 3 s). The migrations themselves are tested in workerd; the
- * template is stamped as d1MigrationsEnsureLocal stamps a state it migrated.
+ * runner's template. Instead of applying the migrations one by one (about 10 s of CPU per shard),
+ * each shard gets schema.sql, which test/migrations.test.ts holds equal to what the migrations build,
+ * and wrangler's d1_migrations table (created as `wrangler d1 migrations apply` creates it, and as
+ * scripts/db-baseline.sql does) recording every migration as applied, in one `wrangler d1 execute`
+ * (about 2 s). The migrations themselves are tested in workerd; the template is stamped as
+ * d1MigrationsEnsureLocal stamps a state it migrated.
  * @param {string} persistTo
  * @param {NodeJS.ProcessEnv} [env]
  */
 export function d1MigratedTemplate(persistTo, env) {
-  const names = readdirSync('migrations')
-    .filter((f) => f.endsWith('.sql'))
-    .sort()
   const file = join(persistTo, 'template.sql')
   mkdirSync(persistTo, { recursive: true })
   writeFileSync(
@@ -179,7 +178,9 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
   name       TEXT UNIQUE,
   applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
 );
-INSERT INTO d1_migrations (name) VALUES ${names.map((n) => `(${lit(n)})`).join(', ')};
+INSERT INTO d1_migrations (name) VALUES ${migrationFiles()
+      .map((n) => `(${lit(n)})`)
+      .join(', ')};
 `,
   )
   // One shard after the other: two wrangler runs at once on one state directory can meet SQLITE_BUSY

@@ -63,8 +63,6 @@ export function maskNumber(phoneNumber) {
  * the code is still the phone's current one, when it was used to log in. otp_codes keeps one row per
  * phone, so a code replaced by a newer one no longer shows whether it was used: such codes count as
  * not authenticated.
- */
-/**
  * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, project?: string, days: number,
  *   failedOnly?: boolean, limit?: number, now?: number }} options
  */
@@ -74,8 +72,8 @@ export function loadDeliveries(options) {
 }
 
 /**
- * What `npm run stats` reads, the deliveries of loadDeliveries and the trips of loadBreakerTrips, in
- * one wrangler run per shard.
+ * What `npm run stats` reads, the deliveries loadDeliveries reads and the SMS pumping breaker's trips
+ * (breakerTripsQuery), in one wrangler run per shard.
  * @param {{ remote?: boolean, configEnv?: string, persistTo?: string, project?: string, days: number,
  *   now?: number }} options
  */
@@ -121,8 +119,6 @@ function deliveriesQuery({ project, days, failedOnly = false, limit, now = Date.
 /**
  * The SMS pumping breaker's trips still on record (a trip row stays an hour past its pause), newest
  * first: per project and country, when it tripped and until when SMS there are (or were) paused.
- */
-/**
  * @param {{ project?: string, now?: number }} options
  * @returns {ShardQuery}
  */
@@ -149,17 +145,14 @@ function breakerTripsQuery({ project, now = Date.now() }) {
 
 /**
  * Runs `queries` (rows with a project_id) on every shard, one wrangler run per shard, each row kept
- * only from the shard its project's directory record names (read in shard 0's run, the directory's);
- * with one shard, that shard's rows as they are. Returns each query's result, in order.
+ * only from the shard its project's directory record names (read in shard 0's run, the directory's;
+ * a row of a project without a record counts on shard 0). Returns each query's result, in order.
  * @param {ShardQuery[]} queries
  * @param {{ remote?: boolean, configEnv?: string, persistTo?: string }} target
  */
 function queryShards(queries, { remote, configEnv, persistTo }) {
   const bindings = shardBindings(configEnv)
   const sqls = queries.map((q) => q.sql)
-  if (bindings.length === 1) {
-    return query(sqls, { remote, configEnv, persistTo }).map((rows, i) => queries[i]?.finish(rows) ?? [])
-  }
   const [directory = [], ...first] = query(['SELECT id, shard FROM projects', ...sqls], {
     remote,
     configEnv,

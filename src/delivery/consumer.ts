@@ -71,15 +71,11 @@ export async function handleQueue(batch: MessageBatch, env: Env, deps: ConsumerD
   batch.retryAll()
 }
 
-/**
- * One job of a queue batch on its way: its message, its project and shard, its provider, its metrics
- * scope. `env` is the project's (DB its shard), as `route.env`.
- */
+/** One job of a queue batch on its way: its message, its project and shard, its provider, its metrics scope. */
 interface Delivery {
   message: Message
   job: DeliveryJob
   route: JobRoute
-  env: Env
   provider: DeliveryProvider
   dims: Partial<MetricDimensions>
 }
@@ -124,7 +120,6 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
             message,
             job,
             route,
-            env: route.env,
             provider: provider(job.channel, route.env, route.project.shard),
             dims,
           }
@@ -137,7 +132,7 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
 }
 
 /** Runs `fn` in the delivery's metrics scope. */
-const scoped = <T>(d: Delivery, fn: () => T): T => withMetrics(d.env, d.dims, fn)
+const scoped = <T>(d: Delivery, fn: () => T): T => withMetrics(d.route.env, d.dims, fn)
 
 /**
  * Delivers the jobs of one database: one batch leases them all, each claimed job is sent (at the
@@ -272,7 +267,8 @@ function parseJob(message: Message): DeliveryJob | null {
  * decrypted and sent, and what to record and do next is returned (null: nothing left to do).
  */
 async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promise<Attempted | null> {
-  const { message, job, env, provider, route } = d
+  const { message, job, provider, route } = d
+  const { env } = route
   // Log events are named by channel: whatsapp.sent, sms.failed, …
   const event = (what: string) => `${job.channel}.${what}`
   const ids = deliveryIds(d)

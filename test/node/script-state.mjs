@@ -1,5 +1,6 @@
 // Local D1 state of a test file's own for the operator scripts (`--persist-to`), and a runner for
-// them. Shared by the Node-side tests of `npm run project:*` and `npm run project:move`.
+// them. Shared by the Node-side tests of `npm run project:*` and `npm run project:move`; `firstJson` also
+// by the SMS test, which runs `npm run project:create` against its server's state.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'

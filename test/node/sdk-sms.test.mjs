@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { Client, StytchError } from 'stytch'
+import { firstJson } from './script-state.mjs'
 import { basicAuth, readOutbox, serveDuringTests } from './server.mjs'
 
 const PROJECT = {
@@ -36,8 +37,7 @@ function createProject(...args) {
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
     },
   )
-  const json = out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1)
-  const { project_id: id, secret, settings } = JSON.parse(json)
+  const { project_id: id, secret, settings } = firstJson(out)
   return { id, secret, settings }
 }
 
