@@ -54,7 +54,7 @@ export const benchProject = (settings = LENIENT_LIMITS) => ({
 })
 
 export const authorization = (project) => `Basic ${Buffer.from(`${project.id}:${project.secret}`).toString('base64')}`
-const jsonHeaders = (project) => ({ authorization: authorization(project), 'content-type': 'application/json' })
+export const jsonHeaders = (project) => ({ authorization: authorization(project), 'content-type': 'application/json' })
 
 // What the bench entry reports per request (src/bench/storage-count.ts), summed over a run.
 const COUNT_KINDS = [

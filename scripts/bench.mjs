@@ -19,11 +19,11 @@ import { availableParallelism, cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startServer } from '../test/node/server.mjs'
 import {
-  authorization,
   BENCH_ENTRY,
   BENCH_VARS,
   benchProject,
   CODE_MINUTES,
+  jsonHeaders,
   codesFromOutbox as outboxCodes,
   phone,
   load as runLoad,
@@ -92,7 +92,7 @@ const SHARD_RUNS = [
 // Sends per project and run in the shards step.
 const SHARD_REQUESTS = Math.min(N, 300)
 
-const headers = { authorization: authorization(BENCH_PROJECT), 'content-type': 'application/json' }
+const headers = jsonHeaders(BENCH_PROJECT)
 
 /**
  * @typedef {{ name: string, method?: string, path: string, body?: (i: number) => unknown, amount: number,
