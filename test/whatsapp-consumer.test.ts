@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { backoffSeconds } from '../src/delivery/consumer'
 import { LEASE_MS } from '../src/delivery/deliveries'
-import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue } from './whatsapp-helpers'
+import { deliveryRow, issueJob, metaEnv, metaError, metaSuccess, runQueue } from './whatsapp-helpers'
 
 let fetchSpy: MockInstance<typeof fetch>
 
@@ -85,6 +85,37 @@ describe('idempotency: Queues deliver at least once', () => {
     expect(fetchSpy).toHaveBeenCalledTimes(1)
     expect(again.result.explicitAcks).toEqual(again.ids)
     expect(await deliveryRow(job.id)).toMatchObject({ status: 'failed', error_code: 131026 })
+  })
+})
+
+describe('one queue batch, recorded together', () => {
+  it("records each job's own outcome: each sent row its own message id, a retry and a failure on theirs", async () => {
+    const jobs = [await issueJob(), await issueJob(), await issueJob(), await issueJob()]
+    const [sentA, retried, failed, sentB] = jobs.map((j) => j.job)
+    if (!sentA || !retried || !failed || !sentB) throw new Error('four jobs issued')
+    // The Graph API answers by recipient, whatever order the sends run in.
+    const answers = new Map<string, () => Response>([
+      [sentA.phone_number, () => metaSuccess('wamid.a')],
+      [retried.phone_number, () => metaError(429, 130429)],
+      [failed.phone_number, () => metaError(400, 131026)],
+      [sentB.phone_number, () => metaSuccess('wamid.b')],
+    ])
+    fetchSpy.mockImplementation(async (_url, init) => {
+      const to = `+${(JSON.parse(String(init?.body)) as { to: string }).to}`
+      const answer = answers.get(to)
+      if (!answer) throw new Error(`unexpected recipient ${to}`)
+      return answer()
+    })
+
+    const { result } = await runQueue([sentA, retried, failed, sentB], { env: metaEnv() })
+
+    expect(fetchSpy).toHaveBeenCalledTimes(4)
+    expect(result.explicitAcks).toHaveLength(3)
+    expect(result.retryMessages).toHaveLength(1)
+    expect(await deliveryRow(sentA.id)).toMatchObject({ status: 'sent', wamid: 'wamid.a', error_code: null })
+    expect(await deliveryRow(sentB.id)).toMatchObject({ status: 'sent', wamid: 'wamid.b', error_code: null })
+    expect(await deliveryRow(retried.id)).toMatchObject({ status: 'sending', wamid: null, error_code: 130429 })
+    expect(await deliveryRow(failed.id)).toMatchObject({ status: 'failed', wamid: null, error_code: 131026 })
   })
 })
 

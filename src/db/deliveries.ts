@@ -63,21 +63,22 @@ export function fallbackDeliveryStatement(db: D1Database, id: string, fromId: st
 // A pending row that nobody holds.
 const CLAIMABLE = `status IN ('queued', 'sending') AND (lease_until IS NULL OR lease_until <= ?2)`
 
-/** A lease taken: the attempt count including this one and when the code was issued. */
+/** A lease taken: the job, the attempt count including this one and when the code was issued. */
 export interface LeasedRow {
+  id: string
   attempts: number
   created_at: number
 }
 
 /**
- * Takes the lease on a job for one send attempt until `at + leaseMs`. Only a free, pending row whose
- * code is unexpired and still the phone's current code (otp_codes.code_id) is claimed. Returns a
- * LeasedRow, or no row when nothing was claimed. A statement: the consumer leases the jobs of a queue
- * batch in one D1 batch.
+ * Takes the lease on jobs `ids` (distinct) for one send attempt each until `at + leaseMs`, in one
+ * statement whatever their number (the ids as one JSON array). Only a free, pending row whose code
+ * is unexpired and still the phone's current code (otp_codes.code_id) is claimed. Returns a
+ * LeasedRow per job claimed; a job missing from them was not.
  */
 export function leaseStatement(
   db: D1Database,
-  id: string,
+  ids: readonly string[],
   provider: string,
   at: number,
   leaseMs: number,
@@ -87,11 +88,11 @@ export function leaseStatement(
       `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
          lease_until = ?2 + ?4,
          updated_at = ?2
-       WHERE id = ?1 AND ${CLAIMABLE} AND expires_at > ?2
+       WHERE id IN (SELECT value FROM json_each(?1)) AND ${CLAIMABLE} AND expires_at > ?2
          AND ${CARRIED_CODE} = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
-       RETURNING attempts, created_at`,
+       RETURNING id, attempts, created_at`,
     )
-    .bind(id, at, provider, leaseMs)
+    .bind(JSON.stringify(ids), at, provider, leaseMs)
 }
 
 /**
@@ -126,27 +127,36 @@ export function deliveryState(
     .first<{ status: DeliveryStatus; lease_until: number | null }>()
 }
 
+/** A message the provider accepted: its delivery, the provider's message id, and what a fallback keeps. */
+export interface SentDelivery {
+  id: string
+  messageId: string | null
+  /**
+   * A WhatsApp message of a project that falls back to SMS: what the fallback needs if Meta later
+   * reports the message undeliverable, kept until a status makes the delivery final.
+   */
+  fallbackCode: string | null
+}
+
 /**
- * The provider accepted the message. Clears the last attempt's error: it no longer describes the row.
- * `fallbackCode` (a WhatsApp message of a project that falls back to SMS): what the fallback needs
- * if Meta later reports the message undeliverable, kept until a status makes the delivery final. A
- * statement, for the consumer's batch that also writes a console delivery's outbox entry.
+ * The provider accepted these messages: their deliveries are recorded sent, each with its message id
+ * and fallback code, and the last attempt's error is cleared (it no longer describes the row). One
+ * statement whatever their number (one JSON array), for the consumer's batch that records a queue
+ * batch's attempts; a row no longer being sent is left alone.
  */
-export function sentStatement(
-  db: D1Database,
-  id: string,
-  messageId: string | null,
-  at: number,
-  fallbackCode: string | null = null,
-): D1PreparedStatement {
+export function sentStatement(db: D1Database, sent: readonly SentDelivery[], at: number): D1PreparedStatement {
+  const rows = sent.map((s) => ({ id: s.id, wamid: s.messageId, fallback_code: s.fallbackCode }))
   return db
     .prepare(
-      `UPDATE deliveries SET status = 'sent', wamid = ?2, lease_until = NULL,
-         error_code = NULL, error_detail = NULL, fallback_code = ?4,
-         updated_at = ?3
-       WHERE id = ?1 AND status = 'sending'`,
+      `UPDATE deliveries AS d SET status = 'sent', wamid = v.wamid, lease_until = NULL,
+         error_code = NULL, error_detail = NULL, fallback_code = v.fallback_code,
+         updated_at = ?2
+       FROM (SELECT value ->> '$.id' AS id, value ->> '$.wamid' AS wamid,
+               value ->> '$.fallback_code' AS fallback_code
+             FROM json_each(?1)) AS v
+       WHERE d.id = v.id AND d.status = 'sending'`,
     )
-    .bind(id, messageId, at, fallbackCode)
+    .bind(JSON.stringify(rows), at)
 }
 
 /**

@@ -15,25 +15,20 @@ export interface OutboxMessage {
 }
 
 /**
- * Stores a message, in the consumer's batch that records its delivery sent; keyed by the delivery
- * id, so a re-run of the same job cannot add a second entry.
+ * Stores messages, in the consumer's batch that records their deliveries sent: one statement whatever
+ * their number (one JSON array). Keyed by the delivery id, so a re-run of the same job cannot add a
+ * second entry.
  */
-export function outboxMessageStatement(db: D1Database, message: OutboxMessage): D1PreparedStatement {
+export function outboxMessagesStatement(db: D1Database, messages: readonly OutboxMessage[]): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO dev_outbox (id, phone_number, code, locale, text, created_at, channel)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+       SELECT value ->> '$.id', value ->> '$.phone_number', value ->> '$.code', value ->> '$.locale',
+         value ->> '$.text', value ->> '$.created_at', value ->> '$.channel'
+       FROM json_each(?1) WHERE true
        ON CONFLICT (id) DO NOTHING`,
     )
-    .bind(
-      message.id,
-      message.phone_number,
-      message.code,
-      message.locale,
-      message.text,
-      message.created_at,
-      message.channel,
-    )
+    .bind(JSON.stringify(messages))
 }
 
 /**

@@ -1,8 +1,8 @@
 import { now } from '../clock'
 import { openRotating } from '../crypto'
 import { Batch } from '../db/batch'
-import { attemptErrorStatement, recordExhausted, sentStatement } from '../db/deliveries'
-import { outboxMessageStatement } from '../db/dev-outbox'
+import { attemptErrorStatement, recordExhausted, type SentDelivery, sentStatement } from '../db/deliveries'
+import { type OutboxMessage, outboxMessagesStatement } from '../db/dev-outbox'
 import { findProject, isPaused, type Project } from '../db/projects'
 import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
@@ -80,9 +80,13 @@ interface Delivery {
   dims: Partial<MetricDimensions>
 }
 
-/** What an attempt leaves to record (statements for the batch's one record transaction) and to do after. */
+/**
+ * What an attempt leaves to record in the batch's one record transaction, and to do after. A sent
+ * message is recorded with the other sent messages of the batch, in one statement (and its outbox
+ * entry with theirs); an attempt that failed has a statement of its own, which is the rare path.
+ */
 interface Attempted {
-  record: D1PreparedStatement[]
+  record: { sent: SentDelivery; outbox: OutboxMessage | null } | { failed: D1PreparedStatement }
   /** Runs once the record batch ran; `recordError` is its failure, if it failed. */
   finish: (recordError: unknown) => Promise<void> | void
 }
@@ -156,7 +160,18 @@ async function deliverFrom(db: D1Database, deliveries: Delivery[], deps: Consume
     deliveries.map((d, i) => scoped(d, () => attemptOne(d, claims[i] ?? { kind: 'missing' }, deps))),
   )
   const record = new Batch()
-  for (const attempt of attempts) if (attempt) record.addAll(attempt.record)
+  const sent: SentDelivery[] = []
+  const outbox: OutboxMessage[] = []
+  for (const attempt of attempts) {
+    if (!attempt) continue
+    if ('failed' in attempt.record) record.add(attempt.record.failed)
+    else {
+      sent.push(attempt.record.sent)
+      if (attempt.record.outbox) outbox.push(attempt.record.outbox)
+    }
+  }
+  if (sent.length > 0) record.add(sentStatement(db, sent, now()))
+  if (outbox.length > 0) record.add(outboxMessagesStatement(db, outbox))
   let recordError: unknown = null
   try {
     await record.run(db)
@@ -292,7 +307,7 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
     } catch (err) {
       // Wrong key or tampered job: no attempt can succeed.
       return {
-        record: [attemptErrorStatement(env.DB, job.id, 'failed', null, 'code_decrypt_failed', now())],
+        record: { failed: attemptErrorStatement(env.DB, job.id, 'failed', null, 'code_decrypt_failed', now()) },
         finish: (recordError) => {
           if (recordError) return consumerError(d, recordError, deps)
           logEvent('error', event('failed'), {
@@ -321,10 +336,9 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
     if (result.kind === 'sent') {
       // The delivery recorded sent and, from the console provider, its outbox entry. A WhatsApp
       // message that may still turn out undeliverable keeps what its SMS fallback needs.
-      const record = [sentStatement(env.DB, job.id, result.messageId, now(), job.fallback ? fallbackCodeOf(job) : null)]
-      if (result.outbox) record.push(outboxMessageStatement(env.DB, result.outbox))
+      const sent = { id: job.id, messageId: result.messageId, fallbackCode: job.fallback ? fallbackCodeOf(job) : null }
       return {
-        record,
+        record: { sent, outbox: result.outbox ?? null },
         finish: async (recordError) => {
           // The message is out: a retry would send it again, so a failure to record is only logged.
           if (recordError) {
@@ -346,7 +360,7 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
     }
     if (result.kind === 'retry') {
       return {
-        record: [attemptErrorStatement(env.DB, job.id, 'sending', result.errorCode, result.detail, now())],
+        record: { failed: attemptErrorStatement(env.DB, job.id, 'sending', result.errorCode, result.detail, now()) },
         finish: (recordError) => {
           if (recordError) return consumerError(d, recordError, deps)
           const delaySeconds = backoffSeconds(message.attempts, result.minDelaySeconds, deps.random)
@@ -361,7 +375,7 @@ async function attemptOne(d: Delivery, claim: Claim, deps: ConsumerDeps): Promis
       }
     }
     return {
-      record: [attemptErrorStatement(env.DB, job.id, 'failed', result.errorCode, result.detail, now())],
+      record: { failed: attemptErrorStatement(env.DB, job.id, 'failed', result.errorCode, result.detail, now()) },
       finish: async (recordError) => {
         if (recordError) return consumerError(d, recordError, deps)
         logEvent('error', event('failed'), {

@@ -37,25 +37,34 @@ export type Claim =
   | { kind: 'missing' }
 
 /**
- * Claims jobs for one send attempt each, in one D1 batch (one transaction for a whole queue batch),
- * returning their claims in order. A claim requires the code to be unexpired and still the phone's
- * current code (otp_codes.code_id): a job that waited in the queue while the user asked for a new
- * code would only deliver a code that can no longer log in. A job not leased is looked at on its own
- * (unclaimed), which is the rare path.
+ * Claims jobs for one send attempt each, in one D1 batch (one transaction for a whole queue batch)
+ * of one lease statement per provider, returning their claims in order. A claim requires the code to
+ * be unexpired and still the phone's current code (otp_codes.code_id): a job that waited in the
+ * queue while the user asked for a new code would only deliver a code that can no longer log in. A
+ * job not leased is looked at on its own (unclaimed), which is the rare path. So is a second copy of
+ * a job in the same queue batch (queues deliver at least once): only its first copy holds the lease,
+ * and the other finds it held.
  */
 export async function claimDeliveries(
   db: D1Database,
   jobs: readonly { id: string; provider: string }[],
   at: number,
 ): Promise<Claim[]> {
+  const idsByProvider = new Map<string, Set<string>>()
+  for (const job of jobs) idsByProvider.set(job.provider, (idsByProvider.get(job.provider) ?? new Set()).add(job.id))
   const batch = new Batch()
-  const leases = jobs.map((job) => batch.add<LeasedRow>(leaseStatement(db, job.id, job.provider, at, LEASE_MS)))
+  const leases = [...idsByProvider].map(([provider, ids]) =>
+    batch.add<LeasedRow>(leaseStatement(db, [...ids], provider, at, LEASE_MS)),
+  )
   await batch.run(db)
+  const leased = new Map(leases.flatMap((lease) => lease.rows().map((row) => [row.id, row] as const)))
   return Promise.all(
-    leases.map((lease, i) => {
-      const claimed = lease.first()
+    jobs.map((job) => {
+      const claimed = leased.get(job.id)
+      // Taken by this copy: the next copy of the same job, if any, finds the lease held.
+      leased.delete(job.id)
       if (claimed) return { kind: 'claimed' as const, attempts: claimed.attempts, createdAt: claimed.created_at }
-      return unclaimed(db, jobs[i]?.id ?? '', at)
+      return unclaimed(db, job.id, at)
     }),
   )
 }
