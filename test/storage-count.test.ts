@@ -205,6 +205,24 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect([statements(good), lines(good)]).toEqual([4, 0])
   })
 
+  it("writes only the consumed code when a returning user logs in: the phone and user rows are left alone", async () => {
+    const written = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))?.written
+    const p = await project()
+    const first = await countedLogin(p, '+12025550182')
+    await countedAuth(p, first.phoneId, wrong(first.code))
+    const firstAuth = await countedAuth(p, first.phoneId, first.code)
+    expect(firstAuth.status).toBe(200)
+    // The first success verifies the phone and clears the failure the wrong code counted.
+    const firstWritten = written(firstAuth) ?? 0
+    const again = await countedLogin(p, '+12025550182')
+    const returning = await countedAuth(p, again.phoneId, again.code)
+    expect(returning.status).toBe(200)
+    expect(returning.body).toMatchObject({ user: { phone_numbers: [{ phone_id: first.phoneId, verified: true }] } })
+    // The phone is verified and the user has no failures: only the gate row is written.
+    expect(written(returning)).toBe(1)
+    expect(firstWritten).toBeGreaterThan(1)
+  })
+
   it("counts the queue consumer's work apart: a batch of console deliveries is 2 D1 transactions and no line", async () => {
     const p = await project()
     const jobs = []

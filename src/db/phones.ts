@@ -247,13 +247,16 @@ export type SuccessParams = readonly [
 
 /**
  * A success's effect on the phone: verified, and no longer an attachment that could lapse nor a
- * pending exchange. Written only when `succeeded` holds.
+ * pending exchange. Written only when `succeeded` holds, and only when it changes something: the
+ * phone of a returning user is already all that, and rewriting its row would be a D1 row written
+ * (and billed) on every login for nothing.
  */
 export function verifyPhoneStatement(db: D1Database, params: SuccessParams, succeeded: string): D1PreparedStatement {
   return db
     .prepare(
       `UPDATE phones SET verified = 1, attach_expires_at = NULL, replaces_phone_id = NULL
-       WHERE id = ?1 AND project_id = ?2 AND ${succeeded}`,
+       WHERE id = ?1 AND project_id = ?2
+         AND NOT (verified = 1 AND attach_expires_at IS NULL AND replaces_phone_id IS NULL) AND ${succeeded}`,
     )
     .bind(...params)
 }

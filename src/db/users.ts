@@ -209,13 +209,16 @@ export function deleteUserStatement(db: D1Database, projectId: string, userId: s
 
 /**
  * A success's effect on the user: a pending user becomes active, and the consecutive failures and any
- * lock are cleared. Written only when `succeeded` (over SuccessParams' placeholders) holds.
+ * lock are cleared. Written only when `succeeded` (over SuccessParams' placeholders) holds, and only
+ * when it changes something: an active user without failures (most logins) is left unwritten.
  */
 export function userSucceededStatement(db: D1Database, params: SuccessParams, succeeded: string): D1PreparedStatement {
   return db
     .prepare(
       `UPDATE users SET status = 'active', failed_authentications = 0, lock_created_at = NULL, locked_until = NULL
-       WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2) AND ${succeeded}`,
+       WHERE id = (SELECT user_id FROM phones WHERE id = ?1 AND project_id = ?2)
+         AND NOT (status = 'active' AND failed_authentications = 0 AND lock_created_at IS NULL AND locked_until IS NULL)
+         AND ${succeeded}`,
     )
     .bind(...params)
 }
