@@ -44,8 +44,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS projects_public_token ON projects (public_toke
 -- first_name / middle_name / last_name are Stytch's name parts ('' when unset); trusted_metadata and
 -- untrusted_metadata are JSON objects of at most 4 KB each; external_id is the caller's own id for the
 -- user, unique per project (NULL when unset), usable wherever a user_id is.
--- users_project_created orders users.search pages (keyset on created_at, id) and serves its
--- created_at filters; users_external_id resolves external ids and enforces their uniqueness.
+-- users_project_created orders users.search pages (keyset on created_at, id), serves its created_at
+-- filters and every other lookup by project; users_external_id resolves external ids and enforces their uniqueness.
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS users (
   untrusted_metadata TEXT NOT NULL DEFAULT '{}',
   external_id TEXT
 );
-CREATE INDEX IF NOT EXISTS users_project ON users (project_id);
 CREATE INDEX IF NOT EXISTS users_project_created ON users (project_id, created_at, id);
 CREATE UNIQUE INDEX IF NOT EXISTS users_external_id ON users (project_id, external_id)
   WHERE external_id IS NOT NULL;
@@ -128,7 +127,7 @@ CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that
 -- issues the code. The consumer moves it forward; wamid links Meta's status webhooks back to it.
 -- status: queued -> sending -> sent -> delivered -> read, or failed / expired. Transitions never move
--- backwards (src/whatsapp/deliveries.ts); a webhook 'failed' ranks below 'delivered' (multi-device).
+-- backwards (src/db/deliveries.ts); a webhook 'failed' ranks below 'delivered' (multi-device).
 -- lease_until: while a consumer holds the job (status 'sending'), a redelivered copy waits instead of
 -- sending again; NULL when no attempt is in flight. attempts counts provider calls; error_code is Meta's
 -- error.code of the last failure and error_detail our label for it (never Meta's free text).
@@ -158,7 +157,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   fallback_of TEXT,
   fallback_code TEXT
 );
-CREATE INDEX IF NOT EXISTS deliveries_wamid ON deliveries (wamid);
+CREATE INDEX IF NOT EXISTS deliveries_wamid ON deliveries (wamid) WHERE wamid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_phone ON deliveries (phone_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_fallback_of ON deliveries (fallback_of) WHERE fallback_of IS NOT NULL;

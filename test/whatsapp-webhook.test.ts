@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
+import { STATUS_MOVES_SQL } from '../src/db/deliveries'
 import { call, callJson, expectStytchError } from './helpers'
 import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue, signWebhook, statusPayload } from './whatsapp-helpers'
 
@@ -188,5 +189,18 @@ describe('POST /v1/webhooks/whatsapp: delivery status', () => {
     const id = await sentDelivery(wamid)
     await postStatuses([{ id: 'wamid.someone-else', status: 'read' }])
     expect(await deliveryRow(id)).toMatchObject({ status: 'sent' })
+  })
+})
+
+describe('finding the delivery a status names', () => {
+  it('is a lookup on the partial deliveries_wamid index, which holds only rows that have a message id', async () => {
+    const res = await env.DB.prepare(`EXPLAIN QUERY PLAN SELECT id FROM deliveries WHERE ${STATUS_MOVES_SQL}`)
+      .bind('wamid.plan', 'whatsapp', 3)
+      .all<{ detail: string }>()
+    expect(res.results.map((r) => r.detail)).toEqual(['SEARCH deliveries USING INDEX deliveries_wamid (wamid=?)'])
+    const { sql } = (await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries_wamid'").first<{
+      sql: string
+    }>()) ?? { sql: '' }
+    expect(sql).toMatch(/WHERE wamid IS NOT NULL$/)
   })
 })

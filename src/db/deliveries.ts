@@ -218,6 +218,12 @@ const RANK: Record<WebhookStatus, number> = { sent: 1, failed: 2, delivered: 3, 
 const ROW_RANK = `CASE status
   WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 99 END`
 
+/**
+ * SQL: the deliveries a provider status (?1 message id, ?2 channel, ?3 the status's rank) moves
+ * forward. A lookup on deliveries_wamid, which holds only the rows that have a message id.
+ */
+export const STATUS_MOVES_SQL = `wamid = ?1 AND channel = ?2 AND ${ROW_RANK} < ?3`
+
 /** A delivery a status moved forward. */
 export interface StatusUpdatedRow {
   id: string
@@ -251,7 +257,7 @@ export async function applyStatusUpdates(
   failedDetail: string,
 ): Promise<{ event: StatusEvent; rows: StatusUpdatedRow[]; fallbackCodes: FallbackCodeRow[] }[]> {
   if (events.length === 0) return []
-  const moves = `wamid = ?1 AND channel = ?2 AND ${ROW_RANK} < ?3`
+  const moves = STATUS_MOVES_SQL
   const read = db.prepare(`SELECT id, fallback_code FROM deliveries WHERE ${moves} AND fallback_code IS NOT NULL`)
   const update = db.prepare(
     `UPDATE deliveries SET status = ?4, updated_at = ?5,
