@@ -13,6 +13,8 @@ export const WARMUP_PHONES = 100
 export const CODE_MINUTES = 10
 // The production Worker wrapped in the storage accounting; src/index.ts itself carries none of it.
 export const BENCH_ENTRY = 'src/bench/entry.ts'
+// `npm run profile`'s floor: the storage round trips alone (src/bench/floor.ts).
+export const FLOOR_ENTRY = 'src/bench/floor.ts'
 
 /**
  * Worker variables of every bench and profile server: no number is one the console WhatsApp provider

@@ -14,6 +14,12 @@
 //    per isolate and load (open them in Chrome DevTools' Performance panel), and prints each
 //    isolate's share of the samples and our Worker's top functions (mapped to src/ through the
 //    bundle's source map).
+// 3. The floor: the same three loads, no profiler, against src/bench/floor.ts, a Worker with our
+//    bindings that makes only the storage round trips the stack requires (one D1 batch, one KV write
+//    and one queue send per login_or_create, with its consumer's two D1 batches per queue batch; one
+//    KV read and one D1 batch per authenticate) and does nothing else. Our cost above the floor is
+//    what our own code and SQL can still cut; the floor's ratios to bare are the most any Worker
+//    making those round trips reaches on this machine.
 //
 //   npm run profile -- [--requests 500] [--connections 10] [--interval 500] [--out profiles]
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
@@ -28,13 +34,14 @@ import {
   benchProject,
   CODE_MINUTES,
   codesFromOutbox,
+  FLOOR_ENTRY,
   load,
   phone,
   WARMUP_PHONES,
   warmUp,
   withDeadline,
 } from './bench-load.mjs'
-import { cpuSince, groupCpu, idleShare, serverProcessGroup, untilQuiet } from './server-cpu.mjs'
+import { cpuSince, groupCpu, idleShare, RUNTIME_ROLE, serverProcessGroup, untilQuiet } from './server-cpu.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -371,6 +378,43 @@ function cpuTable(runs) {
   ]
 }
 
+/** Our loads beside the floor's: throughput, its ratio to the same server's bare route, and CPU. */
+function floorTable(ours, floor) {
+  const bare = (runs) => runs['GET /health']?.rps ?? Number.NaN
+  const perRequest = (r, role) => (role ? (r.cpu.byRole[role] ?? 0) : r.cpu.total) / r.requests
+  const lines = [
+    row([
+      'Load',
+      'Ours: req/s (÷ bare)',
+      'Floor: req/s (÷ bare)',
+      'Ours: server CPU ms / request',
+      'Floor: server CPU ms / request',
+      'Ours: runtime ms / request',
+      'Floor: runtime ms / request',
+      'Ours above the floor: runtime ms',
+    ]),
+    row(['---', ...Array(7).fill('---:')]),
+  ]
+  for (const [name, r] of Object.entries(ours)) {
+    const f = floor[name]
+    if (!f) continue
+    const ratio = (x, runs) => (name === 'GET /health' ? '' : ` (${(x.rps / bare(runs)).toFixed(2)}×)`)
+    lines.push(
+      row([
+        name,
+        `${Math.round(r.rps)}${ratio(r, ours)}`,
+        `${Math.round(f.rps)}${ratio(f, floor)}`,
+        ms(perRequest(r)),
+        ms(perRequest(f)),
+        ms(perRequest(r, RUNTIME_ROLE)),
+        ms(perRequest(f, RUNTIME_ROLE)),
+        ms(perRequest(r, RUNTIME_ROLE) - perRequest(f, RUNTIME_ROLE)),
+      ]),
+    )
+  }
+  return lines
+}
+
 function shareTables(profiled) {
   const lines = []
   const groups = [...new Set(Object.values(profiled).flatMap((p) => p.isolates.map((i) => isolateGroup(i.id))))]
@@ -492,12 +536,42 @@ async function run() {
       )
     }
     lines.push('', `Profiles (.cpuprofile, one per isolate and load): ${relative(process.cwd(), OUT)}`)
+    for (const inspector of inspectors.splice(0)) inspector.close()
+    await server.stop()
+
+    // 3. The floor, started and loaded the same way, no profiler.
+    const floor = await floorLoads()
+    lines.push(
+      '',
+      'The floor (src/bench/floor.ts: our bindings, only the storage round trips the stack requires, nothing else), ' +
+        'the same loads without a profiler, beside ours from step 1. "Runtime" is the workerd process that runs the ' +
+        'Worker with the D1, KV and Queues simulators and the log collector; under load its one thread is what ' +
+        'login_or_create waits for.',
+      '',
+      ...floorTable(plain, floor),
+    )
     console.log(lines.join('\n'))
   } catch (err) {
     console.error(`--- server output ---\n${server.output().slice(-4000)}`)
     throw err
   } finally {
     for (const inspector of inspectors) inspector.close()
+    await server.stop()
+  }
+}
+
+/** Step 3: the floor Worker on a server of its own, the same loads as step 1. */
+async function floorLoads() {
+  const server = await startServer({ vars: BENCH_VARS, ports: PORTS, entry: FLOOR_ENTRY })
+  try {
+    const url = server.baseUrl
+    const pgid = serverProcessGroup(server.persistTo)
+    await warmUp(url, PROJECT)
+    return await workloads(url, pgid, WARMUP_PHONES, (_name, measure) => measure())
+  } catch (err) {
+    console.error(`--- floor server output ---\n${server.output().slice(-4000)}`)
+    throw err
+  } finally {
     await server.stop()
   }
 }

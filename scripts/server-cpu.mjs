@@ -48,14 +48,15 @@ export function serverProcessGroup(persistTo) {
   throw new Error(`no server process found for ${persistTo}`)
 }
 
+/** The process that runs the Worker with the D1, KV and Queues simulators and the log collector. */
+export const RUNTIME_ROLE = 'workerd (Worker, D1, KV, Queues, log collector)'
+
 /** What a process of the server is, from its command line. */
 function role(args) {
   const line = args.join(' ')
   if (/workerd/.test(args[0] ?? '')) {
     // The runtime of the Worker and its local services is the one wrangler starts with an inspector.
-    return /--inspector-addr/.test(line)
-      ? 'workerd (Worker, D1, KV, Queues, log collector)'
-      : "workerd (wrangler's proxy)"
+    return /--inspector-addr/.test(line) ? RUNTIME_ROLE : "workerd (wrangler's proxy)"
   }
   if (/wrangler-dist\/cli\.js/.test(line)) return 'wrangler (node)'
   if (/scripts\/dev\.mjs/.test(line)) return 'scripts/dev.mjs (node)'
