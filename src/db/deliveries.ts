@@ -83,17 +83,16 @@ export function leaseStatement(
   at: number,
   leaseMs: number,
 ): D1PreparedStatement {
-  return db
-    .prepare(
-      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
-         lease_until = ?2 + ?4,
-         updated_at = ?2
-       WHERE id IN (SELECT value FROM json_each(?1)) AND ${CLAIMABLE} AND expires_at > ?2
-         AND ${CARRIED_CODE} = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
-       RETURNING id, attempts, created_at`,
-    )
-    .bind(JSON.stringify(ids), at, provider, leaseMs)
+  return db.prepare(LEASE_SQL).bind(JSON.stringify(ids), at, provider, leaseMs)
 }
+
+/** leaseStatement's SQL: ?1 the ids (JSON array), ?2 now, ?3 the provider, ?4 the lease's length. */
+export const LEASE_SQL = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, provider = ?3,
+    lease_until = ?2 + ?4,
+    updated_at = ?2
+  WHERE id IN (SELECT value FROM json_each(?1)) AND ${CLAIMABLE} AND expires_at > ?2
+    AND ${CARRIED_CODE} = (SELECT code_id FROM otp_codes WHERE otp_codes.phone_id = deliveries.phone_id)
+  RETURNING id, attempts, created_at`
 
 /**
  * Records a free, pending row as 'expired', with whether its code had expired or been replaced.
@@ -146,18 +145,17 @@ export interface SentDelivery {
  */
 export function sentStatement(db: D1Database, sent: readonly SentDelivery[], at: number): D1PreparedStatement {
   const rows = sent.map((s) => ({ id: s.id, wamid: s.messageId, fallback_code: s.fallbackCode }))
-  return db
-    .prepare(
-      `UPDATE deliveries AS d SET status = 'sent', wamid = v.wamid, lease_until = NULL,
-         error_code = NULL, error_detail = NULL, fallback_code = v.fallback_code,
-         updated_at = ?2
-       FROM (SELECT value ->> '$.id' AS id, value ->> '$.wamid' AS wamid,
-               value ->> '$.fallback_code' AS fallback_code
-             FROM json_each(?1)) AS v
-       WHERE d.id = v.id AND d.status = 'sending'`,
-    )
-    .bind(JSON.stringify(rows), at)
+  return db.prepare(SENT_SQL).bind(JSON.stringify(rows), at)
 }
+
+/** sentStatement's SQL: ?1 the rows (JSON array of id, wamid, fallback_code), ?2 now. */
+export const SENT_SQL = `UPDATE deliveries AS d SET status = 'sent', wamid = v.wamid, lease_until = NULL,
+    error_code = NULL, error_detail = NULL, fallback_code = v.fallback_code,
+    updated_at = ?2
+  FROM (SELECT value ->> '$.id' AS id, value ->> '$.wamid' AS wamid,
+          value ->> '$.fallback_code' AS fallback_code
+        FROM json_each(?1)) AS v
+  WHERE d.id = v.id AND d.status = 'sending'`
 
 /**
  * Ends the claimed attempt with its error, releasing the lease: `status` 'sending' for a transient
