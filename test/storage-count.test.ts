@@ -205,7 +205,7 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect([statements(good), lines(good)]).toEqual([4, 0])
   })
 
-  it("writes only the consumed code when a returning user logs in: the phone and user rows are left alone", async () => {
+  it('writes only the consumed code when a returning user logs in: the phone and user rows are left alone', async () => {
     const written = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))?.written
     const p = await project()
     const first = await countedLogin(p, '+12025550182')
