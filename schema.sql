@@ -208,10 +208,11 @@ CREATE TABLE IF NOT EXISTS limit_guard (
 -- prefix, never the IP itself. bucket is the start (ms) of the bucket counted in: the event's own
 -- millisecond for 'phone' (exact windows), the minute for the others. n = events in that bucket
 -- (for 'search_rows_per_minute', the rows D1 read for the project's user searches in that minute).
--- expires_at = when the row has left every window; batches that record events delete a few expired
--- rows, so no cron is needed. The SMS pumping breaker keeps its state here too: 'sms_conversions'
+-- expires_at = when the row has left every window; the hourly retention run deletes the rows past
+-- it (src/retention.ts), so no request pays for the sweep. The SMS pumping breaker keeps its state here too: 'sms_conversions'
 -- counts SMS codes authenticated, in the minute their SMS was sent; an 'sms_breaker' row (bucket = the
--- trip's millisecond) pauses SMS to its country for the project's cool-down.
+-- trip's millisecond) pauses SMS to its country for the project's cool-down. WITHOUT ROWID: a row
+-- lives in its key's B-tree only, so counting an event writes it once and a window sum reads it there.
 CREATE TABLE IF NOT EXISTS limit_counters (
   project_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -220,7 +221,7 @@ CREATE TABLE IF NOT EXISTS limit_counters (
   n INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (project_id, kind, subject, bucket)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS limit_counters_expiry ON limit_counters (expires_at);
 
 -- Session JWT signing keys (RS256), one active per project (retired_at NULL; the partial unique index

@@ -219,6 +219,11 @@ export function rowKey(table: string, row: Row): string {
   return JSON.stringify(spec(table).key.map((k) => row[k]))
 }
 
+/**
+ * A row's primary key as a row value, `(a, b)`: what names a row in the deletes, since a WITHOUT ROWID
+ * table (limit_counters) has no rowid.
+ */
+const keyTuple = (key: readonly string[]) => `(${key.join(', ')})`
 const keyJoin = (key: readonly string[]) => key.map((k, i) => `t.${k} = json_extract(k.value, '$[${i}]')`).join(' AND ')
 
 /** The rows named by `keys` (JSON arrays) that exist in this database. */
@@ -234,7 +239,7 @@ export function deleteByKeyStatement(db: D1Database, table: string, keys: readon
   const { key } = spec(table)
   return db
     .prepare(
-      `DELETE FROM ${table} WHERE rowid IN (SELECT t.rowid FROM ${table} t JOIN json_each(?1) k ON ${keyJoin(key)})`,
+      `DELETE FROM ${table} WHERE ${keyTuple(key)} IN (SELECT ${keyOrder(key)} FROM ${table} t JOIN json_each(?1) k ON ${keyJoin(key)})`,
     )
     .bind(JSON.stringify(keys.map((k) => JSON.parse(k))))
 }
@@ -277,9 +282,11 @@ export function purgeProjectStatement(
   projectId: string,
   limit: number,
 ): D1PreparedStatement {
-  const { scope } = spec(table)
+  const { scope, key } = spec(table)
   return db
-    .prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT t.rowid FROM ${table} t WHERE ${scope} LIMIT ?2)`)
+    .prepare(
+      `DELETE FROM ${table} WHERE ${keyTuple(key)} IN (SELECT ${keyOrder(key)} FROM ${table} t WHERE ${scope} LIMIT ?2)`,
+    )
     .bind(projectId, limit)
 }
 
