@@ -103,7 +103,8 @@ CREATE INDEX IF NOT EXISTS phones_verified ON phones (project_id, verified, user
 -- sms_country / sms_sent_at are set when an SMS carried the code (sent
 -- on an SMS route, or as the fallback of a WhatsApp message): the destination country and when, so a
 -- successful authentication counts as an SMS conversion in that country's send minute (the pumping
--- breaker, src/limits.ts); NULL for a code that went by WhatsApp only.
+-- breaker, src/limits.ts); NULL for a code that went by WhatsApp only. WITHOUT ROWID: a gate lives in
+-- its key's B-tree only, so each read or write of it is one lookup.
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
   project_id TEXT NOT NULL,
@@ -121,7 +122,7 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   attempted_by TEXT,
   sms_country TEXT,
   sms_sent_at INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that

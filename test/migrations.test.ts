@@ -107,8 +107,7 @@ async function tableNames(): Promise<string[]> {
 /** Every row of every table, only the columns it has now (later migrations may add columns). */
 async function snapshot(tables: string[]): Promise<Record<string, Record<string, unknown>[]>> {
   const rows: Record<string, Record<string, unknown>[]> = {}
-  for (const table of tables)
-    rows[table] = (await env.DB.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all()).results
+  for (const table of tables) rows[table] = (await env.DB.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()).results
   return rows
 }
 

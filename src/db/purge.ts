@@ -10,7 +10,7 @@ export type PurgeTable = 'otp_codes' | 'deliveries' | 'session_factors' | 'sessi
 // Per table: the rows at or before the cut-off ?1, the order in which they go (oldest first), and
 // what names a row (rowid, or the primary key of a WITHOUT ROWID table, which has no rowid).
 const OLDER_THAN: Record<PurgeTable, { where: string; order: string; key?: readonly string[] }> = {
-  otp_codes: { where: 'expires_at <= ?1', order: 'expires_at' },
+  otp_codes: { where: 'expires_at <= ?1', order: 'expires_at', key: ['phone_id'] },
   deliveries: { where: 'created_at <= ?1', order: 'created_at' },
   // Deleted apart from their sessions: the cascade would delete them too, but D1 would then count
   // them as sessions.
