@@ -21,7 +21,10 @@
 //    what our own code and SQL can still cut; the floor's ratios to bare are the most any Worker
 //    making those round trips reaches on this machine.
 //
-//   npm run profile -- [--requests 500] [--connections 10] [--interval 500] [--out profiles]
+// With `--floor-only`, steps 1 and 2 run against the floor itself and step 3 is left out: its
+// isolates profiled like ours, to see where our cost above it goes.
+//
+//   npm run profile -- [--requests 500] [--connections 10] [--interval 500] [--out profiles] [--floor-only]
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
 import { availableParallelism, cpus, loadavg } from 'node:os'
@@ -50,6 +53,7 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '500' },
     out: { type: 'string', default: 'profiles' },
     'max-seconds': { type: 'string', default: '120' },
+    'floor-only': { type: 'boolean', default: false },
   },
 })
 const N = Math.min(Math.max(Number(values.requests) || 0, 50), Math.floor((10_000 - WARMUP_PHONES) / 2))
@@ -459,7 +463,8 @@ function shareTables(profiled) {
 
 async function run() {
   const started = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-  const server = await startServer({ projects: [PROJECT], vars: BENCH_VARS, ports: PORTS, entry: BENCH_ENTRY })
+  const entry = values['floor-only'] ? FLOOR_ENTRY : BENCH_ENTRY
+  const server = await startServer({ projects: [PROJECT], vars: BENCH_VARS, ports: PORTS, entry })
   const inspectors = []
   try {
     const url = server.baseUrl
@@ -514,7 +519,7 @@ async function run() {
     )
 
     const lines = [
-      `Profile ${started} on ${availableParallelism()} CPUs (${cpus()[0]?.model?.trim() ?? 'unknown'}), Node ${process.version}; ` +
+      `${values['floor-only'] ? 'Floor (src/bench/floor.ts; "our Worker" below is the floor) p' : 'P'}rofile ${started} on ${availableParallelism()} CPUs (${cpus()[0]?.model?.trim() ?? 'unknown'}), Node ${process.version}; ` +
         `${N} requests per load (${3 * N} for GET /health) over ${CONNECTIONS} connections, each login for a new number; ` +
         `login_or_create's CPU runs until the queue consumer has delivered every code and the server is idle.`,
       '',
@@ -550,16 +555,17 @@ async function run() {
     await server.stop()
 
     // 3. The floor, started and loaded the same way, no profiler.
-    const floor = await floorLoads()
-    lines.push(
-      '',
-      'The floor (src/bench/floor.ts: our bindings, only the storage round trips the stack requires, nothing else), ' +
-        'the same loads without a profiler, beside ours from step 1. "Runtime" is the workerd process that runs the ' +
-        'Worker with the D1, KV and Queues simulators and the log collector; under load its one thread is what ' +
-        'login_or_create waits for.',
-      '',
-      ...floorTable(plain, floor),
-    )
+    const floor = values['floor-only'] ? null : await floorLoads()
+    if (floor)
+      lines.push(
+        '',
+        'The floor (src/bench/floor.ts: our bindings, only the storage round trips the stack requires, nothing else), ' +
+          'the same loads without a profiler, beside ours from step 1. "Runtime" is the workerd process that runs the ' +
+          'Worker with the D1, KV and Queues simulators and the log collector; under load its one thread is what ' +
+          'login_or_create waits for.',
+        '',
+        ...floorTable(plain, floor),
+      )
     console.log(lines.join('\n'))
   } catch (err) {
     console.error(`--- server output ---\n${server.output().slice(-4000)}`)
