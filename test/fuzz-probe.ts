@@ -15,7 +15,7 @@ import { capturingQueue } from './whatsapp-helpers'
 
 /**
  * One table's row count and its rows serialised, in the order of that text (any changed value changes
- * it; some tables have no rowid to order by).
+ * it; a table need not have a rowid to order by).
  */
 export interface TableState {
   rows: number

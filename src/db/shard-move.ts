@@ -220,8 +220,8 @@ export function rowKey(table: string, row: Row): string {
 }
 
 /**
- * A row's primary key as a row value, `(a, b)`: what names a row in the deletes, since a WITHOUT ROWID
- * table (limit_counters) has no rowid.
+ * A row's primary key as a row value, `(a, b)`: what names a row in the deletes. Not the rowid,
+ * which a table rebuilt WITHOUT ROWID does not have (see src/db/purge.ts).
  */
 const keyTuple = (key: readonly string[]) => `(${key.join(', ')})`
 const keyJoin = (key: readonly string[]) => key.map((k, i) => `t.${k} = json_extract(k.value, '$[${i}]')`).join(' AND ')
