@@ -22,7 +22,7 @@ import { requireSecret } from './env'
 import { StytchError } from './errors'
 import { parseIp } from './ip'
 import { logEvent } from './log'
-import type { ParsedPhone } from './phone'
+import { type ParsedPhone, parsePhone } from './phone'
 import type { ProjectSettings } from './settings'
 
 /**
@@ -160,6 +160,17 @@ export function sendCountry(phone: ParsedPhone): string {
   return phone.country ?? NON_GEOGRAPHIC
 }
 
+/**
+ * The sendCountry of a stored E.164 number, for the metrics: `kept` when the issue recorded it with
+ * the code (KV record, queue job), else the number parsed again (null when there is no number or it
+ * does not parse).
+ */
+export function storedNumberCountry(phoneNumber: string | null, kept?: string | null): string | null {
+  if (kept) return kept
+  const phone = phoneNumber ? parsePhone(phoneNumber) : null
+  return phone ? sendCountry(phone) : null
+}
+
 const sendsPerHour = (scope: IpScope) => `${scope}_sends_per_hour` as const
 const failedAuthsPerHour = (scope: IpScope) => `${scope}_failed_auths_per_hour` as const
 
@@ -179,9 +190,10 @@ const NEW_USER: CounterEvent = { kind: 'new_users_per_hour', subject: '', exact:
 
 /**
  * Statements for one send (login_or_create or /send), to go into the caller's batch after its
- * writes: record the send's events and trip the guard if any limit is now exceeded. The send is recorded only when the batch issued the code (`deliveryId`) and
- * the new user only when `mintedUserId` exists by then, i.e. this very batch created the user; so
- * place these after the find-or-create and code statements.
+ * writes: record the send's events and trip the guard if any limit is now exceeded. The send is
+ * recorded only when the batch issued the code (`deliveryId`) and the new user only when
+ * `mintedUserId` exists by then, i.e. this very batch created the user; so place these after the
+ * find-or-create and code statements.
  */
 export function sendLimitStatements(db: D1Database, s: SendSubject): D1PreparedStatement[] {
   const { settings, now } = s

@@ -344,8 +344,8 @@ export function failedAuthCountStatements(
 /**
  * A cost budget's statements for the caller's batch, before the work they pay for: the guard trips
  * when the counter has already reached its limit, then `reserve` (the least the work is charged) is
- * recorded. Batches run one at a time, so concurrent work
- * sees every earlier reservation. What the work cost beyond it is added afterwards (costStatement).
+ * recorded. Batches run one at a time, so concurrent work sees every earlier reservation. What the
+ * work cost beyond it is added afterwards (costStatement).
  */
 export function budgetStatements(
   db: D1Database,

@@ -42,10 +42,10 @@ export function isLocked(user: Pick<UserRow, 'locked_until'>, at: number): boole
  * Find-or-create for (project, phone number), race-safe inside one batch: D1 runs a batch as one
  * transaction and serialises statements, so of N concurrent batches for the same new number exactly
  * one inserts; the others see the row and insert nothing. `owner` reads the owner back, with the
- * phone's live code (unconsumed, unexpired at `now`), which a new code replaces: put it before the code's statements.
- * An attachment of the number (by /send, or a pending exchange) is released first, inside its window
- * or not: an attachment is no claim on the number (src/db/phones.ts), so its real owner is found or
- * created instead.
+ * phone's live code (unconsumed, unexpired at `now`), which a new code replaces: put it before the
+ * code's statements. An attachment of the number (by /send, or a pending exchange) is released
+ * first, inside its window or not: an attachment is no claim on the number (src/db/phones.ts), so its
+ * real owner is found or created instead.
  */
 export function findOrCreateStatements(
   db: D1Database,

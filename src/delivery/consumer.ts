@@ -6,10 +6,9 @@ import { type OutboxMessage, outboxMessagesStatement } from '../db/dev-outbox'
 import { findProject, isPaused, type Project } from '../db/projects'
 import { projectEnv } from '../db/shard'
 import { rotatingSecret } from '../env'
-import { sendCountry } from '../limits'
+import { storedNumberCountry } from '../limits'
 import { errorName, logEvent, recordEvent } from '../log'
 import { type MetricDimensions, withMetrics } from '../metrics'
-import { parsePhone } from '../phone'
 import { pauseRetrySeconds } from '../shards/pause'
 import { type Claim, claimDeliveries } from './deliveries'
 import { fallbackCodeOf, startFallback } from './fallback'
@@ -127,7 +126,9 @@ async function deliverBatch(batch: MessageBatch, env: Env, deps: ConsumerDeps): 
             provider: provider(job.channel, route.env, route.project.shard),
             dims,
           }
-          byDatabase.set(route.env.DB, [...(byDatabase.get(route.env.DB) ?? []), delivery])
+          const ofDatabase = byDatabase.get(route.env.DB)
+          if (ofDatabase) ofDatabase.push(delivery)
+          else byDatabase.set(route.env.DB, [delivery])
         }),
       )
     }),
@@ -259,12 +260,11 @@ async function withProject(
  * number). The country comes with the job; only a job queued before it did has its number parsed.
  */
 function jobDimensions(job: DeliveryJob): Partial<MetricDimensions> {
-  const phone = job.country === undefined ? parsePhone(job.phone_number) : null
   return {
     project: job.project_id,
     channel: job.channel,
     locale: job.locale,
-    country: job.country ?? (phone ? sendCountry(phone) : ''),
+    country: storedNumberCountry(job.phone_number, job.country) ?? '',
   }
 }
 

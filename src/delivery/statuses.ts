@@ -1,9 +1,8 @@
 import { findProject, isPaused, movesUnderWay } from '../db/projects'
 import { projectEnv, shardDb, shardNumbers } from '../db/shard'
-import { sendCountry } from '../limits'
+import { storedNumberCountry } from '../limits'
 import { logEvent, recordEvent } from '../log'
 import { withMetrics } from '../metrics'
-import { parsePhone } from '../phone'
 import { pauseRetrySeconds } from '../shards/pause'
 import { twilioErrorRule } from '../sms/twilio'
 import { metaErrorRule } from '../whatsapp/meta'
@@ -120,11 +119,10 @@ async function applyOnShards(
  * often arrive only here, after the provider accepted the message.
  */
 function logStatus(channel: Channel, status: AppliedStatus, at: number): void {
-  const phone = status.phoneNumber ? parsePhone(status.phoneNumber) : null
   const fields = {
     delivery_id: status.deliveryId,
     project_id: status.projectId,
-    country: phone ? sendCountry(phone) : null,
+    country: storedNumberCountry(status.phoneNumber),
     status: status.status,
     attempts: status.attempts,
     latency_ms: Math.max(0, at - status.createdAt),

@@ -23,12 +23,12 @@ import {
   failedAuthStatements,
   noteBrake,
   runWithLimits,
-  sendCountry,
   smsConversionStatement,
+  storedNumberCountry,
 } from '../limits'
 import { logEvent, recordEvent } from '../log'
 import { setMetricDimensions } from '../metrics'
-import { parsePhone, SANDBOX_PHONE_NUMBER } from '../phone'
+import { SANDBOX_PHONE_NUMBER } from '../phone'
 import type { AuthenticateInput, StytchUser } from '../schemas'
 import {
   addSessionStatements,
@@ -269,8 +269,7 @@ async function conclude(a: Attempt, pass: Pass): Promise<AuthenticateResult> {
   if (released(pass)) throw new StytchError('unable_to_auth_otp_code')
   if (!state) throw new StytchError('phone_number_not_found')
   // The country the KV record kept at issue; only without one is the number parsed again.
-  const parsed = a.country ? null : parsePhone(state.phone_number)
-  const country = a.country ?? (parsed ? sendCountry(parsed) : null)
+  const country = storedNumberCountry(state.phone_number, a.country)
   if (country) setMetricDimensions({ country })
   const sandboxPhone = project.env === 'test' && state.phone_number === SANDBOX_PHONE_NUMBER
   const used = consumed(pass, a.requestId)

@@ -174,8 +174,8 @@ export async function completeIssue(
   )
   recordEvent('otp.sent', {
     project_id: project.id,
-    channel: issue.target.channel,
-    country: issue.target.country,
+    channel: target.channel,
+    country: target.country,
     locale: pending.locale,
   })
 }
