@@ -366,7 +366,7 @@ async function measuredLoad(url, pgid, spec) {
 
 /** The main scenarios, history and capacity (everything but the search step): their report and whether all passed. */
 async function mainRuns(url, pgid, machine, bundle) {
-  await warmUp(url, BENCH_PROJECT)
+  await warmUp(url, BENCH_PROJECT, { amount: BARE_REQUESTS, connections: CONNECTIONS, maxSeconds: MAX_SECONDS })
   const phones = Array.from({ length: N }, (_, i) => phone(WARMUP_PHONES + i))
   const methods = new Array(N)
   // The bare route runs before the first scenario and after each one (once the queue consumer is idle
@@ -392,15 +392,6 @@ async function mainRuns(url, pgid, machine, bundle) {
     row.bare = (bareRuns.at(-2).rps + bareRuns.at(-1).rps) / 2
     return row
   }
-  // A first bare run warms the server's processes up (the first one after start-up measured up to
-  // half the rate of the next ones); it is not compared with anything.
-  await load(url, {
-    name: 'GET /health (bare, warm-up)',
-    method: 'GET',
-    path: '/health',
-    amount: BARE_REQUESTS,
-    expect: 200,
-  })
   await bare()
   /** @type {string[]} */
   let codes = []

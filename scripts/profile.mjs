@@ -246,16 +246,6 @@ async function workloads(url, pgid, first, around, quiet = {}) {
       return { ...row, cpu, loadAverage }
     })
   }
-  // Unmeasured: the first bare run after start-up is slower than the next ones (the bench saw half the rate).
-  const warmUpBare = {
-    ...common,
-    name: 'GET /health (warm-up)',
-    method: 'GET',
-    path: '/health',
-    amount: 3 * N,
-    expect: 200,
-  }
-  await load(url, /** @type {any} */ (warmUpBare))
   await measured('GET /health', { method: 'GET', path: '/health', amount: 3 * N, expect: 200 })
   await measured('login_or_create', {
     path: '/v1/otps/whatsapp/login_or_create',
@@ -469,7 +459,7 @@ async function run() {
   try {
     const url = server.baseUrl
     const pgid = serverProcessGroup(server.persistTo)
-    await warmUp(url, PROJECT)
+    await warmUp(url, PROJECT, { amount: 3 * N, connections: CONNECTIONS, maxSeconds: MAX_SECONDS })
 
     // 1. No profiler: the CPU per request the operating system counts.
     const plain = await workloads(url, pgid, WARMUP_PHONES, (_name, measure) => measure())
@@ -582,7 +572,7 @@ async function floorLoads() {
   try {
     const url = server.baseUrl
     const pgid = serverProcessGroup(server.persistTo)
-    await warmUp(url, PROJECT)
+    await warmUp(url, PROJECT, { amount: 3 * N, connections: CONNECTIONS, maxSeconds: MAX_SECONDS })
     return await workloads(url, pgid, WARMUP_PHONES, (_name, measure) => measure())
   } catch (err) {
     console.error(`--- floor server output ---\n${server.output().slice(-4000)}`)
