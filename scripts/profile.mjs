@@ -454,13 +454,82 @@ function shareTables(profiled) {
 async function run() {
   const started = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
   const entry = values['floor-only'] ? FLOOR_ENTRY : BENCH_ENTRY
+  const { plain, profiled } = await onWarmServer(entry, profiledLoads)
+  const lines = [
+    `${values['floor-only'] ? 'Floor (src/bench/floor.ts; "our Worker" below is the floor) p' : 'P'}rofile ${started} on ${availableParallelism()} CPUs (${cpus()[0]?.model?.trim() ?? 'unknown'}), Node ${process.version}; ` +
+      `${N} requests per load (${3 * N} for GET /health) over ${CONNECTIONS} connections, each login for a new number; ` +
+      `login_or_create's CPU runs until the queue consumer has delivered every code and the server is idle.`,
+    '',
+    'Server CPU per request from /proc (user + system time of each process of the server), no profiler attached:',
+    '',
+    ...cpuTable(plain),
+    '',
+    `Share of the workerd runtime's samples per isolate (V8 CPU profiles, one sample every ${INTERVAL_US} µs while ` +
+      'an isolate runs; "(idle)" left out), and the same as ms per request (samples × interval, with the ' +
+      "profiler's own overhead):",
+    '',
+    ...shareTables(profiled),
+  ]
+  for (const [name, p] of Object.entries(profiled)) {
+    if (!p.top) continue
+    lines.push(
+      '',
+      `Our Worker, ${name}: top functions by self samples (share of the Worker's samples; native code named with its caller)`,
+      '',
+      row(['Function', 'Self']),
+      row(['---', '---:']),
+      ...p.top.self.map((f) => row([f.name.replaceAll('|', '\\|'), pct(f.share)])),
+      '',
+      `Our Worker, ${name}: functions of src/ by total samples (with what they call)`,
+      '',
+      row(['Function', 'Total']),
+      row(['---', '---:']),
+      ...p.top.total.map((f) => row([f.name.replaceAll('|', '\\|'), pct(f.share)])),
+    )
+  }
+  lines.push('', `Profiles (.cpuprofile, one per isolate and load): ${relative(process.cwd(), OUT)}`)
+
+  // 3. The floor, started and loaded the same way, no profiler.
+  if (!values['floor-only']) {
+    const floor = await onWarmServer(FLOOR_ENTRY, (url, pgid) =>
+      workloads(url, pgid, WARMUP_PHONES, (_name, measure) => measure()),
+    )
+    lines.push(
+      '',
+      'The floor (src/bench/floor.ts: our bindings, only the storage round trips the stack requires, nothing else), ' +
+        'the same loads without a profiler, beside ours from step 1. "Runtime" is the workerd process that runs the ' +
+        'Worker with the D1, KV and Queues simulators and the log collector; under load its one thread is what ' +
+        'login_or_create waits for.',
+      '',
+      ...floorTable(plain, floor),
+    )
+  }
+  console.log(lines.join('\n'))
+}
+
+/**
+ * Starts a server with `entry` as the bench does (the profile's project, a fresh state), warms it up
+ * (warmUp, with one unmeasured bare run at load), runs `fn(url, pgid)` and stops the server whatever
+ * happens; on a failure the end of the server's output goes to stderr.
+ */
+async function onWarmServer(entry, fn) {
   const server = await startServer({ projects: [PROJECT], vars: BENCH_VARS, ports: PORTS, entry })
+  try {
+    const pgid = serverProcessGroup(server.persistTo)
+    await warmUp(server.baseUrl, PROJECT, { amount: 3 * N, connections: CONNECTIONS, maxSeconds: MAX_SECONDS })
+    return await fn(server.baseUrl, pgid)
+  } catch (err) {
+    console.error(`--- server output (${entry}) ---\n${server.output().slice(-4000)}`)
+    throw err
+  } finally {
+    await server.stop()
+  }
+}
+
+/** Steps 1 and 2 on one warm server: the loads without a profiler, then again with every isolate profiled. */
+async function profiledLoads(url, pgid) {
   const inspectors = []
   try {
-    const url = server.baseUrl
-    const pgid = serverProcessGroup(server.persistTo)
-    await warmUp(url, PROJECT, { amount: 3 * N, connections: CONNECTIONS, maxSeconds: MAX_SECONDS })
-
     // 1. No profiler: the CPU per request the operating system counts.
     const plain = await workloads(url, pgid, WARMUP_PHONES, (_name, measure) => measure())
 
@@ -507,78 +576,9 @@ async function run() {
       },
       quiet,
     )
-
-    const lines = [
-      `${values['floor-only'] ? 'Floor (src/bench/floor.ts; "our Worker" below is the floor) p' : 'P'}rofile ${started} on ${availableParallelism()} CPUs (${cpus()[0]?.model?.trim() ?? 'unknown'}), Node ${process.version}; ` +
-        `${N} requests per load (${3 * N} for GET /health) over ${CONNECTIONS} connections, each login for a new number; ` +
-        `login_or_create's CPU runs until the queue consumer has delivered every code and the server is idle.`,
-      '',
-      'Server CPU per request from /proc (user + system time of each process of the server), no profiler attached:',
-      '',
-      ...cpuTable(plain),
-      '',
-      `Share of the workerd runtime's samples per isolate (V8 CPU profiles, one sample every ${INTERVAL_US} µs while ` +
-        'an isolate runs; "(idle)" left out), and the same as ms per request (samples × interval, with the ' +
-        "profiler's own overhead):",
-      '',
-      ...shareTables(profiled),
-    ]
-    for (const [name, p] of Object.entries(profiled)) {
-      if (!p.top) continue
-      lines.push(
-        '',
-        `Our Worker, ${name}: top functions by self samples (share of the Worker's samples; native code named with its caller)`,
-        '',
-        row(['Function', 'Self']),
-        row(['---', '---:']),
-        ...p.top.self.map((f) => row([f.name.replaceAll('|', '\\|'), pct(f.share)])),
-        '',
-        `Our Worker, ${name}: functions of src/ by total samples (with what they call)`,
-        '',
-        row(['Function', 'Total']),
-        row(['---', '---:']),
-        ...p.top.total.map((f) => row([f.name.replaceAll('|', '\\|'), pct(f.share)])),
-      )
-    }
-    lines.push('', `Profiles (.cpuprofile, one per isolate and load): ${relative(process.cwd(), OUT)}`)
-    for (const inspector of inspectors.splice(0)) inspector.close()
-    await server.stop()
-
-    // 3. The floor, started and loaded the same way, no profiler.
-    const floor = values['floor-only'] ? null : await floorLoads()
-    if (floor)
-      lines.push(
-        '',
-        'The floor (src/bench/floor.ts: our bindings, only the storage round trips the stack requires, nothing else), ' +
-          'the same loads without a profiler, beside ours from step 1. "Runtime" is the workerd process that runs the ' +
-          'Worker with the D1, KV and Queues simulators and the log collector; under load its one thread is what ' +
-          'login_or_create waits for.',
-        '',
-        ...floorTable(plain, floor),
-      )
-    console.log(lines.join('\n'))
-  } catch (err) {
-    console.error(`--- server output ---\n${server.output().slice(-4000)}`)
-    throw err
+    return { plain, profiled }
   } finally {
     for (const inspector of inspectors) inspector.close()
-    await server.stop()
-  }
-}
-
-/** Step 3: the floor Worker on a server of its own, the same loads as step 1. */
-async function floorLoads() {
-  const server = await startServer({ vars: BENCH_VARS, ports: PORTS, entry: FLOOR_ENTRY })
-  try {
-    const url = server.baseUrl
-    const pgid = serverProcessGroup(server.persistTo)
-    await warmUp(url, PROJECT, { amount: 3 * N, connections: CONNECTIONS, maxSeconds: MAX_SECONDS })
-    return await workloads(url, pgid, WARMUP_PHONES, (_name, measure) => measure())
-  } catch (err) {
-    console.error(`--- floor server output ---\n${server.output().slice(-4000)}`)
-    throw err
-  } finally {
-    await server.stop()
   }
 }
 
