@@ -45,8 +45,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS projects_public_token ON projects (public_toke
 -- untrusted_metadata are JSON objects of at most 4 KB each; external_id is the caller's own id for the
 -- user, unique per project (NULL when unset), usable wherever a user_id is.
 -- users_project_created orders users.search pages (keyset on created_at, id), serves its created_at
--- filters and every other lookup by project; users_external_id resolves external ids and enforces
--- their uniqueness.
+-- filters and every other lookup by project; users_external_id resolves external ids and enforces their uniqueness.
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY,
   project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -104,7 +103,8 @@ CREATE INDEX IF NOT EXISTS phones_verified ON phones (project_id, verified, user
 -- sms_country / sms_sent_at are set when an SMS carried the code (sent
 -- on an SMS route, or as the fallback of a WhatsApp message): the destination country and when, so a
 -- successful authentication counts as an SMS conversion in that country's send minute (the pumping
--- breaker, src/limits.ts); NULL for a code that went by WhatsApp only.
+-- breaker, src/limits.ts); NULL for a code that went by WhatsApp only. WITHOUT ROWID: a gate lives in
+-- its key's B-tree only, so each read or write of it is one lookup.
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
   project_id TEXT NOT NULL,
@@ -122,7 +122,7 @@ CREATE TABLE IF NOT EXISTS otp_codes (
   attempted_by TEXT,
   sms_country TEXT,
   sms_sent_at INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
 
 -- One row per delivery job (id = the code_id of the code it carries), written in the same batch that
@@ -212,7 +212,8 @@ CREATE TABLE IF NOT EXISTS limit_guard (
 -- expires_at = when the row has left every window; the hourly retention run deletes the rows past
 -- it (src/retention.ts), so no request pays for the sweep. The SMS pumping breaker keeps its state here too: 'sms_conversions'
 -- counts SMS codes authenticated, in the minute their SMS was sent; an 'sms_breaker' row (bucket = the
--- trip's millisecond) pauses SMS to its country for the project's cool-down.
+-- trip's millisecond) pauses SMS to its country for the project's cool-down. WITHOUT ROWID: a row
+-- lives in its key's B-tree only, so counting an event writes it once and a window sum reads it there.
 CREATE TABLE IF NOT EXISTS limit_counters (
   project_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -221,7 +222,7 @@ CREATE TABLE IF NOT EXISTS limit_counters (
   n INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (project_id, kind, subject, bucket)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS limit_counters_expiry ON limit_counters (expires_at);
 
 -- Session JWT signing keys (RS256), one active per project (retired_at NULL; the partial unique index

@@ -223,6 +223,19 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
     expect(firstWritten).toBeGreaterThan(1)
   })
 
+  it('writes a counter row and a gate once each: WITHOUT ROWID tables keep no second copy in a key index', async () => {
+    const written = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))?.written
+    const p = await project()
+    // D1 meters (and bills) every B-tree entry a row is written to. A new number's first login in a
+    // project writes: the user (table, key index, users_project_created: 3), the phone (table, key
+    // index, number, user and verified indexes: 5), the gate (its key's B-tree and the expiry index:
+    // 2), the delivery (table, key index, phone and created indexes: 4) and three new counter rows
+    // (each its key's B-tree and the expiry index: 6). As rowid tables the gate and each counter row
+    // had one more entry each, in the key's automatic index: 24.
+    const login = await countedLogin(p, '+12025550183')
+    expect(written(login.res)).toBe(20)
+  })
+
   it("counts the queue consumer's work apart: a batch of console deliveries is 2 D1 transactions and no line", async () => {
     const p = await project()
     const jobs = []

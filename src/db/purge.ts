@@ -8,10 +8,8 @@
 export type PurgeTable = 'otp_codes' | 'deliveries' | 'session_factors' | 'sessions' | 'limit_counters' | 'dev_outbox'
 
 // Per table: the rows at or before the cut-off ?1, the order in which they go (oldest first), and
-// what names a row: its rowid, or its primary key. The gates and the counters are named by key, so
-// that a later release can rebuild those two tables WITHOUT ROWID (one B-tree per row instead of the
-// table and its key's index) while the Worker before it, which a rollback may bring back, still
-// purges them.
+// what names a row: its rowid, or its primary key. The gates and the counters are WITHOUT ROWID
+// tables (migrations 0016 and 0017), which have no rowid, so they are named by key.
 const OLDER_THAN: Record<PurgeTable, { where: string; order: string; key?: readonly string[] }> = {
   otp_codes: { where: 'expires_at <= ?1', order: 'expires_at', key: ['phone_id'] },
   deliveries: { where: 'created_at <= ?1', order: 'created_at' },

@@ -221,7 +221,7 @@ export function rowKey(table: string, row: Row): string {
 
 /**
  * A row's primary key as a row value, `(a, b)`: what names a row in the deletes. Not the rowid,
- * which a table rebuilt WITHOUT ROWID does not have (see src/db/purge.ts).
+ * which a WITHOUT ROWID table (limit_counters, otp_codes) does not have.
  */
 const keyTuple = (key: readonly string[]) => `(${key.join(', ')})`
 const keyJoin = (key: readonly string[]) => key.map((k, i) => `t.${k} = json_extract(k.value, '$[${i}]')`).join(' AND ')
