@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { ipKeys, ipPrefixes, LIMITS, trippedLimit } from '../src/limits'
+import { ipKeys, ipPrefixes, LIMITS, type SendSubject, sendLimitStatements, trippedLimit } from '../src/limits'
 import { purge } from '../src/retention'
+import { parseSettings } from '../src/settings'
 import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject, tableCounts } from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
@@ -235,5 +236,42 @@ describe('ipPrefixes', () => {
     expect(other.map((k, i) => k.key === a[i]?.key)).toEqual([false, true, true])
     expect(JSON.stringify(a)).not.toContain('2001')
     expect(await ipKeys(env, undefined)).toEqual([])
+  })
+})
+
+describe("the guard's statement", () => {
+  // workerd's D1PreparedStatement keeps its SQL and bound values as `statement` and `params`.
+  const sqlOf = (stmt: D1PreparedStatement) => {
+    const { statement, params } = stmt as unknown as { statement: unknown; params: unknown[] }
+    if (typeof statement !== 'string' || !Array.isArray(params)) throw new Error('a D1 statement without its SQL')
+    return { statement, params }
+  }
+
+  it('sums each window once: the outer condition is not compiled into the inner select a second time', async () => {
+    const at = Date.now()
+    const subject: SendSubject = {
+      projectId: 'project-test-guard-plan',
+      settings: parseSettings('{}'),
+      phoneNumber: '+12025550123',
+      country: 'US',
+      ip: await ipKeys(env, '2001:db8:1234:5678::1'),
+      mintedUserId: 'user-test-guard-plan',
+      deliveryId: 'delivery-guard-plan',
+      now: at,
+    }
+    const guard = sendLimitStatements(env.DB, subject).at(-1)
+    if (!guard) throw new Error('no guard statement')
+    const { statement, params } = sqlOf(guard)
+    expect(statement).toMatch(/^INSERT INTO limit_guard/)
+    const checks = (statement.match(/\bAS c\d+\b/g) ?? []).length
+    // With the defaults: the phone's cooldown, hour and day, three IP scopes, the country, new users.
+    expect(checks).toBe(8)
+    const lines = (
+      await env.DB.prepare(`EXPLAIN QUERY PLAN ${statement}`)
+        .bind(...params)
+        .all<{ detail: string }>()
+    ).results.map((r) => r.detail)
+    const sums = lines.filter((l) => l.startsWith('SEARCH limit_counters USING PRIMARY KEY'))
+    expect(sums).toHaveLength(checks)
   })
 })
