@@ -242,7 +242,10 @@ async function workloads(url, pgid, first, around, quiet = {}) {
       const loadAverage = loadavg()[0]
       const row = await load(url, { ...common, ...spec, name })
       const cpu = cpuSince(before, await untilQuiet(pgid, quiet))
-      if (!row.ok) throw new Error(`${name}: not every reply was ${spec.expect} (${JSON.stringify(row.statuses)})`)
+      if (!row.ok) {
+        const missing = `${row.errors} connection errors, ${row.timeouts} timeouts after 10 s`
+        throw new Error(`${name}: not every reply was ${spec.expect} (${JSON.stringify(row.statuses)}; ${missing})`)
+      }
       return { ...row, cpu, loadAverage }
     })
   }
