@@ -10,7 +10,7 @@
 -- (and its index) dropped, the index created again. Nothing names a gate by rowid: the retention
 -- purge and project moves name rows by their key, in this release and in the one before it, so a
 -- rollback to that Worker runs against the rebuilt table too. Expired gates are purged every hour,
--- so the copy holds the gates of recent logins only.
+-- so the copy holds the gates of recent logins only, in key order (as 0016 copies its rows).
 ALTER TABLE otp_codes RENAME TO otp_codes_rowid;
 CREATE TABLE IF NOT EXISTS otp_codes (
   phone_id TEXT PRIMARY KEY REFERENCES phones(id) ON DELETE CASCADE,
@@ -34,6 +34,7 @@ INSERT INTO otp_codes (phone_id, project_id, code_id, mac, expires_at, attempts,
     ip_address, user_agent, created_at, ip_hash, ua_hash, attempted_by, sms_country, sms_sent_at)
   SELECT phone_id, project_id, code_id, mac, expires_at, attempts, consumed_at, consumed_by,
     ip_address, user_agent, created_at, ip_hash, ua_hash, attempted_by, sms_country, sms_sent_at
-  FROM otp_codes_rowid;
+  FROM otp_codes_rowid
+  ORDER BY phone_id;
 DROP TABLE otp_codes_rowid;
 CREATE INDEX IF NOT EXISTS otp_codes_expiry ON otp_codes (expires_at);
