@@ -359,6 +359,14 @@ export function tableRows<T = Record<string, unknown>>(
   )
 }
 
+/** The lines (`detail`) of SQLite's query plan for `sql` bound to `params`, in the test database. */
+export async function queryPlan(sql: string, ...params: unknown[]): Promise<string[]> {
+  const res = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...params)
+    .all<{ detail: string }>()
+  return res.results.map((r) => r.detail)
+}
+
 /** Each table's row count, keyed by table name; with `projectId` only that project's rows; from `db`. */
 export function tableCounts(
   tables: readonly string[],

@@ -3,7 +3,15 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { ipKeys, ipPrefixes, LIMITS, type SendSubject, sendLimitStatements, trippedLimit } from '../src/limits'
 import { purge } from '../src/retention'
 import { parseSettings } from '../src/settings'
-import { countingEnv, expectStytchError, loginOrCreate, newProject, type TestProject, tableCounts } from './helpers'
+import {
+  countingEnv,
+  expectStytchError,
+  loginOrCreate,
+  newProject,
+  queryPlan,
+  type TestProject,
+  tableCounts,
+} from './helpers'
 
 const T0 = Date.parse('2026-11-27T10:00:00Z')
 const MINUTE = 60_000
@@ -266,11 +274,7 @@ describe("the guard's statement", () => {
     const checks = (statement.match(/\bAS c\d+\b/g) ?? []).length
     // With the defaults: the phone's cooldown, hour and day, three IP scopes, the country, new users.
     expect(checks).toBe(8)
-    const lines = (
-      await env.DB.prepare(`EXPLAIN QUERY PLAN ${statement}`)
-        .bind(...params)
-        .all<{ detail: string }>()
-    ).results.map((r) => r.detail)
+    const lines = await queryPlan(statement, ...params)
     const sums = lines.filter((l) => l.startsWith('SEARCH limit_counters USING PRIMARY KEY'))
     expect(sums).toHaveLength(checks)
   })

@@ -27,6 +27,7 @@ import { project, wrong } from './otp-helpers'
 
 const flagged = (base: Env = env) => ({ ...base, BENCH_COUNT_STORAGE: '1' }) as Env
 const ops = (res: { headers: Headers }) => parseCounts(res.headers.get(STORAGE_OPS_HEADER))
+const written = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))?.written
 const only = (counts: Partial<StorageCounts>): StorageCounts => ({
   d1: 0,
   kv_read: 0,
@@ -206,7 +207,6 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
   })
 
   it('writes only the consumed code when a returning user logs in: the phone and user rows are left alone', async () => {
-    const written = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))?.written
     const p = await project()
     const first = await countedLogin(p, '+12025550182')
     await countedAuth(p, first.phoneId, wrong(first.code))
@@ -224,7 +224,6 @@ describe('storage accounting (BENCH_COUNT_STORAGE)', () => {
   })
 
   it('writes a counter row and a gate once each: WITHOUT ROWID tables keep no second copy in a key index', async () => {
-    const written = (res: { headers: Headers }) => parseRows(res.headers.get(D1_ROWS_HEADER))?.written
     const p = await project()
     // D1 meters (and bills) every B-tree entry a row is written to. A new number's first login in a
     // project writes: the user (table, key index, users_project_created: 3), the phone (table, key

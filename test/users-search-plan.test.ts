@@ -1,7 +1,7 @@
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { pagePhonesSql, SEARCH_TOTAL_CAP, type Sql, searchSql } from '../src/db/user-search'
 import { SearchUsersRequest } from '../src/schemas'
+import { queryPlan } from './helpers'
 
 // users.search runs on indexes only: SQLite's own query plans for every filter, alone and combined,
 // never scan a table, and the filters that name users (ids, numbers) never walk the project.
@@ -23,12 +23,7 @@ const OPERANDS = {
 const NARROWING = ['phone_number', 'phone_id', 'user_id']
 const UNVERIFIED = { filter_name: 'phone_verified', filter_value: false } as const
 
-async function plan(s: Sql): Promise<string[]> {
-  const res = await env.DB.prepare(`EXPLAIN QUERY PLAN ${s.sql}`)
-    .bind(...s.params)
-    .all<{ detail: string }>()
-  return res.results.map((r) => r.detail)
-}
+const plan = (s: Sql): Promise<string[]> => queryPlan(s.sql, ...s.params)
 
 const cursorOf = (text: string) => btoa(text).replace(/=+$/, '')
 

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { LEASE_SQL, SENT_SQL } from '../src/db/deliveries'
 import { backoffSeconds } from '../src/delivery/consumer'
 import { LEASE_MS } from '../src/delivery/deliveries'
+import { queryPlan } from './helpers'
 import { deliveryRow, issueJob, metaEnv, metaError, metaSuccess, runQueue } from './whatsapp-helpers'
 
 let fetchSpy: MockInstance<typeof fetch>
@@ -230,22 +231,16 @@ describe('backoffSeconds', () => {
 describe("the consumer's statements for a whole queue batch", () => {
   // One statement leases or records every job of a queue batch: each job must be a lookup by id on
   // the deliveries key, never a walk of the table, which holds every delivery of the last 30 days.
-  const plan = async (sql: string, ...params: unknown[]) =>
-    (
-      await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
-        .bind(...params)
-        .all<{ detail: string }>()
-    ).results.map((r) => r.detail)
   const walksDeliveries = (detail: string) => /^SCAN (deliveries|d)\b/.test(detail)
 
   it('leases by id', async () => {
-    const lines = await plan(LEASE_SQL, '["a","b"]', 1, 'meta', 2)
+    const lines = await queryPlan(LEASE_SQL, '["a","b"]', 1, 'meta', 2)
     expect(lines).toContain('SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_1 (id=?)')
     expect(lines.filter(walksDeliveries)).toEqual([])
   })
 
   it('records sent by id', async () => {
-    const lines = await plan(SENT_SQL, '[{"id":"a","wamid":"w","fallback_code":null}]', 1)
+    const lines = await queryPlan(SENT_SQL, '[{"id":"a","wamid":"w","fallback_code":null}]', 1)
     expect(lines).toContain('SEARCH d USING INDEX sqlite_autoindex_deliveries_1 (id=?)')
     expect(lines.filter(walksDeliveries)).toEqual([])
   })

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import { STATUS_MOVES_SQL } from '../src/db/deliveries'
-import { call, callJson, expectStytchError } from './helpers'
+import { call, callJson, expectStytchError, queryPlan } from './helpers'
 import { deliveryRow, issueJob, metaEnv, metaSuccess, runQueue, signWebhook, statusPayload } from './whatsapp-helpers'
 
 const PATH = '/v1/webhooks/whatsapp'
@@ -194,10 +194,8 @@ describe('POST /v1/webhooks/whatsapp: delivery status', () => {
 
 describe('finding the delivery a status names', () => {
   it('is a lookup on the partial deliveries_wamid index, which holds only rows that have a message id', async () => {
-    const res = await env.DB.prepare(`EXPLAIN QUERY PLAN SELECT id FROM deliveries WHERE ${STATUS_MOVES_SQL}`)
-      .bind('wamid.plan', 'whatsapp', 3)
-      .all<{ detail: string }>()
-    expect(res.results.map((r) => r.detail)).toEqual(['SEARCH deliveries USING INDEX deliveries_wamid (wamid=?)'])
+    const lines = await queryPlan(`SELECT id FROM deliveries WHERE ${STATUS_MOVES_SQL}`, 'wamid.plan', 'whatsapp', 3)
+    expect(lines).toEqual(['SEARCH deliveries USING INDEX deliveries_wamid (wamid=?)'])
     const { sql } = (await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries_wamid'").first<{
       sql: string
     }>()) ?? { sql: '' }
