@@ -243,7 +243,7 @@ async function workloads(url, pgid, first, around, quiet = {}) {
       const row = await load(url, { ...common, ...spec, name })
       const cpu = cpuSince(before, await untilQuiet(pgid, quiet))
       if (!row.ok) {
-        const missing = `${row.errors} connection errors, ${row.timeouts} timeouts after 10 s`
+        const missing = `${row.errors} connection errors, ${row.timeouts} of them timeouts after 10 s`
         throw new Error(`${name}: not every reply was ${spec.expect} (${JSON.stringify(row.statuses)}; ${missing})`)
       }
       return { ...row, cpu, loadAverage }
